@@ -1,0 +1,307 @@
+package boltstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tokengate/tokengate/internal/store"
+	"github.com/tokengate/tokengate/internal/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openTemp(t)
+	})
+}
+
+func TestOpenCreatesPrivateDirAndFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state", "tokengate")
+	path := filepath.Join(dir, "tg.db")
+	openAt(t, path, Options{})
+	for _, c := range []struct {
+		path string
+		want os.FileMode
+	}{{dir, 0o700}, {path, 0o600}} {
+		fi, err := os.Stat(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != c.want {
+			t.Errorf("%s has mode %o, want %o", c.path, got, c.want)
+		}
+	}
+}
+
+func TestOpenLockedTimesOut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tg.db")
+	openAt(t, path, Options{})
+	start := time.Now()
+	s, err := Open(path, Options{Timeout: 100 * time.Millisecond})
+	if err == nil {
+		s.Close()
+		t.Fatal("second Open of a locked file succeeded")
+	}
+	if want := "embedded store " + path + " is locked by another process"; !strings.Contains(err.Error(), want) {
+		t.Fatalf("error = %q, want it to contain %q", err, want)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("Open waited %s despite a 100ms timeout", waited)
+	}
+}
+
+func TestDataSurvivesReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tg.db")
+	s := openAt(t, path, Options{})
+	tok := createAliceToken(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openAt(t, path, Options{})
+	g, err := s.LookupToken(t.Context(), tok.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Token.ID != tok.ID || g.Owner.Name != "alice" {
+		t.Fatalf("after reopen LookupToken = %+v, want token %s of alice", g, tok.ID)
+	}
+}
+
+func TestClosedStoreFails(t *testing.T) {
+	s := openTemp(t)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.GetUser(t.Context(), "alice")
+	if err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetUser on a closed store = %v, want a store failure", err)
+	}
+}
+
+func TestUpdateMayNotChangeIdentity(t *testing.T) {
+	s := openTemp(t)
+	tok := createAliceToken(t, s)
+	ctx := t.Context()
+	_, err := s.UpdateToken(ctx, "alice", tok.ID, func(t *store.Token) error {
+		t.Hash[0]++
+		return nil
+	})
+	if err == nil {
+		t.Fatal("UpdateToken changed the hash")
+	}
+	if _, err := s.LookupToken(ctx, tok.Hash); err != nil {
+		t.Fatalf("token lost after refused update: %v", err)
+	}
+	_, err = s.UpdateUser(ctx, "alice", func(u *store.User) error {
+		u.Name = "mallory"
+		return nil
+	})
+	if err == nil {
+		t.Fatal("UpdateUser renamed the user")
+	}
+	if _, err := s.GetUser(ctx, "alice"); err != nil {
+		t.Fatalf("user lost after refused rename: %v", err)
+	}
+}
+
+func TestCheckRepairs(t *testing.T) {
+	cases := []struct {
+		name     string
+		damage   func(tx *bolt.Tx, tok store.Token) error
+		problems int
+	}{
+		{"DanglingIndexEntry", func(tx *bolt.Tx, _ store.Token) error {
+			h := randomHash()
+			return tx.Bucket(bucketIndex).Put(h[:], indexValue("alice", "ghost"))
+		}, 1},
+		{"IndexEntryWithWrongHash", func(tx *bolt.Tx, tok store.Token) error {
+			h := randomHash()
+			return tx.Bucket(bucketIndex).Put(h[:], indexValue("alice", tok.ID))
+		}, 1},
+		{"MissingIndexEntry", func(tx *bolt.Tx, tok store.Token) error {
+			return tx.Bucket(bucketIndex).Delete(tok.Hash[:])
+		}, 1},
+		{"OrphanTokens", func(tx *bolt.Tx, _ store.Token) error {
+			return tx.Bucket(bucketUsers).Delete([]byte("alice"))
+		}, 2}, // the orphan bucket and the index entry pointing into it
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openTemp(t)
+			tok := createAliceToken(t, s)
+			if err := s.db.Update(func(tx *bolt.Tx) error { return tc.damage(tx, tok) }); err != nil {
+				t.Fatal(err)
+			}
+			assertCheck(t, s, false, tc.problems, 0)
+			assertCheck(t, s, false, tc.problems, 0) // reporting repaired nothing
+
+			var events []store.Event
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			if err := s.Subscribe(ctx, func(e store.Event) { events = append(events, e) }); err != nil {
+				t.Fatal(err)
+			}
+			assertCheck(t, s, true, tc.problems, tc.problems)
+			if len(events) != 1 || events[0].Kind != store.EventReset {
+				t.Fatalf("events after repair = %+v, want one EventReset", events)
+			}
+			assertCheck(t, s, false, 0, 0)
+		})
+	}
+}
+
+func TestCheckRepairRestoresLookup(t *testing.T) {
+	s := openTemp(t)
+	tok := createAliceToken(t, s)
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketIndex).Delete(tok.Hash[:])
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LookupToken(t.Context(), tok.Hash); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("LookupToken without index entry = %v, want ErrNotFound", err)
+	}
+	assertCheck(t, s, true, 1, 1)
+	if _, err := s.LookupToken(t.Context(), tok.Hash); err != nil {
+		t.Fatalf("LookupToken after repair: %v", err)
+	}
+}
+
+func TestOpsCountsStoreCalls(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	steps := []struct {
+		name string
+		call func(ctx context.Context) error
+		want uint64 // increase of Ops
+	}{
+		{"CreateUser", func(ctx context.Context) error { return s.CreateUser(ctx, store.User{Name: "alice"}) }, 1},
+		{"GetUser", func(ctx context.Context) error { _, err := s.GetUser(ctx, "alice"); return err }, 1},
+		{"GetUserMissing", func(ctx context.Context) error { _, err := s.GetUser(ctx, "bob"); return ignoreNotFound(err) }, 1},
+		{"LookupToken", func(ctx context.Context) error {
+			_, err := s.LookupToken(ctx, randomHash())
+			return ignoreNotFound(err)
+		}, 1},
+		{"CountFailure", func(ctx context.Context) error { _, err := s.CountFailure(ctx, "k", time.Minute); return err }, 1},
+		{"Subscribe", func(ctx context.Context) error { return s.Subscribe(ctx, func(store.Event) {}) }, 0},
+		{"EmptyLastUseBatch", func(ctx context.Context) error { return s.RecordLastUse(ctx, nil) }, 0},
+	}
+	for _, step := range steps {
+		before := s.Ops()
+		if err := step.call(ctx); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if got := s.Ops() - before; got != step.want {
+			t.Errorf("%s added %d to Ops, want %d", step.name, got, step.want)
+		}
+	}
+
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	before := s.Ops()
+	if _, err := s.GetUser(done, "alice"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("GetUser with a cancelled context = %v", err)
+	}
+	if s.Ops() != before {
+		t.Error("a call refused for its cancelled context was counted")
+	}
+}
+
+func TestExpiredFailuresSweptOnOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tg.db")
+	s := openAt(t, path, Options{})
+	expired := counter{count: 3, end: time.Now().Add(-time.Second)}.encode()
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketFailures).Put([]byte("old"), expired)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CountFailure(t.Context(), "live", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = openAt(t, path, Options{})
+	var keys []string
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketFailures).ForEach(func(k, _ []byte) error {
+			keys = append(keys, string(k))
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0] != "live" {
+		t.Fatalf("failure keys after reopen = %v, want [live]", keys)
+	}
+}
+
+// ---- helpers ----
+
+func openAt(t *testing.T, path string, opts Options) *Store {
+	t.Helper()
+	s, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func openTemp(t *testing.T) *Store {
+	t.Helper()
+	return openAt(t, filepath.Join(t.TempDir(), "tg.db"), Options{})
+}
+
+func randomHash() store.TokenHash {
+	var h store.TokenHash
+	rand.Read(h[:])
+	return h
+}
+
+// createAliceToken creates user alice with one token and returns it.
+func createAliceToken(t *testing.T, s *Store) store.Token {
+	t.Helper()
+	ctx := t.Context()
+	if err := s.CreateUser(ctx, store.User{Name: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	id := make([]byte, 8)
+	rand.Read(id)
+	tok := store.Token{
+		ID: hex.EncodeToString(id), Owner: "alice", Kind: store.KindPAT,
+		Hash: randomHash(), Enabled: true, CreatedAt: time.Now().UTC(),
+	}
+	if err := s.CreateToken(ctx, tok, 0); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func assertCheck(t *testing.T, s *Store, repair bool, problems, repaired int) {
+	t.Helper()
+	rep, err := s.Check(t.Context(), repair)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != problems || rep.Repaired != repaired {
+		t.Fatalf("Check(repair=%v) = %q, repaired %d; want %d problem(s), %d repaired",
+			repair, rep.Problems, rep.Repaired, problems, repaired)
+	}
+}
+
+func ignoreNotFound(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,281 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokengate/tokengate/internal/store"
+)
+
+// tokenEvent announces a change of the token with hash h.
+func tokenEvent(h store.TokenHash) store.Event {
+	return store.Event{Kind: store.EventToken, Hash: h}
+}
+
+// userEvent announces a change of the user name and all its tokens.
+func userEvent(name string) store.Event {
+	return store.Event{Kind: store.EventUser, Owner: name}
+}
+
+// Published events are "NODE t:HEX" and "NODE u:NAME": the sending
+// Store's node ID, then the event.
+const (
+	tokenTag = "t:"
+	userTag  = "u:"
+)
+
+// encodeEvent returns the pub/sub message for ev.
+func (s *Store) encodeEvent(ev store.Event) string {
+	if ev.Kind == store.EventUser {
+		return s.node + " " + userTag + ev.Owner
+	}
+	return s.node + " " + tokenTag + ev.Hash.String()
+}
+
+// decodeEvent reads a pub/sub message; ok is false for a malformed one.
+func decodeEvent(msg string) (node string, ev store.Event, ok bool) {
+	node, body, _ := strings.Cut(msg, " ")
+	if name, isUser := strings.CutPrefix(body, userTag); isUser {
+		return node, userEvent(name), true
+	}
+	if h, isToken := strings.CutPrefix(body, tokenTag); isToken {
+		n, err := hex.Decode(ev.Hash[:], []byte(h))
+		ev.Kind = store.EventToken
+		return node, ev, err == nil && n == len(ev.Hash)
+	}
+	return node, ev, false
+}
+
+// publishIn queues the announcement of ev in a transaction, so that it is
+// sent if and only if the transaction's writes take effect.
+func (s *Store) publishIn(ctx context.Context, p redis.Pipeliner, ev store.Event) {
+	p.Publish(ctx, s.channel, s.encodeEvent(ev))
+}
+
+// subscribers are this process's event subscribers.
+type subscribers struct {
+	mu   sync.RWMutex
+	next uint64
+	subs map[uint64]subscriber
+}
+
+// subscriber is one Subscribe call.
+type subscriber struct {
+	ctx context.Context
+	fn  func(store.Event)
+}
+
+// add registers fn until ctx is done and returns the function that
+// removes it at once.
+func (ss *subscribers) add(ctx context.Context, fn func(store.Event)) (remove func()) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.subs == nil {
+		ss.subs = make(map[uint64]subscriber)
+	}
+	id := ss.next
+	ss.next++
+	ss.subs[id] = subscriber{ctx, fn}
+	remove = func() {
+		ss.mu.Lock()
+		delete(ss.subs, id)
+		ss.mu.Unlock()
+	}
+	context.AfterFunc(ctx, remove)
+	return remove
+}
+
+// deliver calls every subscriber with ev, outside the lock so that a
+// subscriber's remove cannot deadlock with a delivery. A subscriber whose
+// context is done is skipped even before AfterFunc has removed it: once
+// its cancel has returned, nothing more is delivered to it (except by a
+// delivery that had already passed that check, which no store can rule
+// out without making cancel wait for it).
+func (ss *subscribers) deliver(ev store.Event) {
+	ss.mu.RLock()
+	subs := make([]subscriber, 0, len(ss.subs))
+	for _, sub := range ss.subs {
+		subs = append(subs, sub)
+	}
+	ss.mu.RUnlock()
+	for _, sub := range subs {
+		if sub.ctx.Err() == nil {
+			sub.fn(ev)
+		}
+	}
+}
+
+// Subscribe calls fn for every event, from this process (synchronously,
+// before the write returns) and from other processes (from the listener
+// goroutine; fn may thus be called concurrently), until ctx is done. The
+// first call starts the Store's one pub/sub subscription and Subscribe
+// waits until it is confirmed, so that no event of another process that
+// follows a successful Subscribe is missed; it returns the error if the
+// subscription cannot be made (fn is then not registered). Later, after a
+// broken subscription is restored, fn gets store.EventReset.
+func (s *Store) Subscribe(ctx context.Context, fn func(store.Event)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.life.Err() != nil {
+		return errClosed
+	}
+	remove := s.subs.add(ctx, fn)
+	s.listener.start.Do(func() {
+		s.wg.Add(1)
+		go s.listen()
+	})
+	if err := s.listener.wait(ctx, s.life); err != nil {
+		remove()
+		return err
+	}
+	return nil
+}
+
+// Bounds of the pause between attempts to restore a broken subscription.
+const (
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = 2 * time.Second
+)
+
+// healthInterval is how long the listener waits for a message before it
+// pings the server; no answer to the ping within another interval means
+// that the connection is dead even if TCP has not noticed.
+var healthInterval = 30 * time.Second
+
+// errClosed is returned by Subscribe on a closed Store.
+var errClosed = errors.New("redisstore: store closed")
+
+// listener is the state of the Store's pub/sub subscription.
+type listener struct {
+	start sync.Once
+
+	mu      sync.Mutex
+	up      bool          // subscribed now
+	err     error         // why not, after an attempt failed
+	changed chan struct{} // closed and replaced when up or err changes
+}
+
+// init prepares the listener before any goroutine uses it.
+func (l *listener) init() { l.changed = make(chan struct{}) }
+
+// set records the subscription's state and wakes the waiters.
+func (l *listener) set(up bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.up, l.err = up, err
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// wait returns nil once the subscription is confirmed, or the error of the
+// latest failed attempt, or when ctx or the Store's life ends.
+func (l *listener) wait(ctx, life context.Context) error {
+	for {
+		l.mu.Lock()
+		up, err, changed := l.up, l.err, l.changed
+		l.mu.Unlock()
+		switch {
+		case up:
+			return nil
+		case err != nil:
+			return opErr(err, "subscribe")
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-life.Done():
+			return errClosed
+		}
+	}
+}
+
+// listen keeps the subscription up until the Store is closed. Each session
+// is a fresh subscription; a session that ends (the connection broke) is
+// followed after a pause by another, and when that one is confirmed the
+// subscribers get store.EventReset, as events may have been lost between.
+func (s *Store) listen() {
+	defer s.wg.Done()
+	backoff := minBackoff
+	confirmed := false // some session was confirmed before
+	onUp := func() {
+		backoff = minBackoff
+		s.listener.set(true, nil)
+		if confirmed {
+			s.subs.deliver(store.Event{Kind: store.EventReset})
+		}
+		confirmed = true
+	}
+	for {
+		err := s.session(s.life, onUp)
+		if s.life.Err() != nil {
+			return
+		}
+		s.listener.set(false, err)
+		select {
+		case <-s.life.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// session subscribes and delivers other processes' events until the
+// connection fails or ctx ends, and returns why. onUp runs when the
+// subscription is confirmed.
+func (s *Store) session(ctx context.Context, onUp func()) error {
+	ps := s.client.Subscribe(ctx, s.channel)
+	defer ps.Close()
+	// Receive does not watch ctx; closing the PubSub ends a blocked read.
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
+
+	pinged := false
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, healthInterval)
+		if err != nil {
+			if !isTimeout(err) || pinged {
+				return err
+			}
+			pinged = true
+			if err := ps.Ping(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		pinged = false
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" && m.Channel == s.channel {
+				onUp()
+			}
+		case *redis.Message:
+			s.receive(m.Payload)
+		}
+	}
+}
+
+// receive delivers an event published by another Store.
+func (s *Store) receive(payload string) {
+	node, ev, ok := decodeEvent(payload)
+	if !ok || node == s.node {
+		return
+	}
+	s.subs.deliver(ev)
+}
+
+// isTimeout reports whether err is a read timeout, which leaves the
+// subscription intact.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,255 @@
+// Package redisstore keeps tokengate's state in Redis: a single server,
+// a Sentinel-managed master or a Redis Cluster (see ParseURL).
+//
+// # Consistency
+//
+// Everything about one user (record, tokens, last uses) shares one cluster
+// slot (see keys) and is changed in one MULTI/EXEC, with WATCH for
+// read-modify-write and a bounded number of retries when another client
+// got in between. Two things live in other slots: the hash index that
+// LookupToken reads, and the set of user names. Writes that touch them
+// cannot be atomic in a cluster, so they follow one order: a record is
+// written first and its index (or list entry) last, and deleted in the
+// reverse order. A token thus becomes usable at the last step of its
+// creation and unusable at the first step of its deletion. When a later
+// step fails the earlier one is undone (best effort) and the error
+// returned; what a crash leaves between the steps is found and repaired by
+// Check, which treats the records as the truth. LookupToken verifies that
+// the record it reaches has the hash it looked up, so a stale index never
+// grants anything.
+//
+// # Events
+//
+// A write that changes what LookupToken returns calls this process's
+// subscribers before it returns and publishes the event on a pub/sub
+// channel, in the same transaction as the write, so that an event is sent
+// if and only if the write took effect (PUBLISH is keyless, so a cluster
+// transaction still runs on the slot of the keys it writes).
+package redisstore
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokengate/tokengate/internal/store"
+)
+
+// Store implements the contract.
+var _ store.Store = (*Store)(nil)
+
+// Defaults of Options.
+const (
+	DefaultPrefix        = "tg"
+	defaultChannelSuffix = ":events"
+)
+
+// Options configure a Store. The zero value is valid.
+type Options struct {
+	// Prefix starts every key, so that several stores can share a
+	// database. It must not contain '{' or '}', which would change the
+	// keys' cluster hash tags. Default "tg".
+	Prefix string
+	// Cluster says that the client is a Redis Cluster client: Lua scripts
+	// may then only touch the keys they declare, so LookupToken takes two
+	// round trips instead of one. Default false; Open sets it for
+	// redis-cluster:// URLs and New whenever the client is a
+	// *redis.ClusterClient.
+	Cluster bool
+	// Channel is the pub/sub channel on which stores sharing the database
+	// announce changes to each other. Default Prefix + ":events".
+	Channel string
+}
+
+// withDefaults fills in defaults and checks the options.
+func (o Options) withDefaults() (Options, error) {
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(o.Prefix, "{}") {
+		return o, fmt.Errorf("redisstore: prefix %q must not contain '{' or '}'", o.Prefix)
+	}
+	if o.Channel == "" {
+		o.Channel = o.Prefix + defaultChannelSuffix
+	}
+	return o, nil
+}
+
+// Store is a store.Store kept in Redis. Its methods are safe for
+// concurrent use.
+type Store struct {
+	client  redis.UniversalClient
+	keys    keys
+	channel string
+	cluster bool
+	// node identifies this Store in published events, so that it can
+	// ignore its own: its subscribers got them when the write returned.
+	node string
+	ops  atomic.Uint64
+	// lookupArgs are computed once; see lookupScript.
+	lookupArgs []any
+
+	subs     subscribers
+	listener listener
+	// life ends when the Store is closed; it stops the listener.
+	life     context.Context
+	shutdown context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// New returns a Store that uses client, which it closes on Close. It adds
+// a hook to client that counts commands (see Ops). New panics if opts are
+// invalid (see Options.Prefix); Open returns an error instead.
+func New(client redis.UniversalClient, opts Options) *Store {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		panic(err)
+	}
+	k := keys{prefix: opts.Prefix}
+	s := &Store{
+		client:     client,
+		keys:       k,
+		channel:    opts.Channel,
+		cluster:    opts.Cluster,
+		node:       newNodeID(),
+		lookupArgs: lookupArgs(k),
+	}
+	s.life, s.shutdown = context.WithCancel(context.Background())
+	s.listener.init()
+	hook := opsHook{&s.ops}
+	if cc, ok := client.(*redis.ClusterClient); ok {
+		s.cluster = true
+		// Count on the nodes: a WATCH transaction runs on a node's client
+		// and would escape a hook on the cluster client. Nodes that the
+		// client created before New are not counted.
+		cc.OnNewNode(func(c *redis.Client) { c.AddHook(hook) })
+	} else {
+		client.AddHook(hook)
+	}
+	return s
+}
+
+// Open connects to the Redis that url names (see ParseURL) and returns a
+// Store on it. It does not contact the server: the first call does.
+func Open(url string, opts Options) (*Store, error) {
+	uo, err := ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	if uo.IsClusterMode {
+		opts.Cluster = true
+	}
+	if _, err := opts.withDefaults(); err != nil {
+		return nil, err
+	}
+	return New(redis.NewUniversalClient(uo), opts), nil
+}
+
+// newNodeID returns a random identifier for a Store.
+func newNodeID() string {
+	b := make([]byte, 8)
+	_, _ = crand.Read(b) // never fails
+	return hex.EncodeToString(b)
+}
+
+// Ops returns how many commands the Store has sent, counting each command
+// of a pipeline or transaction (MULTI and EXEC included). A benchmark
+// compares it before and after an operation.
+func (s *Store) Ops() uint64 { return s.ops.Load() }
+
+// Close stops the event listener and closes the client.
+func (s *Store) Close() error {
+	s.shutdown()
+	s.wg.Wait()
+	return s.client.Close()
+}
+
+// opsHook counts the commands sent through a client.
+type opsHook struct{ n *atomic.Uint64 }
+
+// DialHook counts nothing: dialing sends no command of the Store.
+func (h opsHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessHook counts a single command.
+func (h opsHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+// ProcessPipelineHook counts every command of a pipeline or transaction.
+func (h opsHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(uint64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
+
+// maxTxAttempts bounds the retries of an optimistic transaction whose
+// watched keys another client changed.
+const maxTxAttempts = 20
+
+// errContention is returned when a transaction lost maxTxAttempts races.
+var errContention = errors.New("redisstore: too many concurrent updates, transaction abandoned")
+
+// watch runs fn in a WATCH on keys (all in one slot) and runs it again,
+// after a short random pause, when the final EXEC fails because a watched
+// key changed. fn may thus run several times; its error is returned as is.
+func (s *Store) watch(ctx context.Context, fn func(*redis.Tx) error, keys ...string) error {
+	for attempt := range maxTxAttempts {
+		err := s.client.Watch(ctx, fn, keys...)
+		if !errors.Is(err, redis.TxFailedErr) {
+			return err
+		}
+		pause := time.Duration(rand.Int64N(int64(attempt+1) * int64(time.Millisecond)))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+	}
+	return errContention
+}
+
+// undoTimeout bounds a best-effort undo after a failed write.
+const undoTimeout = 5 * time.Second
+
+// undoContext returns a context for undoing a failed write: it outlives a
+// cancelled ctx (often the reason of the failure) but not for long.
+func undoContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+}
+
+// ignoreNil drops redis.Nil, which a pipeline returns when one of its
+// reads found nothing; the caller checks each command instead.
+func ignoreNil(err error) error {
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	return err
+}
+
+// optional returns the value of a read that may find nothing, as "".
+func optional(cmd *redis.StringCmd) (string, error) {
+	v, err := cmd.Result()
+	return v, ignoreNil(err)
+}
+
+// opErr explains a Redis error: what the store was doing. It keeps the
+// error for errors.Is (redis.TxFailedErr for watch, for instance).
+func opErr(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("redisstore: "+format+": %w", append(args, err)...)
+}

@@ -1,0 +1,266 @@
+package redisstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokengate/tokengate/internal/store"
+)
+
+// CreateToken stores t: the record first, in a WATCH transaction that
+// checks the owner, the label and the limit against the owner's tokens as
+// they are at the write, then the hash index, which makes the token usable.
+// If the index cannot be written the record is removed again.
+func (s *Store) CreateToken(ctx context.Context, t store.Token, limit int) error {
+	data, err := encodeToken(t)
+	if err != nil {
+		return err
+	}
+	err = s.watch(ctx, func(tx *redis.Tx) error {
+		toks, err := s.readUserTokens(ctx, tx, t.Owner)
+		if err != nil {
+			return err
+		}
+		if err := checkNewToken(toks, t, limit); err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, s.keys.tokens(t.Owner), t.ID, data)
+			s.writeLastUse(ctx, p, t)
+			return nil
+		})
+		return opErr(err, "create token %s/%s", t.Owner, t.ID)
+	}, s.keys.user(t.Owner), s.keys.tokens(t.Owner))
+	if err != nil {
+		return err
+	}
+	if err := s.linkToken(ctx, t); err != nil {
+		uctx, cancel := undoContext(ctx)
+		defer cancel()
+		_, _ = s.client.TxPipelined(uctx, func(p redis.Pipeliner) error {
+			s.dropToken(uctx, p, t)
+			return nil
+		})
+		return opErr(err, "create token %s/%s: index", t.Owner, t.ID)
+	}
+	s.subs.deliver(tokenEvent(t.Hash))
+	return nil
+}
+
+// checkNewToken checks a new token against the owner's tokens.
+func checkNewToken(toks []store.Token, t store.Token, limit int) error {
+	if slices.ContainsFunc(toks, func(o store.Token) bool { return o.ID == t.ID }) {
+		return fmt.Errorf("redisstore: create token %s/%s: the owner has a token with that ID", t.Owner, t.ID)
+	}
+	if labelTaken(toks, t.LabelKey, t.ID) {
+		return store.ErrLabelTaken
+	}
+	if limit > 0 && len(toks) >= limit {
+		return store.ErrTokenLimit
+	}
+	return nil
+}
+
+// labelTaken reports whether a token other than id has the non-empty
+// label key.
+func labelTaken(toks []store.Token, labelKey, id string) bool {
+	return labelKey != "" && slices.ContainsFunc(toks, func(o store.Token) bool {
+		return o.LabelKey == labelKey && o.ID != id
+	})
+}
+
+// GetToken returns one token of owner.
+func (s *Store) GetToken(ctx context.Context, owner, id string) (store.Token, error) {
+	return s.readToken(ctx, s.client, owner, id)
+}
+
+// readToken reads one token and its last use through c (the client or a
+// transaction), or returns store.ErrNotFound.
+func (s *Store) readToken(ctx context.Context, c redis.Cmdable, owner, id string) (store.Token, error) {
+	var rec, used *redis.StringCmd
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		rec = p.HGet(ctx, s.keys.tokens(owner), id)
+		used = p.HGet(ctx, s.keys.used(owner), id)
+		return nil
+	})
+	if err = ignoreNil(err); err != nil {
+		return store.Token{}, opErr(err, "get token %s/%s", owner, id)
+	}
+	return tokenOf(rec, used)
+}
+
+// tokenOf decodes the replies of reads of a token record and its last
+// use, or returns store.ErrNotFound if there is no record.
+func tokenOf(rec, used *redis.StringCmd) (store.Token, error) {
+	data, err := rec.Result()
+	if errors.Is(err, redis.Nil) {
+		return store.Token{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.Token{}, opErr(err, "get token")
+	}
+	lastUse, err := optional(used)
+	if err != nil {
+		return store.Token{}, opErr(err, "get last use")
+	}
+	return decodeToken(data, lastUse)
+}
+
+// ListTokens returns owner's tokens sorted by CreatedAt then ID.
+func (s *Store) ListTokens(ctx context.Context, owner string) ([]store.Token, error) {
+	toks, err := s.readUserTokens(ctx, s.client, owner)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(toks, func(a, b store.Token) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
+	return toks, nil
+}
+
+// readUserTokens reads all tokens of a user through c in one round trip,
+// or returns store.ErrNotFound if the user does not exist.
+func (s *Store) readUserTokens(ctx context.Context, c redis.Cmdable, owner string) ([]store.Token, error) {
+	var exists *redis.IntCmd
+	var recs, used *redis.MapStringStringCmd
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		exists = p.Exists(ctx, s.keys.user(owner))
+		recs = p.HGetAll(ctx, s.keys.tokens(owner))
+		used = p.HGetAll(ctx, s.keys.used(owner))
+		return nil
+	})
+	if err != nil {
+		return nil, opErr(err, "read tokens of %q", owner)
+	}
+	if exists.Val() == 0 {
+		return nil, store.ErrNotFound
+	}
+	toks := make([]store.Token, 0, len(recs.Val()))
+	for id, data := range recs.Val() {
+		t, err := decodeToken(data, used.Val()[id])
+		if err != nil {
+			return nil, err
+		}
+		toks = append(toks, t)
+	}
+	return toks, nil
+}
+
+// UpdateToken applies fn to the token in a WATCH transaction on the
+// owner's tokens; fn runs again if another client changes them meanwhile.
+func (s *Store) UpdateToken(ctx context.Context, owner, id string, fn func(*store.Token) error) (store.Token, error) {
+	var out store.Token
+	err := s.watch(ctx, func(tx *redis.Tx) error {
+		cur, err := s.readToken(ctx, tx, owner, id)
+		if err != nil {
+			return err
+		}
+		next := cur
+		if err := fn(&next); err != nil {
+			return err
+		}
+		if err := s.checkUpdate(ctx, tx, cur, next); err != nil {
+			return err
+		}
+		data, err := encodeToken(next)
+		if err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, s.keys.tokens(owner), id, data)
+			if !next.LastUsedAt.Equal(cur.LastUsedAt) || next.LastUsedIP != cur.LastUsedIP {
+				s.writeLastUse(ctx, p, next)
+			}
+			s.publishIn(ctx, p, tokenEvent(next.Hash))
+			return nil
+		})
+		out = next
+		return opErr(err, "update token %s/%s", owner, id)
+	}, s.keys.tokens(owner))
+	if err != nil {
+		return store.Token{}, err
+	}
+	s.subs.deliver(tokenEvent(out.Hash))
+	return out, nil
+}
+
+// checkUpdate checks what an update function made of a token: the
+// identity is fixed and a new label key must be free.
+func (s *Store) checkUpdate(ctx context.Context, tx *redis.Tx, cur, next store.Token) error {
+	if next.ID != cur.ID || next.Owner != cur.Owner || next.Kind != cur.Kind || next.Hash != cur.Hash {
+		return fmt.Errorf("redisstore: update token %s/%s: the update changed its ID, owner, kind or hash", cur.Owner, cur.ID)
+	}
+	if next.LabelKey == "" || next.LabelKey == cur.LabelKey {
+		return nil
+	}
+	toks, err := s.readUserTokens(ctx, tx, cur.Owner)
+	if err != nil {
+		return err
+	}
+	if labelTaken(toks, next.LabelKey, cur.ID) {
+		return store.ErrLabelTaken
+	}
+	return nil
+}
+
+// writeLastUse queues the write of t's last use, or its removal when t
+// was never used.
+func (s *Store) writeLastUse(ctx context.Context, p redis.Pipeliner, t store.Token) {
+	if t.LastUsedAt.IsZero() {
+		p.HDel(ctx, s.keys.used(t.Owner), t.ID)
+		return
+	}
+	p.HSet(ctx, s.keys.used(t.Owner), t.ID, lastUse(t.LastUsedAt, t.LastUsedIP))
+}
+
+// DeleteToken removes the token's hash index, which revokes it, then its
+// record in a WATCH transaction. If the record cannot be removed the index
+// is put back.
+func (s *Store) DeleteToken(ctx context.Context, owner, id string) (store.Token, error) {
+	var (
+		removed store.Token
+		undo    func() // of the latest attempt's first step
+	)
+	err := s.watch(ctx, func(tx *redis.Tx) error {
+		undo = nil
+		t, err := s.readToken(ctx, tx, owner, id)
+		if err != nil {
+			return err
+		}
+		undo = func() {
+			uctx, cancel := undoContext(ctx)
+			defer cancel()
+			_ = s.setIndexes(uctx, []store.Token{t}, true)
+		}
+		if err := s.setIndexes(ctx, []store.Token{t}, false); err != nil {
+			return opErr(err, "delete token %s/%s: index", owner, id)
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			s.dropToken(ctx, p, t)
+			s.publishIn(ctx, p, tokenEvent(t.Hash))
+			return nil
+		})
+		removed = t
+		return opErr(err, "delete token %s/%s", owner, id)
+	}, s.keys.tokens(owner))
+	if err != nil {
+		if undo != nil {
+			undo()
+		}
+		return store.Token{}, err
+	}
+	s.subs.deliver(tokenEvent(removed.Hash))
+	return removed, nil
+}
+
+// dropToken queues the removal of a token's record and last use.
+func (s *Store) dropToken(ctx context.Context, p redis.Pipeliner, t store.Token) {
+	p.HDel(ctx, s.keys.tokens(t.Owner), t.ID)
+	p.HDel(ctx, s.keys.used(t.Owner), t.ID)
+}

@@ -1,0 +1,177 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokengate/tokengate/internal/store"
+)
+
+// CreateUser adds u: the record first, then the name in the user set.
+func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+	if strings.Contains(u.Name, refSep) {
+		return fmt.Errorf("redisstore: user name %q contains a NUL byte", u.Name)
+	}
+	data, err := encodeUser(u)
+	if err != nil {
+		return err
+	}
+	created, err := s.client.SetNX(ctx, s.keys.user(u.Name), data, 0).Result()
+	if err != nil {
+		return fmt.Errorf("redisstore: create user %q: %w", u.Name, err)
+	}
+	if !created {
+		return store.ErrUserExists
+	}
+	if err := s.client.SAdd(ctx, s.keys.users(), u.Name).Err(); err != nil {
+		uctx, cancel := undoContext(ctx)
+		defer cancel()
+		s.client.Del(uctx, s.keys.user(u.Name))
+		return fmt.Errorf("redisstore: create user %q: add to user set: %w", u.Name, err)
+	}
+	return nil
+}
+
+// GetUser returns the user or store.ErrNotFound.
+func (s *Store) GetUser(ctx context.Context, name string) (store.User, error) {
+	return s.readUser(ctx, s.client, name)
+}
+
+// readUser reads a user record through c (the client or a transaction).
+func (s *Store) readUser(ctx context.Context, c redis.Cmdable, name string) (store.User, error) {
+	data, err := c.Get(ctx, s.keys.user(name)).Result()
+	if errors.Is(err, redis.Nil) {
+		return store.User{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("redisstore: get user %q: %w", name, err)
+	}
+	return decodeUser(data)
+}
+
+// ListUsers returns the users of the user set, sorted by name. A name
+// whose record is missing (a deletion interrupted by a crash, see Check)
+// is skipped.
+func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
+	names, err := s.client.SMembers(ctx, s.keys.users()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: list users: %w", err)
+	}
+	cmds := make([]*redis.StringCmd, len(names))
+	// A pipeline, not MGET: the records are in different cluster slots.
+	_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, name := range names {
+			cmds[i] = p.Get(ctx, s.keys.user(name))
+		}
+		return nil
+	})
+	if err = ignoreNil(err); err != nil {
+		return nil, fmt.Errorf("redisstore: list users: %w", err)
+	}
+	users := make([]store.User, 0, len(names))
+	for _, cmd := range cmds {
+		data, err := optional(cmd)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: list users: %w", err)
+		}
+		if data == "" {
+			continue
+		}
+		u, err := decodeUser(data)
+		if err != nil {
+			return nil, err
+		}
+		users = append(users, u)
+	}
+	slices.SortFunc(users, func(a, b store.User) int { return strings.Compare(a.Name, b.Name) })
+	return users, nil
+}
+
+// UpdateUser applies fn to the user in a WATCH transaction; fn runs again
+// if another client changes the user meanwhile.
+func (s *Store) UpdateUser(ctx context.Context, name string, fn func(*store.User) error) (store.User, error) {
+	var out store.User
+	ev := userEvent(name)
+	err := s.watch(ctx, func(tx *redis.Tx) error {
+		u, err := s.readUser(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		if err := fn(&u); err != nil {
+			return err
+		}
+		if u.Name != name {
+			return fmt.Errorf("redisstore: update user %q: the update changed the name to %q", name, u.Name)
+		}
+		data, err := encodeUser(u)
+		if err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, s.keys.user(name), data, 0)
+			s.publishIn(ctx, p, ev)
+			return nil
+		})
+		out = u
+		return opErr(err, "update user %q", name)
+	}, s.keys.user(name))
+	if err != nil {
+		return store.User{}, err
+	}
+	s.subs.deliver(ev)
+	return out, nil
+}
+
+// DeleteUser removes the user and its tokens: first the name from the user
+// set and the tokens' hash indexes, then, in one transaction, the user's
+// record, tokens and last uses. If that fails the first steps are undone.
+func (s *Store) DeleteUser(ctx context.Context, name string) error {
+	var undo func() // of the latest attempt's first steps
+	ev := userEvent(name)
+	err := s.watch(ctx, func(tx *redis.Tx) error {
+		undo = nil
+		toks, err := s.readUserTokens(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		undo = func() { s.relinkUser(ctx, name, toks) }
+		if err := s.unlinkUser(ctx, name, toks); err != nil {
+			return opErr(err, "delete user %q", name)
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Del(ctx, s.keys.user(name), s.keys.tokens(name), s.keys.used(name))
+			s.publishIn(ctx, p, ev)
+			return nil
+		})
+		return opErr(err, "delete user %q", name)
+	}, s.keys.user(name), s.keys.tokens(name))
+	if err != nil {
+		if undo != nil {
+			undo()
+		}
+		return err
+	}
+	s.subs.deliver(ev)
+	return nil
+}
+
+// unlinkUser removes the name from the user set and the tokens' indexes.
+func (s *Store) unlinkUser(ctx context.Context, name string, toks []store.Token) error {
+	if err := s.client.SRem(ctx, s.keys.users(), name).Err(); err != nil {
+		return err
+	}
+	return s.setIndexes(ctx, toks, false)
+}
+
+// relinkUser undoes unlinkUser after a failed deletion (best effort).
+func (s *Store) relinkUser(ctx context.Context, name string, toks []store.Token) {
+	uctx, cancel := undoContext(ctx)
+	defer cancel()
+	s.client.SAdd(uctx, s.keys.users(), name)
+	_ = s.setIndexes(uctx, toks, true)
+}

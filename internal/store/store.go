@@ -1,0 +1,231 @@
+// Package store defines where tokengate keeps its state: users, tokens and
+// failure counters, behind one interface with two backends (an embedded file
+// and Redis) that pass one conformance suite (package storetest).
+//
+// Secrets never reach the store in clear: a token is kept as the SHA-256 of
+// its secret and a password as a slow hash computed by the caller.
+package store
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors. Backends return these (possibly wrapped) so that callers
+// can match them with errors.Is; any other error means the store could not
+// be reached or failed, and callers answer 503 rather than 4xx.
+var (
+	// ErrNotFound: no user or token with that key.
+	ErrNotFound = errors.New("not found")
+	// ErrUserExists: CreateUser for a name that is already taken.
+	ErrUserExists = errors.New("user already exists")
+	// ErrLabelTaken: another token of the same owner has the same label key.
+	ErrLabelTaken = errors.New("label already in use")
+	// ErrTokenLimit: the owner already has the maximum number of tokens.
+	ErrTokenLimit = errors.New("token limit reached")
+)
+
+// TokenHash is the SHA-256 of a token's secret: the only form in which a
+// token is kept and the key under which it is looked up.
+type TokenHash [32]byte
+
+// String returns the hash in lowercase hex.
+func (h TokenHash) String() string { return hex.EncodeToString(h[:]) }
+
+// MarshalText encodes the hash as lowercase hex (so stored JSON records
+// hold 64 characters, not an array of 32 numbers).
+func (h TokenHash) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
+
+// UnmarshalText decodes a hash written by MarshalText.
+func (h *TokenHash) UnmarshalText(b []byte) error {
+	if len(b) != 2*len(h) {
+		return fmt.Errorf("token hash must be %d hex characters", 2*len(h))
+	}
+	_, err := hex.Decode(h[:], b)
+	return err
+}
+
+// User is an account that may own tokens.
+type User struct {
+	// Name is the unique, canonical (lowercase) user name.
+	Name string `json:"name"`
+	// PasswordHash is a slow hash of the password (bcrypt), never the password.
+	PasswordHash string `json:"password_hash,omitempty"`
+	// Roles such as "admin".
+	Roles []string `json:"roles,omitempty"`
+	// TokenLogin allows the user to create and use tokens (seed 000's
+	// "allow login by token"). Off by default.
+	TokenLogin bool `json:"token_login"`
+	// Disabled users cannot authenticate by any means.
+	Disabled bool `json:"disabled"`
+	// CreatedAt and UpdatedAt are set by the caller.
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Token kinds.
+const (
+	KindPAT    = "pat"
+	KindLegacy = "legacy"
+)
+
+// Token is a stored token: metadata and the hash of its secret.
+type Token struct {
+	// ID is the public, non-secret identifier, unique per owner.
+	ID string `json:"id"`
+	// Owner is the name of the user the token belongs to.
+	Owner string `json:"owner"`
+	// Kind is KindPAT or KindLegacy.
+	Kind string `json:"kind"`
+	// Hash is the SHA-256 of the secret; unique across all tokens.
+	Hash TokenHash `json:"hash"`
+	// Label is the label as the user typed it (trimmed, NFC).
+	Label string `json:"label,omitempty"`
+	// LabelKey is the label folded for comparison. Two tokens of one owner
+	// never share a non-empty LabelKey; an empty key is never compared.
+	LabelKey string `json:"label_key,omitempty"`
+	// Scopes granted to the token.
+	Scopes []string `json:"scopes,omitempty"`
+	// AllowedIPs are CIDR prefixes in canonical form; empty means any.
+	AllowedIPs []string `json:"allowed_ips,omitempty"`
+	// Enabled tokens work; a disabled one is kept but refused.
+	Enabled bool `json:"enabled"`
+	// CreatedAt is set by the caller.
+	CreatedAt time.Time `json:"created_at"`
+	// ExpiresAt is the zero time for a token that never expires.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// LastUsedAt is the zero time when the token was never used.
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	// LastUsedIP is the client address of the last use.
+	LastUsedIP string `json:"last_used_ip,omitempty"`
+}
+
+// Grant is what an edge check needs about a token: the token and its owner
+// as they are now, read in one store round trip where the backend allows.
+type Grant struct {
+	Token Token
+	Owner User
+}
+
+// LastUse records one use of a token, written in batches.
+type LastUse struct {
+	Owner   string
+	TokenID string
+	At      time.Time
+	IP      string
+}
+
+// EventKind says what an Event invalidates.
+type EventKind uint8
+
+// Event kinds.
+const (
+	// EventToken: the token with Event.Hash changed or was deleted.
+	EventToken EventKind = iota + 1
+	// EventUser: the user Event.Owner changed or was deleted; every token
+	// the user owns must be looked up again.
+	EventUser
+	// EventReset: events may have been lost (a subscription was broken and
+	// is back); drop everything cached.
+	EventReset
+)
+
+// Event announces a change that cached decisions must not outlive.
+type Event struct {
+	Kind  EventKind
+	Hash  TokenHash
+	Owner string
+}
+
+// CheckReport is the result of a consistency check (see Store.Check).
+type CheckReport struct {
+	// Problems found, one human-readable line each.
+	Problems []string `json:"problems"`
+	// Repaired is how many of them were fixed (only when repair was asked).
+	Repaired int `json:"repaired"`
+}
+
+// Store is the state behind the gateway. All methods are safe for
+// concurrent use. A method that fails leaves the store as it was.
+//
+// Every successful write that changes what LookupToken returns (creating,
+// updating or deleting a token; updating or deleting a user) delivers an
+// Event to this process's subscribers before it returns, and announces it
+// to other processes sharing the store (Redis pub/sub) so that every node
+// drops its cached copy.
+type Store interface {
+	// CreateUser adds u; ErrUserExists if the name is taken.
+	CreateUser(ctx context.Context, u User) error
+	// GetUser returns the user or ErrNotFound.
+	GetUser(ctx context.Context, name string) (User, error)
+	// ListUsers returns all users sorted by name.
+	ListUsers(ctx context.Context) ([]User, error)
+	// UpdateUser reads the user, applies fn and writes the result
+	// atomically. If fn returns an error nothing is written and that error
+	// is returned. fn must not change Name, and may run more than once (a
+	// backend retries when a concurrent write got in first), so it must
+	// have no side effects. ErrNotFound if absent.
+	UpdateUser(ctx context.Context, name string, fn func(*User) error) (User, error)
+	// DeleteUser removes the user and every token it owns. ErrNotFound if
+	// absent.
+	DeleteUser(ctx context.Context, name string) error
+
+	// CreateToken stores t. It fails with ErrNotFound if the owner does
+	// not exist, ErrLabelTaken if t.LabelKey is not empty and another token
+	// of the owner has it, and ErrTokenLimit if the owner already has limit
+	// tokens or more (limit <= 0: no limit). Atomic: on failure nothing of
+	// t is stored, neither the record nor its hash index.
+	CreateToken(ctx context.Context, t Token, limit int) error
+	// GetToken returns one token of owner, or ErrNotFound.
+	GetToken(ctx context.Context, owner, id string) (Token, error)
+	// ListTokens returns owner's tokens sorted by CreatedAt then ID
+	// (ErrNotFound if the owner does not exist).
+	ListTokens(ctx context.Context, owner string) ([]Token, error)
+	// UpdateToken applies fn to the token atomically; like UpdateUser's,
+	// fn may run more than once. fn must not change
+	// ID, Owner, Kind or Hash (the write is refused if it does). A changed
+	// LabelKey is checked for uniqueness (ErrLabelTaken). If fn returns an
+	// error nothing is written. ErrNotFound if the token does not exist.
+	UpdateToken(ctx context.Context, owner, id string, fn func(*Token) error) (Token, error)
+	// DeleteToken removes the token and its hash index and returns what was
+	// removed; ErrNotFound if it does not exist.
+	DeleteToken(ctx context.Context, owner, id string) (Token, error)
+	// LookupToken finds a token by the hash of its secret, together with
+	// its owner. ErrNotFound if no token has that hash.
+	LookupToken(ctx context.Context, h TokenHash) (Grant, error)
+	// RecordLastUse writes a batch of last-use times. Entries for tokens
+	// that no longer exist are ignored; an older time never overwrites a
+	// newer one. It announces no event: last use is not a decision input,
+	// and an event per batch would empty every node's cache.
+	RecordLastUse(ctx context.Context, uses []LastUse) error
+
+	// CountFailure adds one to the failure counter named key and returns
+	// the count within the current window, which starts at the first
+	// failure and lasts window.
+	CountFailure(ctx context.Context, key string, window time.Duration) (int64, error)
+	// FailureCount returns the count within the current window without
+	// changing it (0 for an unknown key or an ended window), so that a
+	// locked account is refused before any password work.
+	FailureCount(ctx context.Context, key string) (int64, error)
+	// ClearFailures resets the counter named key (nil for an unknown key).
+	ClearFailures(ctx context.Context, key string) error
+
+	// Subscribe calls fn for every Event, from this process and from
+	// others, until ctx is done; nothing is delivered once the cancel has
+	// returned. fn may be called from several goroutines at once; it must
+	// be quick and must not call the store. Subscribe returns once the
+	// subscription is in place, or an error if it cannot be set up. After a broken subscription is restored it calls fn with
+	// EventReset.
+	Subscribe(ctx context.Context, fn func(Event)) error
+
+	// Check looks for inconsistencies a crash could leave between a
+	// token's record and its hash index (and the user list), and repairs
+	// them when repair is true.
+	Check(ctx context.Context, repair bool) (CheckReport, error)
+
+	// Close releases the store's resources.
+	Close() error
+}

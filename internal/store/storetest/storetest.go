@@ -1,0 +1,1124 @@
+// Package storetest is the conformance suite that every store.Store backend
+// must pass. A backend's test calls Run with a function that opens a fresh,
+// empty store:
+//
+//	storetest.Run(t, func(t *testing.T) store.Store {
+//		s, err := mybackend.Open(...)
+//		if err != nil {
+//			t.Fatal(err)
+//		}
+//		t.Cleanup(func() { s.Close() })
+//		return s
+//	})
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/internal/store"
+)
+
+// opener returns a fresh, empty store whose cleanup is registered with t.
+type opener = func(t *testing.T) store.Store
+
+// test is one named conformance test. It receives the opener rather than a
+// store so that table cases can each open their own fresh store.
+type test struct {
+	name string
+	run  func(t *testing.T, open opener)
+}
+
+// errBoom is what update callbacks return to check that a failing callback
+// leaves the store unchanged and its error reaches the caller.
+var errBoom = errors.New("boom")
+
+// Run runs the whole suite against the backend that open returns. Every
+// subtest calls open once (or once per table case) and so starts empty.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	groups := []struct {
+		name  string
+		tests []test
+	}{
+		{"Users", userTests},
+		{"Tokens", tokenTests},
+		{"LastUse", lastUseTests},
+		{"Failures", failureTests},
+		{"Events", eventTests},
+		{"Check", checkTests},
+		{"Concurrency", concurrencyTests},
+	}
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) {
+			for _, tc := range g.tests {
+				t.Run(tc.name, func(t *testing.T) { tc.run(t, open) })
+			}
+		})
+	}
+}
+
+// ---- users ----
+
+var userTests = []test{
+	{"CreateGet", testCreateGetUser},
+	{"CreateDuplicate", testCreateDuplicateUser},
+	{"GetMissing", testGetMissingUser},
+	{"ListSorted", testListUsersSorted},
+	{"Update", testUpdateUser},
+	{"UpdateFnError", testUpdateUserFnError},
+	{"UpdateMissing", testUpdateMissingUser},
+	{"Delete", testDeleteUser},
+	{"DeleteMissing", testDeleteMissingUser},
+}
+
+func testCreateGetUser(t *testing.T, open opener) {
+	s := open(t)
+	want := newUser("alice")
+	want.Roles = []string{"admin", "user"}
+	want.Disabled = true
+	must(t, s.CreateUser(t.Context(), want))
+	assertUser(t, getUser(t, s, "alice"), want)
+}
+
+func testCreateDuplicateUser(t *testing.T, open opener) {
+	s := open(t)
+	first := createUser(t, s, "alice")
+	second := newUser("alice")
+	second.Roles = []string{"admin"}
+	assertErr(t, s.CreateUser(t.Context(), second), store.ErrUserExists)
+	assertUser(t, getUser(t, s, "alice"), first)
+}
+
+func testGetMissingUser(t *testing.T, open opener) {
+	s := open(t)
+	_, err := s.GetUser(t.Context(), "nobody")
+	assertErr(t, err, store.ErrNotFound)
+}
+
+func testListUsersSorted(t *testing.T, open opener) {
+	s := open(t)
+	users, err := s.ListUsers(t.Context())
+	must(t, err)
+	if len(users) != 0 {
+		t.Fatalf("empty store lists %d users", len(users))
+	}
+	want := map[string]store.User{}
+	for _, name := range []string{"carol", "alice", "dave", "bob"} {
+		want[name] = createUser(t, s, name)
+	}
+	users, err = s.ListUsers(t.Context())
+	must(t, err)
+	names := make([]string, len(users))
+	for i, u := range users {
+		names[i] = u.Name
+		assertUser(t, u, want[u.Name])
+	}
+	if wantNames := []string{"alice", "bob", "carol", "dave"}; !slices.Equal(names, wantNames) {
+		t.Fatalf("ListUsers = %v, want %v", names, wantNames)
+	}
+}
+
+func testUpdateUser(t *testing.T, open opener) {
+	s := open(t)
+	want := createUser(t, s, "alice")
+	want.Roles = []string{"admin"}
+	want.Disabled = true
+	want.TokenLogin = false
+	want.PasswordHash = "new-hash"
+	want.UpdatedAt = now().Add(time.Hour)
+	got, err := s.UpdateUser(t.Context(), "alice", func(u *store.User) error {
+		u.Roles, u.Disabled, u.TokenLogin = want.Roles, want.Disabled, want.TokenLogin
+		u.PasswordHash, u.UpdatedAt = want.PasswordHash, want.UpdatedAt
+		return nil
+	})
+	must(t, err)
+	assertUser(t, got, want)
+	assertUser(t, getUser(t, s, "alice"), want)
+}
+
+func testUpdateUserFnError(t *testing.T, open opener) {
+	s := open(t)
+	want := createUser(t, s, "alice")
+	_, err := s.UpdateUser(t.Context(), "alice", func(u *store.User) error {
+		u.Disabled = true
+		u.Roles = append(u.Roles, "admin")
+		return errBoom
+	})
+	assertErr(t, err, errBoom)
+	assertUser(t, getUser(t, s, "alice"), want)
+}
+
+func testUpdateMissingUser(t *testing.T, open opener) {
+	s := open(t)
+	_, err := s.UpdateUser(t.Context(), "nobody", func(*store.User) error { return nil })
+	assertErr(t, err, store.ErrNotFound)
+	_, err = s.GetUser(t.Context(), "nobody")
+	assertErr(t, err, store.ErrNotFound)
+}
+
+func testDeleteUser(t *testing.T, open opener) {
+	f := setup(t, open)
+	bob := createUser(t, f.s, "bob")
+	bobs := createToken(t, f.s, "bob", "Work")
+	ctx := t.Context()
+
+	must(t, f.s.DeleteUser(ctx, "alice"))
+	_, err := f.s.GetUser(ctx, "alice")
+	assertErr(t, err, store.ErrNotFound)
+	_, err = f.s.ListTokens(ctx, "alice")
+	assertErr(t, err, store.ErrNotFound)
+	for _, tok := range []store.Token{f.work, f.home} {
+		_, err = f.s.LookupToken(ctx, tok.Hash)
+		assertErr(t, err, store.ErrNotFound)
+		_, err = f.s.GetToken(ctx, "alice", tok.ID)
+		assertErr(t, err, store.ErrNotFound)
+	}
+
+	// A user created again under the same name starts without tokens.
+	createUser(t, f.s, "alice")
+	assertTokens(t, listTokens(t, f.s, "alice"))
+
+	// Other users are untouched.
+	assertGrant(t, lookup(t, f.s, bobs.Hash), bobs, bob)
+}
+
+func testDeleteMissingUser(t *testing.T, open opener) {
+	s := open(t)
+	assertErr(t, s.DeleteUser(t.Context(), "nobody"), store.ErrNotFound)
+}
+
+// ---- tokens ----
+
+var tokenTests = []test{
+	{"CreateGetLookup", testCreateGetLookupToken},
+	{"RoundTrip", testTokenRoundTrip},
+	{"ListSorted", testListTokensSorted},
+	{"ListEmpty", testListTokensEmpty},
+	{"ListMissingOwner", testListTokensMissingOwner},
+	{"CreateMissingOwner", testCreateTokenMissingOwner},
+	{"LabelTaken", testCreateTokenLabelTaken},
+	{"LabelOtherOwner", testLabelOtherOwner},
+	{"EmptyLabelKey", testEmptyLabelKey},
+	{"Limit", testTokenLimit},
+	{"Update", testUpdateToken},
+	{"UpdateLabelTaken", testUpdateTokenLabelTaken},
+	{"UpdateOwnLabel", testUpdateTokenOwnLabel},
+	{"UpdateFreesLabel", testUpdateTokenFreesLabel},
+	{"UpdateFnError", testUpdateTokenFnError},
+	{"Delete", testDeleteToken},
+	{"Missing", testMissingToken},
+	{"LookupSeesOwnerChanges", testLookupSeesOwnerChanges},
+}
+
+func testCreateGetLookupToken(t *testing.T, open opener) {
+	s := open(t)
+	owner := createUser(t, s, "alice")
+	want := newToken("alice", "Work Laptop")
+	want.Scopes = []string{"read", "write"}
+	want.AllowedIPs = []string{"10.0.0.0/8", "2001:db8::/32"}
+	want.ExpiresAt = now().Add(30 * 24 * time.Hour)
+	must(t, s.CreateToken(t.Context(), want, 0))
+
+	got, err := s.GetToken(t.Context(), "alice", want.ID)
+	must(t, err)
+	assertToken(t, got, want)
+	assertTokens(t, listTokens(t, s, "alice"), want)
+	assertGrant(t, lookup(t, s, want.Hash), want, owner)
+}
+
+func testTokenRoundTrip(t *testing.T, open opener) {
+	base := now()
+	cases := []struct {
+		name   string
+		modify func(*store.Token)
+	}{
+		{"Minimal", func(tok *store.Token) {
+			tok.Label, tok.LabelKey, tok.Scopes, tok.Enabled = "", "", nil, false
+		}},
+		{"Legacy", func(tok *store.Token) { tok.Kind = store.KindLegacy }},
+		{"Disabled", func(tok *store.Token) { tok.Enabled = false }},
+		{"AllFields", func(tok *store.Token) {
+			tok.Label, tok.LabelKey = "Ünïcode Label", "ünïcode label"
+			tok.Scopes = []string{"a", "b", "c"}
+			tok.AllowedIPs = []string{"192.0.2.1/32", "::1/128"}
+			tok.ExpiresAt = base.Add(time.Hour)
+			tok.LastUsedAt = base.Add(-time.Minute)
+			tok.LastUsedIP = "192.0.2.1"
+		}},
+		{"NonUTCLocation", func(tok *store.Token) {
+			zone := time.FixedZone("UTC+5", 5*60*60)
+			tok.CreatedAt = base.In(zone)
+			tok.ExpiresAt = base.Add(time.Hour).In(zone)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			owner := createUser(t, s, "alice")
+			want := newToken("alice", "Work")
+			tc.modify(&want)
+			must(t, s.CreateToken(t.Context(), want, 0))
+			got, err := s.GetToken(t.Context(), "alice", want.ID)
+			must(t, err)
+			assertToken(t, got, want)
+			assertGrant(t, lookup(t, s, want.Hash), want, owner)
+		})
+	}
+}
+
+func testListTokensSorted(t *testing.T, open opener) {
+	s := open(t)
+	createUser(t, s, "alice")
+	t0 := now()
+	at := func(id string, d time.Duration) store.Token {
+		tok := newToken("alice", "")
+		tok.ID, tok.CreatedAt = id, t0.Add(d)
+		return tok
+	}
+	// Created out of order; "a" and "b" share a CreatedAt and sort by ID.
+	tokens := []store.Token{at("c", 2*time.Second), at("b", time.Second), at("z", 0), at("a", time.Second)}
+	for _, tok := range tokens {
+		must(t, s.CreateToken(t.Context(), tok, 0))
+	}
+	assertTokens(t, listTokens(t, s, "alice"), tokens[2], tokens[3], tokens[1], tokens[0])
+}
+
+func testListTokensEmpty(t *testing.T, open opener) {
+	s := open(t)
+	createUser(t, s, "alice")
+	assertTokens(t, listTokens(t, s, "alice"))
+}
+
+func testListTokensMissingOwner(t *testing.T, open opener) {
+	s := open(t)
+	_, err := s.ListTokens(t.Context(), "nobody")
+	assertErr(t, err, store.ErrNotFound)
+}
+
+func testCreateTokenMissingOwner(t *testing.T, open opener) {
+	s := open(t)
+	tok := newToken("nobody", "Work")
+	assertErr(t, s.CreateToken(t.Context(), tok, 0), store.ErrNotFound)
+	assertNotStored(t, s, tok)
+}
+
+func testCreateTokenLabelTaken(t *testing.T, open opener) {
+	f := setup(t, open)
+	dup := newToken("alice", "WORK") // same LabelKey as f.work
+	assertErr(t, f.s.CreateToken(t.Context(), dup, 0), store.ErrLabelTaken)
+	assertNotStored(t, f.s, dup)
+	assertTokens(t, listTokens(t, f.s, "alice"), f.work, f.home)
+}
+
+func testLabelOtherOwner(t *testing.T, open opener) {
+	f := setup(t, open)
+	createUser(t, f.s, "bob")
+	tok := newToken("bob", "Work")
+	must(t, f.s.CreateToken(t.Context(), tok, 0))
+	assertTokens(t, listTokens(t, f.s, "bob"), tok)
+}
+
+func testEmptyLabelKey(t *testing.T, open opener) {
+	s := open(t)
+	createUser(t, s, "alice")
+	var want []store.Token
+	for range 3 {
+		want = append(want, createToken(t, s, "alice", ""))
+	}
+	assertTokens(t, listTokens(t, s, "alice"), want...)
+}
+
+func testTokenLimit(t *testing.T, open opener) {
+	cases := []struct {
+		name     string
+		limit    int
+		existing int  // tokens created without a limit first
+		wantOK   int  // further creates with limit that succeed
+		limited  bool // whether the next one fails with ErrTokenLimit
+	}{
+		{"One", 1, 0, 1, true},
+		{"Three", 3, 0, 3, true},
+		{"AlreadyOver", 2, 3, 0, true},
+		{"Zero", 0, 0, 10, false},
+		{"Negative", -1, 0, 10, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			createUser(t, s, "alice")
+			var want []store.Token
+			for range tc.existing {
+				want = append(want, createToken(t, s, "alice", ""))
+			}
+			for range tc.wantOK {
+				tok := newToken("alice", "")
+				must(t, s.CreateToken(t.Context(), tok, tc.limit))
+				want = append(want, tok)
+			}
+			if tc.limited {
+				over := newToken("alice", "")
+				assertErr(t, s.CreateToken(t.Context(), over, tc.limit), store.ErrTokenLimit)
+				assertNotStored(t, s, over)
+			}
+			assertTokens(t, listTokens(t, s, "alice"), want...)
+		})
+	}
+}
+
+func testUpdateToken(t *testing.T, open opener) {
+	f := setup(t, open)
+	want := f.work
+	want.Label, want.LabelKey = "Office", "office"
+	want.Scopes = []string{"admin"}
+	want.AllowedIPs = []string{"198.51.100.0/24"}
+	want.Enabled = false
+	want.ExpiresAt = now().Add(time.Hour)
+	got, err := f.s.UpdateToken(t.Context(), "alice", f.work.ID, func(tok *store.Token) error {
+		tok.Label, tok.LabelKey = want.Label, want.LabelKey
+		tok.Scopes, tok.AllowedIPs = want.Scopes, want.AllowedIPs
+		tok.Enabled, tok.ExpiresAt = want.Enabled, want.ExpiresAt
+		return nil
+	})
+	must(t, err)
+	assertToken(t, got, want)
+	assertToken(t, getToken(t, f.s, want), want)
+	assertGrant(t, lookup(t, f.s, want.Hash), want, f.user)
+}
+
+func testUpdateTokenLabelTaken(t *testing.T, open opener) {
+	f := setup(t, open)
+	_, err := f.s.UpdateToken(t.Context(), "alice", f.home.ID, func(tok *store.Token) error {
+		tok.Label, tok.LabelKey = f.work.Label, f.work.LabelKey
+		return nil
+	})
+	assertErr(t, err, store.ErrLabelTaken)
+	assertToken(t, getToken(t, f.s, f.home), f.home)
+}
+
+func testUpdateTokenOwnLabel(t *testing.T, open opener) {
+	f := setup(t, open)
+	want := f.work
+	want.Label = "WORK"
+	got, err := f.s.UpdateToken(t.Context(), "alice", f.work.ID, func(tok *store.Token) error {
+		tok.Label = "WORK" // LabelKey unchanged
+		return nil
+	})
+	must(t, err)
+	assertToken(t, got, want)
+}
+
+func testUpdateTokenFreesLabel(t *testing.T, open opener) {
+	f := setup(t, open)
+	office, err := f.s.UpdateToken(t.Context(), "alice", f.work.ID, func(tok *store.Token) error {
+		tok.Label, tok.LabelKey = "Office", "office"
+		return nil
+	})
+	must(t, err)
+	reuse := createToken(t, f.s, "alice", "Work")
+	assertTokens(t, listTokens(t, f.s, "alice"), office, f.home, reuse)
+}
+
+func testUpdateTokenFnError(t *testing.T, open opener) {
+	f := setup(t, open)
+	_, err := f.s.UpdateToken(t.Context(), "alice", f.work.ID, func(tok *store.Token) error {
+		tok.Enabled = false
+		tok.Label, tok.LabelKey = "Office", "office"
+		return errBoom
+	})
+	assertErr(t, err, errBoom)
+	assertToken(t, getToken(t, f.s, f.work), f.work)
+	// The label the failed update tried to take is still free.
+	createToken(t, f.s, "alice", "Office")
+}
+
+func testDeleteToken(t *testing.T, open opener) {
+	f := setup(t, open)
+	got, err := f.s.DeleteToken(t.Context(), "alice", f.work.ID)
+	must(t, err)
+	assertToken(t, got, f.work)
+	assertNotStored(t, f.s, f.work)
+	assertTokens(t, listTokens(t, f.s, "alice"), f.home)
+	// Its label and its place under the limit are free again.
+	again := newToken("alice", "Work")
+	must(t, f.s.CreateToken(t.Context(), again, 2))
+}
+
+func testMissingToken(t *testing.T, open opener) {
+	f := setup(t, open)
+	ctx := t.Context()
+	keep := func(*store.Token) error { return nil }
+	cases := []struct{ name, owner, id string }{
+		{"MissingID", "alice", "no-such-id"},
+		{"MissingOwner", "nobody", f.work.ID},
+		{"OtherOwnersID", "bob", f.work.ID},
+	}
+	createUser(t, f.s, "bob")
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := f.s.GetToken(ctx, tc.owner, tc.id)
+			assertErr(t, err, store.ErrNotFound)
+			_, err = f.s.UpdateToken(ctx, tc.owner, tc.id, keep)
+			assertErr(t, err, store.ErrNotFound)
+			_, err = f.s.DeleteToken(ctx, tc.owner, tc.id)
+			assertErr(t, err, store.ErrNotFound)
+		})
+	}
+	t.Run("LookupUnknownHash", func(t *testing.T) {
+		_, err := f.s.LookupToken(ctx, newToken("alice", "").Hash)
+		assertErr(t, err, store.ErrNotFound)
+	})
+	assertTokens(t, listTokens(t, f.s, "alice"), f.work, f.home)
+}
+
+func testLookupSeesOwnerChanges(t *testing.T, open opener) {
+	f := setup(t, open)
+	owner, err := f.s.UpdateUser(t.Context(), "alice", func(u *store.User) error {
+		u.Disabled = true
+		return nil
+	})
+	must(t, err)
+	assertGrant(t, lookup(t, f.s, f.work.Hash), f.work, owner)
+}
+
+// ---- last use ----
+
+var lastUseTests = []test{
+	{"Batch", testRecordLastUseBatch},
+	{"OlderDoesNotOverwrite", testRecordLastUseOlder},
+	{"MissingIgnored", testRecordLastUseMissing},
+}
+
+func testRecordLastUseBatch(t *testing.T, open opener) {
+	f := setup(t, open)
+	at := now()
+	work, home := f.work, f.home
+	work.LastUsedAt, work.LastUsedIP = at, "192.0.2.1"
+	home.LastUsedAt, home.LastUsedIP = at.Add(time.Second), "2001:db8::1"
+	must(t, f.s.RecordLastUse(t.Context(), []store.LastUse{use(work), use(home)}))
+	assertToken(t, getToken(t, f.s, work), work)
+	assertToken(t, getToken(t, f.s, home), home)
+	assertGrant(t, lookup(t, f.s, work.Hash), work, f.user)
+}
+
+func testRecordLastUseOlder(t *testing.T, open opener) {
+	f := setup(t, open)
+	newer := f.work
+	newer.LastUsedAt, newer.LastUsedIP = now(), "192.0.2.2"
+	older := newer
+	older.LastUsedAt, older.LastUsedIP = newer.LastUsedAt.Add(-time.Minute), "192.0.2.1"
+
+	// Within one batch, and across batches, the newest use wins.
+	must(t, f.s.RecordLastUse(t.Context(), []store.LastUse{use(newer), use(older)}))
+	assertToken(t, getToken(t, f.s, f.work), newer)
+	must(t, f.s.RecordLastUse(t.Context(), []store.LastUse{use(older)}))
+	assertToken(t, getToken(t, f.s, f.work), newer)
+}
+
+func testRecordLastUseMissing(t *testing.T, open opener) {
+	f := setup(t, open)
+	want := f.work
+	want.LastUsedAt, want.LastUsedIP = now(), "192.0.2.1"
+	uses := []store.LastUse{
+		{Owner: "alice", TokenID: "no-such-id", At: now(), IP: "192.0.2.9"},
+		{Owner: "nobody", TokenID: f.work.ID, At: now(), IP: "192.0.2.9"},
+		use(want),
+	}
+	must(t, f.s.RecordLastUse(t.Context(), uses))
+	assertTokens(t, listTokens(t, f.s, "alice"), want, f.home)
+}
+
+// ---- failure counters ----
+
+var failureTests = []test{
+	{"Counts", testCountFailure},
+	{"Clear", testClearFailures},
+	{"WindowExpires", testFailureWindow},
+}
+
+func testCountFailure(t *testing.T, open opener) {
+	s := open(t)
+	assertPeek(t, s, "ip:192.0.2.1", 0)
+	for want := int64(1); want <= 3; want++ {
+		assertCount(t, s, "ip:192.0.2.1", time.Hour, want)
+		assertPeek(t, s, "ip:192.0.2.1", want)
+	}
+	assertCount(t, s, "user:alice", time.Hour, 1)
+	assertCount(t, s, "ip:192.0.2.1", time.Hour, 4)
+	assertPeek(t, s, "ip:192.0.2.1", 4)
+	assertPeek(t, s, "user:alice", 1)
+}
+
+// assertPeek checks FailureCount, which must not change the count.
+func assertPeek(t *testing.T, s store.Store, key string, want int64) {
+	t.Helper()
+	for range 2 {
+		got, err := s.FailureCount(t.Context(), key)
+		if err != nil || got != want {
+			t.Fatalf("FailureCount(%q) = %d, %v; want %d", key, got, err, want)
+		}
+	}
+}
+
+func testClearFailures(t *testing.T, open opener) {
+	s := open(t)
+	assertCount(t, s, "k", time.Hour, 1)
+	assertCount(t, s, "k", time.Hour, 2)
+	assertCount(t, s, "other", time.Hour, 1)
+	must(t, s.ClearFailures(t.Context(), "k"))
+	assertPeek(t, s, "k", 0)
+	assertCount(t, s, "k", time.Hour, 1)
+	assertCount(t, s, "other", time.Hour, 2)
+	must(t, s.ClearFailures(t.Context(), "never-counted"))
+}
+
+// testFailureWindow is the only test that sleeps: the window is measured
+// from the first failure, so a failure 1.3s after the first one starts a
+// new window even though the previous failure was only 0.8s earlier.
+func testFailureWindow(t *testing.T, open opener) {
+	s := open(t)
+	const window = time.Second
+	assertCount(t, s, "k", window, 1)
+	time.Sleep(500 * time.Millisecond)
+	assertCount(t, s, "k", window, 2)
+	time.Sleep(800 * time.Millisecond)
+	assertPeek(t, s, "k", 0)
+	assertCount(t, s, "k", window, 1)
+	assertCount(t, s, "k", window, 2)
+}
+
+// ---- events ----
+
+var eventTests = []test{
+	{"Token", testTokenEvents},
+	{"User", testUserEvents},
+	{"FailedWrites", testNoEventOnFailure},
+	{"Unsubscribe", testUnsubscribe},
+}
+
+func testTokenEvents(t *testing.T, open opener) {
+	s := open(t)
+	createUser(t, s, "alice")
+	rec, _ := subscribe(t, s)
+	ctx := t.Context()
+	tok := newToken("alice", "Work")
+	want := store.Event{Kind: store.EventToken, Hash: tok.Hash}
+
+	must(t, s.CreateToken(ctx, tok, 0))
+	rec.assertGot(t, "CreateToken", want)
+	_, err := s.UpdateToken(ctx, "alice", tok.ID, func(tok *store.Token) error {
+		tok.Enabled = false
+		return nil
+	})
+	must(t, err)
+	rec.assertGot(t, "UpdateToken", want)
+	_, err = s.DeleteToken(ctx, "alice", tok.ID)
+	must(t, err)
+	rec.assertGot(t, "DeleteToken", want)
+}
+
+func testUserEvents(t *testing.T, open opener) {
+	f := setup(t, open)
+	rec, _ := subscribe(t, f.s)
+	want := store.Event{Kind: store.EventUser, Owner: "alice"}
+
+	_, err := f.s.UpdateUser(t.Context(), "alice", func(u *store.User) error {
+		u.Disabled = true
+		return nil
+	})
+	must(t, err)
+	rec.assertGot(t, "UpdateUser", want)
+	must(t, f.s.DeleteUser(t.Context(), "alice"))
+	rec.assertGot(t, "DeleteUser", want)
+}
+
+func testNoEventOnFailure(t *testing.T, open opener) {
+	cases := []struct {
+		name  string
+		write func(ctx context.Context, f fixture) error
+		want  error
+	}{
+		{"CreateTokenLabelTaken", func(ctx context.Context, f fixture) error {
+			return f.s.CreateToken(ctx, newToken("alice", "work"), 0)
+		}, store.ErrLabelTaken},
+		{"CreateTokenLimit", func(ctx context.Context, f fixture) error {
+			return f.s.CreateToken(ctx, newToken("alice", ""), 2)
+		}, store.ErrTokenLimit},
+		{"CreateTokenMissingOwner", func(ctx context.Context, f fixture) error {
+			return f.s.CreateToken(ctx, newToken("nobody", ""), 0)
+		}, store.ErrNotFound},
+		{"UpdateTokenFnError", func(ctx context.Context, f fixture) error {
+			_, err := f.s.UpdateToken(ctx, "alice", f.work.ID, func(tok *store.Token) error {
+				tok.Enabled = false
+				return errBoom
+			})
+			return err
+		}, errBoom},
+		{"UpdateTokenLabelTaken", func(ctx context.Context, f fixture) error {
+			_, err := f.s.UpdateToken(ctx, "alice", f.home.ID, func(tok *store.Token) error {
+				tok.LabelKey = f.work.LabelKey
+				return nil
+			})
+			return err
+		}, store.ErrLabelTaken},
+		{"UpdateTokenMissing", func(ctx context.Context, f fixture) error {
+			_, err := f.s.UpdateToken(ctx, "alice", "no-such-id", func(*store.Token) error { return nil })
+			return err
+		}, store.ErrNotFound},
+		{"DeleteTokenMissing", func(ctx context.Context, f fixture) error {
+			_, err := f.s.DeleteToken(ctx, "alice", "no-such-id")
+			return err
+		}, store.ErrNotFound},
+		{"UpdateUserFnError", func(ctx context.Context, f fixture) error {
+			_, err := f.s.UpdateUser(ctx, "alice", func(u *store.User) error {
+				u.Disabled = true
+				return errBoom
+			})
+			return err
+		}, errBoom},
+		{"UpdateUserMissing", func(ctx context.Context, f fixture) error {
+			_, err := f.s.UpdateUser(ctx, "nobody", func(*store.User) error { return nil })
+			return err
+		}, store.ErrNotFound},
+		{"DeleteUserMissing", func(ctx context.Context, f fixture) error {
+			return f.s.DeleteUser(ctx, "nobody")
+		}, store.ErrNotFound},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := setup(t, open)
+			rec, _ := subscribe(t, f.s)
+			assertErr(t, tc.write(t.Context(), f), tc.want)
+			rec.assertNone(t, tc.name)
+		})
+	}
+}
+
+func testUnsubscribe(t *testing.T, open opener) {
+	s := open(t)
+	createUser(t, s, "alice")
+	gone, cancel := subscribe(t, s)
+	kept, _ := subscribe(t, s)
+	cancel()
+
+	tok := createToken(t, s, "alice", "")
+	kept.assertGot(t, "CreateToken", store.Event{Kind: store.EventToken, Hash: tok.Hash})
+	gone.assertNone(t, "CreateToken after cancel")
+}
+
+// ---- check ----
+
+var checkTests = []test{
+	{"Consistent", testCheckConsistent},
+}
+
+func testCheckConsistent(t *testing.T, open opener) {
+	f := setup(t, open)
+	createUser(t, f.s, "bob")
+	createToken(t, f.s, "bob", "Work")
+	_, err := f.s.DeleteToken(t.Context(), "alice", f.home.ID)
+	must(t, err)
+	createUser(t, f.s, "carol")
+	createToken(t, f.s, "carol", "")
+	must(t, f.s.DeleteUser(t.Context(), "carol"))
+
+	for _, repair := range []bool{false, true} {
+		rep, err := f.s.Check(t.Context(), repair)
+		must(t, err)
+		if len(rep.Problems) != 0 || rep.Repaired != 0 {
+			t.Fatalf("Check(repair=%v) on a consistent store = %+v", repair, rep)
+		}
+	}
+	assertGrant(t, lookup(t, f.s, f.work.Hash), f.work, f.user)
+}
+
+// ---- concurrency ----
+
+var concurrencyTests = []test{
+	{"Limit", testConcurrentLimit},
+	{"Label", testConcurrentLabel},
+	{"UpdateUser", testConcurrentUpdateUser},
+	{"CountFailure", testConcurrentCountFailure},
+	{"LookupDuringWrites", testLookupDuringWrites},
+}
+
+func testConcurrentLimit(t *testing.T, open opener) {
+	s := open(t)
+	createUser(t, s, "alice")
+	errs := parallel(20, func(int) error {
+		return s.CreateToken(t.Context(), newToken("alice", ""), 5)
+	})
+	assertOutcomes(t, errs, 5, store.ErrTokenLimit)
+	if n := len(listTokens(t, s, "alice")); n != 5 {
+		t.Fatalf("alice has %d tokens, want 5", n)
+	}
+}
+
+func testConcurrentLabel(t *testing.T, open opener) {
+	s := open(t)
+	createUser(t, s, "alice")
+	errs := parallel(10, func(int) error {
+		return s.CreateToken(t.Context(), newToken("alice", "Work"), 0)
+	})
+	assertOutcomes(t, errs, 1, store.ErrLabelTaken)
+	if n := len(listTokens(t, s, "alice")); n != 1 {
+		t.Fatalf("alice has %d tokens, want 1", n)
+	}
+}
+
+func testConcurrentUpdateUser(t *testing.T, open opener) {
+	s := open(t)
+	createUser(t, s, "alice")
+	const n = 20
+	errs := parallel(n, func(i int) error {
+		_, err := s.UpdateUser(t.Context(), "alice", func(u *store.User) error {
+			u.Roles = append(u.Roles, fmt.Sprintf("r%02d", i))
+			return nil
+		})
+		return err
+	})
+	assertOutcomes(t, errs, n, nil)
+	// Every read-modify-write kept the others' changes.
+	if roles := getUser(t, s, "alice").Roles; len(roles) != n+1 {
+		t.Fatalf("alice has roles %v, want the original one plus %d", roles, n)
+	}
+}
+
+func testConcurrentCountFailure(t *testing.T, open opener) {
+	s := open(t)
+	const n = 30
+	counts := make([]int64, n)
+	errs := parallel(n, func(i int) (err error) {
+		counts[i], err = s.CountFailure(t.Context(), "k", time.Hour)
+		return err
+	})
+	assertOutcomes(t, errs, n, nil)
+	slices.Sort(counts)
+	for i, c := range counts {
+		if c != int64(i+1) {
+			t.Fatalf("concurrent counts = %v, want 1..%d each once", counts, n)
+		}
+	}
+}
+
+// testLookupDuringWrites is mostly for the race detector: readers must see
+// a complete token while writers update it.
+func testLookupDuringWrites(t *testing.T, open opener) {
+	f := setup(t, open)
+	errs := parallel(8, func(i int) error {
+		for range 20 {
+			if i%2 == 0 {
+				if _, err := f.s.LookupToken(t.Context(), f.work.Hash); err != nil {
+					return err
+				}
+				continue
+			}
+			_, err := f.s.UpdateToken(t.Context(), "alice", f.work.ID, func(tok *store.Token) error {
+				tok.Enabled = !tok.Enabled
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	assertOutcomes(t, errs, len(errs), nil)
+}
+
+// ---- helpers ----
+
+// fixture is the common starting point: user alice with tokens labelled
+// "Work" and "Home".
+type fixture struct {
+	s          store.Store
+	user       store.User
+	work, home store.Token
+}
+
+func setup(t *testing.T, open opener) fixture {
+	t.Helper()
+	s := open(t)
+	f := fixture{s: s, user: createUser(t, s, "alice")}
+	f.work = createToken(t, s, "alice", "Work")
+	f.home = createToken(t, s, "alice", "Home")
+	return f
+}
+
+// now is the current time in a form every backend round-trips exactly.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+var clock struct {
+	sync.Mutex
+	last time.Time
+}
+
+// tick is now, but strictly later than the previous tick, so that tokens
+// created one after another list in that order even on a backend fast
+// enough to create two within a microsecond.
+func tick() time.Time {
+	clock.Lock()
+	defer clock.Unlock()
+	next := clock.last.Add(time.Microsecond)
+	if t := now(); t.After(next) {
+		next = t
+	}
+	clock.last = next
+	return next
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b) // never fails (crypto/rand since Go 1.24)
+	return hex.EncodeToString(b)
+}
+
+func newUser(name string) store.User {
+	at := now()
+	return store.User{
+		Name:         name,
+		PasswordHash: "$2a$10$" + randomHex(16),
+		Roles:        []string{"user"},
+		TokenLogin:   true,
+		CreatedAt:    at,
+		UpdatedAt:    at,
+	}
+}
+
+// newToken returns a token of owner with a random ID and hash; its
+// LabelKey is the lowercased label.
+func newToken(owner, label string) store.Token {
+	var h store.TokenHash
+	rand.Read(h[:])
+	return store.Token{
+		ID:        randomHex(8),
+		Owner:     owner,
+		Kind:      store.KindPAT,
+		Hash:      h,
+		Label:     label,
+		LabelKey:  strings.ToLower(label),
+		Scopes:    []string{"read"},
+		Enabled:   true,
+		CreatedAt: tick(),
+	}
+}
+
+func use(tok store.Token) store.LastUse {
+	return store.LastUse{Owner: tok.Owner, TokenID: tok.ID, At: tok.LastUsedAt, IP: tok.LastUsedIP}
+}
+
+func createUser(t *testing.T, s store.Store, name string) store.User {
+	t.Helper()
+	u := newUser(name)
+	must(t, s.CreateUser(t.Context(), u))
+	return u
+}
+
+func createToken(t *testing.T, s store.Store, owner, label string) store.Token {
+	t.Helper()
+	tok := newToken(owner, label)
+	must(t, s.CreateToken(t.Context(), tok, 0))
+	return tok
+}
+
+func getUser(t *testing.T, s store.Store, name string) store.User {
+	t.Helper()
+	u, err := s.GetUser(t.Context(), name)
+	must(t, err)
+	return u
+}
+
+func getToken(t *testing.T, s store.Store, tok store.Token) store.Token {
+	t.Helper()
+	got, err := s.GetToken(t.Context(), tok.Owner, tok.ID)
+	must(t, err)
+	return got
+}
+
+func listTokens(t *testing.T, s store.Store, owner string) []store.Token {
+	t.Helper()
+	list, err := s.ListTokens(t.Context(), owner)
+	must(t, err)
+	return list
+}
+
+func lookup(t *testing.T, s store.Store, h store.TokenHash) store.Grant {
+	t.Helper()
+	g, err := s.LookupToken(t.Context(), h)
+	must(t, err)
+	return g
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+}
+
+func assertErr(t *testing.T, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("error = %v, want %v", err, want)
+	}
+}
+
+func assertCount(t *testing.T, s store.Store, key string, window time.Duration, want int64) {
+	t.Helper()
+	got, err := s.CountFailure(t.Context(), key, window)
+	must(t, err)
+	if got != want {
+		t.Fatalf("CountFailure(%q) = %d, want %d", key, got, want)
+	}
+}
+
+// assertNotStored checks that neither tok's record nor its hash index
+// exists.
+func assertNotStored(t *testing.T, s store.Store, tok store.Token) {
+	t.Helper()
+	_, err := s.GetToken(t.Context(), tok.Owner, tok.ID)
+	assertErr(t, err, store.ErrNotFound)
+	_, err = s.LookupToken(t.Context(), tok.Hash)
+	assertErr(t, err, store.ErrNotFound)
+}
+
+// assertTokens checks that list holds exactly want, in that order, with
+// every field intact.
+func assertTokens(t *testing.T, list []store.Token, want ...store.Token) {
+	t.Helper()
+	ids := func(ts []store.Token) []string {
+		out := make([]string, len(ts))
+		for i, tok := range ts {
+			out[i] = tok.ID
+		}
+		return out
+	}
+	if !slices.Equal(ids(list), ids(want)) {
+		t.Fatalf("tokens = %v, want %v", ids(list), ids(want))
+	}
+	for i := range list {
+		assertToken(t, list[i], want[i])
+	}
+}
+
+func assertGrant(t *testing.T, g store.Grant, tok store.Token, owner store.User) {
+	t.Helper()
+	assertToken(t, g.Token, tok)
+	assertUser(t, g.Owner, owner)
+}
+
+// equalUser and equalToken compare times with Equal (backends may drop
+// the monotonic reading and the location) and treat nil and empty slices
+// alike.
+func equalUser(a, b store.User) bool {
+	return a.Name == b.Name && a.PasswordHash == b.PasswordHash &&
+		slices.Equal(a.Roles, b.Roles) && a.TokenLogin == b.TokenLogin &&
+		a.Disabled == b.Disabled && a.CreatedAt.Equal(b.CreatedAt) &&
+		a.UpdatedAt.Equal(b.UpdatedAt)
+}
+
+func equalToken(a, b store.Token) bool {
+	return a.ID == b.ID && a.Owner == b.Owner && a.Kind == b.Kind &&
+		a.Hash == b.Hash && a.Label == b.Label && a.LabelKey == b.LabelKey &&
+		slices.Equal(a.Scopes, b.Scopes) && slices.Equal(a.AllowedIPs, b.AllowedIPs) &&
+		a.Enabled == b.Enabled && a.CreatedAt.Equal(b.CreatedAt) &&
+		a.ExpiresAt.Equal(b.ExpiresAt) && a.LastUsedAt.Equal(b.LastUsedAt) &&
+		a.LastUsedIP == b.LastUsedIP
+}
+
+func assertUser(t *testing.T, got, want store.User) {
+	t.Helper()
+	if !equalUser(got, want) {
+		t.Fatalf("user:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func assertToken(t *testing.T, got, want store.Token) {
+	t.Helper()
+	if !equalToken(got, want) {
+		t.Fatalf("token:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// parallel runs fn(0..n-1) concurrently and returns their errors.
+func parallel(n int, fn func(i int) error) []error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = fn(i) })
+	}
+	wg.Wait()
+	return errs
+}
+
+// assertOutcomes checks that exactly wantOK of errs are nil and that all
+// others match rejected.
+func assertOutcomes(t *testing.T, errs []error, wantOK int, rejected error) {
+	t.Helper()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case rejected == nil || !errors.Is(err, rejected):
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	if ok != wantOK {
+		t.Fatalf("%d of %d calls succeeded, want %d", ok, len(errs), wantOK)
+	}
+}
+
+// recorder collects the events a subscriber receives.
+type recorder struct {
+	mu     sync.Mutex
+	events []store.Event
+}
+
+func (r *recorder) add(e store.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+// take returns the events received so far and forgets them.
+func (r *recorder) take() []store.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	got := r.events
+	r.events = nil
+	return got
+}
+
+// assertGot checks, right after a write returned, that the write delivered
+// want (the contract requires delivery before the write returns).
+func (r *recorder) assertGot(t *testing.T, after string, want store.Event) {
+	t.Helper()
+	if got := r.take(); !slices.Contains(got, want) {
+		t.Fatalf("events after %s = %+v, want one to be %+v", after, got, want)
+	}
+}
+
+func (r *recorder) assertNone(t *testing.T, after string) {
+	t.Helper()
+	if got := r.take(); len(got) != 0 {
+		t.Fatalf("events after %s = %+v, want none", after, got)
+	}
+}
+
+// subscribe subscribes a new recorder; cancel ends the subscription.
+func subscribe(t *testing.T, s store.Store) (*recorder, context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	r := &recorder{}
+	must(t, s.Subscribe(ctx, r.add))
+	return r, cancel
+}

@@ -1,0 +1,372 @@
+// Package redistest runs a real redis-server for tests.
+//
+// Tests that need Redis call Start, which fails the test (never skips it)
+// when redis-server is missing or does not come up: a backend that is not
+// tested must not look as if it passed. The server listens on a free
+// loopback port, persists nothing (a cluster node keeps only its cluster
+// config, in a temporary directory) and is killed when the test ends.
+// StartCluster runs a one-node Redis Cluster instead.
+package redistest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	// binary is the server started; it must be on PATH.
+	binary = "redis-server"
+	// readyTimeout bounds the wait for a started server to answer PING.
+	readyTimeout = 10 * time.Second
+	// portAttempts is how many free ports are tried when the one picked is
+	// taken by someone else between picking and binding it.
+	portAttempts = 5
+	// ioTimeout bounds one command sent by the helper itself.
+	ioTimeout = 2 * time.Second
+)
+
+// Server is a redis-server child process on 127.0.0.1. Its methods are safe
+// for concurrent use.
+type Server struct {
+	port    int
+	dir     string // working directory, holds the server log and cluster state
+	cluster bool
+
+	mu   sync.Mutex
+	proc *process // nil while stopped
+}
+
+// process is one run of redis-server.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+}
+
+// Start runs a fresh redis-server for tb and kills it when tb ends. It
+// fails tb with the reason (and the server's log) if the server cannot be
+// started.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	return startTB(tb, false)
+}
+
+// StartCluster is Start for a Redis Cluster of one node that serves all
+// 16384 slots. A cluster client works with it as with a real cluster, and
+// the server enforces the cluster's rules (no command or transaction
+// across slots).
+func StartCluster(tb testing.TB) *Server {
+	tb.Helper()
+	return startTB(tb, true)
+}
+
+// startTB starts a server in tb's temporary directory and stops it when tb
+// ends.
+func startTB(tb testing.TB, cluster bool) *Server {
+	tb.Helper()
+	s, err := start(tb.TempDir(), cluster)
+	if err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// StartMain is Start for TestMain, where there is no testing.TB: it returns
+// the server and a function that stops it and removes its directory, to be
+// called before os.Exit.
+func StartMain() (*Server, func(), error) { return startMain(false) }
+
+// StartClusterMain is StartCluster for TestMain; see StartMain.
+func StartClusterMain() (*Server, func(), error) { return startMain(true) }
+
+// startMain starts a server in a directory of its own, which the returned
+// stop function removes.
+func startMain(cluster bool) (*Server, func(), error) {
+	dir, err := os.MkdirTemp("", "redistest-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("redistest: %w", err)
+	}
+	s, err := start(dir, cluster)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("redistest: %w", err)
+	}
+	stop := func() {
+		s.Stop()
+		_ = os.RemoveAll(dir)
+	}
+	return s, stop, nil
+}
+
+// start picks a free port and runs the server in dir, trying another port
+// when the picked one was taken before the server could bind it.
+func start(dir string, cluster bool) (*Server, error) {
+	if _, err := exec.LookPath(binary); err != nil {
+		return nil, fmt.Errorf("%s not found on PATH (install the redis-server package): %w", binary, err)
+	}
+	var lastErr error
+	for range portAttempts {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s := &Server{port: port, dir: dir, cluster: cluster}
+		if lastErr = s.run(); lastErr == nil {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("no server came up after %d attempts: %w", portAttempts, lastErr)
+}
+
+// freePort asks the kernel for a free loopback port. The port is released
+// before the server binds it, so another process may take it in between;
+// start retries in that case.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pick a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// run starts redis-server on s.port and waits until it answers PING.
+func (s *Server) run() error {
+	logPath := filepath.Join(s.dir, fmt.Sprintf("redis-%d.log", s.port))
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close() // the child keeps its own descriptor
+
+	args := []string{
+		"--port", strconv.Itoa(s.port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--daemonize", "no",
+		"--dir", s.dir,
+	}
+	if s.cluster {
+		args = append(args,
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", fmt.Sprintf("nodes-%d.conf", s.port),
+		)
+	}
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = s.dir
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", binary, err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+
+	err = s.waitReady(p)
+	if err == nil && s.cluster {
+		err = s.claimSlots()
+	}
+	if err != nil {
+		p.kill()
+		return fmt.Errorf("redis-server on port %d: %w\n--- server log ---\n%s", s.port, err, readLog(logPath))
+	}
+	s.mu.Lock()
+	s.proc = p
+	s.mu.Unlock()
+	return nil
+}
+
+// waitReady polls PING until it answers, the process exits or readyTimeout
+// passes. A server that answers must be this process: another one may have
+// taken the port between freePort and the start.
+func (s *Server) waitReady(p *process) error {
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		reply, err := s.do("PING")
+		if err == nil && reply == "PONG" {
+			return s.checkPID(p.cmd.Process.Pid)
+		}
+		select {
+		case <-p.done:
+			return errors.New("exited before answering PING (port taken?)")
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer to PING within %v (last error: %v)", readyTimeout, err)
+		}
+	}
+}
+
+// checkPID makes sure that the server on the port is process pid.
+func (s *Server) checkPID(pid int) error {
+	info, err := s.do("INFO", "server")
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(info, fmt.Sprintf("process_id:%d\r\n", pid)) {
+		return errors.New("another server answers on the port")
+	}
+	return nil
+}
+
+// claimSlots makes the node serve every slot (it keeps them across
+// Restart in its cluster config file) and waits until the cluster is up.
+func (s *Server) claimSlots() error {
+	if _, err := s.do("CLUSTER", "ADDSLOTSRANGE", "0", "16383"); err != nil && !strings.Contains(err.Error(), "busy") {
+		return fmt.Errorf("claim slots: %w", err)
+	}
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		info, err := s.do("CLUSTER", "INFO")
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cluster not ok within %v: %q, %v", readyTimeout, info, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// readLog returns the server log for an error message.
+func readLog(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(cannot read log: %v)", err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// kill stops the process and waits until it has exited.
+func (p *process) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// Addr returns the server's address, "127.0.0.1:PORT".
+func (s *Server) Addr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+}
+
+// URL returns a redis:// URL for database 0 of the server, or for a
+// cluster (StartCluster) a redis-cluster:// URL.
+func (s *Server) URL() string {
+	if s.cluster {
+		return "redis-cluster://" + s.Addr()
+	}
+	return "redis://" + s.Addr() + "/0"
+}
+
+// Stop kills the server and waits until it has exited, so that clients see
+// their connections closed. Data is lost. Stopping a stopped server does
+// nothing.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	p := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	if p != nil {
+		p.kill()
+	}
+}
+
+// Restart starts a stopped server again on the same port (and stops it
+// first if it is running), for tests of a store that becomes unreachable
+// and comes back. It comes back empty. It fails tb if the server does not
+// come up.
+func (s *Server) Restart(tb testing.TB) {
+	tb.Helper()
+	s.Stop()
+	// The port was ours a moment ago; retry briefly in case the kernel or
+	// a late client still holds it.
+	var err error
+	for range portAttempts {
+		if err = s.run(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tb.Fatalf("redistest: restart: %v", err)
+}
+
+// FlushAll empties every database of the server.
+func (s *Server) FlushAll(tb testing.TB) {
+	tb.Helper()
+	reply, err := s.do("FLUSHALL")
+	if err != nil || reply != "OK" {
+		tb.Fatalf("redistest: FLUSHALL on %s: reply %q, error %v", s.Addr(), reply, err)
+	}
+}
+
+// do sends one command on a new connection and returns the reply: a
+// status, an integer or a bulk string. The package talks RESP itself so
+// that it does not depend on any Redis client.
+func (s *Server) do(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", s.Addr())
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(ioTimeout)); err != nil {
+		return "", err
+	}
+	var req strings.Builder
+	fmt.Fprintf(&req, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&req, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := io.WriteString(conn, req.String()); err != nil {
+		return "", err
+	}
+	return readReply(bufio.NewReader(conn))
+}
+
+// readReply reads a status, error, integer or bulk string reply.
+func readReply(r *bufio.Reader) (string, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("empty reply")
+	}
+	switch kind, rest := line[0], line[1:]; kind {
+	case '+', ':':
+		return rest, nil
+	case '-':
+		return "", fmt.Errorf("server error: %s", rest)
+	case '$':
+		n, err := strconv.Atoi(rest)
+		if err != nil || n < 0 {
+			return "", fmt.Errorf("unexpected bulk reply %q", line)
+		}
+		buf := make([]byte, n+2) // with the closing CRLF
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	default:
+		return "", fmt.Errorf("unexpected reply %q", line)
+	}
+}

@@ -1,0 +1,79 @@
+package redistest
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestStartStopRestart(t *testing.T) {
+	s := Start(t)
+	if !strings.HasPrefix(s.URL(), "redis://127.0.0.1:") || !strings.HasSuffix(s.URL(), "/0") {
+		t.Fatalf("URL = %q", s.URL())
+	}
+	ping(t, s, true)
+	s.FlushAll(t)
+
+	s.Stop()
+	ping(t, s, false)
+	s.Stop() // idempotent
+
+	addr := s.Addr()
+	s.Restart(t)
+	if s.Addr() != addr {
+		t.Fatalf("restarted on %s, want %s", s.Addr(), addr)
+	}
+	ping(t, s, true)
+}
+
+func TestStartMain(t *testing.T) {
+	s, stop, err := StartMain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ping(t, s, true)
+	stop()
+	ping(t, s, false)
+}
+
+func TestTwoServersGetDistinctPorts(t *testing.T) {
+	a, b := Start(t), Start(t)
+	if a.Addr() == b.Addr() {
+		t.Fatalf("both servers on %s", a.Addr())
+	}
+}
+
+// ping checks whether the server answers.
+func ping(t *testing.T, s *Server, want bool) {
+	t.Helper()
+	reply, err := s.do("PING")
+	if got := err == nil && reply == "PONG"; got != want {
+		t.Fatalf("PING answered = %v, want %v (reply %q, err %v)", got, want, reply, err)
+	}
+}
+
+func TestStartCluster(t *testing.T) {
+	s := StartCluster(t)
+	if !strings.HasPrefix(s.URL(), "redis-cluster://127.0.0.1:") {
+		t.Fatalf("URL = %q", s.URL())
+	}
+	if info, err := s.do("CLUSTER", "INFO"); err != nil || !strings.Contains(info, "cluster_state:ok") {
+		t.Fatalf("CLUSTER INFO = %q, %v", info, err)
+	}
+	s.Restart(t)
+	if info, err := s.do("CLUSTER", "INFO"); err != nil || !strings.Contains(info, "cluster_state:ok") {
+		t.Fatalf("CLUSTER INFO after restart = %q, %v", info, err)
+	}
+}
+
+func TestCheckPIDRejectsAnotherServer(t *testing.T) {
+	s := Start(t)
+	s.mu.Lock()
+	pid := s.proc.cmd.Process.Pid
+	s.mu.Unlock()
+	if err := s.checkPID(pid); err != nil {
+		t.Fatalf("checkPID(own pid): %v", err)
+	}
+	if err := s.checkPID(pid + 1); err == nil {
+		t.Fatal("checkPID accepted a server that is not the started process")
+	}
+}

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package redistest
+
+import "syscall"
+
+// sysProcAttr has nothing to add outside Linux, which alone offers a
+// parent-death signal.
+func sysProcAttr() *syscall.SysProcAttr { return nil }
