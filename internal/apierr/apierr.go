@@ -1,0 +1,199 @@
+// Package apierr holds the errors that tokengate answers to clients, and
+// the one function that maps them to an HTTP status, an OAuth-style error
+// code and a JSON body.
+//
+// Descriptions never contain a token, a password or any other secret: they
+// are built from fixed strings and field names only.
+package apierr
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tokengate/tokengate/internal/store"
+)
+
+// Edge (token check) errors.
+var (
+	ErrNoToken             = errors.New("no bearer token was sent")
+	ErrMalformedToken      = errors.New("the bearer token is malformed")
+	ErrInvalidToken        = errors.New("the token is unknown or has been revoked")
+	ErrExpiredToken        = errors.New("the token has expired")
+	ErrTokenDisabled       = errors.New("the token is switched off")
+	ErrLoginNotAllowed     = errors.New("token login is not allowed for this user")
+	ErrIPNotAllowed        = errors.New("the client address is not allowed for this token")
+	ErrInsufficientScope   = errors.New("the token lacks a required scope")
+	ErrMultipleCredentials = errors.New("more than one credential was sent")
+	ErrUnsupportedToken    = errors.New("this kind of token is not accepted here")
+)
+
+// Errors of the gateway's own routes.
+var (
+	ErrUnauthenticated  = errors.New("authentication required")
+	ErrBadCredentials   = errors.New("wrong user name or password")
+	ErrForbidden        = errors.New("not allowed")
+	ErrNotFound         = errors.New("not found")
+	ErrMethodNotAllowed = errors.New("method not allowed")
+	ErrUnavailable      = errors.New("the token store is unavailable")
+	ErrBodyTooLarge     = errors.New("request body is too large")
+	ErrUnsupportedMedia = errors.New("content type must be application/json")
+)
+
+// FieldError is a 400 for one bad field of a request.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Field wraps err as a problem with the named request field.
+func Field(field string, err error) error { return &FieldError{Field: field, Err: err} }
+
+// BadRequest is a 400 for a request that cannot be read at all.
+func BadRequest(format string, args ...any) error {
+	return &badRequest{fmt.Sprintf(format, args...)}
+}
+
+type badRequest struct{ msg string }
+
+func (e *badRequest) Error() string { return e.msg }
+
+// RateLimited is a 429 with a Retry-After.
+type RateLimited struct{ RetryAfter time.Duration }
+
+func (e *RateLimited) Error() string { return "too many failed attempts, try again later" }
+
+// Conflict is a 409 (e.g. a label already in use).
+func Conflict(field string, err error) error { return &conflict{FieldError{field, err}} }
+
+type conflict struct{ FieldError }
+
+// Problem is what a client is told about an error.
+type Problem struct {
+	Status int `json:"-"`
+	// Code is an OAuth 2.0 / RFC 6750 error code where one fits.
+	Code        string `json:"error"`
+	Description string `json:"error_description"`
+	Field       string `json:"field,omitempty"`
+	// Scope is the scope that was required, for insufficient_scope.
+	Scope string `json:"-"`
+	// RetryAfter is set for 429.
+	RetryAfter time.Duration `json:"-"`
+}
+
+// For maps err to what the client is told. It is the only place where
+// errors become HTTP statuses. An error it does not know is a 500 whose
+// description says nothing about its cause.
+func For(err error) Problem {
+	var (
+		fe *FieldError
+		br *badRequest
+		rl *RateLimited
+		cf *conflict
+	)
+	p := func(status int, code string) Problem {
+		return Problem{Status: status, Code: code, Description: err.Error()}
+	}
+	switch {
+	case errors.Is(err, ErrNoToken), errors.Is(err, ErrUnauthenticated):
+		return Problem{Status: http.StatusUnauthorized, Code: "unauthorized", Description: err.Error()}
+	case errors.Is(err, ErrMalformedToken), errors.Is(err, ErrInvalidToken),
+		errors.Is(err, ErrExpiredToken), errors.Is(err, ErrTokenDisabled),
+		errors.Is(err, ErrLoginNotAllowed), errors.Is(err, ErrUnsupportedToken):
+		return p(http.StatusUnauthorized, "invalid_token")
+	case errors.Is(err, ErrBadCredentials):
+		return p(http.StatusUnauthorized, "invalid_credentials")
+	case errors.Is(err, ErrInsufficientScope):
+		return p(http.StatusForbidden, "insufficient_scope")
+	case errors.Is(err, ErrIPNotAllowed):
+		return p(http.StatusForbidden, "ip_not_allowed")
+	case errors.Is(err, ErrForbidden):
+		return p(http.StatusForbidden, "forbidden")
+	case errors.Is(err, ErrMultipleCredentials):
+		return p(http.StatusBadRequest, "invalid_request")
+	case errors.Is(err, ErrNotFound), errors.Is(err, store.ErrNotFound):
+		return Problem{Status: http.StatusNotFound, Code: "not_found", Description: "not found"}
+	case errors.Is(err, ErrMethodNotAllowed):
+		return p(http.StatusMethodNotAllowed, "method_not_allowed")
+	case errors.Is(err, ErrBodyTooLarge):
+		return p(http.StatusRequestEntityTooLarge, "invalid_request")
+	case errors.Is(err, ErrUnsupportedMedia):
+		return p(http.StatusUnsupportedMediaType, "invalid_request")
+	case errors.As(err, &cf):
+		return Problem{Status: http.StatusConflict, Code: "conflict", Description: cf.Err.Error(), Field: cf.Field}
+	case errors.Is(err, store.ErrTokenLimit):
+		return p(http.StatusConflict, "token_limit")
+	case errors.As(err, &fe):
+		return Problem{Status: http.StatusBadRequest, Code: "invalid_request", Description: fe.Err.Error(), Field: fe.Field}
+	case errors.As(err, &br):
+		return p(http.StatusBadRequest, "invalid_request")
+	case errors.As(err, &rl):
+		return Problem{Status: http.StatusTooManyRequests, Code: "rate_limited", Description: rl.Error(), RetryAfter: rl.RetryAfter}
+	case errors.Is(err, ErrUnavailable):
+		return p(http.StatusServiceUnavailable, "temporarily_unavailable")
+	}
+	return Problem{Status: http.StatusInternalServerError, Code: "server_error", Description: "internal error"}
+}
+
+// Challenge is how a route asks for credentials: the WWW-Authenticate
+// scheme ("Bearer" or "Basic") and realm.
+type Challenge struct {
+	Scheme string
+	Realm  string
+}
+
+// Write sends p as a JSON body with the headers its status calls for.
+func Write(w http.ResponseWriter, p Problem, ch Challenge) {
+	h := w.Header()
+	if v := ch.header(p); v != "" {
+		h.Set("WWW-Authenticate", v)
+	}
+	if p.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((p.RetryAfter+time.Second-1)/time.Second)))
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// header builds WWW-Authenticate per RFC 7617 (Basic) and RFC 6750 3
+// (Bearer): no error code when no credentials were sent.
+func (ch Challenge) header(p Problem) string {
+	realm := `realm="` + ch.Realm + `"`
+	switch {
+	case ch.Scheme == "Basic" && p.Status == http.StatusUnauthorized:
+		return `Basic ` + realm + `, charset="UTF-8"`
+	case ch.Scheme != "Bearer":
+		return ""
+	case p.Status == http.StatusUnauthorized && p.Code == "unauthorized":
+		return `Bearer ` + realm
+	case p.Status == http.StatusUnauthorized, p.Status == http.StatusBadRequest:
+		return `Bearer ` + realm + `, error="` + p.Code + `", error_description="` + p.Description + `"`
+	case p.Code == "insufficient_scope":
+		return `Bearer ` + realm + `, error="insufficient_scope", scope="` + p.Scope + `"`
+	}
+	return ""
+}
+
+// FromStore passes the store's sentinel errors (and nil) through and marks
+// any other store error as the store being unavailable (503).
+func FromStore(err error) error {
+	switch {
+	case err == nil, errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrUserExists),
+		errors.Is(err, store.ErrLabelTaken), errors.Is(err, store.ErrTokenLimit):
+		return err
+	}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}

@@ -1,0 +1,70 @@
+// Package scope validates and compares OAuth-style scopes (RFC 6749 3.3):
+// case-sensitive strings of printable ASCII without spaces, quotes or
+// backslashes.
+package scope
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Limits on a token's scopes.
+const (
+	MaxScopes = 32
+	MaxLen    = 64
+)
+
+// Normalize checks a list of scopes and returns it sorted without
+// duplicates (nil for an empty list).
+func Normalize(scopes []string) ([]string, error) {
+	if len(scopes) > MaxScopes {
+		return nil, fmt.Errorf("at most %d scopes are allowed", MaxScopes)
+	}
+	out := make([]string, 0, len(scopes))
+	for _, s := range scopes {
+		if err := check(s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// Parse splits a space-separated scope string (the form of the "scope"
+// parameter and claim) and normalizes it.
+func Parse(s string) ([]string, error) {
+	return Normalize(strings.Fields(s))
+}
+
+func check(s string) error {
+	if s == "" {
+		return fmt.Errorf("scope must not be empty")
+	}
+	if len(s) > MaxLen {
+		return fmt.Errorf("scope %.20q... is longer than %d characters", s, MaxLen)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		// RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+		if c < 0x21 || c == 0x22 || c == 0x5C || c > 0x7E {
+			return fmt.Errorf("scope %q contains a character that is not allowed", s)
+		}
+	}
+	return nil
+}
+
+// Covers reports whether granted includes every scope in required.
+func Covers(granted, required []string) bool {
+	for _, r := range required {
+		if !slices.Contains(granted, r) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,119 @@
+package token
+
+import (
+	"crypto/sha256"
+	"strings"
+	"testing"
+)
+
+func TestNewPATShapeAndChecksum(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		tok, err := NewPAT()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tok) != PATLen || !strings.HasPrefix(tok, "tgp_") {
+			t.Fatalf("bad shape %q", tok)
+		}
+		if got := Classify(tok); got != PAT {
+			t.Fatalf("Classify(new PAT) = %v", got)
+		}
+		if seen[tok] {
+			t.Fatalf("duplicate token after %d", i)
+		}
+		seen[tok] = true
+	}
+}
+
+func TestPATChecksumCatchesEveryOneCharacterTypo(t *testing.T) {
+	tok, err := NewPAT()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(PATPrefix); i < len(tok); i++ {
+		for _, c := range []byte(base62) {
+			if c == tok[i] {
+				continue
+			}
+			typo := tok[:i] + string(c) + tok[i+1:]
+			if Classify(typo) != Malformed {
+				t.Fatalf("typo at %d (%q) accepted", i, typo)
+			}
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	pat, _ := NewPAT()
+	legacy, _ := NewLegacy()
+	tests := []struct {
+		name string
+		tok  string
+		want Kind
+	}{
+		{"pat", pat, PAT},
+		{"legacy from seed", "e444c69894d2087696e0a6c6914788f67ebcf6ee", Legacy},
+		{"new legacy", legacy, Legacy},
+		{"legacy uppercase", "E444C69894D2087696E0A6C6914788F67EBCF6EE", Malformed},
+		{"legacy 39", "e444c69894d2087696e0a6c6914788f67ebcf6e", Malformed},
+		{"jwt", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", JWT},
+		{"jwt empty signature", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.", Malformed},
+		{"jwt two parts", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0", Malformed},
+		{"jwt four parts", "a.b.c.d", Malformed},
+		{"jwt padding", "a.b.c=", Malformed},
+		{"pat wrong prefix", "tgx_" + pat[4:], Malformed},
+		{"pat short", pat[:len(pat)-1], Malformed},
+		{"pat bad char", pat[:10] + "!" + pat[11:], Malformed},
+		{"empty", "", Malformed},
+		{"garbage", "not a token", Malformed},
+		{"too long", strings.Repeat("a", MaxLen) + ".b.c", Malformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Classify(tt.tok); got != tt.want {
+				t.Errorf("Classify(%q) = %v, want %v", tt.tok, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestHashIsSHA256(t *testing.T) {
+	if Hash("abc") != sha256.Sum256([]byte("abc")) {
+		t.Fatal("Hash is not SHA-256")
+	}
+}
+
+func TestNewIDAndLegacyShapes(t *testing.T) {
+	id, err := NewID()
+	if err != nil || len(id) != 16 || !isLowerHex(id) {
+		t.Fatalf("NewID = %q, %v", id, err)
+	}
+	l, err := NewLegacy()
+	if err != nil || Classify(l) != Legacy {
+		t.Fatalf("NewLegacy = %q, %v", l, err)
+	}
+}
+
+func BenchmarkClassifyPAT(b *testing.B) {
+	tok, _ := NewPAT()
+	b.ReportAllocs()
+	for b.Loop() {
+		if Classify(tok) != PAT {
+			b.Fatal("not a PAT")
+		}
+	}
+}
+
+func FuzzClassify(f *testing.F) {
+	pat, _ := NewPAT()
+	f.Add(pat)
+	f.Add("e444c69894d2087696e0a6c6914788f67ebcf6ee")
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, s string) {
+		k := Classify(s)
+		if k == PAT && (len(s) != PATLen || !strings.HasPrefix(s, PATPrefix)) {
+			t.Fatalf("accepted %q as PAT", s)
+		}
+	})
+}
