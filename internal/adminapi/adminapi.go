@@ -1,0 +1,162 @@
+// Package adminapi serves tokengate's administration routes. They are
+// mounted on Caddy's admin endpoint, which has no authentication of its
+// own: bind it to a unix socket or loopback, or use Caddy's mTLS remote
+// admin (see the README).
+//
+//	GET    /tokengate/users                      list users
+//	POST   /tokengate/users                      create a user
+//	GET    /tokengate/users/{name}               show one
+//	PATCH  /tokengate/users/{name}               change password, roles, token_login, disabled
+//	DELETE /tokengate/users/{name}               delete it and all its tokens
+//	GET    /tokengate/users/{name}/tokens        list its tokens
+//	DELETE /tokengate/users/{name}/tokens/{id}   revoke one
+//	POST   /tokengate/store/check[?repair=true]  check (and repair) the store
+package adminapi
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/jsonbody"
+	"github.com/tokengate/tokengate/internal/pat"
+	"github.com/tokengate/tokengate/internal/store"
+	"github.com/tokengate/tokengate/internal/users"
+)
+
+// Prefix is the root of the admin routes.
+const Prefix = "/tokengate/"
+
+// API serves the admin routes.
+type API struct {
+	Users  *users.Service
+	Tokens *pat.Service
+	Store  store.Store
+}
+
+// ServeHTTP routes an admin request. It returns errors for the caller to
+// answer (Caddy's admin server writes them as JSON).
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, Prefix), "/"), "/")
+	switch {
+	case len(parts) == 2 && parts[0] == "store" && parts[1] == "check":
+		return a.storeCheck(w, r)
+	case parts[0] != "users":
+		return apierr.ErrNotFound
+	case len(parts) == 1:
+		return a.users(w, r)
+	case len(parts) == 2:
+		return a.user(w, r, parts[1])
+	case len(parts) == 3 && parts[2] == "tokens":
+		return a.tokens(w, r, parts[1])
+	case len(parts) == 4 && parts[2] == "tokens":
+		return a.token(w, r, parts[1], parts[3])
+	}
+	return apierr.ErrNotFound
+}
+
+func (a *API) users(w http.ResponseWriter, r *http.Request) error {
+	switch r.Method {
+	case http.MethodGet:
+		list, err := a.Users.List(r.Context())
+		if err != nil {
+			return err
+		}
+		jsonbody.Write(w, http.StatusOK, map[string]any{"users": list})
+		return nil
+	case http.MethodPost:
+		var req users.NewUser
+		if err := jsonbody.Decode(w, r, &req, 0); err != nil {
+			return err
+		}
+		v, err := a.Users.Create(r.Context(), req)
+		if err != nil {
+			return err
+		}
+		jsonbody.Write(w, http.StatusCreated, v)
+		return nil
+	}
+	return methodNotAllowed(w, "GET, POST")
+}
+
+func (a *API) user(w http.ResponseWriter, r *http.Request, name string) error {
+	switch r.Method {
+	case http.MethodGet:
+		v, err := a.Users.Get(r.Context(), name)
+		return writeOK(w, v, err)
+	case http.MethodPatch:
+		var c users.Changes
+		if err := jsonbody.Decode(w, r, &c, 0); err != nil {
+			return err
+		}
+		v, err := a.Users.Update(r.Context(), name, c)
+		return writeOK(w, v, err)
+	case http.MethodDelete:
+		if err := a.Users.Delete(r.Context(), name); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return methodNotAllowed(w, "GET, PATCH, DELETE")
+}
+
+func (a *API) tokens(w http.ResponseWriter, r *http.Request, name string) error {
+	if r.Method != http.MethodGet {
+		return methodNotAllowed(w, "GET")
+	}
+	list, err := a.Tokens.List(r.Context(), users.CanonicalName(name))
+	if err != nil {
+		return err
+	}
+	jsonbody.Write(w, http.StatusOK, map[string]any{"tokens": list})
+	return nil
+}
+
+func (a *API) token(w http.ResponseWriter, r *http.Request, name, id string) error {
+	switch r.Method {
+	case http.MethodPatch:
+		var req pat.UpdateRequest
+		if err := jsonbody.Decode(w, r, &req, 0); err != nil {
+			return err
+		}
+		v, err := a.Tokens.Update(r.Context(), users.CanonicalName(name), id, req)
+		return writeOK(w, v, err)
+	case http.MethodDelete:
+		if err := a.Tokens.Delete(r.Context(), users.CanonicalName(name), id); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return methodNotAllowed(w, "PATCH, DELETE")
+}
+
+func (a *API) storeCheck(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return methodNotAllowed(w, "POST")
+	}
+	report, err := a.Store.Check(r.Context(), r.URL.Query().Get("repair") == "true")
+	if err != nil {
+		return apierr.FromStore(err)
+	}
+	if report.Problems == nil {
+		report.Problems = []string{}
+	}
+	jsonbody.Write(w, http.StatusOK, report)
+	return nil
+}
+
+// writeOK writes a (value, error) result as 200.
+func writeOK[T any](w http.ResponseWriter, v T, err error) error {
+	if err != nil {
+		return err
+	}
+	jsonbody.Write(w, http.StatusOK, v)
+	return nil
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) error {
+	w.Header().Set("Allow", allow)
+	return apierr.ErrMethodNotAllowed
+}

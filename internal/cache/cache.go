@@ -1,0 +1,195 @@
+// Package cache is the in-process cache of edge decisions: it maps a
+// token's SHA-256 (never the token) to what the gateway needs to accept or
+// refuse it without a store round trip, including negative entries for
+// well-formed tokens that do not exist.
+//
+// It is bounded in entries, and every entry lives at most TTL, which is
+// also the worst case staleness if an invalidation message is lost.
+// Invalidations bump a generation counter; a fill that started before an
+// invalidation is dropped (see Fill), which closes the race where a slow
+// store read fills the cache after the invalidation that concerns it.
+package cache
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokengate/tokengate/internal/iplist"
+)
+
+// Entry is a cached decision input. Entries are immutable once filled,
+// except for LastUse which the gateway updates atomically.
+type Entry struct {
+	// Missing marks a negative entry: no token has this hash.
+	Missing bool
+	// Owner is the user name, TokenID the token's public id, Kind its kind.
+	Owner, TokenID, Kind string
+	// Scopes granted, and the same joined by spaces for the header.
+	Scopes      []string
+	ScopeHeader string
+	// ExpiresAt in Unix nanoseconds; 0 means never.
+	ExpiresAt int64
+	// Refusal is why the token must be refused whatever the request (token
+	// switched off, owner disabled, token login off); nil if usable.
+	Refusal error
+	// AllowedIPs is the token's allow-list (empty: any).
+	AllowedIPs iplist.List
+	// LastUse is the Unix nanosecond time of the last use this node
+	// recorded, so that a hot token is queued for a store write at most
+	// once per interval.
+	LastUse atomic.Int64
+
+	storedAt int64
+}
+
+// AllowsIP applies the entry's allow-list.
+func (e *Entry) AllowsIP(a netip.Addr) bool { return e.AllowedIPs.Allows(a) }
+
+// Options configure a Cache.
+type Options struct {
+	// MaxEntries bounds the number of entries (default 100000).
+	MaxEntries int
+	// TTL is how long an entry is trusted (default 30s).
+	TTL time.Duration
+	// Now is the clock (default time.Now); tests inject their own.
+	Now func() time.Time
+}
+
+const shardCount = 64
+
+// Cache is safe for concurrent use.
+type Cache struct {
+	shards     [shardCount]shard
+	perShard   atomic.Int64
+	ttl        atomic.Int64
+	now        func() time.Time
+	generation atomic.Uint64
+}
+
+type shard struct {
+	mu sync.RWMutex
+	m  map[[32]byte]*Entry
+}
+
+// New returns an empty cache.
+func New(o Options) *Cache {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	c := &Cache{now: o.Now}
+	c.SetLimits(o.MaxEntries, o.TTL)
+	for i := range c.shards {
+		c.shards[i].m = make(map[[32]byte]*Entry)
+	}
+	return c
+}
+
+// SetLimits changes the bound and the TTL (<= 0: the defaults, 100000
+// entries and 30s), e.g. when a config reload keeps the cache but changes
+// its settings. A smaller bound takes effect as entries are added.
+func (c *Cache) SetLimits(maxEntries int, ttl time.Duration) {
+	if maxEntries <= 0 {
+		maxEntries = 100000
+	}
+	if ttl <= 0 {
+		ttl = 30 * time.Second
+	}
+	c.perShard.Store(int64(max(1, maxEntries/shardCount)))
+	c.ttl.Store(int64(ttl))
+}
+
+func (c *Cache) shard(h [32]byte) *shard { return &c.shards[h[0]%shardCount] }
+
+// Get returns the live entry for h, if any.
+func (c *Cache) Get(h [32]byte) (*Entry, bool) {
+	s := c.shard(h)
+	s.mu.RLock()
+	e, ok := s.m[h]
+	s.mu.RUnlock()
+	if !ok || c.now().UnixNano()-e.storedAt > c.ttl.Load() {
+		return nil, false
+	}
+	return e, true
+}
+
+// Generation returns the current generation. Read it before the store
+// read whose result will be passed to Fill.
+func (c *Cache) Generation() uint64 { return c.generation.Load() }
+
+// Fill stores e under h unless an invalidation happened since gen was
+// read, in which case the result may already be stale and it is dropped.
+// It reports whether e was stored. When the shard is full an arbitrary
+// entry is evicted.
+func (c *Cache) Fill(h [32]byte, e *Entry, gen uint64) bool {
+	e.storedAt = c.now().UnixNano()
+	s := c.shard(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Checked under the shard lock: invalidations take the same lock after
+	// bumping the generation, so a fill either sees the new generation or
+	// is removed by the invalidation that follows it.
+	if c.generation.Load() != gen {
+		return false
+	}
+	if _, exists := s.m[h]; !exists {
+		for k := range s.m { // map iteration order is random: random eviction
+			if int64(len(s.m)) < c.perShard.Load() {
+				break
+			}
+			delete(s.m, k)
+		}
+	}
+	s.m[h] = e
+	return true
+}
+
+// Invalidate drops the entry for h.
+func (c *Cache) Invalidate(h [32]byte) {
+	c.generation.Add(1)
+	s := c.shard(h)
+	s.mu.Lock()
+	delete(s.m, h)
+	s.mu.Unlock()
+}
+
+// InvalidateOwner drops every entry of the owner's tokens. It walks the
+// whole cache: owner changes are rare compared with look-ups, and an
+// owner index would cost memory and work on every fill.
+func (c *Cache) InvalidateOwner(owner string) {
+	c.generation.Add(1)
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if e.Owner == owner {
+				delete(s.m, k)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Clear drops everything.
+func (c *Cache) Clear() {
+	c.generation.Add(1)
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		clear(s.m)
+		s.mu.Unlock()
+	}
+}
+
+// Len returns the number of entries, live or expired.
+func (c *Cache) Len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}

@@ -1,0 +1,139 @@
+package cache
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func key(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+func newTestCache(maxEntries int) (*Cache, *fakeClock) {
+	clk := &fakeClock{t: time.Unix(1700000000, 0)}
+	return New(Options{MaxEntries: maxEntries, TTL: time.Minute, Now: clk.Now}), clk
+}
+
+func TestGetFillAndTTL(t *testing.T) {
+	c, clk := newTestCache(100)
+	if _, ok := c.Get(key("a")); ok {
+		t.Fatal("empty cache returned an entry")
+	}
+	if !c.Fill(key("a"), &Entry{Owner: "alice"}, c.Generation()) {
+		t.Fatal("fill refused")
+	}
+	e, ok := c.Get(key("a"))
+	if !ok || e.Owner != "alice" {
+		t.Fatalf("Get = %v, %v", e, ok)
+	}
+	clk.Add(time.Minute + time.Second)
+	if _, ok := c.Get(key("a")); ok {
+		t.Fatal("entry outlived its TTL")
+	}
+}
+
+func TestInvalidate(t *testing.T) {
+	c, _ := newTestCache(100)
+	c.Fill(key("a"), &Entry{Owner: "alice"}, c.Generation())
+	c.Fill(key("b"), &Entry{Owner: "bob"}, c.Generation())
+	c.Fill(key("c"), &Entry{Owner: "alice"}, c.Generation())
+	c.Invalidate(key("b"))
+	if _, ok := c.Get(key("b")); ok {
+		t.Fatal("invalidated entry still there")
+	}
+	c.InvalidateOwner("alice")
+	if _, ok := c.Get(key("a")); ok {
+		t.Fatal("owner's entry a still there")
+	}
+	if _, ok := c.Get(key("c")); ok {
+		t.Fatal("owner's entry c still there")
+	}
+	c.Fill(key("d"), &Entry{}, c.Generation())
+	c.Clear()
+	if c.Len() != 0 {
+		t.Fatal("Clear left entries")
+	}
+}
+
+// A store read that started before an invalidation must not fill the cache
+// with what it read.
+func TestFillAfterInvalidateIsDropped(t *testing.T) {
+	c, _ := newTestCache(100)
+	gen := c.Generation()  // the slow read starts
+	c.Invalidate(key("a")) // the revoke arrives
+	if c.Fill(key("a"), &Entry{Owner: "alice"}, gen) {
+		t.Fatal("stale fill accepted")
+	}
+	if _, ok := c.Get(key("a")); ok {
+		t.Fatal("stale entry visible")
+	}
+	if !c.Fill(key("a"), &Entry{Owner: "alice"}, c.Generation()) {
+		t.Fatal("fresh fill refused")
+	}
+}
+
+func TestBoundedEntries(t *testing.T) {
+	c, _ := newTestCache(shardCount * 2)
+	for i := 0; i < 10000; i++ {
+		c.Fill(key(fmt.Sprint(i)), &Entry{}, c.Generation())
+	}
+	if n := c.Len(); n > shardCount*2 {
+		t.Fatalf("cache holds %d entries, bound %d", n, shardCount*2)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	c, _ := newTestCache(1000)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2000; i++ {
+				k := key(fmt.Sprint(i % 300))
+				switch i % 7 {
+				case 0:
+					c.Invalidate(k)
+				case 1:
+					c.InvalidateOwner("x")
+				default:
+					c.Fill(k, &Entry{Owner: "x"}, c.Generation())
+					c.Get(k)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func BenchmarkGetHit(b *testing.B) {
+	c := New(Options{})
+	k := key("hot")
+	c.Fill(k, &Entry{Owner: "alice"}, c.Generation())
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, ok := c.Get(k); !ok {
+				b.Fatal("miss")
+			}
+		}
+	})
+}

@@ -1,0 +1,45 @@
+package identity
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestStripRemovesEverySpelling(t *testing.T) {
+	hn := DefaultHeaders.WithDefaults()
+	h := http.Header{}
+	for _, k := range []string{"X-Auth-User", "X_Auth_User", "x_auth_user", "X-AUTH-TOKEN-TYPE", "X_auth-token_id", "x-auth-scopes"} {
+		h[k] = []string{"admin"} // raw keys, as a client could send them
+	}
+	h.Set("X-Auth-Username", "keep")
+	h.Set("Accept", "keep")
+	hn.Strip(h)
+	if len(h) != 2 || h.Get("Accept") != "keep" || h.Get("X-Auth-Username") != "keep" {
+		t.Fatalf("after Strip: %v", h)
+	}
+}
+
+func TestCustomNamesAndSet(t *testing.T) {
+	hn := Headers{User: "x-remote-user"}.WithDefaults()
+	if hn.User != "X-Remote-User" || hn.TokenType != "X-Auth-Token-Type" {
+		t.Fatalf("WithDefaults = %+v", hn)
+	}
+	h := http.Header{"X_remote_user": {"evil"}}
+	hn.Strip(h)
+	hn.Set(h, Identity{User: "alice", TokenType: "pat", TokenID: "abc", Scopes: "read write"})
+	if h.Get("X-Remote-User") != "alice" || len(h["X-Remote-User"]) != 1 || h.Get("X-Auth-Scopes") != "read write" {
+		t.Fatalf("after Set: %v", h)
+	}
+	if _, ok := h["X_remote_user"]; ok {
+		t.Fatal("smuggled header survived")
+	}
+}
+
+func BenchmarkStrip(b *testing.B) {
+	hn := DefaultHeaders.WithDefaults()
+	h := http.Header{"Accept": {"*/*"}, "User-Agent": {"wrk"}, "Authorization": {"Bearer x"}, "Host": {"a"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		hn.Strip(h)
+	}
+}

@@ -1,0 +1,98 @@
+// Package lastuse batches "last access" updates so that using a token
+// costs no store write per request: uses are kept in memory and written in
+// one batch per interval.
+package lastuse
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/tokengate/tokengate/internal/store"
+)
+
+// Recorder collects token uses and writes them in batches.
+type Recorder struct {
+	store store.Store
+
+	mu      sync.Mutex
+	pending map[key]store.LastUse
+}
+
+type key struct{ owner, id string }
+
+// New returns a Recorder that writes to s.
+func New(s store.Store) *Recorder {
+	return &Recorder{store: s, pending: make(map[key]store.LastUse)}
+}
+
+// Record queues a use; the newest use of each token wins.
+func (r *Recorder) Record(u store.LastUse) {
+	k := key{u.Owner, u.TokenID}
+	r.mu.Lock()
+	if old, ok := r.pending[k]; !ok || u.At.After(old.At) {
+		r.pending[k] = u
+	}
+	r.mu.Unlock()
+}
+
+// Pending returns the queued uses of owner's tokens by token id, so that a
+// listing made on this node shows uses not yet written.
+func (r *Recorder) Pending(owner string) map[string]store.LastUse {
+	out := make(map[string]store.LastUse)
+	r.mu.Lock()
+	for k, u := range r.pending {
+		if k.owner == owner {
+			out[k.id] = u
+		}
+	}
+	r.mu.Unlock()
+	return out
+}
+
+// Flush writes what is queued. If the write fails the uses are queued
+// again (unless newer ones arrived meanwhile) and the error is returned.
+func (r *Recorder) Flush(ctx context.Context) error {
+	r.mu.Lock()
+	if len(r.pending) == 0 {
+		r.mu.Unlock()
+		return nil
+	}
+	batch := make([]store.LastUse, 0, len(r.pending))
+	for _, u := range r.pending {
+		batch = append(batch, u)
+	}
+	clear(r.pending)
+	r.mu.Unlock()
+
+	err := r.store.RecordLastUse(ctx, batch)
+	if err != nil {
+		for _, u := range batch {
+			r.Record(u)
+		}
+	}
+	return err
+}
+
+// Run flushes every interval until ctx is done, then flushes once more
+// (with a fresh, bounded context) so that a clean shutdown loses nothing.
+// onError is called with flush errors.
+func (r *Recorder) Run(ctx context.Context, interval time.Duration, onError func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := r.Flush(final); err != nil {
+				onError(err)
+			}
+			return
+		case <-t.C:
+			if err := r.Flush(ctx); err != nil {
+				onError(err)
+			}
+		}
+	}
+}

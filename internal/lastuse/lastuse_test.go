@@ -1,0 +1,224 @@
+package lastuse
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/internal/store"
+	"github.com/tokengate/tokengate/internal/store/boltstore"
+)
+
+var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func openAt(t *testing.T, path string) *boltstore.Store {
+	t.Helper()
+	st, err := boltstore.Open(path, boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// seed gives user alice the tokens ids in st.
+func seed(t *testing.T, st store.Store, ids ...string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := st.CreateUser(ctx, store.User{Name: "alice", PasswordHash: "x", TokenLogin: true, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		tok := store.Token{ID: id, Owner: "alice", Kind: store.KindPAT, Enabled: true, CreatedAt: t0}
+		tok.Hash[0], tok.Hash[1] = byte(i), 0xAA
+		if err := st.CreateToken(ctx, tok, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// newEnv returns a store at a known path with alice's tokens "a" and "b",
+// and a Recorder writing to it.
+func newEnv(t *testing.T) (*Recorder, *boltstore.Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tg.db")
+	st := openAt(t, path)
+	seed(t, st, "a", "b")
+	return New(st), st, path
+}
+
+func use(id string, at time.Time, ip string) store.LastUse {
+	return store.LastUse{Owner: "alice", TokenID: id, At: at, IP: ip}
+}
+
+// stored returns alice's tokens' last uses as the store has them.
+func stored(t *testing.T, st store.Store) map[string]store.LastUse {
+	t.Helper()
+	ts, err := st.ListTokens(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]store.LastUse{}
+	for _, tok := range ts {
+		out[tok.ID] = use(tok.ID, tok.LastUsedAt, tok.LastUsedIP)
+	}
+	return out
+}
+
+func wantUse(t *testing.T, what string, got map[string]store.LastUse, id string, at time.Time, ip string) {
+	t.Helper()
+	u, ok := got[id]
+	if !ok || !u.At.Equal(at) || u.IP != ip {
+		t.Fatalf("%s: use of %s = %+v (present %v), want %v from %q", what, id, u, ok, at, ip)
+	}
+}
+
+func TestRecordKeepsNewest(t *testing.T) {
+	tests := []struct {
+		name  string
+		order []store.LastUse
+		at    time.Time
+		ip    string
+	}{
+		{"newer last", []store.LastUse{use("a", t0, "192.0.2.1"), use("a", t0.Add(time.Second), "192.0.2.2")}, t0.Add(time.Second), "192.0.2.2"},
+		{"older last", []store.LastUse{use("a", t0.Add(time.Second), "192.0.2.2"), use("a", t0, "192.0.2.1")}, t0.Add(time.Second), "192.0.2.2"},
+		{"same time keeps first", []store.LastUse{use("a", t0, "192.0.2.1"), use("a", t0, "192.0.2.2")}, t0, "192.0.2.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, _, _ := newEnv(t)
+			for _, u := range tt.order {
+				r.Record(u)
+			}
+			r.Record(use("b", t0.Add(-time.Hour), ""))
+			r.Record(store.LastUse{Owner: "bob", TokenID: "a", At: t0.Add(time.Hour)})
+
+			p := r.Pending("alice")
+			if len(p) != 2 {
+				t.Fatalf("Pending(alice) = %+v, want tokens a and b", p)
+			}
+			wantUse(t, "pending", p, "a", tt.at, tt.ip)
+			wantUse(t, "pending", p, "b", t0.Add(-time.Hour), "")
+			if p := r.Pending("bob"); len(p) != 1 {
+				t.Fatalf("Pending(bob) = %+v", p)
+			}
+			if p := r.Pending("nobody"); len(p) != 0 {
+				t.Fatalf("Pending(nobody) = %+v", p)
+			}
+		})
+	}
+}
+
+func TestFlushWritesToStore(t *testing.T) {
+	ctx := context.Background()
+	r, st, _ := newEnv(t)
+	r.Record(use("a", t0.Add(time.Minute), "192.0.2.1"))
+	r.Record(use("b", t0.Add(2*time.Minute), "2001:db8::1"))
+	r.Record(use("gone", t0, "192.0.2.9")) // a deleted token is ignored
+
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := stored(t, st)
+	wantUse(t, "stored", got, "a", t0.Add(time.Minute), "192.0.2.1")
+	wantUse(t, "stored", got, "b", t0.Add(2*time.Minute), "2001:db8::1")
+	if p := r.Pending("alice"); len(p) != 0 {
+		t.Fatalf("uses still pending after a flush: %+v", p)
+	}
+
+	// An older use flushed later does not overwrite the newer one.
+	r.Record(use("a", t0, "203.0.113.1"))
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantUse(t, "after an older use", stored(t, st), "a", t0.Add(time.Minute), "192.0.2.1")
+
+	// Nothing queued: no store operation at all.
+	before := st.Ops()
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := st.Ops() - before; d != 0 {
+		t.Fatalf("empty flush made %d store operations", d)
+	}
+}
+
+func TestFlushFailureKeepsUses(t *testing.T) {
+	ctx := context.Background()
+	r, st, path := newEnv(t)
+	r.Record(use("a", t0.Add(time.Minute), "192.0.2.1"))
+	r.Record(use("b", t0.Add(time.Minute), "192.0.2.2"))
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := r.Flush(ctx); err == nil {
+		t.Fatal("flush to a closed store succeeded")
+	}
+	p := r.Pending("alice")
+	wantUse(t, "after failed flush", p, "a", t0.Add(time.Minute), "192.0.2.1")
+	wantUse(t, "after failed flush", p, "b", t0.Add(time.Minute), "192.0.2.2")
+
+	// A use newer than the requeued one still wins; an older one does not.
+	r.Record(use("a", t0.Add(2*time.Minute), "192.0.2.3"))
+	r.Record(use("b", t0, "192.0.2.4"))
+	if err := r.Flush(ctx); err == nil {
+		t.Fatal("second flush to a closed store succeeded")
+	}
+
+	// The store comes back: the queued uses are written.
+	reopened := openAt(t, path)
+	r.store = reopened
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := stored(t, reopened)
+	wantUse(t, "after recovery", got, "a", t0.Add(2*time.Minute), "192.0.2.3")
+	wantUse(t, "after recovery", got, "b", t0.Add(time.Minute), "192.0.2.2")
+	if p := r.Pending("alice"); len(p) != 0 {
+		t.Fatalf("uses still pending after a successful flush: %+v", p)
+	}
+}
+
+func TestRunFlushesOnCancel(t *testing.T) {
+	r, st, _ := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var errs []error
+	go func() {
+		defer close(done)
+		// An interval that never ticks during the test: only the final
+		// flush can write.
+		r.Run(ctx, time.Hour, func(err error) { errs = append(errs, err) })
+	}()
+	r.Record(use("a", t0.Add(time.Minute), "192.0.2.1"))
+	cancel()
+	<-done
+
+	if len(errs) != 0 {
+		t.Fatalf("Run reported errors: %v", errs)
+	}
+	wantUse(t, "after Run returned", stored(t, st), "a", t0.Add(time.Minute), "192.0.2.1")
+	if p := r.Pending("alice"); len(p) != 0 {
+		t.Fatalf("uses still pending after Run returned: %+v", p)
+	}
+}
+
+func TestRunReportsFinalFlushError(t *testing.T) {
+	r, st, _ := newEnv(t)
+	r.Record(use("a", t0.Add(time.Minute), "192.0.2.1"))
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var errs []error
+	r.Run(ctx, time.Hour, func(err error) { errs = append(errs, err) })
+	if len(errs) != 1 {
+		t.Fatalf("Run reported %d errors, want 1", len(errs))
+	}
+	if _, ok := r.Pending("alice")["a"]; !ok {
+		t.Fatal("the use was lost after the failed final flush")
+	}
+}

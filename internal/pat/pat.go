@@ -1,0 +1,208 @@
+// Package pat manages personal access tokens: creation (the secret is
+// returned once and stored only as its SHA-256), listing, renaming,
+// switching on and off, per-token IP allow-lists and revocation.
+package pat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/iplist"
+	"github.com/tokengate/tokengate/internal/label"
+	"github.com/tokengate/tokengate/internal/lastuse"
+	"github.com/tokengate/tokengate/internal/scope"
+	"github.com/tokengate/tokengate/internal/store"
+	"github.com/tokengate/tokengate/internal/token"
+)
+
+// MaxLifetime bounds expires_in: 100 years, the legacy default lifetime.
+const MaxLifetime = 100 * 365 * 24 * time.Hour
+
+// Service manages personal access tokens.
+type Service struct {
+	store store.Store
+	uses  *lastuse.Recorder
+	now   func() time.Time
+	// limit is the most tokens a user may have (<= 0: no limit).
+	limit int
+}
+
+// NewService returns a Service. uses may be nil; now nil means time.Now.
+func NewService(s store.Store, uses *lastuse.Recorder, limit int, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: s, uses: uses, now: now, limit: limit}
+}
+
+// View is a token as its owner sees it: never the secret or its hash.
+type View struct {
+	ID         string     `json:"id"`
+	Label      string     `json:"label"`
+	Scopes     []string   `json:"scopes"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+	Enabled    bool       `json:"enabled"`
+	AllowedIPs []string   `json:"allowed_ips"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	LastUsedIP *string    `json:"last_used_ip"`
+}
+
+// ViewOf returns the owner's view of t.
+func ViewOf(t store.Token) View {
+	v := View{
+		ID: t.ID, Label: t.Label, Scopes: orEmpty(t.Scopes), CreatedAt: t.CreatedAt,
+		Enabled: t.Enabled, AllowedIPs: orEmpty(t.AllowedIPs),
+	}
+	if !t.ExpiresAt.IsZero() {
+		v.ExpiresAt = &t.ExpiresAt
+	}
+	if !t.LastUsedAt.IsZero() {
+		v.LastUsedAt = &t.LastUsedAt
+		if t.LastUsedIP != "" {
+			v.LastUsedIP = &t.LastUsedIP
+		}
+	}
+	return v
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// CreateRequest is the body of POST /api-user/tokens.
+type CreateRequest struct {
+	Label      string   `json:"label"`
+	Scopes     []string `json:"scopes"`
+	ExpiresIn  *int64   `json:"expires_in"`
+	AllowedIPs []string `json:"allowed_ips"`
+}
+
+// Created is the answer to a create: the only time the secret is shown.
+type Created struct {
+	Token string `json:"token"`
+	View
+}
+
+// Create issues a new token for owner.
+func (s *Service) Create(ctx context.Context, owner string, req CreateRequest) (Created, error) {
+	display, key, err := label.Normalize(req.Label)
+	if err != nil {
+		return Created{}, apierr.Field("label", err)
+	}
+	scopes, err := scope.Normalize(req.Scopes)
+	if err != nil {
+		return Created{}, apierr.Field("scopes", err)
+	}
+	ips, err := iplist.Parse(req.AllowedIPs)
+	if err != nil {
+		return Created{}, apierr.Field("allowed_ips", err)
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	var expires time.Time
+	if req.ExpiresIn != nil {
+		d := time.Duration(*req.ExpiresIn) * time.Second
+		if *req.ExpiresIn <= 0 || *req.ExpiresIn > int64(MaxLifetime/time.Second) {
+			return Created{}, apierr.Field("expires_in", fmt.Errorf("must be between 1 and %d seconds", int64(MaxLifetime/time.Second)))
+		}
+		expires = now.Add(d)
+	}
+	secret, err := token.NewPAT()
+	if err != nil {
+		return Created{}, err
+	}
+	id, err := token.NewID()
+	if err != nil {
+		return Created{}, err
+	}
+	t := store.Token{
+		ID: id, Owner: owner, Kind: store.KindPAT, Hash: token.Hash(secret),
+		Label: display, LabelKey: key, Scopes: scopes, AllowedIPs: ips.Strings(),
+		Enabled: true, CreatedAt: now, ExpiresAt: expires,
+	}
+	if err := s.store.CreateToken(ctx, t, s.limit); err != nil {
+		return Created{}, labelErr(err)
+	}
+	return Created{Token: secret, View: ViewOf(t)}, nil
+}
+
+// List returns owner's tokens with uses this node has not written yet.
+func (s *Service) List(ctx context.Context, owner string) ([]View, error) {
+	ts, err := s.store.ListTokens(ctx, owner)
+	if err != nil {
+		return nil, apierr.FromStore(err)
+	}
+	var pending map[string]store.LastUse
+	if s.uses != nil {
+		pending = s.uses.Pending(owner)
+	}
+	out := make([]View, 0, len(ts))
+	for _, t := range ts {
+		if u, ok := pending[t.ID]; ok && u.At.After(t.LastUsedAt) {
+			t.LastUsedAt, t.LastUsedIP = u.At, u.IP
+		}
+		out = append(out, ViewOf(t))
+	}
+	return out, nil
+}
+
+// UpdateRequest is the body of PATCH /api-user/tokens/{id}; absent fields
+// are left alone.
+type UpdateRequest struct {
+	Label      *string   `json:"label"`
+	Enabled    *bool     `json:"enabled"`
+	AllowedIPs *[]string `json:"allowed_ips"`
+}
+
+// Update renames a token, switches it on or off, or sets its allow-list.
+func (s *Service) Update(ctx context.Context, owner, id string, req UpdateRequest) (View, error) {
+	var display, key string
+	if req.Label != nil {
+		var err error
+		if display, key, err = label.Normalize(*req.Label); err != nil {
+			return View{}, apierr.Field("label", err)
+		}
+	}
+	var ips iplist.List
+	if req.AllowedIPs != nil {
+		var err error
+		if ips, err = iplist.Parse(*req.AllowedIPs); err != nil {
+			return View{}, apierr.Field("allowed_ips", err)
+		}
+	}
+	t, err := s.store.UpdateToken(ctx, owner, id, func(t *store.Token) error {
+		if req.Label != nil {
+			t.Label, t.LabelKey = display, key
+		}
+		if req.Enabled != nil {
+			t.Enabled = *req.Enabled
+		}
+		if req.AllowedIPs != nil {
+			t.AllowedIPs = ips.Strings()
+		}
+		return nil
+	})
+	if err != nil {
+		return View{}, labelErr(err)
+	}
+	return ViewOf(t), nil
+}
+
+// Delete revokes a token.
+func (s *Service) Delete(ctx context.Context, owner, id string) error {
+	_, err := s.store.DeleteToken(ctx, owner, id)
+	return apierr.FromStore(err)
+}
+
+func labelErr(err error) error {
+	if errors.Is(err, store.ErrLabelTaken) {
+		return apierr.Conflict("label", errors.New("another token of yours has this label"))
+	}
+	return apierr.FromStore(err)
+}
