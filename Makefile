@@ -1,0 +1,19 @@
+# tokengate: common tasks. `make test` is what CI runs.
+
+.PHONY: run test build bench
+
+# Run the gateway on Caddyfile.example (embedded store, demo upstream).
+run:
+	go run ./cmd/tokengate run --config Caddyfile.example --adapter caddyfile
+
+# Run the whole test suite (installs redis-server if missing).
+test:
+	./scripts/test.sh
+
+# Build the binary into ./tokengate.
+build:
+	go build -o tokengate ./cmd/tokengate
+
+# Hot-path micro-benchmarks.
+bench:
+	go test -run '^$$' -bench . -benchmem ./internal/...

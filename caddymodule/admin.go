@@ -1,0 +1,82 @@
+package caddymodule
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/internal/adminapi"
+	"github.com/tokengate/tokengate/internal/apierr"
+)
+
+func init() {
+	caddy.RegisterModule(AdminRoutes{})
+}
+
+// AdminRoutes mounts tokengate's administration API (users, their tokens,
+// store checks) under /tokengate/ on Caddy's admin endpoint. That endpoint
+// has no authentication of its own: keep it on a unix socket or loopback,
+// or use Caddy's mTLS remote admin.
+type AdminRoutes struct {
+	ctx caddy.Context
+}
+
+// CaddyModule returns the Caddy module information.
+func (AdminRoutes) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.tokengate",
+		New: func() caddy.Module { return new(AdminRoutes) },
+	}
+}
+
+// Provision keeps the context; the app is looked up per request because
+// the admin endpoint is provisioned before the apps are.
+func (ar *AdminRoutes) Provision(ctx caddy.Context) error {
+	ar.ctx = ctx
+	return nil
+}
+
+// Routes returns the admin routes.
+func (ar *AdminRoutes) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{
+		Pattern: adminapi.Prefix,
+		Handler: caddy.AdminHandlerFunc(ar.serve),
+	}}
+}
+
+func (ar *AdminRoutes) serve(w http.ResponseWriter, r *http.Request) error {
+	appIface, err := ar.ctx.AppIfConfigured("tokengate")
+	if err != nil {
+		// Neither the global option nor a site directive uses tokengate.
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("tokengate is not configured")}
+	}
+	app, ok := appIface.(*App)
+	if !ok || app.state == nil {
+		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: errors.New("tokengate is not ready")}
+	}
+	api := adminapi.API{Users: app.users, Tokens: app.pats, Store: app.state.store}
+	if err := api.ServeHTTP(w, r); err != nil {
+		p := apierr.For(err)
+		if p.Status >= 500 {
+			app.logger.Error("admin request failed", zap.String("path", r.URL.Path), zap.Error(err))
+		}
+		return caddy.APIError{HTTPStatus: p.Status, Err: errors.New(describe(p))}
+	}
+	return nil
+}
+
+// describe renders a problem for Caddy's admin error body.
+func describe(p apierr.Problem) string {
+	if p.Field != "" {
+		return p.Field + ": " + p.Description
+	}
+	return p.Description
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner = (*AdminRoutes)(nil)
+	_ caddy.AdminRouter = (*AdminRoutes)(nil)
+)

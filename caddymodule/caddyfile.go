@@ -1,0 +1,213 @@
+package caddymodule
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("tokengate", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("tokengate", parseHandlerDirective)
+	// Right after basic_auth: before handle, route and reverse_proxy, so a
+	// site that proxies inside `handle /api/* { reverse_proxy ... }` is
+	// still guarded (ordered before reverse_proxy, it would not be).
+	httpcaddyfile.RegisterDirectiveOrder("tokengate", httpcaddyfile.After, "basic_auth")
+}
+
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Err("the tokengate global option may be given only once")
+	}
+	app := new(App)
+	if err := app.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "tokengate", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	handler := new(Handler)
+	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	return handler, err
+}
+
+// UnmarshalCaddyfile sets up the app from Caddyfile tokens. Syntax:
+//
+//	tokengate {
+//		store <file path | redis URL>
+//		cache_ttl <duration>
+//		cache_size <entries>
+//		max_tokens_per_user <n | -1>
+//		last_access_flush <duration>
+//		bcrypt_cost <4-31>
+//		login_limits <per_account> <per_address> <window>
+//	}
+//
+// Values are kept as written (placeholders too): secrets such as
+// {env.REDIS_URL} are resolved at provisioning, never into adapted JSON.
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the option name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		sub := d.Val()
+		if seen[sub] {
+			return d.Errf("duplicate subdirective %q", sub)
+		}
+		seen[sub] = true
+		var err error
+		switch sub {
+		case "store":
+			a.Store, err = oneArg(d)
+		case "cache_ttl":
+			a.CacheTTL, err = durationArg(d)
+		case "cache_size":
+			a.CacheSize, err = intArg(d, 1)
+		case "max_tokens_per_user":
+			a.MaxTokensPerUser, err = intArg(d, -1)
+			if err == nil && a.MaxTokensPerUser == 0 {
+				err = d.Err("max_tokens_per_user must be -1 (no limit) or positive")
+			}
+		case "last_access_flush":
+			a.LastAccessFlush, err = durationArg(d)
+		case "bcrypt_cost":
+			a.BcryptCost, err = intArg(d, 4)
+		case "login_limits":
+			err = a.parseLoginLimits(d)
+		default:
+			return d.Errf("unrecognized subdirective %q", sub)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *App) parseLoginLimits(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	if len(args) != 3 {
+		return d.Err("login_limits takes <per_account> <per_address> <window>")
+	}
+	perAccount, err1 := strconv.ParseInt(args[0], 10, 64)
+	perAddress, err2 := strconv.ParseInt(args[1], 10, 64)
+	window, err3 := caddy.ParseDuration(args[2])
+	if err1 != nil || err2 != nil || err3 != nil || perAccount < 1 || perAddress < 1 || window <= 0 {
+		return d.Errf("login_limits: invalid values %q", args)
+	}
+	a.LoginFailuresPerAccount, a.LoginFailuresPerAddress = perAccount, perAddress
+	a.LoginFailureWindow = caddy.Duration(window)
+	return nil
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	tokengate {
+//		realm <name>
+//		require_scope <scope...>
+//		tokens_path <path>
+//		tokens_api off
+//		header_user <name>
+//		header_token_type <name>
+//		header_token_id <name>
+//		header_scopes <name>
+//		keep_authorization
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		sub := d.Val()
+		if seen[sub] {
+			return d.Errf("duplicate subdirective %q", sub)
+		}
+		seen[sub] = true
+		var err error
+		switch sub {
+		case "realm":
+			h.Realm, err = oneArg(d)
+		case "require_scope":
+			h.RequireScopes = d.RemainingArgs()
+			if len(h.RequireScopes) == 0 {
+				return d.ArgErr()
+			}
+		case "tokens_path":
+			h.TokensPath, err = oneArg(d)
+		case "tokens_api":
+			var v string
+			if v, err = oneArg(d); err == nil && v != "off" {
+				err = d.Errf("tokens_api: the only value is \"off\"")
+			}
+			h.DisableTokensAPI = true
+		case "header_user":
+			h.Headers.User, err = oneArg(d)
+		case "header_token_type":
+			h.Headers.TokenType, err = oneArg(d)
+		case "header_token_id":
+			h.Headers.TokenID, err = oneArg(d)
+		case "header_scopes":
+			h.Headers.Scopes, err = oneArg(d)
+		case "keep_authorization":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.KeepAuthorization = true
+		default:
+			return d.Errf("unrecognized subdirective %q", sub)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	args := d.RemainingArgs()
+	if len(args) != 1 {
+		return "", d.ArgErr()
+	}
+	return args[0], nil
+}
+
+func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	name := d.Val()
+	s, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	v, err := caddy.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return 0, d.Errf("%s: invalid duration %q", name, s)
+	}
+	return caddy.Duration(v), nil
+}
+
+func intArg(d *caddyfile.Dispenser, minimum int) (int, error) {
+	name := d.Val()
+	s, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < minimum {
+		return 0, d.Errf("%s: %q must be a whole number of at least %d", name, s, minimum)
+	}
+	return v, nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*App)(nil)
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+)

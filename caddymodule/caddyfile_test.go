@@ -1,0 +1,95 @@
+package caddymodule
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+func TestHandlerCaddyfileErrors(t *testing.T) {
+	tests := []struct {
+		name, input, wantErr string
+	}{
+		{"unknown", "tokengate {\n bogus 1\n}", `unrecognized subdirective "bogus"`},
+		{"duplicate", "tokengate {\n realm a\n realm b\n}", `duplicate subdirective "realm"`},
+		{"inline arg", "tokengate foo", "wrong argument count"},
+		{"realm two args", "tokengate {\n realm a b\n}", "wrong argument count"},
+		{"scope none", "tokengate {\n require_scope\n}", "wrong argument count"},
+		{"tokens_api on", "tokengate {\n tokens_api on\n}", `only value is "off"`},
+		{"keep_authorization arg", "tokengate {\n keep_authorization yes\n}", "wrong argument count"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestAppCaddyfileErrors(t *testing.T) {
+	tests := []struct {
+		name, input, wantErr string
+	}{
+		{"unknown", "tokengate {\n stor x\n}", `unrecognized subdirective "stor"`},
+		{"duplicate", "tokengate {\n store a\n store b\n}", `duplicate subdirective "store"`},
+		{"bad duration", "tokengate {\n cache_ttl soon\n}", `cache_ttl: invalid duration "soon"`},
+		{"negative duration", "tokengate {\n cache_ttl -1s\n}", "invalid duration"},
+		{"bad size", "tokengate {\n cache_size 0\n}", "cache_size"},
+		{"zero tokens", "tokengate {\n max_tokens_per_user 0\n}", "max_tokens_per_user"},
+		{"bcrypt low", "tokengate {\n bcrypt_cost 3\n}", "bcrypt_cost"},
+		{"login limits count", "tokengate {\n login_limits 5 10\n}", "login_limits takes"},
+		{"login limits values", "tokengate {\n login_limits 0 10 1m\n}", "login_limits: invalid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var a App
+			err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := (Handler{TokensPath: "api/tokens"}).Validate(); err == nil {
+		t.Error("relative tokens_path accepted")
+	}
+	if err := (Handler{TokensPath: "/api/tokens/"}).Validate(); err == nil {
+		t.Error("tokens_path with trailing slash accepted")
+	}
+	if err := (Handler{RequireScopes: []string{"a b"}}).Validate(); err == nil {
+		t.Error("invalid scope accepted")
+	}
+	if err := (App{BcryptCost: 40}).Validate(); err == nil {
+		t.Error("bcrypt_cost 40 accepted")
+	}
+	if err := (App{}).Validate(); err != nil {
+		t.Errorf("zero config rejected: %v", err)
+	}
+}
+
+func TestStoreLocation(t *testing.T) {
+	loc, err := parseStoreLocation("redis://:s3cret@127.0.0.1:6379/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(loc.String(), "s3cret") || strings.Contains(loc.poolKey(), "s3cret") {
+		t.Fatalf("password leaks: %q %q", loc.String(), loc.poolKey())
+	}
+	other, _ := parseStoreLocation("redis://:other@127.0.0.1:6379/0")
+	if other.poolKey() == loc.poolKey() {
+		t.Fatal("different credentials share a pool key")
+	}
+	if _, err := parseStoreLocation("postgres://x"); err == nil {
+		t.Fatal("unsupported scheme accepted")
+	}
+	file, err := parseStoreLocation("data/tg.db")
+	if err != nil || !strings.HasSuffix(file.path, "/data/tg.db") || !strings.HasPrefix(file.path, "/") {
+		t.Fatalf("file store = %+v, %v", file, err)
+	}
+}

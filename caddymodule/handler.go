@@ -1,0 +1,209 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/gate"
+	"github.com/tokengate/tokengate/internal/identity"
+	"github.com/tokengate/tokengate/internal/pat"
+	"github.com/tokengate/tokengate/internal/scope"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// DefaultTokensPath is where the personal access token API is served.
+const DefaultTokensPath = "/api-user/tokens"
+
+// Handler guards a site: it serves tokengate's own routes (the personal
+// access token API) and lets any other request through only with a valid
+// bearer token, telling the next handler who the caller is.
+//
+// On success it sets these headers for the upstream (names configurable;
+// client-sent copies, in any spelling of case and '_'/'-', are always
+// removed first) and placeholders:
+//
+//	X-Auth-User        {http.auth.user.id}           user name
+//	X-Auth-Token-Type  {http.auth.user.token_type}   pat, legacy, ...
+//	X-Auth-Token-Id    {http.auth.user.token_id}     the token's public id
+//	X-Auth-Scopes      {http.auth.user.scopes}       space-separated scopes
+//
+// Failures are answered here with a JSON body and, for 401, a
+// WWW-Authenticate challenge (RFC 6750); they never reach the next handler.
+type Handler struct {
+	// Realm is the realm of WWW-Authenticate challenges. Default: "tokengate".
+	Realm string `json:"realm,omitempty"`
+
+	// RequireScopes lists scopes every token must carry on this route;
+	// a token lacking one gets 403 insufficient_scope.
+	RequireScopes []string `json:"require_scopes,omitempty"`
+
+	// TokensPath is where the personal access token API is served.
+	// Default: /api-user/tokens.
+	TokensPath string `json:"tokens_path,omitempty"`
+
+	// DisableTokensAPI turns the token API off on this route (for sites
+	// that only check tokens).
+	DisableTokensAPI bool `json:"disable_tokens_api,omitempty"`
+
+	// Headers names the identity headers. Defaults: X-Auth-User,
+	// X-Auth-Token-Type, X-Auth-Token-Id, X-Auth-Scopes.
+	Headers identity.Headers `json:"headers,omitzero"`
+
+	// KeepAuthorization passes the Authorization header on to the next
+	// handler. By default the consumed credential is removed so that it
+	// never reaches the upstream or its logs.
+	KeepAuthorization bool `json:"keep_authorization,omitempty"`
+
+	app     *App
+	api     *pat.API
+	headers identity.Headers
+	// required is RequireScopes normalized; scope the same joined.
+	required []string
+	scope    string
+	logger   *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.tokengate",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision gets the tokengate app and sets defaults.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	appIface, err := ctx.App("tokengate")
+	if err != nil {
+		return fmt.Errorf("getting tokengate app: %v", err)
+	}
+	app, ok := appIface.(*App)
+	if !ok {
+		return fmt.Errorf("tokengate app has unexpected type %T", appIface)
+	}
+	return h.setup(app)
+}
+
+// setup sets defaults and builds what the handler needs from the app.
+func (h *Handler) setup(app *App) error {
+	h.app = app
+	if h.Realm == "" {
+		h.Realm = "tokengate"
+	}
+	if h.TokensPath == "" {
+		h.TokensPath = DefaultTokensPath
+	}
+	if !h.DisableTokensAPI {
+		h.api = &pat.API{Service: app.pats, Auth: app.auth, Prefix: h.TokensPath}
+	}
+	h.headers = h.Headers.WithDefaults()
+	scopes, err := scope.Normalize(h.RequireScopes)
+	if err != nil {
+		return fmt.Errorf("require_scope: %v", err)
+	}
+	h.required = scopes
+	h.scope = strings.Join(scopes, " ")
+	return nil
+}
+
+// Validate checks the configuration without changing it.
+func (h Handler) Validate() error {
+	if h.TokensPath != "" && (h.TokensPath[0] != '/' || h.TokensPath[len(h.TokensPath)-1] == '/') {
+		return fmt.Errorf("tokens_path %q must start with / and not end with /", h.TokensPath)
+	}
+	if _, err := scope.Normalize(h.RequireScopes); err != nil {
+		return fmt.Errorf("require_scope: %v", err)
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// Our identity headers are ours alone: remove client-sent copies on
+	// every request, whatever happens next.
+	h.headers.Strip(r.Header)
+	clientIP := clientIP(r)
+
+	if h.api != nil && h.api.Matches(r.URL.Path) {
+		if err := h.api.Serve(w, r, ipString(clientIP)); err != nil {
+			h.fail(w, r, err, "Basic")
+		}
+		return nil
+	}
+
+	tok, err := gate.BearerToken(r.Header)
+	var id identity.Identity
+	if err == nil {
+		id, err = h.app.state.checker.Check(r.Context(), gate.Request{Token: tok, ClientIP: clientIP, Required: h.required})
+	}
+	if err != nil {
+		h.fail(w, r, err, "Bearer")
+		return nil
+	}
+	if !h.KeepAuthorization {
+		delete(r.Header, "Authorization")
+	}
+	h.headers.Set(r.Header, id)
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.auth.user.id", id.User)
+		repl.Set("http.auth.user.token_type", id.TokenType)
+		repl.Set("http.auth.user.token_id", id.TokenID)
+		repl.Set("http.auth.user.scopes", id.Scopes)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// fail answers a refused request and logs why (never the credential).
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, scheme string) {
+	p := apierr.For(err)
+	if p.Code == "insufficient_scope" {
+		p.Scope = h.scope
+	}
+	// Refusals are routine (Debug); a store outage or a bug is not.
+	level := zapcore.DebugLevel
+	if p.Status >= 500 {
+		level = zapcore.ErrorLevel
+	}
+	if ce := h.logger.Check(level, "request refused"); ce != nil {
+		ce.Write(zap.Int("status", p.Status), zap.String("reason", err.Error()),
+			zap.String("path", r.URL.Path), zap.String("client_ip", ipString(clientIP(r))))
+	}
+	apierr.Write(w, p, apierr.Challenge{Scheme: scheme, Realm: h.Realm})
+}
+
+// clientIP is the client address as Caddy computed it, which honours
+// trusted_proxies only; X-Forwarded-For from an untrusted peer is ignored.
+func clientIP(r *http.Request) netip.Addr {
+	s, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+func ipString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,354 @@
+// Package tests holds black-box tests: they build the real tokengate
+// binary, start it with a real Caddyfile in front of a real upstream, on
+// the embedded store and on a real redis-server, and talk to it over HTTP
+// and through its CLI as a user would.
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/internal/testutil/redistest"
+)
+
+var (
+	binary string            // the built tokengate binary
+	redis  *redistest.Server // shared by the Redis variants; flushed per test
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "tokengate-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "tokengate")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/tokengate")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building tokengate:", err)
+		return 1
+	}
+	srv, stop, err := redistest.StartMain()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting redis-server:", err)
+		return 1
+	}
+	defer stop()
+	redis = srv
+	return m.Run()
+}
+
+// storeKind names a store variant every end-to-end test runs on.
+type storeKind string
+
+const (
+	embedded storeKind = "embedded"
+	redisKV  storeKind = "redis"
+)
+
+// forEachStore runs fn once per store backend. The Redis variants run one
+// after another (the server is flushed for each).
+func forEachStore(t *testing.T, fn func(t *testing.T, kind storeKind)) {
+	for _, kind := range []storeKind{embedded, redisKV} {
+		t.Run(string(kind), func(t *testing.T) { fn(t, kind) })
+	}
+}
+
+// upstream is a real HTTP backend that records what reached it.
+type upstream struct {
+	addr string
+	mu   sync.Mutex
+	reqs []*http.Request
+}
+
+func startUpstream(t *testing.T) *upstream {
+	t.Helper()
+	u := &upstream{}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.addr = l.Addr().String()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.reqs = append(u.reqs, r.Clone(context.Background()))
+		u.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"path": r.URL.Path, "query": r.URL.RawQuery, "headers": r.Header})
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return u
+}
+
+// last returns the last request the upstream saw.
+func (u *upstream) last(t *testing.T) *http.Request {
+	t.Helper()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.reqs) == 0 {
+		t.Fatal("the upstream saw no request")
+	}
+	return u.reqs[len(u.reqs)-1]
+}
+
+func (u *upstream) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.reqs)
+}
+
+// gateway is a running tokengate process.
+type gateway struct {
+	t       *testing.T
+	dir     string
+	admin   string // host:port of the admin endpoint
+	base    string // the guarded site
+	trusted string // the same site on a listener that trusts 127.0.0.1 as a proxy
+	cmd     *exec.Cmd
+	logs    *syncBuffer
+	store   string
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// gatewayConfig customises the Caddyfile of startGateway.
+type gatewayConfig struct {
+	// siteOptions go inside the site's tokengate block.
+	siteOptions string
+	// appOptions go inside the global tokengate block.
+	appOptions string
+}
+
+const caddyfileTemplate = `{
+	admin 127.0.0.1:{{admin}}
+	persist_config off
+	default_bind 127.0.0.1
+	log {
+		output stderr
+		level DEBUG
+	}
+	servers 127.0.0.1:{{trusted}} {
+		trusted_proxies static 127.0.0.1/32
+	}
+	tokengate {
+		store {{store}}
+		last_access_flush 1s
+		bcrypt_cost 4
+		{{app}}
+	}
+}
+
+http://:{{port}}, http://:{{trusted}} {
+	log
+	tokengate {
+		{{site}}
+	}
+	reverse_proxy {{upstream}}
+}
+`
+
+// startGateway writes a Caddyfile and runs the binary on it.
+func startGateway(t *testing.T, kind storeKind, up *upstream, cfg gatewayConfig) *gateway {
+	t.Helper()
+	g := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}}
+	switch kind {
+	case embedded:
+		g.store = filepath.Join(g.dir, "tokengate.db")
+	case redisKV:
+		redis.FlushAll(t)
+		g.store = redis.URL()
+	}
+	g.start(up, cfg)
+	return g
+}
+
+func (g *gateway) start(up *upstream, cfg gatewayConfig) {
+	t := g.t
+	adminPort, port, trusted := freePort(t), freePort(t), freePort(t)
+	g.admin = fmt.Sprintf("127.0.0.1:%d", adminPort)
+	g.base = fmt.Sprintf("http://127.0.0.1:%d", port)
+	g.trusted = fmt.Sprintf("http://127.0.0.1:%d", trusted)
+	caddyfile := strings.NewReplacer(
+		"{{admin}}", fmt.Sprint(adminPort), "{{port}}", fmt.Sprint(port), "{{trusted}}", fmt.Sprint(trusted),
+		"{{store}}", g.store, "{{upstream}}", up.addr, "{{app}}", cfg.appOptions, "{{site}}", cfg.siteOptions,
+	).Replace(caddyfileTemplate)
+	path := filepath.Join(g.dir, "Caddyfile")
+	if err := os.WriteFile(path, []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g.cmd = exec.Command(binary, "run", "--config", path, "--adapter", "caddyfile")
+	g.cmd.Env = g.env()
+	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.stop)
+	g.waitReady()
+}
+
+// env keeps Caddy's data and config directories inside the test's dir.
+func (g *gateway) env() []string {
+	return append(os.Environ(), "HOME="+g.dir, "XDG_DATA_HOME="+filepath.Join(g.dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(g.dir, "config"))
+}
+
+func (g *gateway) waitReady() {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if g.cmd.ProcessState != nil {
+			break
+		}
+		resp, err := http.Get(g.base + "/")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	g.t.Fatalf("gateway did not come up; logs:\n%s", g.logs.String())
+}
+
+// stop ends the process gracefully, so that pending writes are flushed.
+func (g *gateway) stop() {
+	if g.cmd == nil || g.cmd.Process == nil || g.cmd.ProcessState != nil {
+		return
+	}
+	_ = g.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = g.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = g.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// cli runs a tokengate subcommand against this gateway's admin endpoint.
+func (g *gateway) cli(stdin string, args ...string) (string, error) {
+	g.t.Helper()
+	args = append(args, "--address", g.admin)
+	cmd := exec.Command(binary, args...)
+	cmd.Env = g.env()
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// mustCLI is cli that fails the test on error.
+func (g *gateway) mustCLI(stdin string, args ...string) string {
+	g.t.Helper()
+	out, err := g.cli(stdin, args...)
+	if err != nil {
+		g.t.Fatalf("tokengate %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// response is a finished HTTP exchange.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// json decodes the body into a map.
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatalf("body is not JSON (%d): %q", r.status, r.body)
+	}
+	return v
+}
+
+// do sends a request. headers are raw (not canonicalised), so a test can
+// send exactly the spelling a hostile client would.
+func do(t *testing.T, method, url string, headers map[string][]string, body string) response {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range headers {
+		req.Header[k] = vs
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{resp.StatusCode, resp.Header, b}
+}
+
+func bearer(tok string) map[string][]string {
+	return map[string][]string{"Authorization": {"Bearer " + tok}}
+}
+
+func basic(user, password string) map[string][]string {
+	req, _ := http.NewRequest(http.MethodGet, "/", nil)
+	req.SetBasicAuth(user, password)
+	return map[string][]string{"Authorization": {req.Header.Get("Authorization")}, "Content-Type": {"application/json"}}
+}
+
+// assertNoSecrets fails if the gateway's output ever held a secret.
+func (g *gateway) assertNoSecrets(secrets ...string) {
+	g.t.Helper()
+	logs := g.logs.String()
+	for _, s := range secrets {
+		if s != "" && strings.Contains(logs, s) {
+			g.t.Errorf("the gateway logged a secret (%.8s...)", s)
+		}
+	}
+}
