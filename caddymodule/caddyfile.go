@@ -51,18 +51,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 // Values are kept as written (placeholders too): secrets such as
 // {env.REDIS_URL} are resolved at provisioning, never into adapted JSON.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the option name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		sub := d.Val()
-		if seen[sub] {
-			return d.Errf("duplicate subdirective %q", sub)
-		}
-		seen[sub] = true
-		var err error
+	return eachSubdirective(d, func(sub string) (err error) {
 		switch sub {
 		case "store":
 			a.Store, err = oneArg(d)
@@ -82,9 +71,28 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "login_limits":
 			err = a.parseLoginLimits(d)
 		default:
-			return d.Errf("unrecognized subdirective %q", sub)
+			err = d.Errf("unrecognized subdirective %q", sub)
 		}
-		if err != nil {
+		return err
+	})
+}
+
+// eachSubdirective reads a block without inline arguments and calls fn
+// for each subdirective (with the dispenser on its name), refusing
+// duplicates.
+func eachSubdirective(d *caddyfile.Dispenser, fn func(sub string) error) error {
+	d.Next() // the option or directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		sub := d.Val()
+		if seen[sub] {
+			return d.Errf("duplicate subdirective %q", sub)
+		}
+		seen[sub] = true
+		if err := fn(sub); err != nil {
 			return err
 		}
 	}
@@ -121,25 +129,14 @@ func (a *App) parseLoginLimits(d *caddyfile.Dispenser) error {
 //		keep_authorization
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		sub := d.Val()
-		if seen[sub] {
-			return d.Errf("duplicate subdirective %q", sub)
-		}
-		seen[sub] = true
-		var err error
+	return eachSubdirective(d, func(sub string) (err error) {
 		switch sub {
 		case "realm":
 			h.Realm, err = oneArg(d)
 		case "require_scope":
 			h.RequireScopes = d.RemainingArgs()
 			if len(h.RequireScopes) == 0 {
-				return d.ArgErr()
+				err = d.ArgErr()
 			}
 		case "tokens_path":
 			h.TokensPath, err = oneArg(d)
@@ -163,13 +160,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.KeepAuthorization = true
 		default:
-			return d.Errf("unrecognized subdirective %q", sub)
+			err = d.Errf("unrecognized subdirective %q", sub)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func oneArg(d *caddyfile.Dispenser) (string, error) {
