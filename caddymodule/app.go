@@ -6,12 +6,18 @@ package caddymodule
 
 import (
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/internal/audit"
+	"github.com/tokengate/tokengate/internal/bruteforce"
 	"github.com/tokengate/tokengate/internal/gate"
+	"github.com/tokengate/tokengate/internal/jwt"
+	"github.com/tokengate/tokengate/internal/keyring"
+	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/users"
@@ -60,8 +66,38 @@ type App struct {
 	// LoginFailureWindow lock a client address. Default: 50.
 	LoginFailuresPerAddress int64 `json:"login_failures_per_address,omitempty"`
 
-	// LoginFailureWindow is how long failures count. Default: 15m.
+	// LoginFailureWindow is how long failures count. Default: 15m. The
+	// same limits apply to OAuth client secrets at the token endpoint (per
+	// client id and per address).
 	LoginFailureWindow caddy.Duration `json:"login_failure_window,omitempty"`
+
+	// Signing is the algorithm of the first signing key: HS256 (the
+	// default), RS256, ES256 or EdDSA. It is used only when the store has
+	// no keyring yet; afterwards the algorithm is changed through the
+	// admin API (`tokengate oauth signing set`), so all nodes agree.
+	Signing string `json:"signing,omitempty"`
+
+	// AccessTokenTTL is the lifetime of access tokens when the keyring is
+	// created (later: the admin API). Default: 1h.
+	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
+
+	// Issuer is the "iss" of access tokens. Default: "tokengate".
+	Issuer string `json:"issuer,omitempty"`
+
+	// Audience is the "aud" of access tokens and what the edge requires.
+	// Default: "tokengate".
+	Audience string `json:"audience,omitempty"`
+
+	// JWKSMaxAge is the Cache-Control max-age of the JWKS, and so how long
+	// a new RS256/ES256/EdDSA key is published before it signs anything.
+	// Default: 5m.
+	JWKSMaxAge caddy.Duration `json:"jwks_max_age,omitempty"`
+
+	// AuditLog is the directory of the token request log: one JSON line per
+	// request to the token endpoint in <dir>/auth/oauth/<YYYY-MM-DD>.
+	// Default: tokengate/log under Caddy's data directory; "off" disables
+	// the files (the records still go to the "tokengate.audit" logger).
+	AuditLog string `json:"audit_log,omitempty"`
 
 	state     *sharedState
 	poolKey   string
@@ -69,6 +105,11 @@ type App struct {
 	users     *users.Service
 	auth      *users.Authenticator
 	pats      *pat.Service
+	clients   *oauth.Clients
+	tokens    *oauth.Tokens
+	audit     *audit.Log
+	limiter   *bruteforce.Limiter
+	checker   *gate.Checker
 	storeName string
 }
 
@@ -84,16 +125,11 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // builds the services.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	a.setDefaults()
 	repl := caddy.NewReplacer()
 	storeURL := repl.ReplaceKnown(a.Store, "")
 	if storeURL == "" {
 		storeURL = defaultStorePath()
-	}
-	if a.MaxTokensPerUser == 0 {
-		a.MaxTokensPerUser = 50
-	}
-	if a.LastAccessFlush == 0 {
-		a.LastAccessFlush = caddy.Duration(10 * time.Second)
 	}
 	loc, err := parseStoreLocation(storeURL)
 	if err != nil {
@@ -107,7 +143,34 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("opening store %s: %v", a.storeName, err)
 	}
 	a.state = val.(*sharedState)
+	auditDir := repl.ReplaceKnown(a.AuditLog, "")
+	switch auditDir {
+	case "off":
+		auditDir = ""
+	case "":
+		auditDir = filepath.Join(caddy.AppDataDir(), "tokengate", "log")
+	}
+	a.audit = audit.New(auditDir, a.logger.Named("audit"), nil)
 	return a.wire()
+}
+
+// setDefaults fills unset fields.
+func (a *App) setDefaults() {
+	if a.MaxTokensPerUser == 0 {
+		a.MaxTokensPerUser = 50
+	}
+	if a.LastAccessFlush == 0 {
+		a.LastAccessFlush = caddy.Duration(10 * time.Second)
+	}
+	if a.Issuer == "" {
+		a.Issuer = "tokengate"
+	}
+	if a.Audience == "" {
+		a.Audience = "tokengate"
+	}
+	if a.JWKSMaxAge == 0 {
+		a.JWKSMaxAge = caddy.Duration(5 * time.Minute)
+	}
 }
 
 // wire builds the services on the shared state.
@@ -124,7 +187,27 @@ func (a *App) wire() error {
 		return fmt.Errorf("preparing password checks: %v", err)
 	}
 	a.pats = pat.NewService(a.state.store, a.state.uses, a.MaxTokensPerUser, nil)
+	a.state.keys.Configure(keyring.Policy{PublishDelay: time.Duration(a.JWKSMaxAge)}, a.Signing, time.Duration(a.AccessTokenTTL))
+	a.clients = oauth.NewClients(a.state.store, nil)
+	a.tokens = oauth.NewTokens(a.state.keys, a.state.clients, a.state.denied, a.Issuer, a.Audience, nil)
+	a.limiter = bruteforce.New(a.state.store, time.Duration(a.LoginFailureWindow))
+	a.checker = gate.New(a.state.store, a.state.cache, a.state.uses, gate.Options{AccessTokens: a.tokens})
 	return nil
+}
+
+// endpoint returns the OAuth endpoints for a site with realm.
+func (a *App) endpoint(realm string) *oauth.Endpoint {
+	perAccount, perAddress := a.LoginFailuresPerAccount, a.LoginFailuresPerAddress
+	if perAccount == 0 {
+		perAccount = 10
+	}
+	if perAddress == 0 {
+		perAddress = 50
+	}
+	return &oauth.Endpoint{
+		Clients: a.clients, Tokens: a.tokens, Users: a.auth, Inspector: a.checker, Store: a.state.store,
+		Limiter: a.limiter, PerClient: perAccount, PerAddress: perAddress, Audit: a.audit, Realm: realm,
+	}
 }
 
 // Validate checks the configuration without changing it.
@@ -142,6 +225,12 @@ func (a App) Validate() error {
 		return fmt.Errorf("bcrypt_cost must be between 4 and 31")
 	case a.LoginFailuresPerAccount < 0 || a.LoginFailuresPerAddress < 0 || a.LoginFailureWindow < 0:
 		return fmt.Errorf("login failure limits must not be negative")
+	case a.Signing != "" && !jwt.Supported(a.Signing):
+		return fmt.Errorf("signing: unsupported algorithm %q (use HS256, RS256, ES256 or EdDSA)", a.Signing)
+	case a.AccessTokenTTL != 0 && (time.Duration(a.AccessTokenTTL) < keyring.MinLifetime || time.Duration(a.AccessTokenTTL) > keyring.MaxLifetime):
+		return fmt.Errorf("access_token_ttl must be between %v and %v", keyring.MinLifetime, keyring.MaxLifetime)
+	case a.JWKSMaxAge < 0:
+		return fmt.Errorf("jwks_max_age must not be negative")
 	}
 	return nil
 }
@@ -156,9 +245,10 @@ func (a *App) Start() error {
 // Stop is a no-op; see Cleanup.
 func (a *App) Stop() error { return nil }
 
-// Cleanup releases this config's hold on the shared state; the last
-// holder's release closes the store.
+// Cleanup releases this config's hold on the shared state (the last
+// holder's release closes the store) and closes the audit file.
 func (a *App) Cleanup() error {
+	_ = a.audit.Close()
 	if a.state == nil {
 		return nil
 	}
@@ -167,7 +257,7 @@ func (a *App) Cleanup() error {
 }
 
 // Checker returns the edge checker.
-func (a *App) Checker() *gate.Checker { return a.state.checker }
+func (a *App) Checker() *gate.Checker { return a.checker }
 
 // StoreBackend returns the store.
 func (a *App) StoreBackend() store.Store { return a.state.store }

@@ -46,6 +46,12 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		last_access_flush <duration>
 //		bcrypt_cost <4-31>
 //		login_limits <per_account> <per_address> <window>
+//		signing <HS256|RS256|ES256|EdDSA>
+//		access_token_ttl <duration>
+//		issuer <iss>
+//		audience <aud>
+//		jwks_max_age <duration>
+//		audit_log <dir | off>
 //	}
 //
 // Values are kept as written (placeholders too): secrets such as
@@ -70,6 +76,18 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.BcryptCost, err = intArg(d, 4)
 		case "login_limits":
 			err = a.parseLoginLimits(d)
+		case "signing":
+			a.Signing, err = oneArg(d)
+		case "access_token_ttl":
+			a.AccessTokenTTL, err = durationArg(d)
+		case "issuer":
+			a.Issuer, err = oneArg(d)
+		case "audience":
+			a.Audience, err = oneArg(d)
+		case "jwks_max_age":
+			a.JWKSMaxAge, err = durationArg(d)
+		case "audit_log":
+			a.AuditLog, err = oneArg(d)
 		default:
 			err = d.Errf("unrecognized subdirective %q", sub)
 		}
@@ -122,6 +140,11 @@ func (a *App) parseLoginLimits(d *caddyfile.Dispenser) error {
 //		require_scope <scope...>
 //		tokens_path <path>
 //		tokens_api off
+//		oauth_token_path <path>
+//		introspect_path <path>
+//		revoke_path <path>
+//		jwks_path <path>
+//		oauth_api off
 //		header_user <name>
 //		header_token_type <name>
 //		header_token_id <name>
@@ -141,11 +164,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "tokens_path":
 			h.TokensPath, err = oneArg(d)
 		case "tokens_api":
-			var v string
-			if v, err = oneArg(d); err == nil && v != "off" {
-				err = d.Errf("tokens_api: the only value is \"off\"")
-			}
-			h.DisableTokensAPI = true
+			h.DisableTokensAPI, err = offArg(d)
+		case "oauth_api":
+			h.DisableOAuthAPI, err = offArg(d)
+		case "oauth_token_path":
+			h.OAuthTokenPath, err = oneArg(d)
+		case "introspect_path":
+			h.IntrospectPath, err = oneArg(d)
+		case "revoke_path":
+			h.RevokePath, err = oneArg(d)
+		case "jwks_path":
+			h.JWKSPath, err = oneArg(d)
 		case "header_user":
 			h.Headers.User, err = oneArg(d)
 		case "header_token_type":
@@ -164,6 +193,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		return err
 	})
+}
+
+// offArg reads the single argument "off".
+func offArg(d *caddyfile.Dispenser) (bool, error) {
+	name := d.Val()
+	v, err := oneArg(d)
+	if err == nil && v != "off" {
+		err = d.Errf("%s: the only value is \"off\"", name)
+	}
+	return true, err
 }
 
 func oneArg(d *caddyfile.Dispenser) (string, error) {

@@ -23,6 +23,18 @@ The admin address comes from --address, or from the admin setting of --config.`,
 		},
 	})
 	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "oauth",
+		Usage: "client add|list|show|set|delete ... | signing show|set ...",
+		Short: "Manage OAuth keys and the access token signing settings",
+		Long: `Manage OAuth keys (clients) and the signing settings through the admin API
+of a running gateway. The admin address comes from --address, or from the
+admin setting of --config.`,
+		CobraFunc: func(cmd *cobra.Command) {
+			adminFlags(cmd)
+			cli.AddOAuthCommands(cmd, connect)
+		},
+	})
+	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "store",
 		Usage: "check [--repair]",
 		Short: "Check the tokengate store for inconsistencies",

@@ -1,10 +1,13 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -14,6 +17,7 @@ import (
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/gate"
 	"github.com/tokengate/tokengate/internal/identity"
+	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/scope"
 )
@@ -22,8 +26,14 @@ func init() {
 	caddy.RegisterModule(Handler{})
 }
 
-// DefaultTokensPath is where the personal access token API is served.
-const DefaultTokensPath = "/api-user/tokens"
+// Default routes.
+const (
+	DefaultTokensPath     = "/api-user/tokens"
+	DefaultOAuthTokenPath = "/api-user/oauth/token"
+	DefaultIntrospectPath = "/api-user/oauth/introspect"
+	DefaultRevokePath     = "/api-user/oauth/revoke"
+	DefaultJWKSPath       = "/.well-known/jwks.json"
+)
 
 // Handler guards a site: it serves tokengate's own routes (the personal
 // access token API) and lets any other request through only with a valid
@@ -33,8 +43,8 @@ const DefaultTokensPath = "/api-user/tokens"
 // client-sent copies, in any spelling of case and '_'/'-', are always
 // removed first) and placeholders:
 //
-//	X-Auth-User        {http.auth.user.id}           user name
-//	X-Auth-Token-Type  {http.auth.user.token_type}   pat, legacy, ...
+//	X-Auth-User        {http.auth.user.id}           user name, or OAuth client id
+//	X-Auth-Token-Type  {http.auth.user.token_type}   pat, legacy, oauth
 //	X-Auth-Token-Id    {http.auth.user.token_id}     the token's public id
 //	X-Auth-Scopes      {http.auth.user.scopes}       space-separated scopes
 //
@@ -56,6 +66,26 @@ type Handler struct {
 	// that only check tokens).
 	DisableTokensAPI bool `json:"disable_tokens_api,omitempty"`
 
+	// OAuthTokenPath is the OAuth token endpoint (client credentials).
+	// Default: /api-user/oauth/token.
+	OAuthTokenPath string `json:"oauth_token_path,omitempty"`
+
+	// IntrospectPath is the RFC 7662 introspection endpoint. Default:
+	// /api-user/oauth/introspect.
+	IntrospectPath string `json:"introspect_path,omitempty"`
+
+	// RevokePath is the RFC 7009 revocation endpoint. Default:
+	// /api-user/oauth/revoke.
+	RevokePath string `json:"revoke_path,omitempty"`
+
+	// JWKSPath is where the public signing keys are published. Default:
+	// /.well-known/jwks.json.
+	JWKSPath string `json:"jwks_path,omitempty"`
+
+	// DisableOAuthAPI turns the token, introspection, revocation and JWKS
+	// routes off on this route.
+	DisableOAuthAPI bool `json:"disable_oauth_api,omitempty"`
+
 	// Headers names the identity headers. Defaults: X-Auth-User,
 	// X-Auth-Token-Type, X-Auth-Token-Id, X-Auth-Scopes.
 	Headers identity.Headers `json:"headers,omitzero"`
@@ -67,6 +97,7 @@ type Handler struct {
 
 	app     *App
 	api     *pat.API
+	routes  map[string]func(http.ResponseWriter, *http.Request, oauth.Request)
 	headers identity.Headers
 	// required is RequireScopes normalized; scope the same joined.
 	required []string
@@ -108,6 +139,14 @@ func (h *Handler) setup(app *App) error {
 	if !h.DisableTokensAPI {
 		h.api = &pat.API{Service: app.pats, Auth: app.auth, Prefix: h.TokensPath}
 	}
+	h.routes = map[string]func(http.ResponseWriter, *http.Request, oauth.Request){}
+	if !h.DisableOAuthAPI {
+		ep := app.endpoint(h.Realm)
+		h.routes[orDefault(h.OAuthTokenPath, DefaultOAuthTokenPath)] = ep.ServeToken
+		h.routes[orDefault(h.IntrospectPath, DefaultIntrospectPath)] = ep.ServeIntrospect
+		h.routes[orDefault(h.RevokePath, DefaultRevokePath)] = ep.ServeRevoke
+		h.routes[orDefault(h.JWKSPath, DefaultJWKSPath)] = h.serveJWKS
+	}
 	h.headers = h.Headers.WithDefaults()
 	scopes, err := scope.Normalize(h.RequireScopes)
 	if err != nil {
@@ -120,8 +159,13 @@ func (h *Handler) setup(app *App) error {
 
 // Validate checks the configuration without changing it.
 func (h Handler) Validate() error {
-	if h.TokensPath != "" && (h.TokensPath[0] != '/' || h.TokensPath[len(h.TokensPath)-1] == '/') {
-		return fmt.Errorf("tokens_path %q must start with / and not end with /", h.TokensPath)
+	for name, p := range map[string]string{
+		"tokens_path": h.TokensPath, "oauth_token_path": h.OAuthTokenPath, "introspect_path": h.IntrospectPath,
+		"revoke_path": h.RevokePath, "jwks_path": h.JWKSPath,
+	} {
+		if p != "" && (p[0] != '/' || p[len(p)-1] == '/') {
+			return fmt.Errorf("%s %q must start with / and not end with /", name, p)
+		}
 	}
 	if _, err := scope.Normalize(h.RequireScopes); err != nil {
 		return fmt.Errorf("require_scope: %v", err)
@@ -136,6 +180,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	h.headers.Strip(r.Header)
 	clientIP := clientIP(r)
 
+	if route, ok := h.routes[r.URL.Path]; ok {
+		route(w, r, oauth.Request{ClientIP: ipString(clientIP), Host: r.Host})
+		return nil
+	}
 	if h.api != nil && h.api.Matches(r.URL.Path) {
 		if err := h.api.Serve(w, r, ipString(clientIP)); err != nil {
 			h.fail(w, r, err, "Basic")
@@ -146,7 +194,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	tok, err := gate.BearerToken(r.Header)
 	var id identity.Identity
 	if err == nil {
-		id, err = h.app.state.checker.Check(r.Context(), gate.Request{Token: tok, ClientIP: clientIP, Required: h.required})
+		id, err = h.app.checker.Check(r.Context(), gate.Request{Token: tok, ClientIP: clientIP, Required: h.required, Host: r.Host})
 	}
 	if err != nil {
 		h.fail(w, r, err, "Bearer")
@@ -163,6 +211,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		repl.Set("http.auth.user.scopes", id.Scopes)
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// serveJWKS publishes the next, active and retiring public keys with a
+// max-age equal to the time a new key waits before it signs.
+func (h *Handler) serveJWKS(w http.ResponseWriter, r *http.Request, _ oauth.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		h.fail(w, r, apierr.ErrMethodNotAllowed, "")
+		return
+	}
+	ks, err := h.app.state.keys.Get(r.Context())
+	if err != nil {
+		h.fail(w, r, apierr.FromStore(err), "")
+		return
+	}
+	body, err := json.Marshal(ks.JWKS())
+	if err != nil {
+		h.fail(w, r, err, "")
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/jwk-set+json")
+	hdr.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(time.Duration(h.app.JWKSMaxAge)/time.Second)))
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(body)
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }
 
 // fail answers a refused request and logs why (never the credential).

@@ -28,6 +28,7 @@ func testApp(t *testing.T) *App {
 	}
 	t.Cleanup(func() { _ = st.Destruct() })
 	a := &App{BcryptCost: 4, MaxTokensPerUser: 50, state: st, logger: zap.NewNop()}
+	a.setDefaults()
 	if err := a.wire(); err != nil {
 		t.Fatal(err)
 	}

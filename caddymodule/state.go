@@ -13,8 +13,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/internal/cache"
-	"github.com/tokengate/tokengate/internal/gate"
+	"github.com/tokengate/tokengate/internal/invalidate"
+	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/lastuse"
+	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/store/boltstore"
 	"github.com/tokengate/tokengate/internal/store/redisstore"
@@ -79,7 +81,9 @@ type sharedState struct {
 	store   store.Store
 	cache   *cache.Cache
 	uses    *lastuse.Recorder
-	checker *gate.Checker
+	clients *oauth.ClientTable
+	denied  *oauth.DenyList
+	keys    *keyring.Holder
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -91,16 +95,23 @@ func openStore(loc storeLocation) (store.Store, error) {
 	return boltstore.Open(loc.path, boltstore.Options{})
 }
 
+// newSharedState opens the store and starts the background work. The
+// keyring's settings come from the first config; later configs apply
+// theirs with keys.Configure.
 func newSharedState(loc storeLocation, flushEvery time.Duration, logger *zap.Logger) (*sharedState, error) {
 	st, err := openStore(loc)
 	if err != nil {
 		return nil, err
 	}
-	s := &sharedState{store: st, cache: cache.New(cache.Options{}), uses: lastuse.New(st), done: make(chan struct{})}
-	s.checker = gate.New(st, s.cache, s.uses, gate.Options{})
+	s := &sharedState{
+		store: st, cache: cache.New(cache.Options{}), uses: lastuse.New(st),
+		clients: oauth.NewClientTable(st), denied: oauth.NewDenyList(st),
+		keys: keyring.NewHolder(st, keyring.Policy{}, "", 0, nil), done: make(chan struct{}),
+	}
+	targets := invalidate.Targets{Cache: s.cache, Clients: s.clients, Denied: s.denied, Keys: s.keys}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	if err := st.Subscribe(ctx, s.checker.HandleEvent); err != nil {
+	if err := st.Subscribe(ctx, targets.Handle); err != nil {
 		cancel()
 		_ = st.Close()
 		return nil, fmt.Errorf("subscribing to store changes: %v", err)

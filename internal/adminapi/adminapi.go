@@ -11,6 +11,13 @@
 //	GET    /tokengate/users/{name}/tokens        list its tokens
 //	DELETE /tokengate/users/{name}/tokens/{id}   revoke one
 //	POST   /tokengate/store/check[?repair=true]  check (and repair) the store
+//	GET    /tokengate/oauth/clients              list OAuth keys
+//	POST   /tokengate/oauth/clients              add one (the secret is shown once)
+//	GET    /tokengate/oauth/clients/{id}         show one
+//	PATCH  /tokengate/oauth/clients/{id}         switch on/off, rename, allowed IPs, scopes
+//	DELETE /tokengate/oauth/clients/{id}         delete it (its tokens fail at once)
+//	GET    /tokengate/oauth/signing              algorithm, lifetime, validation key, keys
+//	POST   /tokengate/oauth/signing              change them (key changes need "confirm")
 package adminapi
 
 import (
@@ -19,6 +26,8 @@ import (
 
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/jsonbody"
+	"github.com/tokengate/tokengate/internal/keyring"
+	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/users"
@@ -29,9 +38,11 @@ const Prefix = "/tokengate/"
 
 // API serves the admin routes.
 type API struct {
-	Users  *users.Service
-	Tokens *pat.Service
-	Store  store.Store
+	Users   *users.Service
+	Tokens  *pat.Service
+	Store   store.Store
+	Clients *oauth.Clients
+	Keys    *keyring.Holder
 }
 
 // ServeHTTP routes an admin request. It returns errors for the caller to
@@ -41,6 +52,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case len(parts) == 2 && parts[0] == "store" && parts[1] == "check":
 		return a.storeCheck(w, r)
+	case parts[0] == "oauth":
+		return a.oauth(w, r, parts[1:])
 	case parts[0] != "users":
 		return apierr.ErrNotFound
 	case len(parts) == 1:

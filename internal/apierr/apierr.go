@@ -29,6 +29,7 @@ var (
 	ErrInsufficientScope   = errors.New("the token lacks a required scope")
 	ErrMultipleCredentials = errors.New("more than one credential was sent")
 	ErrUnsupportedToken    = errors.New("this kind of token is not accepted here")
+	ErrClientDisabled      = errors.New("the OAuth key is switched off")
 )
 
 // Errors of the gateway's own routes.
@@ -41,6 +42,14 @@ var (
 	ErrUnavailable      = errors.New("the token store is unavailable")
 	ErrBodyTooLarge     = errors.New("request body is too large")
 	ErrUnsupportedMedia = errors.New("content type must be application/json")
+)
+
+// OAuth 2.0 token endpoint errors (RFC 6749 5.2).
+var (
+	ErrInvalidClient        = errors.New("client authentication failed")
+	ErrUnsupportedGrantType = errors.New("only grant_type=client_credentials is supported")
+	ErrInvalidScope         = errors.New("the requested scope is not allowed for this client")
+	ErrUnauthorizedClient   = errors.New("this client is not allowed to do that")
 )
 
 // FieldError is a 400 for one bad field of a request.
@@ -105,8 +114,17 @@ func For(err error) Problem {
 		return Problem{Status: http.StatusUnauthorized, Code: "unauthorized", Description: err.Error()}
 	case errors.Is(err, ErrMalformedToken), errors.Is(err, ErrInvalidToken),
 		errors.Is(err, ErrExpiredToken), errors.Is(err, ErrTokenDisabled),
-		errors.Is(err, ErrLoginNotAllowed), errors.Is(err, ErrUnsupportedToken):
+		errors.Is(err, ErrLoginNotAllowed), errors.Is(err, ErrUnsupportedToken),
+		errors.Is(err, ErrClientDisabled):
 		return p(http.StatusUnauthorized, "invalid_token")
+	case errors.Is(err, ErrInvalidClient):
+		return p(http.StatusUnauthorized, "invalid_client")
+	case errors.Is(err, ErrUnsupportedGrantType):
+		return p(http.StatusBadRequest, "unsupported_grant_type")
+	case errors.Is(err, ErrInvalidScope):
+		return p(http.StatusBadRequest, "invalid_scope")
+	case errors.Is(err, ErrUnauthorizedClient):
+		return p(http.StatusBadRequest, "unauthorized_client")
 	case errors.Is(err, ErrBadCredentials):
 		return p(http.StatusUnauthorized, "invalid_credentials")
 	case errors.Is(err, ErrInsufficientScope):
@@ -183,16 +201,11 @@ func (ch Challenge) header(p Problem) string {
 	return ""
 }
 
-// FromStore passes the store's sentinel errors (and nil) through and marks
-// any other store error as the store being unavailable (503).
+// FromStore passes nil, the store's sentinel errors and our own client
+// errors through, and marks any other error (the store failed) as the
+// store being unavailable (503).
 func FromStore(err error) error {
-	switch {
-	case err == nil, errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrUserExists),
-		errors.Is(err, store.ErrLabelTaken), errors.Is(err, store.ErrTokenLimit):
-		return err
-	}
-	var fe *FieldError
-	if errors.As(err, &fe) {
+	if err == nil || errors.Is(err, ErrUnavailable) || For(err).Status < 500 {
 		return err
 	}
 	return fmt.Errorf("%w: %v", ErrUnavailable, err)

@@ -24,8 +24,10 @@ import (
 type Entry struct {
 	// Missing marks a negative entry: no token has this hash.
 	Missing bool
-	// Owner is the user name, TokenID the token's public id, Kind its kind.
-	Owner, TokenID, Kind string
+	// Owner is what invalidates the entry (a user name, or "client:" + an
+	// OAuth client id), User the identity shown to the upstream, TokenID
+	// the token's public id (a jti for access tokens), Kind its kind.
+	Owner, User, TokenID, Kind string
 	// Scopes granted, and the same joined by spaces for the header.
 	Scopes      []string
 	ScopeHeader string
@@ -154,16 +156,22 @@ func (c *Cache) Invalidate(h [32]byte) {
 	s.mu.Unlock()
 }
 
-// InvalidateOwner drops every entry of the owner's tokens. It walks the
-// whole cache: owner changes are rare compared with look-ups, and an
-// owner index would cost memory and work on every fill.
+// InvalidateOwner drops every entry of the owner's tokens.
 func (c *Cache) InvalidateOwner(owner string) {
+	c.InvalidateMatching(func(e *Entry) bool { return e.Owner == owner })
+}
+
+// InvalidateMatching drops every entry for which match is true. It walks
+// the whole cache: such changes (an owner switched off, an access token
+// revoked) are rare compared with look-ups, and an index would cost memory
+// and work on every fill.
+func (c *Cache) InvalidateMatching(match func(*Entry) bool) {
 	c.generation.Add(1)
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
 		for k, e := range s.m {
-			if e.Owner == owner {
+			if match(e) {
 				delete(s.m, k)
 			}
 		}

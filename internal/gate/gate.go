@@ -27,11 +27,19 @@ import (
 // lookupTimeout bounds one store look-up shared by concurrent requests.
 const lookupTimeout = 5 * time.Second
 
+// AccessTokens verifies JWT access tokens without store I/O in the steady
+// state (package oauth). A refusal that will not change comes back as an
+// entry with Refusal set, to be cached; an error is not cached.
+type AccessTokens interface {
+	Verify(ctx context.Context, raw string) (*cache.Entry, error)
+}
+
 // Checker checks bearer tokens. It is safe for concurrent use.
 type Checker struct {
 	store store.Store
 	cache *cache.Cache
 	uses  *lastuse.Recorder
+	jwts  AccessTokens
 	now   func() time.Time
 	// lastUseEvery: a token's use is queued at most this often per node.
 	lastUseEvery int64
@@ -45,6 +53,8 @@ type Options struct {
 	LastUseEvery time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// AccessTokens verifies JWTs; nil: JWTs are refused as unsupported.
+	AccessTokens AccessTokens
 }
 
 // New returns a Checker.
@@ -55,7 +65,7 @@ func New(s store.Store, c *cache.Cache, uses *lastuse.Recorder, o Options) *Chec
 	if o.LastUseEvery <= 0 {
 		o.LastUseEvery = time.Second
 	}
-	return &Checker{store: s, cache: c, uses: uses, now: o.Now, lastUseEvery: int64(o.LastUseEvery)}
+	return &Checker{store: s, cache: c, uses: uses, jwts: o.AccessTokens, now: o.Now, lastUseEvery: int64(o.LastUseEvery)}
 }
 
 // Request is what the edge check needs to know about a request.
@@ -67,6 +77,8 @@ type Request struct {
 	ClientIP netip.Addr
 	// Required scopes.
 	Required []string
+	// Host is the site requested, recorded with the last use.
+	Host string
 }
 
 // Check decides a request. The error is one of apierr's edge errors,
@@ -75,58 +87,97 @@ func (c *Checker) Check(ctx context.Context, req Request) (identity.Identity, er
 	if req.Token == "" {
 		return identity.Identity{}, apierr.ErrNoToken
 	}
-	switch token.Classify(req.Token) {
-	case token.PAT, token.Legacy:
-	case token.JWT:
-		return identity.Identity{}, apierr.ErrUnsupportedToken
-	default:
-		return identity.Identity{}, apierr.ErrMalformedToken
-	}
-	h := token.Hash(req.Token)
-	e, err := c.entry(ctx, h)
+	e, err := c.Lookup(ctx, req.Token)
 	if err != nil {
 		return identity.Identity{}, err
 	}
 	now := c.now().UnixNano()
+	if err := usable(e, now); err != nil {
+		return identity.Identity{}, err
+	}
 	switch {
-	case e.Missing:
-		return identity.Identity{}, apierr.ErrInvalidToken
-	case e.Refusal != nil:
-		return identity.Identity{}, e.Refusal
-	case e.ExpiresAt != 0 && now >= e.ExpiresAt:
-		return identity.Identity{}, apierr.ErrExpiredToken
 	case !e.AllowsIP(req.ClientIP):
 		return identity.Identity{}, apierr.ErrIPNotAllowed
 	case !scope.Covers(e.Scopes, req.Required):
 		return identity.Identity{}, apierr.ErrInsufficientScope
 	}
-	c.recordUse(e, now, req.ClientIP)
-	return identity.Identity{User: e.Owner, TokenType: e.Kind, TokenID: e.TokenID, Scopes: e.ScopeHeader}, nil
+	c.recordUse(e, now, req)
+	return identity.Identity{User: e.User, TokenType: e.Kind, TokenID: e.TokenID, Scopes: e.ScopeHeader}, nil
+}
+
+// Active reports whether tok is a token of ours that would be accepted
+// (ignoring the caller's address and scopes), with its decision inputs:
+// what introspection (RFC 7662) answers. A malformed or unknown token is
+// inactive, not an error; errors mean the store is unavailable.
+func (c *Checker) Active(ctx context.Context, tok string) (*cache.Entry, bool, error) {
+	e, err := c.Lookup(ctx, tok)
+	switch {
+	case errors.Is(err, apierr.ErrUnavailable):
+		return nil, false, err
+	case err != nil:
+		return nil, false, nil
+	}
+	return e, usable(e, c.now().UnixNano()) == nil, nil
+}
+
+// usable applies what does not depend on the request.
+func usable(e *cache.Entry, now int64) error {
+	switch {
+	case e.Missing:
+		return apierr.ErrInvalidToken
+	case e.Refusal != nil:
+		return e.Refusal
+	case e.ExpiresAt != 0 && now >= e.ExpiresAt:
+		return apierr.ErrExpiredToken
+	}
+	return nil
+}
+
+// Lookup returns the decision inputs for a token, told by its shape,
+// through the cache. Malformed tokens are refused before any I/O; a cache
+// hit costs a hash and a map read, without allocation.
+func (c *Checker) Lookup(ctx context.Context, tok string) (*cache.Entry, error) {
+	kind := token.Classify(tok)
+	switch {
+	case kind == token.Malformed:
+		return nil, apierr.ErrMalformedToken
+	case kind == token.JWT && c.jwts == nil:
+		return nil, apierr.ErrUnsupportedToken
+	}
+	h := token.Hash(tok)
+	if e, ok := c.cache.Get(h); ok {
+		return e, nil
+	}
+	load := c.loadStored
+	if kind == token.JWT {
+		load = func(ctx context.Context, _ [32]byte) (*cache.Entry, error) { return c.jwts.Verify(ctx, tok) }
+	}
+	return c.fill(ctx, h, load)
 }
 
 // recordUse queues a last-use write at most once per lastUseEvery per
-// token on this node.
-func (c *Checker) recordUse(e *cache.Entry, now int64, ip netip.Addr) {
+// stored token on this node.
+func (c *Checker) recordUse(e *cache.Entry, now int64, req Request) {
+	if e.Kind != store.KindPAT && e.Kind != store.KindLegacy {
+		return
+	}
 	last := e.LastUse.Load()
 	if now-last < c.lastUseEvery || !e.LastUse.CompareAndSwap(last, now) {
 		return
 	}
-	u := store.LastUse{Owner: e.Owner, TokenID: e.TokenID, At: time.Unix(0, now).UTC()}
-	if ip.IsValid() {
-		u.IP = ip.String()
+	u := store.LastUse{Owner: e.Owner, TokenID: e.TokenID, At: time.Unix(0, now).UTC(), Host: req.Host}
+	if req.ClientIP.IsValid() {
+		u.IP = req.ClientIP.String()
 	}
 	c.uses.Record(u)
 }
 
-// entry returns the cached decision inputs for h, reading the store on a
-// miss. Concurrent misses for the same hash share one store read.
-func (c *Checker) entry(ctx context.Context, h [32]byte) (*cache.Entry, error) {
-	if e, ok := c.cache.Get(h); ok {
-		return e, nil
-	}
+// fill calls load for h after a cache miss and caches the result.
+// Concurrent misses for the same hash share one load.
+func (c *Checker) fill(ctx context.Context, h [32]byte, load func(context.Context, [32]byte) (*cache.Entry, error)) (*cache.Entry, error) {
 	v, err, _ := c.group.Do(string(h[:]), func() (any, error) {
 		// A miss that reaches Do just after another look-up of h finished
-		// (and filled the cache) must not read the store again.
+		// (and filled the cache) must not load again.
 		if e, ok := c.cache.Get(h); ok {
 			return e, nil
 		}
@@ -135,15 +186,9 @@ func (c *Checker) entry(ctx context.Context, h [32]byte) (*cache.Entry, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
 		defer cancel()
 		gen := c.cache.Generation()
-		g, err := c.store.LookupToken(lctx, store.TokenHash(h))
-		var e *cache.Entry
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			e = &cache.Entry{Missing: true}
-		case err != nil:
-			return nil, fmt.Errorf("%w: %v", apierr.ErrUnavailable, err)
-		default:
-			e = EntryFor(g)
+		e, err := load(lctx, h)
+		if err != nil {
+			return nil, err
 		}
 		c.cache.Fill(h, e, gen)
 		return e, nil
@@ -154,11 +199,24 @@ func (c *Checker) entry(ctx context.Context, h [32]byte) (*cache.Entry, error) {
 	return v.(*cache.Entry), nil
 }
 
+// loadStored reads a PAT or legacy token from the store.
+func (c *Checker) loadStored(ctx context.Context, h [32]byte) (*cache.Entry, error) {
+	g, err := c.store.LookupToken(ctx, store.TokenHash(h))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return &cache.Entry{Missing: true}, nil
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", apierr.ErrUnavailable, err)
+	}
+	return EntryFor(g), nil
+}
+
 // EntryFor turns a store grant into cached decision inputs.
 func EntryFor(g store.Grant) *cache.Entry {
 	t := g.Token
 	e := &cache.Entry{
 		Owner:       t.Owner,
+		User:        t.Owner,
 		TokenID:     t.ID,
 		Kind:        t.Kind,
 		Scopes:      t.Scopes,
@@ -188,17 +246,4 @@ func Refusal(g store.Grant) error {
 		return apierr.ErrTokenDisabled
 	}
 	return nil
-}
-
-// HandleEvent drops the cached entries an Event concerns. Pass it to
-// store.Subscribe.
-func (c *Checker) HandleEvent(ev store.Event) {
-	switch ev.Kind {
-	case store.EventToken:
-		c.cache.Invalidate(ev.Hash)
-	case store.EventUser:
-		c.cache.InvalidateOwner(ev.Owner)
-	default:
-		c.cache.Clear()
-	}
 }

@@ -14,7 +14,10 @@ import (
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/cache"
 	"github.com/tokengate/tokengate/internal/gate"
+	"github.com/tokengate/tokengate/internal/invalidate"
+	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/lastuse"
+	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/store/boltstore"
@@ -56,10 +59,15 @@ func newEnv(tb testing.TB) *env {
 	tb.Cleanup(func() { st.Close() })
 	clk := newClock(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))
 	e := &env{st: st, clk: clk, uses: lastuse.New(st)}
-	e.checker = gate.New(st, cache.New(cache.Options{Now: clk.Now}), e.uses, gate.Options{LastUseEvery: lastUseEvery, Now: clk.Now})
+	c := cache.New(cache.Options{Now: clk.Now})
+	e.checker = gate.New(st, c, e.uses, gate.Options{LastUseEvery: lastUseEvery, Now: clk.Now})
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
-	if err := st.Subscribe(ctx, e.checker.HandleEvent); err != nil {
+	targets := invalidate.Targets{
+		Cache: c, Clients: oauth.NewClientTable(st), Denied: oauth.NewDenyList(st),
+		Keys: keyring.NewHolder(st, keyring.Policy{}, "", 0, clk.Now),
+	}
+	if err := st.Subscribe(ctx, targets.Handle); err != nil {
 		tb.Fatal(err)
 	}
 	e.users = users.NewService(st, 4, clk.Now)

@@ -26,6 +26,11 @@ var (
 	ErrLabelTaken = errors.New("label already in use")
 	// ErrTokenLimit: the owner already has the maximum number of tokens.
 	ErrTokenLimit = errors.New("token limit reached")
+	// ErrClientExists: CreateClient for an id that is already taken.
+	ErrClientExists = errors.New("client already exists")
+	// ErrConflict: an UpdateKeyring lost a race with another writer more
+	// times than the backend retries.
+	ErrConflict = errors.New("concurrent update, try again")
 )
 
 // TokenHash is the SHA-256 of a token's secret: the only form in which a
@@ -101,6 +106,8 @@ type Token struct {
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`
 	// LastUsedIP is the client address of the last use.
 	LastUsedIP string `json:"last_used_ip,omitempty"`
+	// LastUsedHost is the site (Host) the last use asked for.
+	LastUsedHost string `json:"last_used_host,omitempty"`
 }
 
 // Grant is what an edge check needs about a token: the token and its owner
@@ -116,6 +123,35 @@ type LastUse struct {
 	TokenID string
 	At      time.Time
 	IP      string
+	// Host is the site the request was for (for the legacy migration view).
+	Host string
+}
+
+// Client is an OAuth client (an "OAuth key" in seed 001): a machine
+// identity that gets access tokens with its id and secret.
+type Client struct {
+	// ID is the public client_id.
+	ID string `json:"id"`
+	// Name is what the administrator called it.
+	Name string `json:"name"`
+	// SecretHash is the SHA-256 of the client secret.
+	SecretHash TokenHash `json:"secret_hash"`
+	// AllowedIPs are CIDR prefixes in canonical form; empty means any.
+	AllowedIPs []string `json:"allowed_ips,omitempty"`
+	// Scopes the client may be granted.
+	Scopes []string `json:"scopes,omitempty"`
+	// Enabled clients get tokens and their tokens work.
+	Enabled bool `json:"enabled"`
+	// CreatedAt and UpdatedAt are set by the caller.
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Denial puts one access token (by its jti) on the deny-list until it
+// would have expired anyway.
+type Denial struct {
+	JTI   string
+	Until time.Time
 }
 
 // EventKind says what an Event invalidates.
@@ -131,6 +167,13 @@ const (
 	// EventReset: events may have been lost (a subscription was broken and
 	// is back); drop everything cached.
 	EventReset
+	// EventClient: the OAuth client Event.ID changed or was deleted.
+	EventClient
+	// EventKeyring: the signing keyring changed; reload it.
+	EventKeyring
+	// EventDenied: the access token with jti Event.ID was put on the
+	// deny-list until Event.Until.
+	EventDenied
 )
 
 // Event announces a change that cached decisions must not outlive.
@@ -138,6 +181,10 @@ type Event struct {
 	Kind  EventKind
 	Hash  TokenHash
 	Owner string
+	// ID is the client id (EventClient) or the jti (EventDenied).
+	ID string
+	// Until is when a denial ends (EventDenied).
+	Until time.Time
 }
 
 // CheckReport is the result of a consistency check (see Store.Check).
@@ -151,11 +198,13 @@ type CheckReport struct {
 // Store is the state behind the gateway. All methods are safe for
 // concurrent use. A method that fails leaves the store as it was.
 //
-// Every successful write that changes what LookupToken returns (creating,
-// updating or deleting a token; updating or deleting a user) delivers an
-// Event to this process's subscribers before it returns, and announces it
-// to other processes sharing the store (Redis pub/sub) so that every node
-// drops its cached copy.
+// Every successful write that changes what a node may have cached
+// (creating, updating or deleting a token, a user or a client; the
+// keyring; a denial) delivers an Event to this process's subscribers
+// before it returns, and announces it to other processes sharing the
+// store (Redis pub/sub) so that every node drops its cached copy. When a
+// re-denial keeps an earlier, later Until, the event carries the Until
+// that is kept.
 type Store interface {
 	// CreateUser adds u; ErrUserExists if the name is taken.
 	CreateUser(ctx context.Context, u User) error
@@ -196,11 +245,40 @@ type Store interface {
 	// LookupToken finds a token by the hash of its secret, together with
 	// its owner. ErrNotFound if no token has that hash.
 	LookupToken(ctx context.Context, h TokenHash) (Grant, error)
-	// RecordLastUse writes a batch of last-use times. Entries for tokens
+	// RecordLastUse writes a batch of last-use times (with IP and Host). Entries for tokens
 	// that no longer exist are ignored; an older time never overwrites a
 	// newer one. It announces no event: last use is not a decision input,
 	// and an event per batch would empty every node's cache.
 	RecordLastUse(ctx context.Context, uses []LastUse) error
+
+	// CreateClient stores c; ErrClientExists if the id is taken.
+	// Announces EventClient.
+	CreateClient(ctx context.Context, c Client) error
+	// GetClient returns a client or ErrNotFound.
+	GetClient(ctx context.Context, id string) (Client, error)
+	// ListClients returns all clients sorted by CreatedAt then ID.
+	ListClients(ctx context.Context) ([]Client, error)
+	// UpdateClient applies fn atomically (fn must not change ID, and may
+	// run more than once). ErrNotFound if absent; fn's error aborts.
+	// Announces EventClient.
+	UpdateClient(ctx context.Context, id string, fn func(*Client) error) (Client, error)
+	// DeleteClient removes a client and returns it; ErrNotFound if absent.
+	// Announces EventClient.
+	DeleteClient(ctx context.Context, id string) (Client, error)
+
+	// GetKeyring returns the signing keyring, an opaque document owned by
+	// the caller (ErrNotFound before the first UpdateKeyring).
+	GetKeyring(ctx context.Context) ([]byte, error)
+	// UpdateKeyring replaces the keyring atomically with fn(current);
+	// current is nil when there is none. fn may run more than once; its
+	// error aborts. Returns what was written. Announces EventKeyring.
+	UpdateKeyring(ctx context.Context, fn func(current []byte) ([]byte, error)) ([]byte, error)
+
+	// Deny puts an access token's jti on the deny-list until d.Until
+	// (entries past Until disappear by themselves). Announces EventDenied.
+	Deny(ctx context.Context, d Denial) error
+	// ListDenied returns the denials that have not ended.
+	ListDenied(ctx context.Context) ([]Denial, error)
 
 	// CountFailure adds one to the failure counter named key and returns
 	// the count within the current window, which starts at the first
@@ -222,8 +300,8 @@ type Store interface {
 	Subscribe(ctx context.Context, fn func(Event)) error
 
 	// Check looks for inconsistencies a crash could leave between a
-	// token's record and its hash index (and the user list), and repairs
-	// them when repair is true.
+	// token's record and its hash index (and the user and client lists),
+	// and repairs them when repair is true.
 	Check(ctx context.Context, repair bool) (CheckReport, error)
 
 	// Close releases the store's resources.

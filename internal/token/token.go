@@ -74,14 +74,40 @@ func Classify(tok string) Kind {
 }
 
 // NewPAT returns a new random personal access token.
-func NewPAT() (string, error) {
+func NewPAT() (string, error) { return newChecksummed(PATPrefix) }
+
+// ClientSecretPrefix starts every OAuth client secret.
+const ClientSecretPrefix = "tgs_"
+
+// NewClientSecret returns a new OAuth client secret: the PAT format with
+// its own prefix, so scanners tell the two apart.
+func NewClientSecret() (string, error) { return newChecksummed(ClientSecretPrefix) }
+
+// IsClientSecret reports whether s has the shape and checksum of a client
+// secret (no I/O, no allocation).
+func IsClientSecret(s string) bool {
+	return len(s) == PATLen && s[:len(ClientSecretPrefix)] == ClientSecretPrefix && validPAT(s)
+}
+
+// ClientIDPrefix starts every OAuth client id.
+const ClientIDPrefix = "tgc_"
+
+// NewClientID returns a new public OAuth client id: "tgc_" + 16 hex.
+func NewClientID() (string, error) {
+	id, err := randomHex(8)
+	return ClientIDPrefix + id, err
+}
+
+// newChecksummed returns prefix + 30 random base62 + 6 base62 CRC32 of
+// the random part. Every prefix must be 4 bytes long.
+func newChecksummed(prefix string) (string, error) {
 	b := make([]byte, PATLen)
-	copy(b, PATPrefix)
-	random := b[len(PATPrefix) : len(PATPrefix)+patRandomLen]
+	copy(b, prefix)
+	random := b[len(prefix) : len(prefix)+patRandomLen]
 	if err := randomBase62(random); err != nil {
 		return "", err
 	}
-	putChecksum(b[len(PATPrefix)+patRandomLen:], crc32.ChecksumIEEE(random))
+	putChecksum(b[len(prefix)+patRandomLen:], crc32.ChecksumIEEE(random))
 	return string(b), nil
 }
 
@@ -158,6 +184,7 @@ func putChecksum(dst []byte, sum uint32) {
 	}
 }
 
+// validPAT checks the random part and checksum after a 4-byte prefix.
 func validPAT(tok string) bool {
 	random := tok[len(PATPrefix) : len(PATPrefix)+patRandomLen]
 	for i := 0; i < len(random); i++ {

@@ -117,3 +117,24 @@ func FuzzClassify(f *testing.F) {
 		}
 	})
 }
+
+func TestClientSecretsAndIDs(t *testing.T) {
+	s, err := NewClientSecret()
+	if err != nil || !IsClientSecret(s) || !strings.HasPrefix(s, "tgs_") {
+		t.Fatalf("NewClientSecret = %q, %v", s, err)
+	}
+	if Classify(s) == PAT {
+		t.Fatal("a client secret classifies as a PAT")
+	}
+	pat, _ := NewPAT()
+	if IsClientSecret(pat) {
+		t.Fatal("a PAT passes as a client secret")
+	}
+	if IsClientSecret(s[:len(s)-1]+"0") && s[len(s)-1] != '0' {
+		t.Fatal("a client secret with a wrong checksum passes")
+	}
+	id, err := NewClientID()
+	if err != nil || len(id) != 20 || !strings.HasPrefix(id, "tgc_") {
+		t.Fatalf("NewClientID = %q, %v", id, err)
+	}
+}

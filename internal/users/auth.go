@@ -9,6 +9,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/bruteforce"
 	"github.com/tokengate/tokengate/internal/store"
 )
 
@@ -38,8 +39,9 @@ func (l Limits) withDefaults() Limits {
 
 // Authenticator checks user names and passwords.
 type Authenticator struct {
-	store  store.Store
-	limits Limits
+	store   store.Store
+	limits  Limits
+	limiter *bruteforce.Limiter
 	// dummy is a bcrypt hash compared against for unknown users, so that a
 	// wrong name costs the same time as a wrong password (no user
 	// enumeration by timing), as Caddy's basic_auth does.
@@ -56,7 +58,8 @@ func NewAuthenticator(s store.Store, l Limits, cost int) (*Authenticator, error)
 	if err != nil {
 		return nil, err
 	}
-	return &Authenticator{store: s, limits: l.withDefaults(), dummy: dummy}, nil
+	l = l.withDefaults()
+	return &Authenticator{store: s, limits: l, limiter: bruteforce.New(s, l.Window), dummy: dummy}, nil
 }
 
 // Authenticate returns the user if name and password match and neither the
@@ -65,72 +68,44 @@ func NewAuthenticator(s store.Store, l Limits, cost int) (*Authenticator, error)
 // apierr.ErrForbidden (disabled user), apierr.ErrUnavailable.
 func (a *Authenticator) Authenticate(ctx context.Context, name, password, addr string) (store.User, error) {
 	canon, nameErr := NormalizeName(name)
-	accountKey, addrKey := "acct:"+canon, "addr:"+addr
+	account := bruteforce.Key{Name: "acct:" + canon, Limit: a.limits.PerAccount}
+	address := bruteforce.Key{Name: "addr:" + addr, Limit: a.limits.PerAddress}
 	if nameErr != nil {
-		accountKey = "" // a malformed name owns no counter
+		account.Name = "" // a malformed name owns no counter
 	}
 	if addr == "" {
-		addrKey = ""
+		address.Name = ""
 	}
-	if err := a.checkLocked(ctx, accountKey, addrKey); err != nil {
+	if err := a.limiter.Check(ctx, account, address); err != nil {
 		return store.User{}, err
 	}
 	var u store.User
-	var err error
+	err := store.ErrNotFound
 	if nameErr == nil {
 		u, err = a.store.GetUser(ctx, canon)
-	} else {
-		err = store.ErrNotFound
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		_ = bcrypt.CompareHashAndPassword(a.dummy, []byte(password))
-		return store.User{}, a.fail(ctx, accountKey, addrKey)
+		return store.User{}, a.fail(ctx, account, address)
 	case err != nil:
 		return store.User{}, apierr.FromStore(err)
 	}
 	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
-		return store.User{}, a.fail(ctx, accountKey, addrKey)
+		return store.User{}, a.fail(ctx, account, address)
 	}
 	if u.Disabled {
 		return store.User{}, fmt.Errorf("%w: the user is disabled", apierr.ErrForbidden)
 	}
-	if err := a.store.ClearFailures(ctx, accountKey); err != nil {
-		return store.User{}, apierr.FromStore(err)
+	if err := a.limiter.Clear(ctx, account.Name); err != nil {
+		return store.User{}, err
 	}
 	return u, nil
 }
 
-// checkLocked refuses before any password work when a counter is over
-// its limit.
-func (a *Authenticator) checkLocked(ctx context.Context, accountKey, addrKey string) error {
-	for _, c := range []struct {
-		key   string
-		limit int64
-	}{{accountKey, a.limits.PerAccount}, {addrKey, a.limits.PerAddress}} {
-		if c.key == "" {
-			continue
-		}
-		n, err := a.store.FailureCount(ctx, c.key)
-		if err != nil {
-			return apierr.FromStore(err)
-		}
-		if n >= c.limit {
-			return &apierr.RateLimited{RetryAfter: a.limits.Window}
-		}
-	}
-	return nil
-}
-
-// fail counts a failure against both keys and returns the error to answer.
-func (a *Authenticator) fail(ctx context.Context, accountKey, addrKey string) error {
-	for _, key := range []string{accountKey, addrKey} {
-		if key == "" {
-			continue
-		}
-		if _, err := a.store.CountFailure(ctx, key, a.limits.Window); err != nil {
-			return apierr.FromStore(err)
-		}
+func (a *Authenticator) fail(ctx context.Context, keys ...bruteforce.Key) error {
+	if err := a.limiter.Fail(ctx, keys...); err != nil {
+		return err
 	}
 	return apierr.ErrBadCredentials
 }

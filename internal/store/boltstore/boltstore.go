@@ -7,6 +7,9 @@
 //	tokens       owner -> nested bucket: id -> JSON store.Token
 //	token_index  32-byte hash -> owner + "\x00" + id
 //	failures     key -> 8-byte count + 8-byte window end (Unix ns), big endian
+//	clients      client id -> JSON store.Client
+//	keyring      "current" -> the keyring document, as the caller wrote it
+//	denied       jti -> end of the denial (time.Time.MarshalBinary)
 //
 // Every write is one bbolt read-write transaction, so a write that fails
 // leaves the file exactly as it was, and checks such as label uniqueness
@@ -42,6 +45,12 @@ var (
 	bucketTokens   = []byte("tokens")
 	bucketIndex    = []byte("token_index")
 	bucketFailures = []byte("failures")
+	bucketClients  = []byte("clients")
+	bucketKeyring  = []byte("keyring")
+	bucketDenied   = []byte("denied")
+
+	// keyKeyring is the only key in bucketKeyring.
+	keyKeyring = []byte("current")
 )
 
 const (
@@ -105,15 +114,21 @@ func Open(path string, opts Options) (*Store, error) {
 	return &Store{db: db, subs: make(map[*subscriber]struct{})}, nil
 }
 
-// initialize creates the top-level buckets and drops failure counters whose
-// window ended while the process was down.
+// initialize creates the top-level buckets (so a file written by an older
+// version gains the new ones) and drops failure counters and denials that
+// ended while the process was down.
 func initialize(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketUsers, bucketTokens, bucketIndex, bucketFailures} {
+	buckets := [][]byte{bucketUsers, bucketTokens, bucketIndex, bucketFailures, bucketClients, bucketKeyring, bucketDenied}
+	for _, name := range buckets {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
 	}
-	return sweepFailures(tx.Bucket(bucketFailures), time.Now())
+	now := time.Now()
+	if err := sweepFailures(tx.Bucket(bucketFailures), now); err != nil {
+		return err
+	}
+	return sweepDenied(tx.Bucket(bucketDenied), now)
 }
 
 // Ops returns how many Store method calls have run a transaction on the
@@ -201,6 +216,10 @@ func tokenEvent(h store.TokenHash) store.Event {
 
 func userEvent(name string) store.Event {
 	return store.Event{Kind: store.EventUser, Owner: name}
+}
+
+func clientEvent(id string) store.Event {
+	return store.Event{Kind: store.EventClient, ID: id}
 }
 
 // ---- encoding helpers ----
@@ -580,7 +599,8 @@ func lookup(tx *bolt.Tx, h []byte) (store.Grant, error) {
 	return store.Grant{Token: t, Owner: u}, nil
 }
 
-// RecordLastUse writes a batch of last uses in one transaction. It
+// RecordLastUse writes a batch of last uses (time, IP and Host of the
+// newest use of each token) in one transaction. It
 // announces nothing: caches may show a slightly old LastUsedAt, and an
 // event per use would empty them on every request.
 func (s *Store) RecordLastUse(ctx context.Context, uses []store.LastUse) error {
@@ -608,8 +628,231 @@ func recordLastUse(tx *bolt.Tx, u store.LastUse) error {
 	if !u.At.After(t.LastUsedAt) {
 		return nil
 	}
-	t.LastUsedAt, t.LastUsedIP = u.At, u.IP
+	t.LastUsedAt, t.LastUsedIP, t.LastUsedHost = u.At, u.IP, u.Host
 	return putJSON(ownedBucket(tx, u.Owner), []byte(u.TokenID), t)
+}
+
+// ---- OAuth clients ----
+
+func clientDesc(id string) string { return fmt.Sprintf("client %q", id) }
+
+func getClient(tx *bolt.Tx, id string) (store.Client, error) {
+	var c store.Client
+	err := getJSON(tx.Bucket(bucketClients), []byte(id), &c, clientDesc(id))
+	return c, err
+}
+
+// CreateClient stores c and announces EventClient; ErrClientExists if the
+// id is taken.
+func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
+	return s.update(ctx, func(tx *bolt.Tx, emit func(store.Event)) error {
+		b := tx.Bucket(bucketClients)
+		if b.Get([]byte(c.ID)) != nil {
+			return fmt.Errorf("%s: %w", clientDesc(c.ID), store.ErrClientExists)
+		}
+		emit(clientEvent(c.ID))
+		return putJSON(b, []byte(c.ID), c)
+	})
+}
+
+// GetClient returns a client or ErrNotFound.
+func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
+	var c store.Client
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
+		c, err = getClient(tx, id)
+		return err
+	})
+	return c, err
+}
+
+// ListClients returns all clients sorted by CreatedAt then ID.
+func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
+	var clients []store.Client
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketClients).ForEach(func(k, v []byte) error {
+			var c store.Client
+			err := decodeJSON(v, &c, clientDesc(string(k)))
+			clients = append(clients, c)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(clients, func(a, b store.Client) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return clients, nil
+}
+
+// UpdateClient applies fn to the client in one transaction and announces
+// EventClient. If fn fails its error is returned unwrapped; if fn changes
+// the ID nothing is written.
+func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*store.Client) error) (store.Client, error) {
+	var c store.Client
+	err := s.update(ctx, func(tx *bolt.Tx, emit func(store.Event)) (err error) {
+		if c, err = getClient(tx, id); err != nil {
+			return err
+		}
+		if err := fn(&c); err != nil {
+			return err
+		}
+		if c.ID != id {
+			return fmt.Errorf("%s: update may not change its ID to %q", clientDesc(id), c.ID)
+		}
+		emit(clientEvent(id))
+		return putJSON(tx.Bucket(bucketClients), []byte(id), c)
+	})
+	if err != nil {
+		return store.Client{}, err
+	}
+	return c, nil
+}
+
+// DeleteClient removes a client, announces EventClient and returns what
+// was removed.
+func (s *Store) DeleteClient(ctx context.Context, id string) (store.Client, error) {
+	var c store.Client
+	err := s.update(ctx, func(tx *bolt.Tx, emit func(store.Event)) (err error) {
+		if c, err = getClient(tx, id); err != nil {
+			return err
+		}
+		emit(clientEvent(id))
+		return tx.Bucket(bucketClients).Delete([]byte(id))
+	})
+	if err != nil {
+		return store.Client{}, err
+	}
+	return c, nil
+}
+
+// ---- signing keyring ----
+
+var errNoKeyring = fmt.Errorf("keyring: %w", store.ErrNotFound)
+
+// getKeyring returns a copy of the keyring (bbolt's slice is only valid
+// during the transaction, and points into a read-only map), or nil when
+// there is none. An empty document comes back empty but not nil.
+func getKeyring(tx *bolt.Tx) []byte {
+	k, v := tx.Bucket(bucketKeyring).Cursor().Seek(keyKeyring)
+	if !bytes.Equal(k, keyKeyring) {
+		return nil
+	}
+	return append(make([]byte, 0, len(v)), v...)
+}
+
+// GetKeyring returns a copy of the keyring, or ErrNotFound before the
+// first UpdateKeyring.
+func (s *Store) GetKeyring(ctx context.Context) ([]byte, error) {
+	var doc []byte
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if doc = getKeyring(tx); doc == nil {
+			return errNoKeyring
+		}
+		return nil
+	})
+	return doc, err
+}
+
+// UpdateKeyring replaces the keyring with fn(current) in one transaction
+// and announces EventKeyring. fn runs once, on a copy it may modify. If fn
+// fails its error is returned unwrapped and nothing is written. It never
+// returns ErrConflict: bbolt serialises writers.
+func (s *Store) UpdateKeyring(ctx context.Context, fn func(current []byte) ([]byte, error)) ([]byte, error) {
+	var doc []byte
+	err := s.update(ctx, func(tx *bolt.Tx, emit func(store.Event)) (err error) {
+		if doc, err = fn(getKeyring(tx)); err != nil {
+			return err
+		}
+		if doc == nil {
+			doc = []byte{} // stored, so no longer "none"
+		}
+		emit(store.Event{Kind: store.EventKeyring})
+		return tx.Bucket(bucketKeyring).Put(keyKeyring, doc)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return doc, nil
+}
+
+// ---- deny-list ----
+
+func decodeUntil(v []byte) (time.Time, bool) {
+	var until time.Time
+	if v == nil || until.UnmarshalBinary(v) != nil {
+		return time.Time{}, false
+	}
+	return until, true
+}
+
+// Deny puts d.JTI on the deny-list until d.Until, keeping a later end the
+// jti already has, and announces EventDenied with the end that is now in
+// force. It first deletes every denial that has ended, so the bucket only
+// holds tokens that could still be presented. A d.Until that has already
+// passed stores nothing (but is still announced).
+func (s *Store) Deny(ctx context.Context, d store.Denial) error {
+	if d.JTI == "" {
+		return errors.New("deny: empty jti")
+	}
+	return s.update(ctx, func(tx *bolt.Tx, emit func(store.Event)) error {
+		b := tx.Bucket(bucketDenied)
+		now := time.Now()
+		if err := sweepDenied(b, now); err != nil {
+			return err
+		}
+		until := d.Until
+		if old, ok := decodeUntil(b.Get([]byte(d.JTI))); ok && old.After(until) {
+			until = old
+		}
+		emit(store.Event{Kind: store.EventDenied, ID: d.JTI, Until: until})
+		if !until.After(now) {
+			return nil
+		}
+		v, err := until.MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("deny %q: %w", d.JTI, err)
+		}
+		return b.Put([]byte(d.JTI), v)
+	})
+}
+
+// ListDenied returns the denials that have not ended, sorted by jti.
+func (s *Store) ListDenied(ctx context.Context) ([]store.Denial, error) {
+	var denials []store.Denial
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		now := time.Now()
+		return tx.Bucket(bucketDenied).ForEach(func(k, v []byte) error {
+			if until, ok := decodeUntil(v); ok && until.After(now) {
+				denials = append(denials, store.Denial{JTI: string(k), Until: until})
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return denials, nil
+}
+
+// sweepDenied deletes denials that have ended (and undecodable entries).
+func sweepDenied(b *bolt.Bucket, now time.Time) error {
+	var ended [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		if until, ok := decodeUntil(v); !ok || !until.After(now) {
+			ended = append(ended, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range ended {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ---- failure counters ----

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -194,6 +195,22 @@ func TestOpsCountsStoreCalls(t *testing.T) {
 		{"CountFailure", func(ctx context.Context) error { _, err := s.CountFailure(ctx, "k", time.Minute); return err }, 1},
 		{"Subscribe", func(ctx context.Context) error { return s.Subscribe(ctx, func(store.Event) {}) }, 0},
 		{"EmptyLastUseBatch", func(ctx context.Context) error { return s.RecordLastUse(ctx, nil) }, 0},
+		{"CreateClient", func(ctx context.Context) error { return s.CreateClient(ctx, store.Client{ID: "app"}) }, 1},
+		{"UpdateClient", func(ctx context.Context) error {
+			_, err := s.UpdateClient(ctx, "app", func(*store.Client) error { return nil })
+			return err
+		}, 1},
+		{"ListClients", func(ctx context.Context) error { _, err := s.ListClients(ctx); return err }, 1},
+		{"DeleteClient", func(ctx context.Context) error { _, err := s.DeleteClient(ctx, "app"); return err }, 1},
+		{"GetKeyringMissing", func(ctx context.Context) error { _, err := s.GetKeyring(ctx); return ignoreNotFound(err) }, 1},
+		{"UpdateKeyring", func(ctx context.Context) error {
+			_, err := s.UpdateKeyring(ctx, func([]byte) ([]byte, error) { return []byte("k"), nil })
+			return err
+		}, 1},
+		{"Deny", func(ctx context.Context) error {
+			return s.Deny(ctx, store.Denial{JTI: "j", Until: time.Now().Add(time.Hour)})
+		}, 1},
+		{"ListDenied", func(ctx context.Context) error { _, err := s.ListDenied(ctx); return err }, 1},
 	}
 	for _, step := range steps {
 		before := s.Ops()
@@ -245,7 +262,98 @@ func TestExpiredFailuresSweptOnOpen(t *testing.T) {
 	}
 }
 
+// TestEndedDenialsPruned checks that ended denials do not stay in the
+// file: Deny stores none and removes those that have ended, and Open
+// removes those that ended while the store was closed.
+func TestEndedDenialsPruned(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tg.db")
+	s := openAt(t, path, Options{})
+	ctx := t.Context()
+	putDenial(t, s, "ended", time.Now().Add(-time.Second))
+	if err := s.Deny(ctx, store.Denial{JTI: "live", Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Deny(ctx, store.Denial{JTI: "past", Until: time.Now().Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	assertDeniedKeys(t, s, "live")
+
+	putDenial(t, s, "ended-while-closed", time.Now().Add(-time.Second))
+	putDenial(t, s, "ends-soon", time.Now().Add(200*time.Millisecond))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	s = openAt(t, path, Options{})
+	assertDeniedKeys(t, s, "live")
+}
+
+// TestEmptyKeyring checks that an empty document (nil or empty from fn)
+// is a keyring, not "none": GetKeyring returns it without ErrNotFound and
+// the next fn gets a non-nil empty slice.
+func TestEmptyKeyring(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	for _, doc := range [][]byte{nil, {}} {
+		got, err := s.UpdateKeyring(ctx, func([]byte) ([]byte, error) { return doc, nil })
+		if err != nil || got == nil || len(got) != 0 {
+			t.Fatalf("UpdateKeyring(%#v) = %#v, %v; want an empty, non-nil document", doc, got, err)
+		}
+		got, err = s.GetKeyring(ctx)
+		if err != nil || got == nil || len(got) != 0 {
+			t.Fatalf("GetKeyring after writing %#v = %#v, %v; want an empty, non-nil document", doc, got, err)
+		}
+		_, err = s.UpdateKeyring(ctx, func(current []byte) ([]byte, error) {
+			if current == nil {
+				t.Error("UpdateKeyring after an empty document passed nil")
+			}
+			return current, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestDenyEmptyJTI(t *testing.T) {
+	s := openTemp(t)
+	if err := s.Deny(t.Context(), store.Denial{Until: time.Now().Add(time.Hour)}); err == nil {
+		t.Fatal("Deny with an empty jti succeeded")
+	}
+}
+
 // ---- helpers ----
+
+// putDenial writes a denial directly, bypassing Deny's pruning.
+func putDenial(t *testing.T, s *Store, jti string, until time.Time) {
+	t.Helper()
+	v, err := until.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDenied).Put([]byte(jti), v)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// assertDeniedKeys checks which jtis the denied bucket holds, ended or not.
+func assertDeniedKeys(t *testing.T, s *Store, want ...string) {
+	t.Helper()
+	var keys []string
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDenied).ForEach(func(k, _ []byte) error {
+			keys = append(keys, string(k))
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(keys, want) {
+		t.Fatalf("denied bucket holds %v, want %v", keys, want)
+	}
+}
 
 func openAt(t *testing.T, path string, opts Options) *Store {
 	t.Helper()

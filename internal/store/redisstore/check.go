@@ -19,7 +19,8 @@ import (
 //   - an index key that leads to no token with its hash is deleted;
 //   - a token without index gets it back (and an event is published);
 //   - a user-set entry without user record is removed;
-//   - a user record missing from the user set is added to it.
+//   - a user record missing from the user set is added to it;
+//   - the same two for the client set and the client records.
 //
 // It may run while the store is in use: every repair is a compare-and-set,
 // and LookupToken verifies what an index leads to, so a repair racing with
@@ -33,6 +34,9 @@ func (s *Store) Check(ctx context.Context, repair bool) (store.CheckReport, erro
 		return store.CheckReport{}, err
 	}
 	if err := c.users(ctx); err != nil {
+		return store.CheckReport{}, err
+	}
+	if err := c.clients(ctx); err != nil {
 		return store.CheckReport{}, err
 	}
 	slices.Sort(c.report.Problems)
@@ -97,46 +101,80 @@ func (c *checker) index(ctx context.Context, key string) error {
 // users checks the user set against the user records, and each user's
 // tokens.
 func (c *checker) users(ctx context.Context) error {
-	listed, err := c.s.client.SMembers(ctx, c.s.keys.users()).Result()
-	if err != nil {
-		return opErr(err, "check users")
-	}
-	recordKeys, err := c.s.scanKeys(ctx, c.s.keys.userPattern())
+	names, err := c.listed(ctx, listKind{
+		what: "user", key: c.s.keys.users(), pattern: c.s.keys.userPattern(), nameOf: c.s.keys.nameOf,
+	})
 	if err != nil {
 		return err
 	}
-	records := make(map[string]bool, len(recordKeys))
-	for _, key := range recordKeys {
-		if name, ok := c.s.keys.nameOf(key); ok {
-			records[name] = true
-		}
-	}
-	for _, name := range listed {
-		if !records[name] {
-			if err := c.found(func() error {
-				return c.s.client.SRem(ctx, c.s.keys.users(), name).Err()
-			}, "user set lists %q, which has no user record", name); err != nil {
-				return err
-			}
-		}
-	}
-	for name := range records {
-		if err := c.user(ctx, name, slices.Contains(listed, name)); err != nil {
+	for _, name := range names {
+		if err := c.user(ctx, name); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// user checks one user record's set entry and tokens.
-func (c *checker) user(ctx context.Context, name string, listed bool) error {
-	if !listed {
-		if err := c.found(func() error {
-			return c.s.client.SAdd(ctx, c.s.keys.users(), name).Err()
-		}, "user %q is missing from the user set", name); err != nil {
-			return err
+// clients checks the client set against the client records.
+func (c *checker) clients(ctx context.Context) error {
+	_, err := c.listed(ctx, listKind{
+		what: "client", key: c.s.keys.clients(), pattern: c.s.keys.clientPattern(), nameOf: c.s.keys.clientOf,
+	})
+	return err
+}
+
+// listKind describes a set that lists the records of one kind.
+type listKind struct {
+	what    string                          // "user"
+	key     string                          // the set
+	pattern string                          // matches the record keys
+	nameOf  func(key string) (string, bool) // the member of a record key
+}
+
+// listed checks a set against the records it lists: an entry without
+// record is removed from the set, a record without entry is added to it.
+// It returns the names of the records found, sorted.
+func (c *checker) listed(ctx context.Context, k listKind) ([]string, error) {
+	members, err := c.s.client.SMembers(ctx, k.key).Result()
+	if err != nil {
+		return nil, opErr(err, "check %ss", k.what)
+	}
+	recordKeys, err := c.s.scanKeys(ctx, k.pattern)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, key := range recordKeys {
+		if name, ok := k.nameOf(key); ok {
+			names = append(names, name)
 		}
 	}
+	slices.Sort(names)
+	for _, name := range members {
+		if _, found := slices.BinarySearch(names, name); found {
+			continue
+		}
+		if err := c.found(func() error {
+			return c.s.client.SRem(ctx, k.key, name).Err()
+		}, "%s set lists %q, which has no %s record", k.what, name, k.what); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range names {
+		if slices.Contains(members, name) {
+			continue
+		}
+		if err := c.found(func() error {
+			return c.s.client.SAdd(ctx, k.key, name).Err()
+		}, "%s %q is missing from the %s set", k.what, name, k.what); err != nil {
+			return nil, err
+		}
+	}
+	return names, nil
+}
+
+// user checks one user's tokens.
+func (c *checker) user(ctx context.Context, name string) error {
 	toks, err := c.s.readUserTokens(ctx, c.s.client, name)
 	if errors.Is(err, store.ErrNotFound) { // deleted since the scan
 		return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,29 +25,79 @@ func userEvent(name string) store.Event {
 	return store.Event{Kind: store.EventUser, Owner: name}
 }
 
-// Published events are "NODE t:HEX" and "NODE u:NAME": the sending
-// Store's node ID, then the event.
+// clientEvent announces a change of the OAuth client id.
+func clientEvent(id string) store.Event {
+	return store.Event{Kind: store.EventClient, ID: id}
+}
+
+// keyringEvent announces a change of the signing keyring.
+func keyringEvent() store.Event {
+	return store.Event{Kind: store.EventKeyring}
+}
+
+// deniedEvent announces that the access token jti is denied until until.
+func deniedEvent(jti string, until time.Time) store.Event {
+	return store.Event{Kind: store.EventDenied, ID: jti, Until: until}
+}
+
+// A published event is the sending Store's node ID, a space and one of
+//
+//	t:HEX           EventToken, the token hash
+//	u:NAME          EventUser
+//	c:ID            EventClient
+//	k:              EventKeyring
+//	d:MICROS JTI    EventDenied, Until in Unix microseconds (see denyScript)
+//
+// The name, client ID or jti is last, so it may contain spaces.
 const (
-	tokenTag = "t:"
-	userTag  = "u:"
+	tokenTag   = "t:"
+	userTag    = "u:"
+	clientTag  = "c:"
+	keyringTag = "k:"
+	deniedTag  = "d:"
 )
 
 // encodeEvent returns the pub/sub message for ev.
 func (s *Store) encodeEvent(ev store.Event) string {
-	if ev.Kind == store.EventUser {
-		return s.node + " " + userTag + ev.Owner
+	var body string
+	switch ev.Kind {
+	case store.EventUser:
+		body = userTag + ev.Owner
+	case store.EventClient:
+		body = clientTag + ev.ID
+	case store.EventKeyring:
+		body = keyringTag
+	case store.EventDenied:
+		body = deniedTag + strconv.FormatInt(ceilMicros(ev.Until), 10) + " " + ev.ID
+	default:
+		body = tokenTag + ev.Hash.String()
 	}
-	return s.node + " " + tokenTag + ev.Hash.String()
+	return s.node + " " + body
 }
 
 // decodeEvent reads a pub/sub message; ok is false for a malformed one.
 func decodeEvent(msg string) (node string, ev store.Event, ok bool) {
 	node, body, _ := strings.Cut(msg, " ")
-	if name, isUser := strings.CutPrefix(body, userTag); isUser {
-		return node, userEvent(name), true
+	tag, rest := body, ""
+	if len(body) >= 2 {
+		tag, rest = body[:2], body[2:]
 	}
-	if h, isToken := strings.CutPrefix(body, tokenTag); isToken {
-		n, err := hex.Decode(ev.Hash[:], []byte(h))
+	switch tag {
+	case userTag:
+		return node, userEvent(rest), true
+	case clientTag:
+		return node, clientEvent(rest), true
+	case keyringTag:
+		return node, keyringEvent(), rest == ""
+	case deniedTag:
+		micros, jti, found := strings.Cut(rest, " ")
+		n, err := strconv.ParseInt(micros, 10, 64)
+		if !found || err != nil {
+			return node, ev, false
+		}
+		return node, deniedEvent(jti, fromMicros(n)), true
+	case tokenTag:
+		n, err := hex.Decode(ev.Hash[:], []byte(rest))
 		ev.Kind = store.EventToken
 		return node, ev, err == nil && n == len(ev.Hash)
 	}

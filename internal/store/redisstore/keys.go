@@ -19,9 +19,14 @@ import (
 //	PREFIX:{t:HEX}          string  hash index: "OWNER\x00ID" of the token
 //	PREFIX:users            set     user names
 //	PREFIX:{f:KEY}          string  failure counter, expires with its window
+//	PREFIX:{c:ID}:client    string  an OAuth client, JSON
+//	PREFIX:clients          set     client IDs
+//	PREFIX:keyring          string  the signing keyring, opaque bytes
+//	PREFIX:denied           zset    denied jti -> Until (Unix microseconds)
 //
-// The hash index and the user set live in slots of their own; see the
-// package comment for how writes that span two slots stay consistent.
+// The hash index and the user and client sets live in slots of their own;
+// see the package comment for how writes that span two slots stay
+// consistent. The keyring and the deny-list are one key each.
 // Names may contain '}' without harm: the tag then ends early, but it ends
 // at the same place in all keys of one user, and the literal parts after
 // the name keep keys of different kinds apart.
@@ -55,6 +60,18 @@ func (k keys) indexHead() string { return k.prefix + ":{t:" }
 // users is the key of the set of user names.
 func (k keys) users() string { return k.prefix + ":users" }
 
+// client is the key of an OAuth client's record; its hash tag is the ID.
+func (k keys) client(id string) string { return k.prefix + ":{c:" + id + "}:client" }
+
+// clients is the key of the set of client IDs.
+func (k keys) clients() string { return k.prefix + ":clients" }
+
+// keyring is the key of the signing keyring.
+func (k keys) keyring() string { return k.prefix + ":keyring" }
+
+// denied is the key of the deny-list of access tokens.
+func (k keys) denied() string { return k.prefix + ":denied" }
+
 // failure is the key of one failure counter.
 func (k keys) failure(key string) string { return k.prefix + ":{f:" + key + "}" }
 
@@ -70,8 +87,14 @@ func template(f func(string) string) (head, tail string) {
 func (k keys) indexPattern() string { return escapeGlob(k.indexHead()) + "*}" }
 
 // userPattern matches every user record key (for SCAN).
-func (k keys) userPattern() string {
-	head, tail := template(k.user)
+func (k keys) userPattern() string { return recordPattern(k.user) }
+
+// clientPattern matches every client record key (for SCAN).
+func (k keys) clientPattern() string { return recordPattern(k.client) }
+
+// recordPattern matches every key that f builds (for SCAN).
+func recordPattern(f func(string) string) string {
+	head, tail := template(f)
 	return escapeGlob(head) + "*" + escapeGlob(tail)
 }
 
@@ -91,8 +114,14 @@ func (k keys) hashOf(key string) (store.TokenHash, bool) {
 }
 
 // nameOf returns the user name of a user record key.
-func (k keys) nameOf(key string) (string, bool) {
-	head, tail := template(k.user)
+func (k keys) nameOf(key string) (string, bool) { return recordOf(k.user, key) }
+
+// clientOf returns the client ID of a client record key.
+func (k keys) clientOf(key string) (string, bool) { return recordOf(k.client, key) }
+
+// recordOf returns the name that f put in key.
+func recordOf(f func(string) string, key string) (string, bool) {
+	head, tail := template(f)
 	s, ok := strings.CutPrefix(key, head)
 	if !ok {
 		return "", false

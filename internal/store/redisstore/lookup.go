@@ -145,8 +145,8 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 return 1
 `)
 
-// RecordLastUse writes the batch in one pipeline of lastUseScript calls.
-// Entries without a time are skipped.
+// RecordLastUse writes the batch (time, IP and host of each use) in one
+// pipeline of lastUseScript calls. Entries without a time are skipped.
 func (s *Store) RecordLastUse(ctx context.Context, uses []store.LastUse) error {
 	calls := make([]scriptCall, 0, len(uses))
 	for _, u := range uses {
@@ -155,7 +155,7 @@ func (s *Store) RecordLastUse(ctx context.Context, uses []store.LastUse) error {
 		}
 		calls = append(calls, scriptCall{
 			keys: []string{s.keys.tokens(u.Owner), s.keys.used(u.Owner)},
-			args: []any{u.TokenID, stamp(u.At), lastUse(u.At, u.IP)},
+			args: []any{u.TokenID, stamp(u.At), lastUse(u.At, u.IP, u.Host)},
 		})
 	}
 	if len(calls) == 0 {

@@ -13,7 +13,7 @@ import (
 // which lives in a hash of its own so that RecordLastUse can compare and
 // set it in a Lua script without decoding and re-encoding JSON there.
 func encodeToken(t store.Token) (string, error) {
-	t.LastUsedAt, t.LastUsedIP = time.Time{}, ""
+	t.LastUsedAt, t.LastUsedIP, t.LastUsedHost = time.Time{}, "", ""
 	b, err := json.Marshal(t)
 	if err != nil {
 		return "", fmt.Errorf("redisstore: encode token %s/%s: %w", t.Owner, t.ID, err)
@@ -29,7 +29,7 @@ func decodeToken(data, used string) (store.Token, error) {
 	}
 	if used != "" {
 		var err error
-		if t.LastUsedAt, t.LastUsedIP, err = parseLastUse(used); err != nil {
+		if t.LastUsedAt, t.LastUsedIP, t.LastUsedHost, err = parseLastUse(used); err != nil {
 			return store.Token{}, fmt.Errorf("redisstore: decode last use of token %s/%s: %w", t.Owner, t.ID, err)
 		}
 	}
@@ -54,6 +54,24 @@ func decodeUser(data string) (store.User, error) {
 	return u, nil
 }
 
+// encodeClient returns the stored form of c.
+func encodeClient(c store.Client) (string, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return "", fmt.Errorf("redisstore: encode client %q: %w", c.ID, err)
+	}
+	return string(b), nil
+}
+
+// decodeClient reads a stored client.
+func decodeClient(data string) (store.Client, error) {
+	var c store.Client
+	if err := json.Unmarshal([]byte(data), &c); err != nil {
+		return store.Client{}, fmt.Errorf("redisstore: decode client: %w", err)
+	}
+	return c, nil
+}
+
 // stampLayout formats last-use times in UTC with a fixed width, so that
 // comparing two stamps as strings (in Lua) compares the times.
 const stampLayout = "2006-01-02T15:04:05.000000000Z"
@@ -61,12 +79,15 @@ const stampLayout = "2006-01-02T15:04:05.000000000Z"
 // stamp formats t for comparison; see stampLayout.
 func stamp(t time.Time) string { return t.UTC().Format(stampLayout) }
 
-// lastUse is the stored form of a last use: "STAMP IP".
-func lastUse(at time.Time, ip string) string { return stamp(at) + " " + ip }
+// lastUse is the stored form of a last use: "STAMP IP HOST". The stamp
+// and the IP contain no space; the host, last, may. (A value written
+// before hosts were recorded, "STAMP IP", reads with an empty host.)
+func lastUse(at time.Time, ip, host string) string { return stamp(at) + " " + ip + " " + host }
 
 // parseLastUse reads a value written by lastUse.
-func parseLastUse(v string) (time.Time, string, error) {
-	s, ip, _ := strings.Cut(v, " ")
-	at, err := time.Parse(stampLayout, s)
-	return at, ip, err
+func parseLastUse(v string) (at time.Time, ip, host string, err error) {
+	s, rest, _ := strings.Cut(v, " ")
+	ip, host, _ = strings.Cut(rest, " ")
+	at, err = time.Parse(stampLayout, s)
+	return at, ip, host, err
 }

@@ -6,8 +6,10 @@
 // Everything about one user (record, tokens, last uses) shares one cluster
 // slot (see keys) and is changed in one MULTI/EXEC, with WATCH for
 // read-modify-write and a bounded number of retries when another client
-// got in between. Two things live in other slots: the hash index that
-// LookupToken reads, and the set of user names. Writes that touch them
+// got in between; so is each OAuth client, the keyring and the deny-list.
+// Three things live in slots of their own: the hash index that
+// LookupToken reads, the set of user names and the set of client IDs.
+// Writes that touch them
 // cannot be atomic in a cluster, so they follow one order: a record is
 // written first and its index (or list entry) last, and deleted in the
 // reverse order. A token thus becomes usable at the last step of its
@@ -20,11 +22,13 @@
 //
 // # Events
 //
-// A write that changes what LookupToken returns calls this process's
-// subscribers before it returns and publishes the event on a pub/sub
-// channel, in the same transaction as the write, so that an event is sent
-// if and only if the write took effect (PUBLISH is keyless, so a cluster
-// transaction still runs on the slot of the keys it writes).
+// A write that changes what LookupToken returns, and every write of a
+// client, the keyring or the deny-list, calls this process's subscribers
+// before it returns and publishes the event on a pub/sub channel, in the
+// same transaction (or script) as the write, or as its last step, so that
+// an event is sent if and only if the write took effect (PUBLISH is
+// keyless, so a cluster transaction still runs on the slot of the keys it
+// writes).
 package redisstore
 
 import (

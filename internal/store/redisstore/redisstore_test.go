@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -129,6 +130,184 @@ func testEventsReachOtherNodes(t *testing.T, srv *redistest.Server) {
 	}
 }
 
+func TestClientKeyringDenialEventsReachOtherNodes(t *testing.T) {
+	onEach(t, testClientKeyringDenialEventsReachOtherNodes)
+}
+
+func testClientKeyringDenialEventsReachOtherNodes(t *testing.T, srv *redistest.Server) {
+	a := open(t, srv, Options{})
+	b := open(t, srv, Options{Prefix: a.keys.prefix})
+	ctx := t.Context()
+	onA, onB := subscribe(t, a), subscribe(t, b)
+
+	// Each write's event reaches A's subscriber before the write returns
+	// and B's through Redis, with its ID and Until.
+	check := func(what string, want store.Event) {
+		t.Helper()
+		if got := onA.all(); !slices.Contains(got, want) {
+			t.Fatalf("after %s A got %+v, want %+v", what, got, want)
+		}
+		onB.waitFor(t, want)
+		onA.reset()
+		onB.reset()
+	}
+	must(t, a.CreateClient(ctx, newClient("app one")))
+	check("CreateClient", store.Event{Kind: store.EventClient, ID: "app one"})
+	_, err := a.UpdateClient(ctx, "app one", func(c *store.Client) error { c.Enabled = false; return nil })
+	must(t, err)
+	check("UpdateClient", store.Event{Kind: store.EventClient, ID: "app one"})
+	_, err = a.DeleteClient(ctx, "app one")
+	must(t, err)
+	check("DeleteClient", store.Event{Kind: store.EventClient, ID: "app one"})
+	_, err = a.UpdateKeyring(ctx, func([]byte) ([]byte, error) { return []byte("ring"), nil })
+	must(t, err)
+	check("UpdateKeyring", store.Event{Kind: store.EventKeyring})
+
+	until := time.Now().UTC().Truncate(time.Microsecond).Add(time.Hour)
+	must(t, a.Deny(ctx, store.Denial{JTI: "jti 1", Until: until}))
+	check("Deny", store.Event{Kind: store.EventDenied, ID: "jti 1", Until: until})
+	// Denying again until earlier keeps the later end, and says so.
+	must(t, a.Deny(ctx, store.Denial{JTI: "jti 1", Until: until.Add(-time.Minute)}))
+	check("Deny until earlier", store.Event{Kind: store.EventDenied, ID: "jti 1", Until: until})
+	later := until.Add(time.Minute)
+	must(t, b.Deny(ctx, store.Denial{JTI: "jti 1", Until: later}))
+	if got, err := a.ListDenied(ctx); err != nil || len(got) != 1 || got[0] != (store.Denial{JTI: "jti 1", Until: later}) {
+		t.Fatalf("ListDenied = %+v, %v; want jti 1 until %v", got, err, later)
+	}
+}
+
+func TestDenialsEndAndArePruned(t *testing.T) { onEach(t, testDenialsEndAndArePruned) }
+
+func testDenialsEndAndArePruned(t *testing.T, srv *redistest.Server) {
+	s := open(t, srv, Options{})
+	raw := rawClient(t, srv)
+	ctx := t.Context()
+	now := time.Now()
+	// Ended long ago, so pruned by the next Deny; ended just now, so not
+	// listed but kept for a while (see pruneGrace); in force.
+	must(t, raw.ZAdd(ctx, s.keys.denied(), redis.Z{Member: "old", Score: float64(now.Add(-time.Hour).UnixMicro())}).Err())
+	must(t, s.Deny(ctx, store.Denial{JTI: "ended", Until: now.Add(-time.Second)}))
+	// Nanoseconds are rounded up: the denial lasts at least as asked.
+	until := now.Add(time.Hour).Truncate(time.Microsecond).Add(time.Nanosecond)
+	must(t, s.Deny(ctx, store.Denial{JTI: "live", Until: until}))
+
+	got, err := s.ListDenied(ctx)
+	must(t, err)
+	want := store.Denial{JTI: "live", Until: until.Truncate(time.Microsecond).Add(time.Microsecond).UTC()}
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("ListDenied = %+v, want %+v", got, want)
+	}
+	members, err := raw.ZRange(ctx, s.keys.denied(), 0, -1).Result()
+	must(t, err)
+	if !slices.Equal(members, []string{"ended", "live"}) {
+		t.Errorf("deny-list holds %v, want the old denial pruned", members)
+	}
+	// The key lives as long as its last denial (and the grace), no longer.
+	ttl, err := raw.PTTL(ctx, s.keys.denied()).Result()
+	must(t, err)
+	if ttl < time.Hour || ttl > time.Hour+pruneGrace+time.Minute {
+		t.Errorf("deny-list TTL = %v, want about an hour and the grace", ttl)
+	}
+}
+
+func TestUpdateKeyringConflict(t *testing.T) { onEach(t, testUpdateKeyringConflict) }
+
+func testUpdateKeyringConflict(t *testing.T, srv *redistest.Server) {
+	s := open(t, srv, Options{})
+	raw := rawClient(t, srv)
+	ctx := t.Context()
+	on := subscribe(t, s)
+	runs := 0
+	// Another writer gets in before every attempt's write.
+	_, err := s.UpdateKeyring(ctx, func(cur []byte) ([]byte, error) {
+		runs++
+		must(t, raw.Set(ctx, s.keys.keyring(), fmt.Sprint("theirs ", runs), 0).Err())
+		return []byte("mine"), nil
+	})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("UpdateKeyring losing every race: %v, want ErrConflict", err)
+	}
+	if runs != maxTxAttempts {
+		t.Errorf("fn ran %d times, want %d", runs, maxTxAttempts)
+	}
+	if got, err := s.GetKeyring(ctx); err != nil || string(got) != fmt.Sprint("theirs ", runs) {
+		t.Errorf("GetKeyring = %q, %v; want the other writer's", got, err)
+	}
+	if got := on.all(); len(got) != 0 {
+		t.Errorf("a failed UpdateKeyring announced %+v", got)
+	}
+	// Without contention, the next one gets the current document.
+	got, err := s.UpdateKeyring(ctx, func(cur []byte) ([]byte, error) { return append(cur, '!'), nil })
+	must(t, err)
+	if want := fmt.Sprint("theirs ", runs, "!"); string(got) != want {
+		t.Errorf("UpdateKeyring = %q, want %q", got, want)
+	}
+}
+
+func TestUpdateClientRefusesNewID(t *testing.T) {
+	s := open(t, shared, Options{})
+	ctx := t.Context()
+	c := newClient("app")
+	must(t, s.CreateClient(ctx, c))
+	on := subscribe(t, s)
+	_, err := s.UpdateClient(ctx, "app", func(c *store.Client) error { c.ID = "other"; c.Name = "x"; return nil })
+	if err == nil {
+		t.Fatal("UpdateClient accepted a new ID")
+	}
+	got, err := s.GetClient(ctx, "app")
+	must(t, err)
+	if got.Name != c.Name {
+		t.Errorf("the refused update was written: %+v", got)
+	}
+	if _, err := s.GetClient(ctx, "other"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetClient(other) = %v, want ErrNotFound", err)
+	}
+	if evs := on.all(); len(evs) != 0 {
+		t.Errorf("a refused UpdateClient announced %+v", evs)
+	}
+}
+
+func TestLastUseHost(t *testing.T) {
+	s := open(t, shared, Options{})
+	raw := rawClient(t, shared)
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	tok := newToken("alice")
+	must(t, s.CreateToken(ctx, tok, 0))
+	at := time.Now().UTC()
+	must(t, s.RecordLastUse(ctx, []store.LastUse{
+		{Owner: "alice", TokenID: tok.ID, At: at, IP: "192.0.2.1", Host: "new.example"},
+		{Owner: "alice", TokenID: tok.ID, At: at.Add(-time.Second), IP: "192.0.2.2", Host: "old.example"},
+	}))
+	g, err := s.LookupToken(ctx, tok.Hash)
+	must(t, err)
+	if !g.Token.LastUsedAt.Equal(at) || g.Token.LastUsedIP != "192.0.2.1" || g.Token.LastUsedHost != "new.example" {
+		t.Errorf("last use = %v %q %q, want the newest use", g.Token.LastUsedAt, g.Token.LastUsedIP, g.Token.LastUsedHost)
+	}
+	// The host is not kept in the token record, and UpdateToken keeps it.
+	rec, err := raw.HGet(ctx, s.keys.tokens("alice"), tok.ID).Result()
+	must(t, err)
+	if strings.Contains(rec, "new.example") {
+		t.Errorf("token record holds the last use: %s", rec)
+	}
+	up, err := s.UpdateToken(ctx, "alice", tok.ID, func(t *store.Token) error { t.Label = "x"; return nil })
+	must(t, err)
+	if got, _ := s.GetToken(ctx, "alice", tok.ID); got.LastUsedHost != "new.example" || up.LastUsedHost != "new.example" {
+		t.Errorf("after UpdateToken the host is %q (returned %q)", got.LastUsedHost, up.LastUsedHost)
+	}
+	// A value stored before hosts were recorded reads with no host.
+	for v, want := range map[string][3]string{
+		stamp(at) + " 192.0.2.1":           {"192.0.2.1", ""},
+		stamp(at) + "  h.example":          {"", "h.example"},
+		stamp(at) + " ::1 host with space": {"::1", "host with space"},
+	} {
+		gotAt, ip, host, err := parseLastUse(v)
+		if err != nil || !gotAt.Equal(at) || ip != want[0] || host != want[1] {
+			t.Errorf("parseLastUse(%q) = %v %q %q %v", v, gotAt, ip, host, err)
+		}
+	}
+}
+
 func TestServerDownAndBack(t *testing.T) {
 	srv := redistest.Start(t)
 	// Without retries a call to the stopped server fails at once.
@@ -223,7 +402,10 @@ func testCheckRepairs(t *testing.T, srv *redistest.Server) {
 	must(t, raw.Set(ctx, s.keys.index(store.TokenHash{1}), ref("alice", kept.ID), 0).Err()) // wrong hash
 	must(t, raw.SRem(ctx, s.keys.users(), "alice").Err())
 	must(t, raw.SAdd(ctx, s.keys.users(), "ghost").Err())
-	const problems = 5
+	must(t, s.CreateClient(ctx, newClient("app")))
+	must(t, raw.SRem(ctx, s.keys.clients(), "app").Err())
+	must(t, raw.SAdd(ctx, s.keys.clients(), "ghost-app").Err())
+	const problems = 7
 
 	rep, err := s.Check(ctx, false)
 	must(t, err)
@@ -258,6 +440,11 @@ func testCheckRepairs(t *testing.T, srv *redistest.Server) {
 	must(t, err)
 	if len(users) != 1 || users[0].Name != "alice" {
 		t.Errorf("ListUsers after repair = %+v, want alice only", users)
+	}
+	clients, err := s.ListClients(ctx)
+	must(t, err)
+	if len(clients) != 1 || clients[0].ID != "app" {
+		t.Errorf("ListClients after repair = %+v, want app only", clients)
 	}
 }
 
@@ -374,13 +561,18 @@ func TestEventEncoding(t *testing.T) {
 		{Kind: store.EventToken, Hash: h},
 		{Kind: store.EventUser, Owner: "alice"},
 		{Kind: store.EventUser, Owner: "name with spaces"},
+		{Kind: store.EventClient, ID: "app"},
+		{Kind: store.EventClient, ID: "id with spaces"},
+		{Kind: store.EventKeyring},
+		{Kind: store.EventDenied, ID: "jti 1", Until: time.Now().UTC().Truncate(time.Microsecond)},
+		{Kind: store.EventDenied, ID: "", Until: time.UnixMicro(-1).UTC()},
 	} {
 		node, got, ok := decodeEvent(s.encodeEvent(ev))
 		if !ok || node != "n1" || got != ev {
 			t.Errorf("round trip of %+v = %q %+v %v", ev, node, got, ok)
 		}
 	}
-	for _, msg := range []string{"", "n1", "n1 x:y", "n1 t:zz", "n1 t:00"} {
+	for _, msg := range []string{"", "n1", "n1 x:y", "n1 t:zz", "n1 t:00", "n1 k:x", "n1 d:12", "n1 d:x y", "n1 d: y"} {
 		if _, _, ok := decodeEvent(msg); ok {
 			t.Errorf("decodeEvent(%q) accepted a malformed message", msg)
 		}
@@ -396,6 +588,14 @@ func TestKeysShareSlotPerUser(t *testing.T) {
 		}
 		if got, ok := k.nameOf(k.user(name)); !ok || got != name {
 			t.Errorf("nameOf(user(%q)) = %q, %v", name, got, ok)
+		}
+	}
+	for _, id := range []string{"app", "we}ird", "x}:client", "{y}"} {
+		if got, ok := k.clientOf(k.client(id)); !ok || got != id {
+			t.Errorf("clientOf(client(%q)) = %q, %v", id, got, ok)
+		}
+		if hashTag(k.client(id)) == hashTag(k.clients()) {
+			t.Errorf("client %q shares a slot with the client set", id)
 		}
 	}
 	h := store.TokenHash{0xab}
@@ -453,6 +653,13 @@ func newToken(owner string) store.Token {
 	return t
 }
 
+func newClient(id string) store.Client {
+	at := time.Now().UTC().Truncate(time.Microsecond)
+	c := store.Client{ID: id, Name: "client " + id, Enabled: true, CreatedAt: at, UpdatedAt: at}
+	rand.Read(c.SecretHash[:])
+	return c
+}
+
 // poll waits up to 5s for cond.
 func poll(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -482,6 +689,12 @@ func (r *recorder) add(e store.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, e)
+}
+
+func (r *recorder) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = nil
 }
 
 func (r *recorder) all() []store.Event {

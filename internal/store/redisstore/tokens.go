@@ -174,7 +174,7 @@ func (s *Store) UpdateToken(ctx context.Context, owner, id string, fn func(*stor
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.HSet(ctx, s.keys.tokens(owner), id, data)
-			if !next.LastUsedAt.Equal(cur.LastUsedAt) || next.LastUsedIP != cur.LastUsedIP {
+			if !next.LastUsedAt.Equal(cur.LastUsedAt) || next.LastUsedIP != cur.LastUsedIP || next.LastUsedHost != cur.LastUsedHost {
 				s.writeLastUse(ctx, p, next)
 			}
 			s.publishIn(ctx, p, tokenEvent(next.Hash))
@@ -216,7 +216,7 @@ func (s *Store) writeLastUse(ctx context.Context, p redis.Pipeliner, t store.Tok
 		p.HDel(ctx, s.keys.used(t.Owner), t.ID)
 		return
 	}
-	p.HSet(ctx, s.keys.used(t.Owner), t.ID, lastUse(t.LastUsedAt, t.LastUsedIP))
+	p.HSet(ctx, s.keys.used(t.Owner), t.ID, lastUse(t.LastUsedAt, t.LastUsedIP, t.LastUsedHost))
 }
 
 // DeleteToken removes the token's hash index, which revokes it, then its

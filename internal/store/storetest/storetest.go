@@ -51,6 +51,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Users", userTests},
 		{"Tokens", tokenTests},
 		{"LastUse", lastUseTests},
+		{"Clients", clientTests},
+		{"Keyring", keyringTests},
+		{"Denials", denialTests},
 		{"Failures", failureTests},
 		{"Events", eventTests},
 		{"Check", checkTests},
@@ -252,6 +255,7 @@ func testTokenRoundTrip(t *testing.T, open opener) {
 			tok.ExpiresAt = base.Add(time.Hour)
 			tok.LastUsedAt = base.Add(-time.Minute)
 			tok.LastUsedIP = "192.0.2.1"
+			tok.LastUsedHost = "app.example.com"
 		}},
 		{"NonUTCLocation", func(tok *store.Token) {
 			zone := time.FixedZone("UTC+5", 5*60*60)
@@ -494,14 +498,15 @@ var lastUseTests = []test{
 	{"Batch", testRecordLastUseBatch},
 	{"OlderDoesNotOverwrite", testRecordLastUseOlder},
 	{"MissingIgnored", testRecordLastUseMissing},
+	{"Host", testRecordLastUseHost},
 }
 
 func testRecordLastUseBatch(t *testing.T, open opener) {
 	f := setup(t, open)
 	at := now()
 	work, home := f.work, f.home
-	work.LastUsedAt, work.LastUsedIP = at, "192.0.2.1"
-	home.LastUsedAt, home.LastUsedIP = at.Add(time.Second), "2001:db8::1"
+	work.LastUsedAt, work.LastUsedIP, work.LastUsedHost = at, "192.0.2.1", "a.example.com"
+	home.LastUsedAt, home.LastUsedIP, home.LastUsedHost = at.Add(time.Second), "2001:db8::1", "b.example.com"
 	must(t, f.s.RecordLastUse(t.Context(), []store.LastUse{use(work), use(home)}))
 	assertToken(t, getToken(t, f.s, work), work)
 	assertToken(t, getToken(t, f.s, home), home)
@@ -511,9 +516,9 @@ func testRecordLastUseBatch(t *testing.T, open opener) {
 func testRecordLastUseOlder(t *testing.T, open opener) {
 	f := setup(t, open)
 	newer := f.work
-	newer.LastUsedAt, newer.LastUsedIP = now(), "192.0.2.2"
+	newer.LastUsedAt, newer.LastUsedIP, newer.LastUsedHost = now(), "192.0.2.2", "new.example.com"
 	older := newer
-	older.LastUsedAt, older.LastUsedIP = newer.LastUsedAt.Add(-time.Minute), "192.0.2.1"
+	older.LastUsedAt, older.LastUsedIP, older.LastUsedHost = newer.LastUsedAt.Add(-time.Minute), "192.0.2.1", "old.example.com"
 
 	// Within one batch, and across batches, the newest use wins.
 	must(t, f.s.RecordLastUse(t.Context(), []store.LastUse{use(newer), use(older)}))
@@ -525,14 +530,374 @@ func testRecordLastUseOlder(t *testing.T, open opener) {
 func testRecordLastUseMissing(t *testing.T, open opener) {
 	f := setup(t, open)
 	want := f.work
-	want.LastUsedAt, want.LastUsedIP = now(), "192.0.2.1"
+	want.LastUsedAt, want.LastUsedIP, want.LastUsedHost = now(), "192.0.2.1", "a.example.com"
 	uses := []store.LastUse{
-		{Owner: "alice", TokenID: "no-such-id", At: now(), IP: "192.0.2.9"},
-		{Owner: "nobody", TokenID: f.work.ID, At: now(), IP: "192.0.2.9"},
+		{Owner: "alice", TokenID: "no-such-id", At: now(), IP: "192.0.2.9", Host: "x.example.com"},
+		{Owner: "nobody", TokenID: f.work.ID, At: now(), IP: "192.0.2.9", Host: "x.example.com"},
 		use(want),
 	}
 	must(t, f.s.RecordLastUse(t.Context(), uses))
 	assertTokens(t, listTokens(t, f.s, "alice"), want, f.home)
+}
+
+// testRecordLastUseHost checks that the Host of the newest use is kept
+// with its time and IP, whether the uses come in one batch or several,
+// and that every read (Get, List, Lookup) returns it.
+func testRecordLastUseHost(t *testing.T, open opener) {
+	f := setup(t, open)
+	at := now()
+	first := f.work
+	first.LastUsedAt, first.LastUsedIP, first.LastUsedHost = at, "192.0.2.1", "a.example.com"
+	must(t, f.s.RecordLastUse(t.Context(), []store.LastUse{use(first)}))
+	assertToken(t, getToken(t, f.s, f.work), first)
+
+	// A later use from another site replaces the Host along with the rest.
+	second := first
+	second.LastUsedAt, second.LastUsedHost = at.Add(time.Second), "b.example.com"
+	must(t, f.s.RecordLastUse(t.Context(), []store.LastUse{use(second)}))
+	assertToken(t, getToken(t, f.s, f.work), second)
+
+	// Within a batch the newest use wins, whatever its position.
+	third := second
+	third.LastUsedAt, third.LastUsedIP, third.LastUsedHost = at.Add(3*time.Second), "192.0.2.3", "c.example.com"
+	between := second
+	between.LastUsedAt, between.LastUsedIP, between.LastUsedHost = at.Add(2*time.Second), "192.0.2.2", "d.example.com"
+	must(t, f.s.RecordLastUse(t.Context(), []store.LastUse{use(third), use(between)}))
+	assertToken(t, getToken(t, f.s, f.work), third)
+	assertTokens(t, listTokens(t, f.s, "alice"), third, f.home)
+	assertGrant(t, lookup(t, f.s, f.work.Hash), third, f.user)
+}
+
+// ---- OAuth clients ----
+
+var clientTests = []test{
+	{"CreateGet", testCreateGetClient},
+	{"RoundTrip", testClientRoundTrip},
+	{"CreateDuplicate", testCreateDuplicateClient},
+	{"ListSorted", testListClientsSorted},
+	{"Update", testUpdateClient},
+	{"UpdateFnError", testUpdateClientFnError},
+	{"UpdateMayNotChangeID", testUpdateClientID},
+	{"Delete", testDeleteClient},
+	{"Missing", testMissingClient},
+}
+
+func testCreateGetClient(t *testing.T, open opener) {
+	s := open(t)
+	want := newClient("app")
+	want.AllowedIPs = []string{"10.0.0.0/8", "2001:db8::/32"}
+	want.Scopes = []string{"read", "write"}
+	must(t, s.CreateClient(t.Context(), want))
+	assertClient(t, getClient(t, s, "app"), want)
+	assertClients(t, listClients(t, s), want)
+}
+
+func testClientRoundTrip(t *testing.T, open opener) {
+	base := now()
+	cases := []struct {
+		name   string
+		modify func(*store.Client)
+	}{
+		{"Minimal", func(c *store.Client) {
+			c.Name, c.Scopes, c.AllowedIPs, c.Enabled = "", nil, nil, false
+			c.UpdatedAt = time.Time{}
+		}},
+		{"Disabled", func(c *store.Client) { c.Enabled = false }},
+		{"AllFields", func(c *store.Client) {
+			c.Name = "Ünïcode Client"
+			c.Scopes = []string{"a", "b", "c"}
+			c.AllowedIPs = []string{"192.0.2.1/32", "::1/128"}
+			c.UpdatedAt = base.Add(time.Hour)
+		}},
+		{"NonUTCLocation", func(c *store.Client) {
+			zone := time.FixedZone("UTC+5", 5*60*60)
+			c.CreatedAt = base.In(zone)
+			c.UpdatedAt = base.Add(time.Hour).In(zone)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			want := newClient("app")
+			tc.modify(&want)
+			must(t, s.CreateClient(t.Context(), want))
+			assertClient(t, getClient(t, s, "app"), want)
+			assertClients(t, listClients(t, s), want)
+		})
+	}
+}
+
+func testCreateDuplicateClient(t *testing.T, open opener) {
+	s := open(t)
+	first := createClient(t, s, "app")
+	second := newClient("app")
+	second.Name = "Impostor"
+	assertErr(t, s.CreateClient(t.Context(), second), store.ErrClientExists)
+	assertClient(t, getClient(t, s, "app"), first)
+	assertClients(t, listClients(t, s), first)
+}
+
+func testListClientsSorted(t *testing.T, open opener) {
+	s := open(t)
+	if list := listClients(t, s); len(list) != 0 {
+		t.Fatalf("empty store lists %d clients", len(list))
+	}
+	t0 := now()
+	at := func(id string, d time.Duration) store.Client {
+		c := newClient(id)
+		c.CreatedAt = t0.Add(d)
+		return c
+	}
+	// Created out of order; "a" and "b" share a CreatedAt and sort by ID.
+	clients := []store.Client{at("c", 2*time.Second), at("b", time.Second), at("z", 0), at("a", time.Second)}
+	for _, c := range clients {
+		must(t, s.CreateClient(t.Context(), c))
+	}
+	assertClients(t, listClients(t, s), clients[2], clients[3], clients[1], clients[0])
+}
+
+func testUpdateClient(t *testing.T, open opener) {
+	s := open(t)
+	want := createClient(t, s, "app")
+	other := createClient(t, s, "other")
+	want.Name = "Renamed"
+	want.SecretHash = newClient("x").SecretHash // a rotated secret
+	want.AllowedIPs = []string{"198.51.100.0/24"}
+	want.Scopes = []string{"admin"}
+	want.Enabled = false
+	want.UpdatedAt = now().Add(time.Hour)
+	got, err := s.UpdateClient(t.Context(), "app", func(c *store.Client) error {
+		c.Name, c.SecretHash = want.Name, want.SecretHash
+		c.AllowedIPs, c.Scopes = want.AllowedIPs, want.Scopes
+		c.Enabled, c.UpdatedAt = want.Enabled, want.UpdatedAt
+		return nil
+	})
+	must(t, err)
+	assertClient(t, got, want)
+	assertClient(t, getClient(t, s, "app"), want)
+	assertClients(t, listClients(t, s), want, other)
+}
+
+func testUpdateClientFnError(t *testing.T, open opener) {
+	s := open(t)
+	want := createClient(t, s, "app")
+	_, err := s.UpdateClient(t.Context(), "app", func(c *store.Client) error {
+		c.Enabled = false
+		c.Scopes = append(c.Scopes, "admin")
+		return errBoom
+	})
+	assertErr(t, err, errBoom)
+	assertClient(t, getClient(t, s, "app"), want)
+}
+
+// testUpdateClientID checks that an update changing the ID is refused
+// (the contract names no sentinel for it) and writes nothing under
+// either ID.
+func testUpdateClientID(t *testing.T, open opener) {
+	s := open(t)
+	want := createClient(t, s, "app")
+	_, err := s.UpdateClient(t.Context(), "app", func(c *store.Client) error {
+		c.ID = "stolen"
+		c.Enabled = false
+		return nil
+	})
+	if err == nil {
+		t.Fatal("UpdateClient changed the client's ID")
+	}
+	assertClient(t, getClient(t, s, "app"), want)
+	_, err = s.GetClient(t.Context(), "stolen")
+	assertErr(t, err, store.ErrNotFound)
+	assertClients(t, listClients(t, s), want)
+}
+
+func testDeleteClient(t *testing.T, open opener) {
+	s := open(t)
+	app := newClient("app")
+	app.AllowedIPs = []string{"192.0.2.0/24"}
+	app.Scopes = []string{"read", "write"}
+	must(t, s.CreateClient(t.Context(), app))
+	other := createClient(t, s, "other")
+
+	got, err := s.DeleteClient(t.Context(), "app")
+	must(t, err)
+	assertClient(t, got, app)
+	_, err = s.GetClient(t.Context(), "app")
+	assertErr(t, err, store.ErrNotFound)
+	assertClients(t, listClients(t, s), other)
+	// The ID is free again.
+	again := createClient(t, s, "app")
+	assertClients(t, listClients(t, s), other, again)
+}
+
+func testMissingClient(t *testing.T, open opener) {
+	s := open(t)
+	ctx := t.Context()
+	app := createClient(t, s, "app")
+	_, err := s.GetClient(ctx, "nobody")
+	assertErr(t, err, store.ErrNotFound)
+	_, err = s.UpdateClient(ctx, "nobody", func(*store.Client) error { return nil })
+	assertErr(t, err, store.ErrNotFound)
+	_, err = s.DeleteClient(ctx, "nobody")
+	assertErr(t, err, store.ErrNotFound)
+	_, err = s.GetClient(ctx, "nobody")
+	assertErr(t, err, store.ErrNotFound) // the update did not create it
+	assertClients(t, listClients(t, s), app)
+}
+
+// ---- signing keyring ----
+
+var keyringTests = []test{
+	{"Missing", testKeyringMissing},
+	{"Update", testUpdateKeyring},
+	{"FnError", testUpdateKeyringFnError},
+	{"CallerOwnsCopy", testKeyringCopies},
+}
+
+func testKeyringMissing(t *testing.T, open opener) {
+	s := open(t)
+	_, err := s.GetKeyring(t.Context())
+	assertErr(t, err, store.ErrNotFound)
+}
+
+// testUpdateKeyring checks that fn sees nil before the first write and
+// the previous document afterwards, and that the written document is both
+// returned and read back.
+func testUpdateKeyring(t *testing.T, open opener) {
+	s := open(t)
+	docs := [][]byte{[]byte(`{"keys":["k1"]}`), []byte(`{"keys":["k1","k2"]}`), []byte(`{"keys":["k2"]}`)}
+	var previous []byte // nil: none yet
+	for i, doc := range docs {
+		var seen []byte
+		got, err := s.UpdateKeyring(t.Context(), func(current []byte) ([]byte, error) {
+			seen = slices.Clone(current) // fn may run more than once; keep the last
+			return slices.Clone(doc), nil
+		})
+		must(t, err)
+		if previous == nil && seen != nil {
+			t.Fatalf("first UpdateKeyring saw %q, want nil", seen)
+		}
+		if previous != nil && string(seen) != string(previous) {
+			t.Fatalf("UpdateKeyring #%d saw %q, want %q", i+1, seen, previous)
+		}
+		if string(got) != string(doc) {
+			t.Fatalf("UpdateKeyring #%d returned %q, want %q", i+1, got, doc)
+		}
+		assertKeyring(t, s, doc)
+		previous = doc
+	}
+}
+
+func testUpdateKeyringFnError(t *testing.T, open opener) {
+	s := open(t)
+	ctx := t.Context()
+	_, err := s.UpdateKeyring(ctx, func(current []byte) ([]byte, error) {
+		return []byte("never"), errBoom
+	})
+	assertErr(t, err, errBoom)
+	_, err = s.GetKeyring(ctx)
+	assertErr(t, err, store.ErrNotFound) // still none
+
+	want := bigKeyring()
+	_, err = s.UpdateKeyring(ctx, func([]byte) ([]byte, error) { return slices.Clone(want), nil })
+	must(t, err)
+	_, err = s.UpdateKeyring(ctx, func(current []byte) ([]byte, error) {
+		if len(current) > 0 {
+			current[0] = 'X' // fn owns current; the store must not see this
+		}
+		return append(current, "junk"...), errBoom
+	})
+	assertErr(t, err, errBoom)
+	assertKeyring(t, s, want)
+}
+
+// testKeyringCopies checks that the documents a caller gets are its own:
+// changing them changes nothing in the store. The document is larger than
+// a page so that a backend reading from a memory map is tested too.
+func testKeyringCopies(t *testing.T, open opener) {
+	s := open(t)
+	want := bigKeyring()
+	written, err := s.UpdateKeyring(t.Context(), func([]byte) ([]byte, error) { return slices.Clone(want), nil })
+	must(t, err)
+	written[0] = 'X'
+	assertKeyring(t, s, want)
+	got, err := s.GetKeyring(t.Context())
+	must(t, err)
+	got[0] = 'Y'
+	assertKeyring(t, s, want)
+	var seen []byte
+	_, err = s.UpdateKeyring(t.Context(), func(current []byte) ([]byte, error) {
+		seen = slices.Clone(current)
+		return current, nil
+	})
+	must(t, err)
+	if string(seen) != string(want) {
+		t.Fatalf("UpdateKeyring saw %q, want %q", seen, want)
+	}
+}
+
+// ---- deny-list ----
+
+var denialTests = []test{
+	{"DenyList", testDenyList},
+	{"PastNotListed", testDenyPast},
+	{"ReDenyKeepsLater", testReDeny},
+	{"Ends", testDenialEnds},
+}
+
+func testDenyList(t *testing.T, open opener) {
+	s := open(t)
+	assertDenials(t, listDenied(t, s))
+	at := now()
+	want := []store.Denial{
+		{JTI: "jti-2", Until: at.Add(2 * time.Hour)},
+		{JTI: "jti-1", Until: at.Add(time.Hour)},
+		{JTI: "jti-3", Until: at.Add(30 * time.Minute).In(time.FixedZone("UTC+5", 5*60*60))},
+	}
+	for _, d := range want {
+		must(t, s.Deny(t.Context(), d))
+	}
+	assertDenials(t, listDenied(t, s), want...)
+}
+
+func testDenyPast(t *testing.T, open opener) {
+	s := open(t)
+	at := now()
+	live := store.Denial{JTI: "live", Until: at.Add(time.Hour)}
+	must(t, s.Deny(t.Context(), store.Denial{JTI: "ended", Until: at.Add(-time.Minute)}))
+	must(t, s.Deny(t.Context(), live))
+	must(t, s.Deny(t.Context(), store.Denial{JTI: "long-ended", Until: at.Add(-24 * time.Hour)}))
+	assertDenials(t, listDenied(t, s), live)
+}
+
+func testReDeny(t *testing.T, open opener) {
+	s := open(t)
+	at := now()
+	later, earlier := at.Add(2*time.Hour), at.Add(time.Hour)
+	// Later first, then earlier; and earlier first, then later.
+	must(t, s.Deny(t.Context(), store.Denial{JTI: "a", Until: later}))
+	must(t, s.Deny(t.Context(), store.Denial{JTI: "a", Until: earlier}))
+	must(t, s.Deny(t.Context(), store.Denial{JTI: "b", Until: earlier}))
+	must(t, s.Deny(t.Context(), store.Denial{JTI: "b", Until: later}))
+	// A denial that has already ended shortens nothing.
+	must(t, s.Deny(t.Context(), store.Denial{JTI: "a", Until: at.Add(-time.Minute)}))
+	assertDenials(t, listDenied(t, s),
+		store.Denial{JTI: "a", Until: later}, store.Denial{JTI: "b", Until: later})
+}
+
+// testDenialEnds sleeps past a short denial: once its Until has passed it
+// is no longer listed, before and after another Deny.
+func testDenialEnds(t *testing.T, open opener) {
+	s := open(t)
+	short := store.Denial{JTI: "short", Until: now().Add(300 * time.Millisecond)}
+	long := store.Denial{JTI: "long", Until: now().Add(time.Hour)}
+	must(t, s.Deny(t.Context(), short))
+	must(t, s.Deny(t.Context(), long))
+	assertDenials(t, listDenied(t, s), long, short)
+	time.Sleep(time.Until(short.Until) + 100*time.Millisecond)
+	assertDenials(t, listDenied(t, s), long)
+	other := store.Denial{JTI: "other", Until: now().Add(time.Hour)}
+	must(t, s.Deny(t.Context(), other))
+	assertDenials(t, listDenied(t, s), long, other)
 }
 
 // ---- failure counters ----
@@ -579,7 +944,8 @@ func testClearFailures(t *testing.T, open opener) {
 	must(t, s.ClearFailures(t.Context(), "never-counted"))
 }
 
-// testFailureWindow is the only test that sleeps: the window is measured
+// testFailureWindow is one of two tests that sleep (with testDenialEnds):
+// the window is measured
 // from the first failure, so a failure 1.3s after the first one starts a
 // new window even though the previous failure was only 0.8s earlier.
 func testFailureWindow(t *testing.T, open opener) {
@@ -601,6 +967,10 @@ var eventTests = []test{
 	{"User", testUserEvents},
 	{"FailedWrites", testNoEventOnFailure},
 	{"Unsubscribe", testUnsubscribe},
+	{"Client", testClientEvents},
+	{"Keyring", testKeyringEvents},
+	{"Denied", testDeniedEvents},
+	{"FailedNewWrites", testNoEventOnFailedNewWrites},
 }
 
 func testTokenEvents(t *testing.T, open opener) {
@@ -713,6 +1083,117 @@ func testUnsubscribe(t *testing.T, open opener) {
 	gone.assertNone(t, "CreateToken after cancel")
 }
 
+func testClientEvents(t *testing.T, open opener) {
+	s := open(t)
+	rec, _ := subscribe(t, s)
+	ctx := t.Context()
+	want := store.Event{Kind: store.EventClient, ID: "app"}
+
+	must(t, s.CreateClient(ctx, newClient("app")))
+	rec.assertGot(t, "CreateClient", want)
+	_, err := s.UpdateClient(ctx, "app", func(c *store.Client) error {
+		c.Enabled = false
+		return nil
+	})
+	must(t, err)
+	rec.assertGot(t, "UpdateClient", want)
+	_, err = s.DeleteClient(ctx, "app")
+	must(t, err)
+	rec.assertGot(t, "DeleteClient", want)
+}
+
+func testKeyringEvents(t *testing.T, open opener) {
+	s := open(t)
+	rec, _ := subscribe(t, s)
+	want := store.Event{Kind: store.EventKeyring}
+	for i, doc := range []string{"first", "second"} {
+		_, err := s.UpdateKeyring(t.Context(), func([]byte) ([]byte, error) { return []byte(doc), nil })
+		must(t, err)
+		rec.assertGot(t, fmt.Sprintf("UpdateKeyring #%d", i+1), want)
+	}
+}
+
+func testDeniedEvents(t *testing.T, open opener) {
+	s := open(t)
+	rec, _ := subscribe(t, s)
+	until := now().Add(time.Hour)
+	must(t, s.Deny(t.Context(), store.Denial{JTI: "jti-1", Until: until}))
+	rec.assertDenied(t, "Deny", "jti-1", until)
+	// Denying again is announced too; which Until the event then carries
+	// (the one asked for or the later one kept) is not part of the contract.
+	must(t, s.Deny(t.Context(), store.Denial{JTI: "jti-1", Until: until.Add(-time.Minute)}))
+	rec.assertDenied(t, "second Deny", "jti-1", time.Time{})
+}
+
+// testNoEventOnFailedNewWrites is testNoEventOnFailure for clients and
+// the keyring: prepare runs before the subscription, write after it.
+func testNoEventOnFailedNewWrites(t *testing.T, open opener) {
+	withClient := func(ctx context.Context, s store.Store) error {
+		return s.CreateClient(ctx, newClient("app"))
+	}
+	withKeyring := func(ctx context.Context, s store.Store) error {
+		_, err := s.UpdateKeyring(ctx, func([]byte) ([]byte, error) { return []byte("ring"), nil })
+		return err
+	}
+	cases := []struct {
+		name    string
+		prepare func(ctx context.Context, s store.Store) error
+		write   func(ctx context.Context, s store.Store) error
+		want    error // nil: any error
+	}{
+		{"CreateClientExists", withClient, func(ctx context.Context, s store.Store) error {
+			return s.CreateClient(ctx, newClient("app"))
+		}, store.ErrClientExists},
+		{"UpdateClientFnError", withClient, func(ctx context.Context, s store.Store) error {
+			_, err := s.UpdateClient(ctx, "app", func(c *store.Client) error {
+				c.Enabled = false
+				return errBoom
+			})
+			return err
+		}, errBoom},
+		{"UpdateClientChangesID", withClient, func(ctx context.Context, s store.Store) error {
+			_, err := s.UpdateClient(ctx, "app", func(c *store.Client) error {
+				c.ID = "stolen"
+				return nil
+			})
+			return err
+		}, nil},
+		{"UpdateClientMissing", withClient, func(ctx context.Context, s store.Store) error {
+			_, err := s.UpdateClient(ctx, "nobody", func(*store.Client) error { return nil })
+			return err
+		}, store.ErrNotFound},
+		{"DeleteClientMissing", withClient, func(ctx context.Context, s store.Store) error {
+			_, err := s.DeleteClient(ctx, "nobody")
+			return err
+		}, store.ErrNotFound},
+		{"UpdateKeyringFnErrorFirst", nil, func(ctx context.Context, s store.Store) error {
+			_, err := s.UpdateKeyring(ctx, func([]byte) ([]byte, error) { return []byte("x"), errBoom })
+			return err
+		}, errBoom},
+		{"UpdateKeyringFnError", withKeyring, func(ctx context.Context, s store.Store) error {
+			_, err := s.UpdateKeyring(ctx, func(cur []byte) ([]byte, error) { return cur, errBoom })
+			return err
+		}, errBoom},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			if tc.prepare != nil {
+				must(t, tc.prepare(t.Context(), s))
+			}
+			rec, _ := subscribe(t, s)
+			err := tc.write(t.Context(), s)
+			if tc.want == nil && err == nil {
+				t.Fatalf("%s succeeded, want an error", tc.name)
+			}
+			if tc.want != nil {
+				assertErr(t, err, tc.want)
+			}
+			rec.assertNone(t, tc.name)
+		})
+	}
+}
+
 // ---- check ----
 
 var checkTests = []test{
@@ -728,6 +1209,11 @@ func testCheckConsistent(t *testing.T, open opener) {
 	createUser(t, f.s, "carol")
 	createToken(t, f.s, "carol", "")
 	must(t, f.s.DeleteUser(t.Context(), "carol"))
+	// Clients, the keyring and the deny-list are not inconsistencies.
+	createClient(t, f.s, "app")
+	_, err = f.s.UpdateKeyring(t.Context(), func([]byte) ([]byte, error) { return []byte("ring"), nil })
+	must(t, err)
+	must(t, f.s.Deny(t.Context(), store.Denial{JTI: "jti", Until: now().Add(time.Hour)}))
 
 	for _, repair := range []bool{false, true} {
 		rep, err := f.s.Check(t.Context(), repair)
@@ -747,6 +1233,9 @@ var concurrencyTests = []test{
 	{"UpdateUser", testConcurrentUpdateUser},
 	{"CountFailure", testConcurrentCountFailure},
 	{"LookupDuringWrites", testLookupDuringWrites},
+	{"UpdateClient", testConcurrentUpdateClient},
+	{"UpdateKeyring", testConcurrentUpdateKeyring},
+	{"Deny", testConcurrentDeny},
 }
 
 func testConcurrentLimit(t *testing.T, open opener) {
@@ -833,6 +1322,71 @@ func testLookupDuringWrites(t *testing.T, open opener) {
 	assertOutcomes(t, errs, len(errs), nil)
 }
 
+func testConcurrentUpdateClient(t *testing.T, open opener) {
+	s := open(t)
+	createClient(t, s, "app")
+	const n = 20
+	errs := parallel(n, func(i int) error {
+		_, err := s.UpdateClient(t.Context(), "app", func(c *store.Client) error {
+			c.Scopes = append(c.Scopes, fmt.Sprintf("s%02d", i))
+			return nil
+		})
+		return err
+	})
+	assertOutcomes(t, errs, n, nil)
+	if scopes := getClient(t, s, "app").Scopes; len(scopes) != n+1 {
+		t.Fatalf("client has scopes %v, want the original one plus %d", scopes, n)
+	}
+}
+
+// testConcurrentUpdateKeyring has 10 writers append one byte each: none
+// may be lost. A writer that gets ErrConflict tries again, as that error
+// asks; any other error fails the test.
+func testConcurrentUpdateKeyring(t *testing.T, open opener) {
+	s := open(t)
+	const n, tries = 10, 100
+	errs := parallel(n, func(i int) error {
+		for range tries {
+			got, err := s.UpdateKeyring(t.Context(), func(current []byte) ([]byte, error) {
+				return append(slices.Clone(current), byte(i)), nil
+			})
+			if errors.Is(err, store.ErrConflict) {
+				continue
+			}
+			if err == nil && (len(got) == 0 || got[len(got)-1] != byte(i)) {
+				return fmt.Errorf("writer %d: UpdateKeyring returned %v, want it to end with %d", i, got, i)
+			}
+			return err
+		}
+		return fmt.Errorf("writer %d: ErrConflict %d times in a row", i, tries)
+	})
+	assertOutcomes(t, errs, n, nil)
+	got, err := s.GetKeyring(t.Context())
+	must(t, err)
+	sorted := slices.Sorted(slices.Values(got))
+	for i, b := range sorted {
+		if b != byte(i) || len(sorted) != n {
+			t.Fatalf("keyring after %d concurrent appends = %v, want each of 0..%d once", n, got, n-1)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("keyring after %d concurrent appends = %v, want %d bytes", n, got, n)
+	}
+}
+
+func testConcurrentDeny(t *testing.T, open opener) {
+	s := open(t)
+	const n = 20
+	until := now().Add(time.Hour)
+	want := make([]store.Denial, n)
+	errs := parallel(n, func(i int) error {
+		want[i] = store.Denial{JTI: fmt.Sprintf("jti-%02d", i), Until: until.Add(time.Duration(i) * time.Second)}
+		return s.Deny(t.Context(), want[i])
+	})
+	assertOutcomes(t, errs, n, nil)
+	assertDenials(t, listDenied(t, s), want...)
+}
+
 // ---- helpers ----
 
 // fixture is the common starting point: user alice with tokens labelled
@@ -911,7 +1465,119 @@ func newToken(owner, label string) store.Token {
 }
 
 func use(tok store.Token) store.LastUse {
-	return store.LastUse{Owner: tok.Owner, TokenID: tok.ID, At: tok.LastUsedAt, IP: tok.LastUsedIP}
+	return store.LastUse{Owner: tok.Owner, TokenID: tok.ID, At: tok.LastUsedAt, IP: tok.LastUsedIP, Host: tok.LastUsedHost}
+}
+
+func newClient(id string) store.Client {
+	var h store.TokenHash
+	rand.Read(h[:])
+	at := tick()
+	return store.Client{
+		ID:         id,
+		Name:       "Client " + id,
+		SecretHash: h,
+		Scopes:     []string{"read"},
+		Enabled:    true,
+		CreatedAt:  at,
+		UpdatedAt:  at,
+	}
+}
+
+func createClient(t *testing.T, s store.Store, id string) store.Client {
+	t.Helper()
+	c := newClient(id)
+	must(t, s.CreateClient(t.Context(), c))
+	return c
+}
+
+func getClient(t *testing.T, s store.Store, id string) store.Client {
+	t.Helper()
+	c, err := s.GetClient(t.Context(), id)
+	must(t, err)
+	return c
+}
+
+func listClients(t *testing.T, s store.Store) []store.Client {
+	t.Helper()
+	list, err := s.ListClients(t.Context())
+	must(t, err)
+	return list
+}
+
+func listDenied(t *testing.T, s store.Store) []store.Denial {
+	t.Helper()
+	list, err := s.ListDenied(t.Context())
+	must(t, err)
+	return list
+}
+
+func equalClient(a, b store.Client) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.SecretHash == b.SecretHash &&
+		slices.Equal(a.AllowedIPs, b.AllowedIPs) && slices.Equal(a.Scopes, b.Scopes) &&
+		a.Enabled == b.Enabled && a.CreatedAt.Equal(b.CreatedAt) &&
+		a.UpdatedAt.Equal(b.UpdatedAt)
+}
+
+func assertClient(t *testing.T, got, want store.Client) {
+	t.Helper()
+	if !equalClient(got, want) {
+		t.Fatalf("client:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// assertClients checks that list holds exactly want, in that order, with
+// every field intact.
+func assertClients(t *testing.T, list []store.Client, want ...store.Client) {
+	t.Helper()
+	ids := func(cs []store.Client) []string {
+		out := make([]string, len(cs))
+		for i, c := range cs {
+			out[i] = c.ID
+		}
+		return out
+	}
+	if !slices.Equal(ids(list), ids(want)) {
+		t.Fatalf("clients = %v, want %v", ids(list), ids(want))
+	}
+	for i := range list {
+		assertClient(t, list[i], want[i])
+	}
+}
+
+// bigKeyring is a keyring document of 16 KiB, more than a page.
+func bigKeyring() []byte {
+	return []byte(`{"keys":["` + randomHex(8<<10) + `"]}`)
+}
+
+func assertKeyring(t *testing.T, s store.Store, want []byte) {
+	t.Helper()
+	got, err := s.GetKeyring(t.Context())
+	must(t, err)
+	if string(got) != string(want) {
+		t.Fatalf("keyring = %q, want %q", got, want)
+	}
+}
+
+// sameUntil compares denial ends to the microsecond, the precision every
+// backend keeps (the suite's times are already truncated to it).
+func sameUntil(a, b time.Time) bool {
+	return a.Truncate(time.Microsecond).Equal(b.Truncate(time.Microsecond))
+}
+
+// assertDenials checks that list holds exactly want, in any order (the
+// contract gives none).
+func assertDenials(t *testing.T, list []store.Denial, want ...store.Denial) {
+	t.Helper()
+	byJTI := func(a, b store.Denial) int { return strings.Compare(a.JTI, b.JTI) }
+	got := slices.SortedFunc(slices.Values(list), byJTI)
+	want = slices.SortedFunc(slices.Values(want), byJTI)
+	ok := len(got) == len(want)
+	for i := 0; ok && i < len(got); i++ {
+		ok = got[i].JTI == want[i].JTI && sameUntil(got[i].Until, want[i].Until)
+	}
+	if !ok {
+		t.Fatalf("denials:\n got %v\nwant %v", got, want)
+	}
 }
 
 func createUser(t *testing.T, s store.Store, name string) store.User {
@@ -1030,7 +1696,7 @@ func equalToken(a, b store.Token) bool {
 		slices.Equal(a.Scopes, b.Scopes) && slices.Equal(a.AllowedIPs, b.AllowedIPs) &&
 		a.Enabled == b.Enabled && a.CreatedAt.Equal(b.CreatedAt) &&
 		a.ExpiresAt.Equal(b.ExpiresAt) && a.LastUsedAt.Equal(b.LastUsedAt) &&
-		a.LastUsedIP == b.LastUsedIP
+		a.LastUsedIP == b.LastUsedIP && a.LastUsedHost == b.LastUsedHost
 }
 
 func assertUser(t *testing.T, got, want store.User) {
@@ -1121,4 +1787,19 @@ func subscribe(t *testing.T, s store.Store) (*recorder, context.CancelFunc) {
 	r := &recorder{}
 	must(t, s.Subscribe(ctx, r.add))
 	return r, cancel
+}
+
+// assertDenied checks, right after a write returned, that it delivered an
+// EventDenied for jti ending at until (any end if until is zero). Until is
+// compared with sameUntil, not ==, which would also compare locations.
+func (r *recorder) assertDenied(t *testing.T, after, jti string, until time.Time) {
+	t.Helper()
+	got := r.take()
+	for _, e := range got {
+		if e.Kind == store.EventDenied && e.ID == jti && e.Hash == (store.TokenHash{}) && e.Owner == "" &&
+			(until.IsZero() || sameUntil(e.Until, until)) {
+			return
+		}
+	}
+	t.Fatalf("events after %s = %+v, want one to be EventDenied for %q until %v", after, got, jti, until)
 }

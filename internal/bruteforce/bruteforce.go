@@ -1,0 +1,93 @@
+// Package bruteforce limits guessing of passwords and client secrets:
+// failures are counted per key (an account, a client id, a source address)
+// in the store, so that every gateway node agrees, and a key over its limit
+// is refused before any secret is checked.
+package bruteforce
+
+import (
+	"context"
+	"time"
+
+	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/store"
+)
+
+// Key is one counter and its limit.
+type Key struct {
+	// Name is the counter's name, e.g. "acct:alice"; "" is skipped.
+	Name string
+	// Limit failures within the window lock the key.
+	Limit int64
+}
+
+// Limiter counts failures in a store.
+type Limiter struct {
+	store  store.Store
+	window time.Duration
+	// slowAfter failures, each further failure is answered more slowly.
+	slowAfter int64
+	sleep     func(context.Context, time.Duration)
+}
+
+// New returns a Limiter with a failure window (<= 0: 15 minutes).
+func New(s store.Store, window time.Duration) *Limiter {
+	if window <= 0 {
+		window = 15 * time.Minute
+	}
+	return &Limiter{store: s, window: window, slowAfter: 3, sleep: sleepCtx}
+}
+
+// Check refuses with *apierr.RateLimited when a key is over its limit.
+func (l *Limiter) Check(ctx context.Context, keys ...Key) error {
+	for _, k := range keys {
+		if k.Name == "" {
+			continue
+		}
+		n, err := l.store.FailureCount(ctx, k.Name)
+		if err != nil {
+			return apierr.FromStore(err)
+		}
+		if n >= k.Limit {
+			return &apierr.RateLimited{RetryAfter: l.window}
+		}
+	}
+	return nil
+}
+
+// Fail counts a failure against every key, then waits a little longer
+// for each failure past the first few (up to 2s), which slows a guesser
+// down before the limit locks it out. It returns a store error, if any.
+func (l *Limiter) Fail(ctx context.Context, keys ...Key) error {
+	var most int64
+	for _, k := range keys {
+		if k.Name == "" {
+			continue
+		}
+		n, err := l.store.CountFailure(ctx, k.Name, l.window)
+		if err != nil {
+			return apierr.FromStore(err)
+		}
+		most = max(most, n)
+	}
+	if most > l.slowAfter {
+		l.sleep(ctx, min(time.Duration(most-l.slowAfter)*250*time.Millisecond, 2*time.Second))
+	}
+	return nil
+}
+
+// Clear resets a key (after a success).
+func (l *Limiter) Clear(ctx context.Context, name string) error {
+	if name == "" {
+		return nil
+	}
+	return apierr.FromStore(l.store.ClearFailures(ctx, name))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

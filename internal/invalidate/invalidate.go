@@ -1,0 +1,46 @@
+// Package invalidate applies store events to everything a node caches:
+// the decision cache, the OAuth client table, the deny-list and the
+// keyring. It is the one place that knows which event drops what.
+package invalidate
+
+import (
+	"github.com/tokengate/tokengate/internal/cache"
+	"github.com/tokengate/tokengate/internal/keyring"
+	"github.com/tokengate/tokengate/internal/oauth"
+	"github.com/tokengate/tokengate/internal/store"
+)
+
+// Targets are a node's caches.
+type Targets struct {
+	Cache   *cache.Cache
+	Clients *oauth.ClientTable
+	Denied  *oauth.DenyList
+	Keys    *keyring.Holder
+}
+
+// Handle drops what ev makes stale. Pass it to store.Subscribe; it does
+// no I/O (reloads happen lazily on the next use).
+func (t Targets) Handle(ev store.Event) {
+	switch ev.Kind {
+	case store.EventToken:
+		t.Cache.Invalidate(ev.Hash)
+	case store.EventUser:
+		t.Cache.InvalidateOwner(ev.Owner)
+	case store.EventClient:
+		t.Clients.Invalidate(ev.ID)
+		t.Cache.InvalidateOwner(oauth.OwnerPrefix + ev.ID)
+	case store.EventDenied:
+		t.Denied.Add(ev.ID, ev.Until)
+		t.Cache.InvalidateMatching(func(e *cache.Entry) bool { return e.Kind == oauth.EntryKind && e.TokenID == ev.ID })
+	case store.EventKeyring:
+		// A retired key must stop verifying at once, and a newly known kid
+		// may turn a cached refusal into a valid token: start over.
+		t.Keys.Invalidate()
+		t.Cache.Clear()
+	default: // EventReset and anything unknown: assume everything changed
+		t.Keys.Invalidate()
+		t.Clients.Clear()
+		t.Denied.Reset()
+		t.Cache.Clear()
+	}
+}

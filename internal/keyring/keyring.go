@@ -1,0 +1,319 @@
+// Package keyring manages the keys that sign and verify the gateway's
+// access tokens (seed 003's settings): the algorithm, the token lifetime,
+// and key rotation.
+//
+// Every key has a kid (HS256 secrets too) and moves through
+//
+//	next -> active -> retiring -> (removed)
+//
+// There is always one active key, which signs, and one next key, which is
+// published in the JWKS (for RS256, ES256 and EdDSA) before it may sign:
+// a rotation promotes next only once it has been public for at least the
+// JWKS cache lifetime, so that verifiers elsewhere know it before they
+// see a token signed with it. The old active key is either kept, as
+// retiring, for verification until the tokens it signed have expired (the
+// grace mode, the default), or dropped at once so that its tokens stop
+// working (the immediate mode, seed 003's behaviour).
+//
+// The keyring is one document in the store, so every node signs and
+// verifies with the same keys.
+package keyring
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tokengate/tokengate/internal/jwt"
+)
+
+// States of a key.
+const (
+	StateNext     = "next"
+	StateActive   = "active"
+	StateRetiring = "retiring"
+)
+
+// Rotation modes.
+const (
+	// ModeGrace keeps the old key for verification until its tokens expire.
+	ModeGrace = "grace"
+	// ModeImmediate drops the old key: its tokens stop working at once.
+	ModeImmediate = "immediate"
+)
+
+// Leeway is added to a retiring key's life and allowed on exp/nbf.
+const Leeway = 30 * time.Second
+
+// MinLifetime and MaxLifetime bound the access token lifetime.
+const (
+	MinLifetime = 60 * time.Second
+	MaxLifetime = 7 * 24 * time.Hour
+)
+
+// StoredKey is a key as kept in the store.
+type StoredKey struct {
+	KID      string `json:"kid"`
+	Alg      string `json:"alg"`
+	State    string `json:"state"`
+	Material []byte `json:"material"`
+	// CreatedAt is when the key was made (and, for asymmetric keys,
+	// first published in the JWKS).
+	CreatedAt time.Time `json:"created_at"`
+	// UsableAt is the earliest time a next key may become active.
+	UsableAt time.Time `json:"usable_at"`
+	// RetireAt is when a retiring key is removed.
+	RetireAt time.Time `json:"retire_at,omitzero"`
+}
+
+// Pending is a rotation waiting for the next key to be usable.
+type Pending struct {
+	Mode string    `json:"mode"`
+	At   time.Time `json:"at"`
+}
+
+// Document is the stored keyring.
+type Document struct {
+	// Alg is the algorithm new keys use.
+	Alg string `json:"alg"`
+	// LifetimeSeconds is the access token lifetime.
+	LifetimeSeconds int64       `json:"lifetime_seconds"`
+	Keys            []StoredKey `json:"keys"`
+	Pending         *Pending    `json:"pending,omitempty"`
+}
+
+// Policy holds what the keyring needs to know from the configuration.
+type Policy struct {
+	// PublishDelay is how long an asymmetric next key is published before
+	// it may sign: the JWKS cache lifetime.
+	PublishDelay time.Duration
+}
+
+func (p Policy) delay(alg string) time.Duration {
+	if jwt.IsAsymmetric(alg) {
+		return p.PublishDelay
+	}
+	return 0 // HS256 keys are never published; nothing to wait for
+}
+
+// Lifetime returns the token lifetime.
+func (d *Document) Lifetime() time.Duration { return time.Duration(d.LifetimeSeconds) * time.Second }
+
+// New returns a keyring with an active and a next key. The first active
+// key signs at once: no token exists yet that a verifier could see early.
+func New(alg string, lifetime time.Duration, p Policy, now time.Time) (*Document, error) {
+	if !jwt.Supported(alg) {
+		return nil, fmt.Errorf("unsupported signing algorithm %q (use HS256, RS256, ES256 or EdDSA)", alg)
+	}
+	if err := checkLifetime(lifetime); err != nil {
+		return nil, err
+	}
+	d := &Document{Alg: alg, LifetimeSeconds: int64(lifetime / time.Second)}
+	active, err := newKey(alg, StateActive, now, now)
+	if err != nil {
+		return nil, err
+	}
+	next, err := newKey(alg, StateNext, now, now.Add(p.delay(alg)))
+	if err != nil {
+		return nil, err
+	}
+	d.Keys = []StoredKey{active, next}
+	return d, nil
+}
+
+func checkLifetime(l time.Duration) error {
+	if l < MinLifetime || l > MaxLifetime {
+		return fmt.Errorf("token lifetime must be between %v and %v", MinLifetime, MaxLifetime)
+	}
+	return nil
+}
+
+func newKey(alg, state string, now, usableAt time.Time) (StoredKey, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return StoredKey{}, err
+	}
+	kid := hex.EncodeToString(b[:])
+	k, err := jwt.Generate(kid, alg)
+	if err != nil {
+		return StoredKey{}, err
+	}
+	m, err := k.Material()
+	if err != nil {
+		return StoredKey{}, err
+	}
+	return StoredKey{KID: kid, Alg: alg, State: state, Material: m, CreatedAt: now.UTC(), UsableAt: usableAt.UTC()}, nil
+}
+
+func (d *Document) index(state string) int {
+	for i, k := range d.Keys {
+		if k.State == state {
+			return i
+		}
+	}
+	return -1
+}
+
+// Rotate asks for the next key to replace the active one, in mode. If the
+// next key is not yet usable the rotation is scheduled for when it is
+// (see Advance); the returned time says when it takes effect.
+func (d *Document) Rotate(mode string, p Policy, now time.Time) (time.Time, error) {
+	if mode != ModeGrace && mode != ModeImmediate {
+		return time.Time{}, fmt.Errorf("rotation mode must be %q or %q", ModeGrace, ModeImmediate)
+	}
+	i := d.index(StateNext)
+	if i < 0 {
+		return time.Time{}, errors.New("keyring has no next key")
+	}
+	at := d.Keys[i].UsableAt
+	if at.Before(now) {
+		at = now
+	}
+	d.Pending = &Pending{Mode: mode, At: at.UTC()}
+	_, err := d.Advance(p, now)
+	return at, err
+}
+
+// SetAlgorithm switches to alg: a new next key of that algorithm replaces
+// the current next key and a rotation is scheduled for when it is usable
+// (at once for HS256, after the publish delay for the others).
+func (d *Document) SetAlgorithm(alg, mode string, p Policy, now time.Time) (time.Time, error) {
+	if !jwt.Supported(alg) {
+		return time.Time{}, fmt.Errorf("unsupported signing algorithm %q (use HS256, RS256, ES256 or EdDSA)", alg)
+	}
+	if alg != d.Alg {
+		next, err := newKey(alg, StateNext, now, now.Add(p.delay(alg)))
+		if err != nil {
+			return time.Time{}, err
+		}
+		if i := d.index(StateNext); i >= 0 {
+			d.Keys[i] = next
+		} else {
+			d.Keys = append(d.Keys, next)
+		}
+		d.Alg = alg
+	}
+	return d.Rotate(mode, p, now)
+}
+
+// SetLifetime changes the lifetime of tokens signed from now on.
+func (d *Document) SetLifetime(l time.Duration) error {
+	if err := checkLifetime(l); err != nil {
+		return err
+	}
+	d.LifetimeSeconds = int64(l / time.Second)
+	return nil
+}
+
+// Advance carries out a due rotation and removes retiring keys whose time
+// has come. It reports whether the document changed.
+func (d *Document) Advance(p Policy, now time.Time) (bool, error) {
+	changed := false
+	if d.Pending != nil && !now.Before(d.Pending.At) {
+		if err := d.promote(d.Pending.Mode, p, now); err != nil {
+			return false, err
+		}
+		d.Pending = nil
+		changed = true
+	}
+	kept := d.Keys[:0]
+	for _, k := range d.Keys {
+		if k.State == StateRetiring && !now.Before(k.RetireAt) {
+			changed = true
+			continue
+		}
+		kept = append(kept, k)
+	}
+	d.Keys = kept
+	return changed, nil
+}
+
+// promote makes next active, retires (or drops) the active key and
+// makes a new next key.
+func (d *Document) promote(mode string, p Policy, now time.Time) error {
+	ni, ai := d.index(StateNext), d.index(StateActive)
+	if ni < 0 || ai < 0 {
+		return errors.New("keyring has no next or no active key")
+	}
+	fresh, err := newKey(d.Alg, StateNext, now, now.Add(p.delay(d.Alg)))
+	if err != nil {
+		return err
+	}
+	d.Keys[ni].State = StateActive
+	if mode == ModeGrace {
+		d.Keys[ai].State = StateRetiring
+		d.Keys[ai].RetireAt = now.Add(d.Lifetime() + Leeway).UTC()
+	} else {
+		d.Keys = append(d.Keys[:ai], d.Keys[ai+1:]...)
+	}
+	d.Keys = append(d.Keys, fresh)
+	return nil
+}
+
+// Encode serialises the document for the store.
+func (d *Document) Encode() ([]byte, error) { return json.Marshal(d) }
+
+// Decode reads a stored document.
+func Decode(b []byte) (*Document, error) {
+	var d Document
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("decoding keyring: %v", err)
+	}
+	return &d, nil
+}
+
+// Keys is a keyring ready for use: parsed keys by kid.
+type Keys struct {
+	Doc      *Document
+	signer   *jwt.Key
+	verifier map[string]*jwt.Key // active and retiring
+	public   []*jwt.Key          // next, active, retiring
+}
+
+// Parse turns a document into usable keys.
+func Parse(d *Document) (*Keys, error) {
+	ks := &Keys{Doc: d, verifier: make(map[string]*jwt.Key)}
+	for _, sk := range d.Keys {
+		k, err := jwt.FromMaterial(sk.KID, sk.Alg, sk.Material)
+		if err != nil {
+			return nil, err
+		}
+		switch sk.State {
+		case StateActive:
+			ks.signer = k
+			ks.verifier[k.ID] = k
+		case StateRetiring:
+			ks.verifier[k.ID] = k
+		}
+		ks.public = append(ks.public, k)
+	}
+	if ks.signer == nil {
+		return nil, errors.New("keyring has no active key")
+	}
+	return ks, nil
+}
+
+// Signer returns the active key.
+func (ks *Keys) Signer() *jwt.Key { return ks.signer }
+
+// Verifier returns the key that may verify tokens with kid: the active or
+// a retiring key. A next key verifies nothing: it has signed nothing.
+func (ks *Keys) Verifier(kid string) (*jwt.Key, bool) {
+	k, ok := ks.verifier[kid]
+	return k, ok
+}
+
+// JWKS returns the published keys: the public halves of the next, active
+// and retiring asymmetric keys. HS256 secrets never appear.
+func (ks *Keys) JWKS() map[string]any {
+	keys := []map[string]any{}
+	for _, k := range ks.public {
+		if jwk, ok := k.JWK(); ok {
+			keys = append(keys, jwk)
+		}
+	}
+	return map[string]any{"keys": keys}
+}

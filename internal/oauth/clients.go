@@ -1,0 +1,234 @@
+// Package oauth implements OAuth 2.0 client credentials for machine
+// clients (seed 001's "OAuth keys"): the clients and their secrets, the
+// token endpoint (RFC 6749 4.4), access tokens as JWTs (RFC 9068) and their
+// verification at the edge, and token introspection (RFC 7662) and
+// revocation (RFC 7009).
+package oauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/iplist"
+	"github.com/tokengate/tokengate/internal/scope"
+	"github.com/tokengate/tokengate/internal/store"
+	"github.com/tokengate/tokengate/internal/token"
+)
+
+// MaxNameLen bounds a client's name, in characters.
+const MaxNameLen = 64
+
+// Clients manages OAuth clients.
+type Clients struct {
+	store store.Store
+	now   func() time.Time
+	// dummy is compared against when the client is unknown, so that an
+	// unknown id and a wrong secret take the same path.
+	dummy store.TokenHash
+}
+
+// NewClients returns a client service; now nil means time.Now.
+func NewClients(s store.Store, now func() time.Time) *Clients {
+	if now == nil {
+		now = time.Now
+	}
+	return &Clients{store: s, now: now, dummy: sha256.Sum256([]byte("tokengate dummy secret"))}
+}
+
+// ClientView is a client as the admin API shows it: never the secret.
+type ClientView struct {
+	ClientID   string    `json:"clientId"`
+	Name       string    `json:"name"`
+	AllowedIPs []string  `json:"allowed_ips"`
+	Scopes     []string  `json:"scopes"`
+	Enabled    bool      `json:"enabled"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// ViewOfClient returns the admin view of c.
+func ViewOfClient(c store.Client) ClientView {
+	orEmpty := func(s []string) []string {
+		if s == nil {
+			return []string{}
+		}
+		return s
+	}
+	return ClientView{c.ID, c.Name, orEmpty(c.AllowedIPs), orEmpty(c.Scopes), c.Enabled, c.CreatedAt, c.UpdatedAt}
+}
+
+// NewClient is a request to add a client.
+type NewClient struct {
+	Name       string   `json:"name"`
+	AllowedIPs []string `json:"allowed_ips"`
+	Scopes     []string `json:"scopes"`
+	// Enabled defaults to true.
+	Enabled *bool `json:"enabled"`
+}
+
+// CreatedClient is the answer to an add: the only time the secret is shown.
+type CreatedClient struct {
+	ClientView
+	ClientSecret string `json:"clientSecret"`
+}
+
+func checkName(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return "", errors.New("must not be empty")
+	case !utf8.ValidString(s):
+		return "", errors.New("must be valid UTF-8")
+	case utf8.RuneCountInString(s) > MaxNameLen:
+		return "", fmt.Errorf("must be at most %d characters", MaxNameLen)
+	case strings.IndexFunc(s, unicode.IsControl) >= 0:
+		return "", errors.New("must not contain control characters")
+	}
+	return s, nil
+}
+
+// Create adds a client and returns its id and secret.
+func (cs *Clients) Create(ctx context.Context, req NewClient) (CreatedClient, error) {
+	name, err := checkName(req.Name)
+	if err != nil {
+		return CreatedClient{}, apierr.Field("name", err)
+	}
+	ips, err := iplist.Parse(req.AllowedIPs)
+	if err != nil {
+		return CreatedClient{}, apierr.Field("allowed_ips", err)
+	}
+	scopes, err := scope.Normalize(req.Scopes)
+	if err != nil {
+		return CreatedClient{}, apierr.Field("scopes", err)
+	}
+	id, err := token.NewClientID()
+	if err != nil {
+		return CreatedClient{}, err
+	}
+	secret, err := token.NewClientSecret()
+	if err != nil {
+		return CreatedClient{}, err
+	}
+	now := cs.now().UTC().Truncate(time.Microsecond)
+	c := store.Client{
+		ID: id, Name: name, SecretHash: token.Hash(secret), AllowedIPs: ips.Strings(), Scopes: scopes,
+		Enabled: req.Enabled == nil || *req.Enabled, CreatedAt: now, UpdatedAt: now,
+	}
+	if err := cs.store.CreateClient(ctx, c); err != nil {
+		return CreatedClient{}, apierr.FromStore(err)
+	}
+	return CreatedClient{ClientView: ViewOfClient(c), ClientSecret: secret}, nil
+}
+
+// List returns every client.
+func (cs *Clients) List(ctx context.Context) ([]ClientView, error) {
+	list, err := cs.store.ListClients(ctx)
+	if err != nil {
+		return nil, apierr.FromStore(err)
+	}
+	out := make([]ClientView, len(list))
+	for i, c := range list {
+		out[i] = ViewOfClient(c)
+	}
+	return out, nil
+}
+
+// Get returns one client.
+func (cs *Clients) Get(ctx context.Context, id string) (ClientView, error) {
+	c, err := cs.store.GetClient(ctx, id)
+	if err != nil {
+		return ClientView{}, apierr.FromStore(err)
+	}
+	return ViewOfClient(c), nil
+}
+
+// ClientChanges is a partial update; nil fields are left alone.
+type ClientChanges struct {
+	Name       *string   `json:"name"`
+	Enabled    *bool     `json:"enabled"`
+	AllowedIPs *[]string `json:"allowed_ips"`
+	Scopes     *[]string `json:"scopes"`
+}
+
+// Update changes a client: name, on/off, allowed IPs, scopes.
+func (cs *Clients) Update(ctx context.Context, id string, ch ClientChanges) (ClientView, error) {
+	var name string
+	var ips iplist.List
+	var scopes []string
+	var err error
+	if ch.Name != nil {
+		if name, err = checkName(*ch.Name); err != nil {
+			return ClientView{}, apierr.Field("name", err)
+		}
+	}
+	if ch.AllowedIPs != nil {
+		if ips, err = iplist.Parse(*ch.AllowedIPs); err != nil {
+			return ClientView{}, apierr.Field("allowed_ips", err)
+		}
+	}
+	if ch.Scopes != nil {
+		if scopes, err = scope.Normalize(*ch.Scopes); err != nil {
+			return ClientView{}, apierr.Field("scopes", err)
+		}
+	}
+	c, err := cs.store.UpdateClient(ctx, id, func(c *store.Client) error {
+		if ch.Name != nil {
+			c.Name = name
+		}
+		if ch.Enabled != nil {
+			c.Enabled = *ch.Enabled
+		}
+		if ch.AllowedIPs != nil {
+			c.AllowedIPs = ips.Strings()
+		}
+		if ch.Scopes != nil {
+			c.Scopes = scopes
+		}
+		c.UpdatedAt = cs.now().UTC().Truncate(time.Microsecond)
+		return nil
+	})
+	if err != nil {
+		return ClientView{}, apierr.FromStore(err)
+	}
+	return ViewOfClient(c), nil
+}
+
+// Delete removes a client; its tokens fail from the next request on.
+func (cs *Clients) Delete(ctx context.Context, id string) error {
+	_, err := cs.store.DeleteClient(ctx, id)
+	return apierr.FromStore(err)
+}
+
+// errBadClient is the one answer for an unknown id, a wrong secret and a
+// secret of the wrong shape (RFC 6749 5.2 invalid_client).
+var errBadClient = errors.New("client authentication failed")
+
+// Authenticate checks a client id and secret. The secret's shape and
+// checksum are checked first (no store look-up for garbage); the hash is
+// compared in constant time.
+func (cs *Clients) Authenticate(ctx context.Context, id, secret string) (store.Client, error) {
+	if !token.IsClientSecret(secret) || !strings.HasPrefix(id, token.ClientIDPrefix) || len(id) > 64 {
+		return store.Client{}, errBadClient
+	}
+	c, err := cs.store.GetClient(ctx, id)
+	want := c.SecretHash
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		want = cs.dummy
+	case err != nil:
+		return store.Client{}, apierr.FromStore(err)
+	}
+	got := token.Hash(secret)
+	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || err != nil {
+		return store.Client{}, errBadClient
+	}
+	return c, nil
+}

@@ -1,0 +1,392 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/audit"
+	"github.com/tokengate/tokengate/internal/bruteforce"
+	"github.com/tokengate/tokengate/internal/cache"
+	"github.com/tokengate/tokengate/internal/jsonbody"
+	"github.com/tokengate/tokengate/internal/scope"
+	"github.com/tokengate/tokengate/internal/store"
+	"github.com/tokengate/tokengate/internal/token"
+	"github.com/tokengate/tokengate/internal/users"
+)
+
+// Inspector tells whether a token of any kind is active (package gate).
+type Inspector interface {
+	Active(ctx context.Context, tok string) (*cache.Entry, bool, error)
+}
+
+// Endpoint serves the token, introspection and revocation endpoints.
+type Endpoint struct {
+	Clients   *Clients
+	Tokens    *Tokens
+	Users     *users.Authenticator
+	Inspector Inspector
+	Store     store.Store
+	Limiter   *bruteforce.Limiter
+	// PerClient and PerAddress are the failure limits of the token
+	// endpoint, per client id and per source address.
+	PerClient, PerAddress int64
+	Audit                 *audit.Log
+	Realm                 string
+}
+
+// Request is what the endpoint needs to know about the caller.
+type Request struct {
+	ClientIP string
+	Host     string
+}
+
+// params is a token-endpoint style request: form parameters (or the seed's
+// JSON body) and the client credentials, from the body or HTTP Basic.
+type params struct {
+	values   map[string]string
+	id       string
+	secret   string
+	viaBasic bool
+	hasCreds bool
+}
+
+const maxBody = 64 << 10
+
+// readParams reads a POST body of application/x-www-form-urlencoded (RFC
+// 6749) or, where allowJSON, application/json (seed 001), refusing
+// duplicated parameters, parameters in the URL, and two client
+// authentication methods at once.
+func readParams(w http.ResponseWriter, r *http.Request, allowJSON bool) (params, error) {
+	p := params{values: map[string]string{}}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		return p, apierr.ErrMethodNotAllowed
+	}
+	if r.URL.RawQuery != "" {
+		return p, apierr.BadRequest("parameters must be sent in the request body, not the URL")
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return p, apierr.ErrBodyTooLarge
+	}
+	switch {
+	case mt == "application/x-www-form-urlencoded":
+		vals, err := url.ParseQuery(string(body))
+		if err != nil {
+			return p, apierr.BadRequest("malformed form body")
+		}
+		for k, vs := range vals {
+			if len(vs) > 1 {
+				return p, apierr.Field(k, errors.New("parameter is repeated"))
+			}
+			p.values[k] = vs[0]
+		}
+	case mt == "application/json" && allowJSON:
+		var seed struct {
+			ClientID     *string `json:"clientId"`
+			ClientSecret *string `json:"clientSecret"`
+			GrantType    *string `json:"grant_type"`
+			Scope        *string `json:"scope"`
+		}
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&seed); err != nil || dec.More() {
+			return p, apierr.BadRequest("malformed JSON body: expected {\"clientId\": ..., \"clientSecret\": ...}")
+		}
+		for k, v := range map[string]*string{"client_id": seed.ClientID, "client_secret": seed.ClientSecret, "grant_type": seed.GrantType, "scope": seed.Scope} {
+			if v != nil {
+				p.values[k] = *v
+			}
+		}
+		if _, ok := p.values["grant_type"]; !ok {
+			p.values["grant_type"] = "client_credentials"
+		}
+	default:
+		return p, apierr.BadRequest("content type must be application/x-www-form-urlencoded")
+	}
+	return p, p.credentials(r)
+}
+
+// credentials takes the client credentials from HTTP Basic (RFC 6749
+// 2.3.1: both parts form-encoded) or from the body, not both.
+func (p *params) credentials(r *http.Request) error {
+	if len(r.Header["Authorization"]) > 1 {
+		return apierr.ErrMultipleCredentials
+	}
+	bodyID, hasBodyID := p.values["client_id"]
+	bodySecret, hasBodySecret := p.values["client_secret"]
+	user, pass, basic := r.BasicAuth()
+	switch {
+	case basic && (hasBodyID || hasBodySecret):
+		return apierr.BadRequest("use one client authentication method, not HTTP Basic and body parameters together")
+	case basic:
+		id, err1 := url.QueryUnescape(user)
+		secret, err2 := url.QueryUnescape(pass)
+		if err1 != nil || err2 != nil {
+			return apierr.BadRequest("malformed HTTP Basic credentials")
+		}
+		p.id, p.secret, p.viaBasic, p.hasCreds = id, secret, true, true
+	case hasBodyID || hasBodySecret:
+		p.id, p.secret, p.hasCreds = bodyID, bodySecret, true
+	case r.Header.Get("Authorization") != "":
+		return apierr.BadRequest("client authentication must use HTTP Basic")
+	}
+	return nil
+}
+
+// ServeToken answers POST /api-user/oauth/token (RFC 6749 4.4, and the
+// seed's JSON body). Every request is written to the audit log.
+func (e *Endpoint) ServeToken(w http.ResponseWriter, r *http.Request, req Request) {
+	name, basic := "", false
+	issued, err := func() (Issued, error) {
+		p, err := readParams(w, r, true)
+		basic = p.viaBasic
+		if err != nil {
+			return Issued{}, err
+		}
+		name = p.id
+		switch gt, ok := p.values["grant_type"]; {
+		case !ok:
+			return Issued{}, apierr.Field("grant_type", errors.New("is required"))
+		case gt != "client_credentials":
+			return Issued{}, apierr.ErrUnsupportedGrantType
+		case !p.hasCreds || p.id == "" || p.secret == "":
+			return Issued{}, fmt.Errorf("%w: client_id and client_secret are required", apierr.ErrInvalidClient)
+		}
+		c, err := e.authenticateClient(r.Context(), p.id, p.secret, req.ClientIP)
+		if err != nil {
+			return Issued{}, err
+		}
+		name = c.Name
+		scopes, err := grantScopes(c, p.values)
+		if err != nil {
+			return Issued{}, err
+		}
+		return e.Tokens.Issue(r.Context(), c, scopes)
+	}()
+	rec := audit.Record{Name: name, Hostname: r.Host, IP: req.ClientIP, Level: audit.LevelInfo, RespCode: http.StatusOK}
+	if err != nil {
+		pr := apierr.For(err)
+		rec.Level, rec.RespCode, rec.Response = audit.LevelError, pr.Status, pr.Code+": "+pr.Description
+		_ = e.Audit.Write(rec)
+		e.writeError(w, pr, basic)
+		return
+	}
+	_ = e.Audit.Write(rec)
+	w.Header().Set("Pragma", "no-cache")
+	jsonbody.Write(w, http.StatusOK, map[string]any{
+		"access_token": issued.Token, "token_type": "Bearer", "expires_in": issued.ExpiresIn, "scope": issued.Scope,
+	})
+}
+
+// authenticateClient checks the credentials with brute-force limits, the
+// client's on/off switch and its allowed IPs.
+func (e *Endpoint) authenticateClient(ctx context.Context, id, secret, ip string) (store.Client, error) {
+	clientKey := bruteforce.Key{Name: "client:" + id, Limit: e.PerClient}
+	addrKey := bruteforce.Key{Name: "addr:" + ip, Limit: e.PerAddress}
+	if len(id) > 64 || !strings.HasPrefix(id, token.ClientIDPrefix) {
+		clientKey.Name = ""
+	}
+	if ip == "" {
+		addrKey.Name = ""
+	}
+	if err := e.Limiter.Check(ctx, clientKey, addrKey); err != nil {
+		return store.Client{}, err
+	}
+	c, err := e.Clients.Authenticate(ctx, id, secret)
+	if errors.Is(err, errBadClient) {
+		if err := e.Limiter.Fail(ctx, clientKey, addrKey); err != nil {
+			return store.Client{}, err
+		}
+		return store.Client{}, apierr.ErrInvalidClient
+	}
+	if err != nil {
+		return store.Client{}, err
+	}
+	if err := e.Limiter.Clear(ctx, clientKey.Name); err != nil {
+		return store.Client{}, err
+	}
+	if !c.Enabled {
+		return store.Client{}, fmt.Errorf("%w: the OAuth key is switched off", apierr.ErrInvalidClient)
+	}
+	if !clientAllowsIP(c, ip) {
+		return store.Client{}, fmt.Errorf("%w: requests from this address are not allowed for this OAuth key", apierr.ErrUnauthorizedClient)
+	}
+	return c, nil
+}
+
+// grantScopes narrows the client's scopes to the requested ones.
+func grantScopes(c store.Client, values map[string]string) ([]string, error) {
+	raw, ok := values["scope"]
+	if !ok {
+		return c.Scopes, nil
+	}
+	req, err := scope.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", apierr.ErrInvalidScope, err)
+	}
+	if !scope.Covers(c.Scopes, req) {
+		return nil, apierr.ErrInvalidScope
+	}
+	return req, nil
+}
+
+func (e *Endpoint) writeError(w http.ResponseWriter, p apierr.Problem, basic bool) {
+	ch := apierr.Challenge{Realm: e.Realm}
+	if basic {
+		ch.Scheme = "Basic"
+	}
+	apierr.Write(w, p, ch)
+}
+
+// caller is whoever authenticated to introspection or revocation: an
+// OAuth client, or a user with their password.
+type caller struct {
+	client *store.Client
+	user   *store.User
+}
+
+// authenticateCaller accepts client credentials (Basic with a client id,
+// or body parameters) or a user's name and password (Basic).
+func (e *Endpoint) authenticateCaller(ctx context.Context, p params, ip string) (caller, error) {
+	if !p.hasCreds {
+		return caller{}, apierr.ErrUnauthenticated
+	}
+	if strings.HasPrefix(p.id, token.ClientIDPrefix) {
+		c, err := e.authenticateClient(ctx, p.id, p.secret, ip)
+		if err != nil {
+			return caller{}, err
+		}
+		return caller{client: &c}, nil
+	}
+	if !p.viaBasic {
+		return caller{}, apierr.ErrInvalidClient
+	}
+	u, err := e.Users.Authenticate(ctx, p.id, p.secret, ip)
+	if err != nil {
+		return caller{}, err
+	}
+	return caller{user: &u}, nil
+}
+
+// owns reports whether the caller may see or revoke the token of entry.
+func (c caller) owns(en *cache.Entry) bool {
+	switch {
+	case c.client != nil:
+		return en.Owner == OwnerPrefix+c.client.ID
+	case c.user != nil:
+		return en.Kind != EntryKind && en.Owner == c.user.Name
+	}
+	return false
+}
+
+// ServeIntrospect answers RFC 7662 introspection. An OAuth client may
+// introspect any token (it is a resource server); a user only their own.
+func (e *Endpoint) ServeIntrospect(w http.ResponseWriter, r *http.Request, req Request) {
+	p, err := readParams(w, r, false)
+	if err != nil {
+		e.writeError(w, apierr.For(err), p.viaBasic)
+		return
+	}
+	who, err := e.authenticateCaller(r.Context(), p, req.ClientIP)
+	if err != nil {
+		e.writeError(w, apierr.For(err), p.viaBasic)
+		return
+	}
+	tok, ok := p.values["token"]
+	if !ok || tok == "" {
+		e.writeError(w, apierr.For(apierr.Field("token", errors.New("is required"))), p.viaBasic)
+		return
+	}
+	en, active, err := e.Inspector.Active(r.Context(), tok)
+	if err != nil {
+		e.writeError(w, apierr.For(err), p.viaBasic)
+		return
+	}
+	if !active || (who.client == nil && !who.owns(en)) {
+		jsonbody.Write(w, http.StatusOK, map[string]any{"active": false})
+		return
+	}
+	jsonbody.Write(w, http.StatusOK, e.describe(r.Context(), tok, en))
+}
+
+// describe builds an active introspection answer.
+func (e *Endpoint) describe(ctx context.Context, tok string, en *cache.Entry) map[string]any {
+	out := map[string]any{"active": true, "token_type": "Bearer", "scope": en.ScopeHeader, "tokengate_kind": en.Kind}
+	if en.Kind == EntryKind {
+		if cl, err := e.Tokens.Inspect(ctx, tok); err == nil {
+			out["client_id"], out["sub"], out["iss"], out["aud"] = cl.ClientID, cl.Subject, cl.Issuer, cl.Audience
+			out["exp"], out["iat"], out["nbf"], out["jti"] = cl.Expiry, cl.IssuedAt, cl.NotBefore, cl.ID
+		}
+		return out
+	}
+	out["username"], out["sub"], out["jti"] = en.User, en.User, en.TokenID
+	if en.ExpiresAt != 0 {
+		out["exp"] = time.Unix(0, en.ExpiresAt).Unix()
+	}
+	return out
+}
+
+// ServeRevoke answers RFC 7009 revocation: a client revokes access tokens
+// issued to it; a user revokes their own personal and legacy tokens. An
+// unknown or invalid token is answered 200, as the RFC says.
+func (e *Endpoint) ServeRevoke(w http.ResponseWriter, r *http.Request, req Request) {
+	err := func() error {
+		p, err := readParams(w, r, false)
+		if err != nil {
+			return err
+		}
+		who, err := e.authenticateCaller(r.Context(), p, req.ClientIP)
+		if err != nil {
+			return err
+		}
+		tok, ok := p.values["token"]
+		if !ok || tok == "" {
+			return apierr.Field("token", errors.New("is required"))
+		}
+		en, _, err := e.Inspector.Active(r.Context(), tok)
+		switch {
+		case err != nil:
+			return err
+		case en == nil || en.Missing || en.Owner == "":
+			return nil // not a token of ours (any more): nothing to do
+		case !who.owns(en):
+			return fmt.Errorf("%w: the token was not issued to you", apierr.ErrUnauthorizedClient)
+		case en.Kind == EntryKind:
+			return apierr.FromStore(e.Store.Deny(r.Context(), store.Denial{JTI: en.TokenID, Until: time.Unix(0, en.ExpiresAt)}))
+		}
+		_, err = e.Store.DeleteToken(r.Context(), en.Owner, en.TokenID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return apierr.FromStore(err)
+	}()
+	if err != nil {
+		basic := r.Header.Get("Authorization") != ""
+		e.writeError(w, apierr.For(err), basic)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+func clientAllowsIP(c store.Client, ip string) bool {
+	if len(c.AllowedIPs) == 0 {
+		return true
+	}
+	l, err := parseIPs(c.AllowedIPs)
+	if err != nil {
+		return false
+	}
+	return l.Allows(parseAddr(ip))
+}

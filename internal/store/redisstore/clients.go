@@ -1,0 +1,182 @@
+package redisstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokengate/tokengate/internal/store"
+)
+
+// CreateClient adds c as CreateUser adds a user: the record first, then
+// the ID in the client set, in a transaction that also publishes the
+// event, so that the event goes out with the last step. If the set cannot
+// be written the record is removed again.
+func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
+	data, err := encodeClient(c)
+	if err != nil {
+		return err
+	}
+	created, err := s.client.SetNX(ctx, s.keys.client(c.ID), data, 0).Result()
+	if err != nil {
+		return opErr(err, "create client %q", c.ID)
+	}
+	if !created {
+		return store.ErrClientExists
+	}
+	ev := clientEvent(c.ID)
+	_, err = s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.SAdd(ctx, s.keys.clients(), c.ID)
+		s.publishIn(ctx, p, ev)
+		return nil
+	})
+	if err != nil {
+		uctx, cancel := undoContext(ctx)
+		defer cancel()
+		s.client.Del(uctx, s.keys.client(c.ID))
+		return opErr(err, "create client %q: add to client set", c.ID)
+	}
+	s.subs.deliver(ev)
+	return nil
+}
+
+// GetClient returns the client or store.ErrNotFound.
+func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
+	return s.readClient(ctx, s.client, id)
+}
+
+// readClient reads a client record through c (the client or a
+// transaction).
+func (s *Store) readClient(ctx context.Context, c redis.Cmdable, id string) (store.Client, error) {
+	data, err := c.Get(ctx, s.keys.client(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return store.Client{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.Client{}, opErr(err, "get client %q", id)
+	}
+	return decodeClient(data)
+}
+
+// ListClients returns the clients of the client set sorted by CreatedAt
+// then ID. An ID whose record is missing (a deletion interrupted by a
+// crash, see Check) is skipped.
+func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
+	ids, err := s.client.SMembers(ctx, s.keys.clients()).Result()
+	if err != nil {
+		return nil, opErr(err, "list clients")
+	}
+	cmds := make([]*redis.StringCmd, len(ids))
+	// A pipeline, not MGET: the records are in different cluster slots.
+	_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.Get(ctx, s.keys.client(id))
+		}
+		return nil
+	})
+	if err = ignoreNil(err); err != nil {
+		return nil, opErr(err, "list clients")
+	}
+	clients := make([]store.Client, 0, len(ids))
+	for _, cmd := range cmds {
+		data, err := optional(cmd)
+		if err != nil {
+			return nil, opErr(err, "list clients")
+		}
+		if data == "" {
+			continue
+		}
+		c, err := decodeClient(data)
+		if err != nil {
+			return nil, err
+		}
+		clients = append(clients, c)
+	}
+	slices.SortFunc(clients, func(a, b store.Client) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
+	return clients, nil
+}
+
+// UpdateClient applies fn to the client in a WATCH transaction; fn runs
+// again if another client of Redis changes the record meanwhile.
+func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*store.Client) error) (store.Client, error) {
+	var out store.Client
+	ev := clientEvent(id)
+	err := s.watch(ctx, func(tx *redis.Tx) error {
+		c, err := s.readClient(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := fn(&c); err != nil {
+			return err
+		}
+		if c.ID != id {
+			return fmt.Errorf("redisstore: update client %q: the update changed the ID to %q", id, c.ID)
+		}
+		data, err := encodeClient(c)
+		if err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, s.keys.client(id), data, 0)
+			s.publishIn(ctx, p, ev)
+			return nil
+		})
+		out = c
+		return opErr(err, "update client %q", id)
+	}, s.keys.client(id))
+	if err != nil {
+		return store.Client{}, err
+	}
+	s.subs.deliver(ev)
+	return out, nil
+}
+
+// DeleteClient removes the ID from the client set, then, in a WATCH
+// transaction that publishes the event, the record. If that fails the ID
+// is put back in the set.
+func (s *Store) DeleteClient(ctx context.Context, id string) (store.Client, error) {
+	var (
+		removed store.Client
+		undo    func() // of the first step, while the record is known to exist
+	)
+	ev := clientEvent(id)
+	err := s.watch(ctx, func(tx *redis.Tx) error {
+		c, err := s.readClient(ctx, tx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			undo = nil // gone meanwhile: the ID must stay out of the set
+		}
+		if err != nil {
+			return err
+		}
+		undo = func() {
+			uctx, cancel := undoContext(ctx)
+			defer cancel()
+			s.client.SAdd(uctx, s.keys.clients(), id)
+		}
+		if err := s.client.SRem(ctx, s.keys.clients(), id).Err(); err != nil {
+			return opErr(err, "delete client %q: client set", id)
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Del(ctx, s.keys.client(id))
+			s.publishIn(ctx, p, ev)
+			return nil
+		})
+		removed = c
+		return opErr(err, "delete client %q", id)
+	}, s.keys.client(id))
+	if err != nil {
+		if undo != nil {
+			undo()
+		}
+		return store.Client{}, err
+	}
+	s.subs.deliver(ev)
+	return removed, nil
+}
