@@ -56,7 +56,9 @@ func (ar *AdminRoutes) serve(w http.ResponseWriter, r *http.Request) error {
 	if !ok || app.state == nil {
 		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: errors.New("tokengate is not ready")}
 	}
-	api := adminapi.API{Users: app.users, Tokens: app.pats, Store: app.state.store, Clients: app.clients, Keys: app.state.keys}
+	api := adminapi.API{Users: app.users, Tokens: app.pats, Store: app.state.store, Clients: app.clients, Keys: app.state.keys,
+		ACL: app.state.acl, Legacy: app.legacy,
+	}
 	if err := api.ServeHTTP(w, r); err != nil {
 		p := apierr.For(err)
 		if p.Status >= 500 {

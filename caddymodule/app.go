@@ -6,6 +6,8 @@ package caddymodule
 
 import (
 	"fmt"
+	"net/http"
+	"net/url"
 	"path/filepath"
 	"time"
 
@@ -17,6 +19,8 @@ import (
 	"github.com/tokengate/tokengate/internal/gate"
 	"github.com/tokengate/tokengate/internal/jwt"
 	"github.com/tokengate/tokengate/internal/keyring"
+	"github.com/tokengate/tokengate/internal/legacy"
+	"github.com/tokengate/tokengate/internal/login"
 	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/store"
@@ -99,6 +103,24 @@ type App struct {
 	// the files (the records still go to the "tokengate.audit" logger).
 	AuditLog string `json:"audit_log,omitempty"`
 
+	// LegacyTokenTTL is the lifetime of tokens from /rest/token. Default:
+	// 100 years, the legacy platform's, so old clients keep working.
+	LegacyTokenTTL caddy.Duration `json:"legacy_token_ttl,omitempty"`
+
+	// IdentitySource is where passwords are checked when the client does
+	// not say (auth-user-type): "local" (the gateway's users, the default)
+	// or "backend" (IdentityBackend).
+	IdentitySource string `json:"identity_source,omitempty"`
+
+	// IdentityBackend is a URL of the legacy backend that answers 2xx to a
+	// GET with valid HTTP Basic credentials (and 401/403 otherwise). It
+	// enables the "backend" identity source: its users get tokens without
+	// being copied (a user record without password is made on first login).
+	IdentityBackend string `json:"identity_backend,omitempty"`
+
+	// BackendRoles are the roles of users provisioned through the backend.
+	BackendRoles []string `json:"backend_roles,omitempty"`
+
 	state     *sharedState
 	poolKey   string
 	logger    *zap.Logger
@@ -110,6 +132,8 @@ type App struct {
 	audit     *audit.Log
 	limiter   *bruteforce.Limiter
 	checker   *gate.Checker
+	logins    *login.Sources
+	legacy    *legacy.Service
 	storeName string
 }
 
@@ -192,21 +216,44 @@ func (a *App) wire() error {
 	a.tokens = oauth.NewTokens(a.state.keys, a.state.clients, a.state.denied, a.Issuer, a.Audience, nil)
 	a.limiter = bruteforce.New(a.state.store, time.Duration(a.LoginFailureWindow))
 	a.checker = gate.New(a.state.store, a.state.cache, a.state.uses, gate.Options{AccessTokens: a.tokens})
-	return nil
+	a.legacy = legacy.NewService(a.state.store, a.state.uses, a.state.acl, a.MaxTokensPerUser, time.Duration(a.LegacyTokenTTL), nil)
+	return a.wireLogins()
+}
+
+// wireLogins sets up the identity sources.
+func (a *App) wireLogins() error {
+	sources := map[string]login.Authenticator{login.Local: a.auth}
+	if a.IdentityBackend != "" {
+		sources[login.Backend] = &login.BackendSource{
+			URL: a.IdentityBackend, Client: &http.Client{Timeout: 10 * time.Second}, Store: a.state.store,
+			Limiter: a.limiter, Limits: users.Limits{PerAccount: a.failuresPerAccount(), PerAddress: a.failuresPerAddress()},
+			DefaultRoles: a.BackendRoles, Now: time.Now,
+		}
+	}
+	var err error
+	a.logins, err = login.NewSources(orDefault(a.IdentitySource, login.Local), sources)
+	return err
+}
+
+func (a *App) failuresPerAccount() int64 {
+	if a.LoginFailuresPerAccount == 0 {
+		return 10
+	}
+	return a.LoginFailuresPerAccount
+}
+
+func (a *App) failuresPerAddress() int64 {
+	if a.LoginFailuresPerAddress == 0 {
+		return 50
+	}
+	return a.LoginFailuresPerAddress
 }
 
 // endpoint returns the OAuth endpoints for a site with realm.
 func (a *App) endpoint(realm string) *oauth.Endpoint {
-	perAccount, perAddress := a.LoginFailuresPerAccount, a.LoginFailuresPerAddress
-	if perAccount == 0 {
-		perAccount = 10
-	}
-	if perAddress == 0 {
-		perAddress = 50
-	}
 	return &oauth.Endpoint{
-		Clients: a.clients, Tokens: a.tokens, Users: a.auth, Inspector: a.checker, Store: a.state.store,
-		Limiter: a.limiter, PerClient: perAccount, PerAddress: perAddress, Audit: a.audit, Realm: realm,
+		Clients: a.clients, Tokens: a.tokens, Users: a.logins.Default(), Inspector: a.checker, Store: a.state.store,
+		Limiter: a.limiter, PerClient: a.failuresPerAccount(), PerAddress: a.failuresPerAddress(), Audit: a.audit, Realm: realm,
 	}
 }
 
@@ -231,6 +278,17 @@ func (a App) Validate() error {
 		return fmt.Errorf("access_token_ttl must be between %v and %v", keyring.MinLifetime, keyring.MaxLifetime)
 	case a.JWKSMaxAge < 0:
 		return fmt.Errorf("jwks_max_age must not be negative")
+	case a.LegacyTokenTTL < 0:
+		return fmt.Errorf("legacy_token_ttl must be positive")
+	case a.IdentitySource != "" && a.IdentitySource != login.Local && a.IdentitySource != login.Backend:
+		return fmt.Errorf("identity_source must be %q or %q", login.Local, login.Backend)
+	case a.IdentitySource == login.Backend && a.IdentityBackend == "":
+		return fmt.Errorf("identity_source backend needs identity_backend <url>")
+	}
+	if a.IdentityBackend != "" {
+		if u, err := url.Parse(a.IdentityBackend); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			return fmt.Errorf("identity_backend must be an http(s) URL without credentials")
+		}
 	}
 	return nil
 }

@@ -52,6 +52,10 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		audience <aud>
 //		jwks_max_age <duration>
 //		audit_log <dir | off>
+//		legacy_token_ttl <duration>
+//		identity_source <local | backend>
+//		identity_backend <url>
+//		backend_roles <role...>
 //	}
 //
 // Values are kept as written (placeholders too): secrets such as
@@ -88,6 +92,17 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.JWKSMaxAge, err = durationArg(d)
 		case "audit_log":
 			a.AuditLog, err = oneArg(d)
+		case "legacy_token_ttl":
+			a.LegacyTokenTTL, err = durationArg(d)
+		case "identity_source":
+			a.IdentitySource, err = oneArg(d)
+		case "identity_backend":
+			a.IdentityBackend, err = oneArg(d)
+		case "backend_roles":
+			a.BackendRoles = d.RemainingArgs()
+			if len(a.BackendRoles) == 0 {
+				err = d.ArgErr()
+			}
 		default:
 			err = d.Errf("unrecognized subdirective %q", sub)
 		}
@@ -97,7 +112,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // eachSubdirective reads a block without inline arguments and calls fn
 // for each subdirective (with the dispenser on its name), refusing
-// duplicates.
+// duplicates of all but external_jwt, which may repeat.
 func eachSubdirective(d *caddyfile.Dispenser, fn func(sub string) error) error {
 	d.Next() // the option or directive name
 	if d.NextArg() {
@@ -106,7 +121,7 @@ func eachSubdirective(d *caddyfile.Dispenser, fn func(sub string) error) error {
 	seen := map[string]bool{}
 	for d.NextBlock(0) {
 		sub := d.Val()
-		if seen[sub] {
+		if seen[sub] && sub != "external_jwt" {
 			return d.Errf("duplicate subdirective %q", sub)
 		}
 		seen[sub] = true
@@ -145,6 +160,18 @@ func (a *App) parseLoginLimits(d *caddyfile.Dispenser) error {
 //		revoke_path <path>
 //		jwks_path <path>
 //		oauth_api off
+//		legacy_token_path <path>
+//		legacy_api off
+//		legacy_token_header <name>
+//		legacy_token_query <name>
+//		external_jwt {
+//			issuer <iss>
+//			audience <aud>
+//			jwks_url <url> | hs256_secret <secret>
+//			user_claim <claim>
+//			scope_claim <claim>
+//			refresh_floor <duration>
+//		}
 //		header_user <name>
 //		header_token_type <name>
 //		header_token_id <name>
@@ -175,6 +202,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.RevokePath, err = oneArg(d)
 		case "jwks_path":
 			h.JWKSPath, err = oneArg(d)
+		case "legacy_token_path":
+			h.LegacyTokenPath, err = oneArg(d)
+		case "legacy_api":
+			h.DisableLegacyAPI, err = offArg(d)
+		case "legacy_token_header":
+			h.LegacyTokenHeader, err = oneArg(d)
+		case "legacy_token_query":
+			h.LegacyTokenQuery, err = oneArg(d)
+		case "external_jwt":
+			var x ExternalIssuer
+			if x, err = parseExternalIssuer(d); err == nil {
+				h.ExternalIssuers = append(h.ExternalIssuers, x)
+			}
 		case "header_user":
 			h.Headers.User, err = oneArg(d)
 		case "header_token_type":
@@ -193,6 +233,48 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		return err
 	})
+}
+
+// parseExternalIssuer reads an external_jwt block.
+func parseExternalIssuer(d *caddyfile.Dispenser) (ExternalIssuer, error) {
+	var x ExternalIssuer
+	if d.NextArg() {
+		return x, d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] {
+			return x, d.Errf("external_jwt: duplicate %q", sub)
+		}
+		seen[sub] = true
+		var err error
+		switch sub {
+		case "issuer":
+			x.Issuer, err = oneArg(d)
+		case "audience":
+			x.Audience, err = oneArg(d)
+		case "jwks_url":
+			x.JWKSURL, err = oneArg(d)
+		case "hs256_secret":
+			x.HS256Secret, err = oneArg(d)
+		case "user_claim":
+			x.UserClaim, err = oneArg(d)
+		case "scope_claim":
+			x.ScopeClaim, err = oneArg(d)
+		case "refresh_floor":
+			x.RefreshFloor, err = durationArg(d)
+		default:
+			err = d.Errf("external_jwt: unrecognized subdirective %q", sub)
+		}
+		if err != nil {
+			return x, err
+		}
+	}
+	if err := x.validate(); err != nil {
+		return x, d.Err(err.Error())
+	}
+	return x, nil
 }
 
 // offArg reads the single argument "off".

@@ -35,6 +35,28 @@ admin setting of --config.`,
 		},
 	})
 	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "acl",
+		Usage: "grant|revoke (--role <role> | --user <name>) --p <permission> --res <resource> | list",
+		Short: "Grant and revoke permissions (e.g. USE on ws:::gen-ws-token)",
+		Long: `Grant and revoke permissions through the admin API of a running gateway,
+e.g. the right to get a legacy token from /rest/token:
+
+  tokengate acl grant --role ws-users --p USE --res ws:::gen-ws-token`,
+		CobraFunc: func(cmd *cobra.Command) {
+			adminFlags(cmd)
+			cli.AddACLCommands(cmd, connect)
+		},
+	})
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "legacy",
+		Usage: "tokens",
+		Short: "Show legacy tokens and their last use",
+		CobraFunc: func(cmd *cobra.Command) {
+			adminFlags(cmd)
+			cli.AddLegacyCommands(cmd, connect)
+		},
+	})
+	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "store",
 		Usage: "check [--repair]",
 		Short: "Check the tokengate store for inconsistencies",

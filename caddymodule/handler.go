@@ -17,9 +17,11 @@ import (
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/gate"
 	"github.com/tokengate/tokengate/internal/identity"
+	"github.com/tokengate/tokengate/internal/legacy"
 	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/scope"
+	"github.com/tokengate/tokengate/internal/store"
 )
 
 func init() {
@@ -33,6 +35,7 @@ const (
 	DefaultIntrospectPath = "/api-user/oauth/introspect"
 	DefaultRevokePath     = "/api-user/oauth/revoke"
 	DefaultJWKSPath       = "/.well-known/jwks.json"
+	DefaultLegacyPath     = "/rest/token"
 )
 
 // Handler guards a site: it serves tokengate's own routes (the personal
@@ -86,6 +89,27 @@ type Handler struct {
 	// routes off on this route.
 	DisableOAuthAPI bool `json:"disable_oauth_api,omitempty"`
 
+	// LegacyTokenPath is the legacy token service (seed 004). Default:
+	// /rest/token.
+	LegacyTokenPath string `json:"legacy_token_path,omitempty"`
+
+	// DisableLegacyAPI turns the legacy token service off on this route.
+	DisableLegacyAPI bool `json:"disable_legacy_api,omitempty"`
+
+	// LegacyTokenHeader is a request header from which legacy clients'
+	// tokens are also accepted (e.g. X-Auth-Token). Off by default. Only
+	// legacy (40 hex) tokens are accepted there; the header is removed
+	// before the request goes on.
+	LegacyTokenHeader string `json:"legacy_token_header,omitempty"`
+
+	// LegacyTokenQuery is a query parameter from which legacy tokens are
+	// also accepted (e.g. token). Off by default. It is removed from the
+	// URL before the request goes on (and before it is logged).
+	LegacyTokenQuery string `json:"legacy_token_query,omitempty"`
+
+	// ExternalIssuers are other issuers whose JWTs this route accepts.
+	ExternalIssuers []ExternalIssuer `json:"external_issuers,omitempty"`
+
 	// Headers names the identity headers. Defaults: X-Auth-User,
 	// X-Auth-Token-Type, X-Auth-Token-Id, X-Auth-Scopes.
 	Headers identity.Headers `json:"headers,omitzero"`
@@ -95,10 +119,12 @@ type Handler struct {
 	// never reaches the upstream or its logs.
 	KeepAuthorization bool `json:"keep_authorization,omitempty"`
 
-	app     *App
-	api     *pat.API
-	routes  map[string]func(http.ResponseWriter, *http.Request, oauth.Request)
-	headers identity.Headers
+	app      *App
+	api      *pat.API
+	legacy   *legacy.API
+	external []gate.External
+	routes   map[string]func(http.ResponseWriter, *http.Request, oauth.Request)
+	headers  identity.Headers
 	// required is RequireScopes normalized; scope the same joined.
 	required []string
 	scope    string
@@ -137,7 +163,13 @@ func (h *Handler) setup(app *App) error {
 		h.TokensPath = DefaultTokensPath
 	}
 	if !h.DisableTokensAPI {
-		h.api = &pat.API{Service: app.pats, Auth: app.auth, Prefix: h.TokensPath}
+		h.api = &pat.API{Service: app.pats, Auth: app.logins.Default(), Prefix: h.TokensPath}
+	}
+	if !h.DisableLegacyAPI {
+		h.legacy = &legacy.API{Service: app.legacy, Logins: app.logins, Path: orDefault(h.LegacyTokenPath, DefaultLegacyPath)}
+	}
+	if err := h.setupExternal(); err != nil {
+		return err
 	}
 	h.routes = map[string]func(http.ResponseWriter, *http.Request, oauth.Request){}
 	if !h.DisableOAuthAPI {
@@ -161,7 +193,7 @@ func (h *Handler) setup(app *App) error {
 func (h Handler) Validate() error {
 	for name, p := range map[string]string{
 		"tokens_path": h.TokensPath, "oauth_token_path": h.OAuthTokenPath, "introspect_path": h.IntrospectPath,
-		"revoke_path": h.RevokePath, "jwks_path": h.JWKSPath,
+		"revoke_path": h.RevokePath, "jwks_path": h.JWKSPath, "legacy_token_path": h.LegacyTokenPath,
 	} {
 		if p != "" && (p[0] != '/' || p[len(p)-1] == '/') {
 			return fmt.Errorf("%s %q must start with / and not end with /", name, p)
@@ -169,6 +201,14 @@ func (h Handler) Validate() error {
 	}
 	if _, err := scope.Normalize(h.RequireScopes); err != nil {
 		return fmt.Errorf("require_scope: %v", err)
+	}
+	if h.LegacyTokenHeader != "" && http.CanonicalHeaderKey(h.LegacyTokenHeader) == "Authorization" {
+		return fmt.Errorf("legacy_token_header must not be Authorization")
+	}
+	for _, x := range h.ExternalIssuers {
+		if err := x.validate(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -190,11 +230,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		return nil
 	}
+	if h.legacy != nil && r.URL.Path == h.legacy.Path {
+		if err := h.legacy.Serve(w, r, ipString(clientIP)); err != nil {
+			h.fail(w, r, err, "Basic")
+		}
+		return nil
+	}
 
-	tok, err := gate.BearerToken(r.Header)
+	tok, fromLegacySource, err := h.credential(r)
 	var id identity.Identity
 	if err == nil {
-		id, err = h.app.checker.Check(r.Context(), gate.Request{Token: tok, ClientIP: clientIP, Required: h.required, Host: r.Host})
+		id, err = h.app.checker.Check(r.Context(), gate.Request{
+			Token: tok, ClientIP: clientIP, Required: h.required, Host: r.Host, External: h.external,
+		})
+		if err == nil && fromLegacySource && id.TokenType != store.KindLegacy {
+			err = fmt.Errorf("%w: only legacy tokens are accepted from %s", apierr.ErrUnsupportedToken, h.legacySourceName())
+		}
 	}
 	if err != nil {
 		h.fail(w, r, err, "Bearer")
@@ -211,6 +262,51 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		repl.Set("http.auth.user.scopes", id.Scopes)
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// credential takes the request's one credential: the bearer token, or a
+// legacy token from the configured header or query parameter. Several
+// credentials are a 400 (never pick one). The legacy sources are removed
+// from the request whatever happens, so they never travel on or reach
+// the access log.
+func (h *Handler) credential(r *http.Request) (tok string, legacySource bool, err error) {
+	var fromHeader, fromQuery []string
+	if h.LegacyTokenHeader != "" {
+		fromHeader = r.Header.Values(h.LegacyTokenHeader)
+		r.Header.Del(h.LegacyTokenHeader)
+	}
+	if h.LegacyTokenQuery != "" && r.URL.RawQuery != "" {
+		q := r.URL.Query()
+		if fromQuery = q[h.LegacyTokenQuery]; fromQuery != nil {
+			q.Del(h.LegacyTokenQuery)
+			r.URL.RawQuery = q.Encode()
+			r.RequestURI = r.URL.RequestURI()
+		}
+	}
+	bearer, err := gate.BearerToken(r.Header)
+	if err != nil {
+		return "", false, err
+	}
+	n := len(fromHeader) + len(fromQuery)
+	if bearer != "" {
+		n++
+	}
+	switch {
+	case n > 1:
+		return "", false, apierr.ErrMultipleCredentials
+	case len(fromHeader) == 1:
+		return fromHeader[0], true, nil
+	case len(fromQuery) == 1:
+		return fromQuery[0], true, nil
+	}
+	return bearer, false, nil
+}
+
+func (h *Handler) legacySourceName() string {
+	if h.LegacyTokenHeader != "" {
+		return "the " + h.LegacyTokenHeader + " header"
+	}
+	return "the " + h.LegacyTokenQuery + " parameter"
 }
 
 // serveJWKS publishes the next, active and retiring public keys with a

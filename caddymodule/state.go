@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/cache"
 	"github.com/tokengate/tokengate/internal/invalidate"
 	"github.com/tokengate/tokengate/internal/keyring"
@@ -84,6 +85,7 @@ type sharedState struct {
 	clients *oauth.ClientTable
 	denied  *oauth.DenyList
 	keys    *keyring.Holder
+	acl     *acl.ACL
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -106,9 +108,9 @@ func newSharedState(loc storeLocation, flushEvery time.Duration, logger *zap.Log
 	s := &sharedState{
 		store: st, cache: cache.New(cache.Options{}), uses: lastuse.New(st),
 		clients: oauth.NewClientTable(st), denied: oauth.NewDenyList(st),
-		keys: keyring.NewHolder(st, keyring.Policy{}, "", 0, nil), done: make(chan struct{}),
+		keys: keyring.NewHolder(st, keyring.Policy{}, "", 0, nil), acl: acl.New(st), done: make(chan struct{}),
 	}
-	targets := invalidate.Targets{Cache: s.cache, Clients: s.clients, Denied: s.denied, Keys: s.keys}
+	targets := invalidate.Targets{Cache: s.cache, Clients: s.clients, Denied: s.denied, Keys: s.keys, ACL: s.acl}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	if err := st.Subscribe(ctx, targets.Handle); err != nil {

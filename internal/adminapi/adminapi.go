@@ -18,15 +18,21 @@
 //	DELETE /tokengate/oauth/clients/{id}         delete it (its tokens fail at once)
 //	GET    /tokengate/oauth/signing              algorithm, lifetime, validation key, keys
 //	POST   /tokengate/oauth/signing              change them (key changes need "confirm")
+//	GET    /tokengate/acl                        list permission grants
+//	POST   /tokengate/acl/grant                  grant {role|user, permission, resource}
+//	POST   /tokengate/acl/revoke                 revoke one
+//	GET    /tokengate/legacy/tokens              legacy tokens with their last use
 package adminapi
 
 import (
 	"net/http"
 	"strings"
 
+	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/jsonbody"
 	"github.com/tokengate/tokengate/internal/keyring"
+	"github.com/tokengate/tokengate/internal/legacy"
 	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/store"
@@ -43,6 +49,8 @@ type API struct {
 	Store   store.Store
 	Clients *oauth.Clients
 	Keys    *keyring.Holder
+	ACL     *acl.ACL
+	Legacy  *legacy.Service
 }
 
 // ServeHTTP routes an admin request. It returns errors for the caller to
@@ -54,6 +62,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 		return a.storeCheck(w, r)
 	case parts[0] == "oauth":
 		return a.oauth(w, r, parts[1:])
+	case parts[0] == "acl":
+		return a.acl(w, r, parts[1:])
+	case len(parts) == 2 && parts[0] == "legacy" && parts[1] == "tokens":
+		return a.legacyTokens(w, r)
 	case parts[0] != "users":
 		return apierr.ErrNotFound
 	case len(parts) == 1:

@@ -18,6 +18,7 @@ import (
 	"github.com/tokengate/tokengate/internal/cache"
 	"github.com/tokengate/tokengate/internal/identity"
 	"github.com/tokengate/tokengate/internal/iplist"
+	"github.com/tokengate/tokengate/internal/jwt"
 	"github.com/tokengate/tokengate/internal/lastuse"
 	"github.com/tokengate/tokengate/internal/scope"
 	"github.com/tokengate/tokengate/internal/store"
@@ -31,6 +32,14 @@ const lookupTimeout = 5 * time.Second
 // state (package oauth). A refusal that will not change comes back as an
 // entry with Refusal set, to be cached; an error is not cached.
 type AccessTokens interface {
+	Verify(ctx context.Context, raw string) (*cache.Entry, error)
+}
+
+// External verifies another issuer's JWTs for a site (package extjwt).
+// Its results are cached under CacheKey(hash), apart from other sites'.
+type External interface {
+	Issuer() string
+	CacheKey(h [32]byte) [32]byte
 	Verify(ctx context.Context, raw string) (*cache.Entry, error)
 }
 
@@ -79,6 +88,8 @@ type Request struct {
 	Required []string
 	// Host is the site requested, recorded with the last use.
 	Host string
+	// External lists the other issuers whose JWTs this site accepts.
+	External []External
 }
 
 // Check decides a request. The error is one of apierr's edge errors,
@@ -87,7 +98,7 @@ func (c *Checker) Check(ctx context.Context, req Request) (identity.Identity, er
 	if req.Token == "" {
 		return identity.Identity{}, apierr.ErrNoToken
 	}
-	e, err := c.Lookup(ctx, req.Token)
+	e, err := c.lookup(ctx, req.Token, req.External)
 	if err != nil {
 		return identity.Identity{}, err
 	}
@@ -133,32 +144,60 @@ func usable(e *cache.Entry, now int64) error {
 	return nil
 }
 
-// Lookup returns the decision inputs for a token, told by its shape,
-// through the cache. Malformed tokens are refused before any I/O; a cache
-// hit costs a hash and a map read, without allocation.
+// Lookup returns the decision inputs for a token of ours (a PAT, a legacy
+// token or one of our access tokens), told by its shape, through the
+// cache. Malformed tokens are refused before any I/O; a cache hit costs a
+// hash and a map read, without allocation.
 func (c *Checker) Lookup(ctx context.Context, tok string) (*cache.Entry, error) {
+	return c.lookup(ctx, tok, nil)
+}
+
+func (c *Checker) lookup(ctx context.Context, tok string, external []External) (*cache.Entry, error) {
 	kind := token.Classify(tok)
 	switch {
 	case kind == token.Malformed:
 		return nil, apierr.ErrMalformedToken
-	case kind == token.JWT && c.jwts == nil:
+	case kind == token.JWT && c.jwts == nil && len(external) == 0:
 		return nil, apierr.ErrUnsupportedToken
 	}
 	h := token.Hash(tok)
-	if e, ok := c.cache.Get(h); ok {
+	e, hit := c.cache.Get(h)
+	// Entries under h are our own verdicts. A refusal there may be our
+	// verifier's opinion of another issuer's token, which a site that
+	// accepts that issuer must not take as final.
+	if hit && (kind != token.JWT || len(external) == 0 || e.Refusal == nil) {
 		return e, nil
 	}
-	load := c.loadStored
-	if kind == token.JWT {
-		load = func(ctx context.Context, _ [32]byte) (*cache.Entry, error) { return c.jwts.Verify(ctx, tok) }
+	switch {
+	case kind != token.JWT:
+		return c.fill(ctx, h, c.loadStored)
+	case len(external) > 0:
+		for _, x := range external {
+			if e, ok := c.cache.Get(x.CacheKey(h)); ok {
+				return e, nil
+			}
+		}
+		iss := jwt.UnverifiedIssuer(tok)
+		for _, x := range external {
+			if x.Issuer() == iss {
+				return c.fill(ctx, x.CacheKey(h), func(ctx context.Context, _ [32]byte) (*cache.Entry, error) { return x.Verify(ctx, tok) })
+			}
+		}
 	}
-	return c.fill(ctx, h, load)
+	if hit {
+		return e, nil
+	}
+	if c.jwts == nil {
+		return nil, fmt.Errorf("%w: unknown issuer", apierr.ErrInvalidToken)
+	}
+	return c.fill(ctx, h, func(ctx context.Context, _ [32]byte) (*cache.Entry, error) { return c.jwts.Verify(ctx, tok) })
 }
 
 // recordUse queues a last-use write at most once per lastUseEvery per
 // stored token on this node.
 func (c *Checker) recordUse(e *cache.Entry, now int64, req Request) {
 	if e.Kind != store.KindPAT && e.Kind != store.KindLegacy {
+		// Access tokens and external JWTs have no stored record to update.
 		return
 	}
 	last := e.LastUse.Load()

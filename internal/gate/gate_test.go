@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/cache"
 	"github.com/tokengate/tokengate/internal/gate"
@@ -65,7 +66,7 @@ func newEnv(tb testing.TB) *env {
 	tb.Cleanup(cancel)
 	targets := invalidate.Targets{
 		Cache: c, Clients: oauth.NewClientTable(st), Denied: oauth.NewDenyList(st),
-		Keys: keyring.NewHolder(st, keyring.Policy{}, "", 0, clk.Now),
+		Keys: keyring.NewHolder(st, keyring.Policy{}, "", 0, clk.Now), ACL: acl.New(st),
 	}
 	if err := st.Subscribe(ctx, targets.Handle); err != nil {
 		tb.Fatal(err)

@@ -1,9 +1,10 @@
 // Package invalidate applies store events to everything a node caches:
-// the decision cache, the OAuth client table, the deny-list and the
-// keyring. It is the one place that knows which event drops what.
+// the decision cache, the OAuth client table, the deny-list, the keyring
+// and the ACL. It is the one place that knows which event drops what.
 package invalidate
 
 import (
+	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/cache"
 	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/oauth"
@@ -16,6 +17,7 @@ type Targets struct {
 	Clients *oauth.ClientTable
 	Denied  *oauth.DenyList
 	Keys    *keyring.Holder
+	ACL     *acl.ACL
 }
 
 // Handle drops what ev makes stale. Pass it to store.Subscribe; it does
@@ -32,13 +34,19 @@ func (t Targets) Handle(ev store.Event) {
 	case store.EventDenied:
 		t.Denied.Add(ev.ID, ev.Until)
 		t.Cache.InvalidateMatching(func(e *cache.Entry) bool { return e.Kind == oauth.EntryKind && e.TokenID == ev.ID })
-	case store.EventKeyring:
-		// A retired key must stop verifying at once, and a newly known kid
-		// may turn a cached refusal into a valid token: start over.
-		t.Keys.Invalidate()
-		t.Cache.Clear()
+	case store.EventDocument:
+		switch ev.ID {
+		case store.DocKeyring:
+			// A retired key must stop verifying at once, and a newly known
+			// kid may turn a cached refusal into a valid token: start over.
+			t.Keys.Invalidate()
+			t.Cache.Clear()
+		case store.DocACL:
+			t.ACL.Invalidate()
+		}
 	default: // EventReset and anything unknown: assume everything changed
 		t.Keys.Invalidate()
+		t.ACL.Invalidate()
 		t.Clients.Clear()
 		t.Denied.Reset()
 		t.Cache.Clear()

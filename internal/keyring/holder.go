@@ -16,13 +16,13 @@ const (
 	DefaultAlg      = "HS256" // seed 003: HS256 with a generated secret
 	DefaultLifetime = time.Hour
 	// refreshEvery bounds how long a node trusts its copy if it missed an
-	// EventKeyring.
+	// EventDocument.
 	refreshEvery = 30 * time.Second
 )
 
 // Holder keeps the parsed keyring of this node, loads it from the store
 // (creating it on first use), carries out due rotations and reloads after
-// an EventKeyring. Get costs an atomic load when the copy is fresh.
+// an EventDocument. Get costs an atomic load when the copy is fresh.
 type Holder struct {
 	store store.Store
 	cfg   atomic.Pointer[holderConfig]
@@ -76,12 +76,12 @@ func (h *Holder) Get(ctx context.Context) (*Keys, error) {
 	return v.(*Keys), nil
 }
 
-// Invalidate makes the next Get read the store (after an EventKeyring).
+// Invalidate makes the next Get read the store (after an EventDocument).
 func (h *Holder) Invalidate() { h.cur.Store(nil) }
 
 // Update changes the keyring with fn atomically and returns the result.
 func (h *Holder) Update(ctx context.Context, fn func(*Document) error) (*Keys, error) {
-	b, err := h.store.UpdateKeyring(ctx, func(current []byte) ([]byte, error) {
+	b, err := h.store.UpdateDocument(ctx, store.DocKeyring, func(current []byte) ([]byte, error) {
 		d, err := h.decodeOrNew(current)
 		if err != nil {
 			return nil, err
@@ -98,7 +98,7 @@ func (h *Holder) Update(ctx context.Context, fn func(*Document) error) (*Keys, e
 }
 
 func (h *Holder) load(ctx context.Context) (*Keys, error) {
-	b, err := h.store.GetKeyring(ctx)
+	b, err := h.store.GetDocument(ctx, store.DocKeyring)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return h.Update(ctx, func(*Document) error { return nil })

@@ -247,7 +247,15 @@ func (d *Document) promote(mode string, p Policy, now time.Time) error {
 		d.Keys[ai].State = StateRetiring
 		d.Keys[ai].RetireAt = now.Add(d.Lifetime() + Leeway).UTC()
 	} else {
-		d.Keys = append(d.Keys[:ai], d.Keys[ai+1:]...)
+		// Immediate: no old key may verify any more, neither the active
+		// one nor those still retiring from earlier grace rotations.
+		kept := d.Keys[:0]
+		for i, k := range d.Keys {
+			if i != ai && k.State != StateRetiring {
+				kept = append(kept, k)
+			}
+		}
+		d.Keys = kept
 	}
 	d.Keys = append(d.Keys, fresh)
 	return nil

@@ -88,7 +88,11 @@ func (h *Holder) Apply(ctx context.Context, c Change) (SettingsView, error) {
 	ks, err := h.Update(ctx, func(d *Document) error {
 		now := h.now()
 		if c.LifetimeSeconds != nil {
-			if err := d.SetLifetime(time.Duration(*c.LifetimeSeconds) * time.Second); err != nil {
+			l := time.Duration(*c.LifetimeSeconds) * time.Second
+			if l/time.Second != time.Duration(*c.LifetimeSeconds) {
+				l = -1 // overflowed: out of range, not wrapped into it
+			}
+			if err := d.SetLifetime(l); err != nil {
 				return apierr.Field("lifetime_seconds", err)
 			}
 		}

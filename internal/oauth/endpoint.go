@@ -32,7 +32,7 @@ type Inspector interface {
 type Endpoint struct {
 	Clients   *Clients
 	Tokens    *Tokens
-	Users     *users.Authenticator
+	Users     users.PasswordChecker
 	Inspector Inspector
 	Store     store.Store
 	Limiter   *bruteforce.Limiter
@@ -154,7 +154,11 @@ func (e *Endpoint) ServeToken(w http.ResponseWriter, r *http.Request, req Reques
 		if err != nil {
 			return Issued{}, err
 		}
-		name = p.id
+		if strings.HasPrefix(p.id, token.ClientIDPrefix) && len(p.id) <= 64 {
+			// Only what has a client id's shape: a secret sent as the id
+			// (swapped fields) must not reach the log.
+			name = p.id
+		}
 		switch gt, ok := p.values["grant_type"]; {
 		case !ok:
 			return Issued{}, apierr.Field("grant_type", errors.New("is required"))

@@ -21,7 +21,7 @@ import (
 // must have token_login.
 type API struct {
 	Service *Service
-	Auth    *users.Authenticator
+	Auth    users.PasswordChecker
 	// Prefix is the route, e.g. "/api-user/tokens".
 	Prefix string
 }

@@ -40,7 +40,9 @@ func NewService(s store.Store, uses *lastuse.Recorder, limit int, now func() tim
 
 // View is a token as its owner sees it: never the secret or its hash.
 type View struct {
-	ID         string     `json:"id"`
+	ID string `json:"id"`
+	// Kind is "pat" or "legacy" (from /rest/token).
+	Kind       string     `json:"kind"`
 	Label      string     `json:"label"`
 	Scopes     []string   `json:"scopes"`
 	CreatedAt  time.Time  `json:"created_at"`
@@ -54,7 +56,7 @@ type View struct {
 // ViewOf returns the owner's view of t.
 func ViewOf(t store.Token) View {
 	v := View{
-		ID: t.ID, Label: t.Label, Scopes: orEmpty(t.Scopes), CreatedAt: t.CreatedAt,
+		ID: t.ID, Kind: t.Kind, Label: t.Label, Scopes: orEmpty(t.Scopes), CreatedAt: t.CreatedAt,
 		Enabled: t.Enabled, AllowedIPs: orEmpty(t.AllowedIPs),
 	}
 	if !t.ExpiresAt.IsZero() {
@@ -145,7 +147,7 @@ func (s *Service) List(ctx context.Context, owner string) ([]View, error) {
 	out := make([]View, 0, len(ts))
 	for _, t := range ts {
 		if u, ok := pending[t.ID]; ok && u.At.After(t.LastUsedAt) {
-			t.LastUsedAt, t.LastUsedIP = u.At, u.IP
+			t.LastUsedAt, t.LastUsedIP, t.LastUsedHost = u.At, u.IP, u.Host
 		}
 		out = append(out, ViewOf(t))
 	}

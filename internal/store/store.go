@@ -66,6 +66,10 @@ type User struct {
 	TokenLogin bool `json:"token_login"`
 	// Disabled users cannot authenticate by any means.
 	Disabled bool `json:"disabled"`
+	// Source is where the user's password is checked: "" for the
+	// gateway's own store, "backend" for a user provisioned on first
+	// login through the legacy backend (no password is kept here).
+	Source string `json:"source,omitempty"`
 	// CreatedAt and UpdatedAt are set by the caller.
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -147,6 +151,14 @@ type Client struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// Names of the documents the gateway keeps (see Store.GetDocument).
+const (
+	// DocKeyring is the signing keyring (package keyring).
+	DocKeyring = "keyring"
+	// DocACL is the permission list (package acl).
+	DocACL = "acl"
+)
+
 // Denial puts one access token (by its jti) on the deny-list until it
 // would have expired anyway.
 type Denial struct {
@@ -169,8 +181,8 @@ const (
 	EventReset
 	// EventClient: the OAuth client Event.ID changed or was deleted.
 	EventClient
-	// EventKeyring: the signing keyring changed; reload it.
-	EventKeyring
+	// EventDocument: the document named Event.ID changed; reload it.
+	EventDocument
 	// EventDenied: the access token with jti Event.ID was put on the
 	// deny-list until Event.Until.
 	EventDenied
@@ -181,7 +193,8 @@ type Event struct {
 	Kind  EventKind
 	Hash  TokenHash
 	Owner string
-	// ID is the client id (EventClient) or the jti (EventDenied).
+	// ID is the client id (EventClient), the jti (EventDenied) or the
+	// document name (EventDocument).
 	ID string
 	// Until is when a denial ends (EventDenied).
 	Until time.Time
@@ -266,13 +279,14 @@ type Store interface {
 	// Announces EventClient.
 	DeleteClient(ctx context.Context, id string) (Client, error)
 
-	// GetKeyring returns the signing keyring, an opaque document owned by
-	// the caller (ErrNotFound before the first UpdateKeyring).
-	GetKeyring(ctx context.Context) ([]byte, error)
-	// UpdateKeyring replaces the keyring atomically with fn(current);
-	// current is nil when there is none. fn may run more than once; its
-	// error aborts. Returns what was written. Announces EventKeyring.
-	UpdateKeyring(ctx context.Context, fn func(current []byte) ([]byte, error)) ([]byte, error)
+	// GetDocument returns the named document (DocKeyring, DocACL), opaque
+	// bytes owned by the caller; ErrNotFound before its first update.
+	GetDocument(ctx context.Context, name string) ([]byte, error)
+	// UpdateDocument replaces the named document atomically with
+	// fn(current); current is nil when there is none. fn may run more than
+	// once; its error aborts. Returns what was written. Announces
+	// EventDocument with the name.
+	UpdateDocument(ctx context.Context, name string, fn func(current []byte) ([]byte, error)) ([]byte, error)
 
 	// Deny puts an access token's jti on the deny-list until d.Until
 	// (entries past Until disappear by themselves). Announces EventDenied.

@@ -37,6 +37,13 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
+// PasswordChecker checks a user name and password from a client address;
+// *Authenticator and the configured identity sources (package login)
+// implement it.
+type PasswordChecker interface {
+	Authenticate(ctx context.Context, name, password, addr string) (store.User, error)
+}
+
 // Authenticator checks user names and passwords.
 type Authenticator struct {
 	store   store.Store

@@ -8,7 +8,7 @@
 //	token_index  32-byte hash -> owner + "\x00" + id
 //	failures     key -> 8-byte count + 8-byte window end (Unix ns), big endian
 //	clients      client id -> JSON store.Client
-//	keyring      "current" -> the keyring document, as the caller wrote it
+//	documents    name -> a document (the keyring, the ACL), as the caller wrote it
 //	denied       jti -> end of the denial (time.Time.MarshalBinary)
 //
 // Every write is one bbolt read-write transaction, so a write that fails
@@ -41,16 +41,13 @@ import (
 var _ store.Store = (*Store)(nil)
 
 var (
-	bucketUsers    = []byte("users")
-	bucketTokens   = []byte("tokens")
-	bucketIndex    = []byte("token_index")
-	bucketFailures = []byte("failures")
-	bucketClients  = []byte("clients")
-	bucketKeyring  = []byte("keyring")
-	bucketDenied   = []byte("denied")
-
-	// keyKeyring is the only key in bucketKeyring.
-	keyKeyring = []byte("current")
+	bucketUsers     = []byte("users")
+	bucketTokens    = []byte("tokens")
+	bucketIndex     = []byte("token_index")
+	bucketFailures  = []byte("failures")
+	bucketClients   = []byte("clients")
+	bucketDocuments = []byte("documents")
+	bucketDenied    = []byte("denied")
 )
 
 const (
@@ -118,7 +115,7 @@ func Open(path string, opts Options) (*Store, error) {
 // version gains the new ones) and drops failure counters and denials that
 // ended while the process was down.
 func initialize(tx *bolt.Tx) error {
-	buckets := [][]byte{bucketUsers, bucketTokens, bucketIndex, bucketFailures, bucketClients, bucketKeyring, bucketDenied}
+	buckets := [][]byte{bucketUsers, bucketTokens, bucketIndex, bucketFailures, bucketClients, bucketDocuments, bucketDenied}
 	for _, name := range buckets {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
@@ -726,49 +723,50 @@ func (s *Store) DeleteClient(ctx context.Context, id string) (store.Client, erro
 	return c, nil
 }
 
-// ---- signing keyring ----
+// ---- documents (the signing keyring, the ACL) ----
 
-var errNoKeyring = fmt.Errorf("keyring: %w", store.ErrNotFound)
-
-// getKeyring returns a copy of the keyring (bbolt's slice is only valid
-// during the transaction, and points into a read-only map), or nil when
-// there is none. An empty document comes back empty but not nil.
-func getKeyring(tx *bolt.Tx) []byte {
-	k, v := tx.Bucket(bucketKeyring).Cursor().Seek(keyKeyring)
-	if !bytes.Equal(k, keyKeyring) {
+// getDocument returns a copy of the named document (bbolt's slice is only
+// valid during the transaction, and points into a read-only map), or nil
+// when there is none. An empty document comes back empty but not nil.
+func getDocument(tx *bolt.Tx, name string) []byte {
+	v := tx.Bucket(bucketDocuments).Get([]byte(name))
+	if v == nil {
 		return nil
 	}
 	return append(make([]byte, 0, len(v)), v...)
 }
 
-// GetKeyring returns a copy of the keyring, or ErrNotFound before the
-// first UpdateKeyring.
-func (s *Store) GetKeyring(ctx context.Context) ([]byte, error) {
+// GetDocument returns a copy of the named document, or ErrNotFound before
+// its first UpdateDocument.
+func (s *Store) GetDocument(ctx context.Context, name string) ([]byte, error) {
 	var doc []byte
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		if doc = getKeyring(tx); doc == nil {
-			return errNoKeyring
+		if doc = getDocument(tx, name); doc == nil {
+			return fmt.Errorf("document %q: %w", name, store.ErrNotFound)
 		}
 		return nil
 	})
 	return doc, err
 }
 
-// UpdateKeyring replaces the keyring with fn(current) in one transaction
-// and announces EventKeyring. fn runs once, on a copy it may modify. If fn
-// fails its error is returned unwrapped and nothing is written. It never
-// returns ErrConflict: bbolt serialises writers.
-func (s *Store) UpdateKeyring(ctx context.Context, fn func(current []byte) ([]byte, error)) ([]byte, error) {
+// UpdateDocument replaces the named document with fn(current) in one
+// transaction and announces EventDocument. fn runs once, on a copy it may
+// modify. If fn fails its error is returned unwrapped and nothing is
+// written. It never returns ErrConflict: bbolt serialises writers.
+func (s *Store) UpdateDocument(ctx context.Context, name string, fn func(current []byte) ([]byte, error)) ([]byte, error) {
+	if name == "" {
+		return nil, errors.New("document name must not be empty")
+	}
 	var doc []byte
 	err := s.update(ctx, func(tx *bolt.Tx, emit func(store.Event)) (err error) {
-		if doc, err = fn(getKeyring(tx)); err != nil {
+		if doc, err = fn(getDocument(tx, name)); err != nil {
 			return err
 		}
 		if doc == nil {
 			doc = []byte{} // stored, so no longer "none"
 		}
-		emit(store.Event{Kind: store.EventKeyring})
-		return tx.Bucket(bucketKeyring).Put(keyKeyring, doc)
+		emit(store.Event{Kind: store.EventDocument, ID: name})
+		return tx.Bucket(bucketDocuments).Put([]byte(name), doc)
 	})
 	if err != nil {
 		return nil, err

@@ -202,9 +202,12 @@ func TestOpsCountsStoreCalls(t *testing.T) {
 		}, 1},
 		{"ListClients", func(ctx context.Context) error { _, err := s.ListClients(ctx); return err }, 1},
 		{"DeleteClient", func(ctx context.Context) error { _, err := s.DeleteClient(ctx, "app"); return err }, 1},
-		{"GetKeyringMissing", func(ctx context.Context) error { _, err := s.GetKeyring(ctx); return ignoreNotFound(err) }, 1},
+		{"GetKeyringMissing", func(ctx context.Context) error {
+			_, err := s.GetDocument(ctx, store.DocKeyring)
+			return ignoreNotFound(err)
+		}, 1},
 		{"UpdateKeyring", func(ctx context.Context) error {
-			_, err := s.UpdateKeyring(ctx, func([]byte) ([]byte, error) { return []byte("k"), nil })
+			_, err := s.UpdateDocument(ctx, store.DocKeyring, func([]byte) ([]byte, error) { return []byte("k"), nil })
 			return err
 		}, 1},
 		{"Deny", func(ctx context.Context) error {
@@ -295,15 +298,15 @@ func TestEmptyKeyring(t *testing.T) {
 	s := openTemp(t)
 	ctx := t.Context()
 	for _, doc := range [][]byte{nil, {}} {
-		got, err := s.UpdateKeyring(ctx, func([]byte) ([]byte, error) { return doc, nil })
+		got, err := s.UpdateDocument(ctx, store.DocKeyring, func([]byte) ([]byte, error) { return doc, nil })
 		if err != nil || got == nil || len(got) != 0 {
 			t.Fatalf("UpdateKeyring(%#v) = %#v, %v; want an empty, non-nil document", doc, got, err)
 		}
-		got, err = s.GetKeyring(ctx)
+		got, err = s.GetDocument(ctx, store.DocKeyring)
 		if err != nil || got == nil || len(got) != 0 {
 			t.Fatalf("GetKeyring after writing %#v = %#v, %v; want an empty, non-nil document", doc, got, err)
 		}
-		_, err = s.UpdateKeyring(ctx, func(current []byte) ([]byte, error) {
+		_, err = s.UpdateDocument(ctx, store.DocKeyring, func(current []byte) ([]byte, error) {
 			if current == nil {
 				t.Error("UpdateKeyring after an empty document passed nil")
 			}

@@ -30,9 +30,9 @@ func clientEvent(id string) store.Event {
 	return store.Event{Kind: store.EventClient, ID: id}
 }
 
-// keyringEvent announces a change of the signing keyring.
-func keyringEvent() store.Event {
-	return store.Event{Kind: store.EventKeyring}
+// documentEvent announces a change of the named document.
+func documentEvent(name string) store.Event {
+	return store.Event{Kind: store.EventDocument, ID: name}
 }
 
 // deniedEvent announces that the access token jti is denied until until.
@@ -45,16 +45,16 @@ func deniedEvent(jti string, until time.Time) store.Event {
 //	t:HEX           EventToken, the token hash
 //	u:NAME          EventUser
 //	c:ID            EventClient
-//	k:              EventKeyring
+//	k:NAME          EventDocument
 //	d:MICROS JTI    EventDenied, Until in Unix microseconds (see denyScript)
 //
-// The name, client ID or jti is last, so it may contain spaces.
+// The name, client ID, document name or jti is last, so it may contain spaces.
 const (
-	tokenTag   = "t:"
-	userTag    = "u:"
-	clientTag  = "c:"
-	keyringTag = "k:"
-	deniedTag  = "d:"
+	tokenTag    = "t:"
+	userTag     = "u:"
+	clientTag   = "c:"
+	documentTag = "k:"
+	deniedTag   = "d:"
 )
 
 // encodeEvent returns the pub/sub message for ev.
@@ -65,8 +65,8 @@ func (s *Store) encodeEvent(ev store.Event) string {
 		body = userTag + ev.Owner
 	case store.EventClient:
 		body = clientTag + ev.ID
-	case store.EventKeyring:
-		body = keyringTag
+	case store.EventDocument:
+		body = documentTag + ev.ID
 	case store.EventDenied:
 		body = deniedTag + strconv.FormatInt(ceilMicros(ev.Until), 10) + " " + ev.ID
 	default:
@@ -87,8 +87,8 @@ func decodeEvent(msg string) (node string, ev store.Event, ok bool) {
 		return node, userEvent(rest), true
 	case clientTag:
 		return node, clientEvent(rest), true
-	case keyringTag:
-		return node, keyringEvent(), rest == ""
+	case documentTag:
+		return node, documentEvent(rest), rest != ""
 	case deniedTag:
 		micros, jti, found := strings.Cut(rest, " ")
 		n, err := strconv.ParseInt(micros, 10, 64)

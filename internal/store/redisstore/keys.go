@@ -21,12 +21,12 @@ import (
 //	PREFIX:{f:KEY}          string  failure counter, expires with its window
 //	PREFIX:{c:ID}:client    string  an OAuth client, JSON
 //	PREFIX:clients          set     client IDs
-//	PREFIX:keyring          string  the signing keyring, opaque bytes
+//	PREFIX:doc:NAME         string  a document (the keyring, the ACL), opaque bytes
 //	PREFIX:denied           zset    denied jti -> Until (Unix microseconds)
 //
 // The hash index and the user and client sets live in slots of their own;
 // see the package comment for how writes that span two slots stay
-// consistent. The keyring and the deny-list are one key each.
+// consistent. Each document and the deny-list are one key each.
 // Names may contain '}' without harm: the tag then ends early, but it ends
 // at the same place in all keys of one user, and the literal parts after
 // the name keep keys of different kinds apart.
@@ -66,8 +66,8 @@ func (k keys) client(id string) string { return k.prefix + ":{c:" + id + "}:clie
 // clients is the key of the set of client IDs.
 func (k keys) clients() string { return k.prefix + ":clients" }
 
-// keyring is the key of the signing keyring.
-func (k keys) keyring() string { return k.prefix + ":keyring" }
+// document is the key of the named document.
+func (k keys) document(name string) string { return k.prefix + ":doc:" + name }
 
 // denied is the key of the deny-list of access tokens.
 func (k keys) denied() string { return k.prefix + ":denied" }

@@ -159,9 +159,9 @@ func testClientKeyringDenialEventsReachOtherNodes(t *testing.T, srv *redistest.S
 	_, err = a.DeleteClient(ctx, "app one")
 	must(t, err)
 	check("DeleteClient", store.Event{Kind: store.EventClient, ID: "app one"})
-	_, err = a.UpdateKeyring(ctx, func([]byte) ([]byte, error) { return []byte("ring"), nil })
+	_, err = a.UpdateDocument(ctx, store.DocKeyring, func([]byte) ([]byte, error) { return []byte("ring"), nil })
 	must(t, err)
-	check("UpdateKeyring", store.Event{Kind: store.EventKeyring})
+	check("UpdateKeyring", store.Event{Kind: store.EventDocument, ID: store.DocKeyring})
 
 	until := time.Now().UTC().Truncate(time.Microsecond).Add(time.Hour)
 	must(t, a.Deny(ctx, store.Denial{JTI: "jti 1", Until: until}))
@@ -219,9 +219,9 @@ func testUpdateKeyringConflict(t *testing.T, srv *redistest.Server) {
 	on := subscribe(t, s)
 	runs := 0
 	// Another writer gets in before every attempt's write.
-	_, err := s.UpdateKeyring(ctx, func(cur []byte) ([]byte, error) {
+	_, err := s.UpdateDocument(ctx, store.DocKeyring, func(cur []byte) ([]byte, error) {
 		runs++
-		must(t, raw.Set(ctx, s.keys.keyring(), fmt.Sprint("theirs ", runs), 0).Err())
+		must(t, raw.Set(ctx, s.keys.document(store.DocKeyring), fmt.Sprint("theirs ", runs), 0).Err())
 		return []byte("mine"), nil
 	})
 	if !errors.Is(err, store.ErrConflict) {
@@ -230,14 +230,14 @@ func testUpdateKeyringConflict(t *testing.T, srv *redistest.Server) {
 	if runs != maxTxAttempts {
 		t.Errorf("fn ran %d times, want %d", runs, maxTxAttempts)
 	}
-	if got, err := s.GetKeyring(ctx); err != nil || string(got) != fmt.Sprint("theirs ", runs) {
+	if got, err := s.GetDocument(ctx, store.DocKeyring); err != nil || string(got) != fmt.Sprint("theirs ", runs) {
 		t.Errorf("GetKeyring = %q, %v; want the other writer's", got, err)
 	}
 	if got := on.all(); len(got) != 0 {
 		t.Errorf("a failed UpdateKeyring announced %+v", got)
 	}
 	// Without contention, the next one gets the current document.
-	got, err := s.UpdateKeyring(ctx, func(cur []byte) ([]byte, error) { return append(cur, '!'), nil })
+	got, err := s.UpdateDocument(ctx, store.DocKeyring, func(cur []byte) ([]byte, error) { return append(cur, '!'), nil })
 	must(t, err)
 	if want := fmt.Sprint("theirs ", runs, "!"); string(got) != want {
 		t.Errorf("UpdateKeyring = %q, want %q", got, want)
@@ -563,7 +563,7 @@ func TestEventEncoding(t *testing.T) {
 		{Kind: store.EventUser, Owner: "name with spaces"},
 		{Kind: store.EventClient, ID: "app"},
 		{Kind: store.EventClient, ID: "id with spaces"},
-		{Kind: store.EventKeyring},
+		{Kind: store.EventDocument, ID: store.DocKeyring},
 		{Kind: store.EventDenied, ID: "jti 1", Until: time.Now().UTC().Truncate(time.Microsecond)},
 		{Kind: store.EventDenied, ID: "", Until: time.UnixMicro(-1).UTC()},
 	} {
@@ -572,7 +572,7 @@ func TestEventEncoding(t *testing.T) {
 			t.Errorf("round trip of %+v = %q %+v %v", ev, node, got, ok)
 		}
 	}
-	for _, msg := range []string{"", "n1", "n1 x:y", "n1 t:zz", "n1 t:00", "n1 k:x", "n1 d:12", "n1 d:x y", "n1 d: y"} {
+	for _, msg := range []string{"", "n1", "n1 x:y", "n1 t:zz", "n1 t:00", "n1 k:", "n1 d:12", "n1 d:x y", "n1 d: y"} {
 		if _, _, ok := decodeEvent(msg); ok {
 			t.Errorf("decodeEvent(%q) accepted a malformed message", msg)
 		}

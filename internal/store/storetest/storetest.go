@@ -751,11 +751,34 @@ var keyringTests = []test{
 	{"Update", testUpdateKeyring},
 	{"FnError", testUpdateKeyringFnError},
 	{"CallerOwnsCopy", testKeyringCopies},
+	{"NamesAreIndependent", testDocumentNames},
+}
+
+// testDocumentNames checks that documents of different names are kept
+// apart and that each update announces its own name.
+func testDocumentNames(t *testing.T, open opener) {
+	s := open(t)
+	ctx := t.Context()
+	rec, _ := subscribe(t, s)
+	for _, name := range []string{store.DocKeyring, store.DocACL} {
+		_, err := s.UpdateDocument(ctx, name, func([]byte) ([]byte, error) { return []byte("doc " + name), nil })
+		must(t, err)
+		rec.assertGot(t, "UpdateDocument "+name, store.Event{Kind: store.EventDocument, ID: name})
+	}
+	for _, name := range []string{store.DocKeyring, store.DocACL} {
+		got, err := s.GetDocument(ctx, name)
+		must(t, err)
+		if string(got) != "doc "+name {
+			t.Fatalf("GetDocument(%q) = %q", name, got)
+		}
+	}
+	_, err := s.GetDocument(ctx, "other")
+	assertErr(t, err, store.ErrNotFound)
 }
 
 func testKeyringMissing(t *testing.T, open opener) {
 	s := open(t)
-	_, err := s.GetKeyring(t.Context())
+	_, err := s.GetDocument(t.Context(), store.DocKeyring)
 	assertErr(t, err, store.ErrNotFound)
 }
 
@@ -768,7 +791,7 @@ func testUpdateKeyring(t *testing.T, open opener) {
 	var previous []byte // nil: none yet
 	for i, doc := range docs {
 		var seen []byte
-		got, err := s.UpdateKeyring(t.Context(), func(current []byte) ([]byte, error) {
+		got, err := s.UpdateDocument(t.Context(), store.DocKeyring, func(current []byte) ([]byte, error) {
 			seen = slices.Clone(current) // fn may run more than once; keep the last
 			return slices.Clone(doc), nil
 		})
@@ -790,17 +813,17 @@ func testUpdateKeyring(t *testing.T, open opener) {
 func testUpdateKeyringFnError(t *testing.T, open opener) {
 	s := open(t)
 	ctx := t.Context()
-	_, err := s.UpdateKeyring(ctx, func(current []byte) ([]byte, error) {
+	_, err := s.UpdateDocument(ctx, store.DocKeyring, func(current []byte) ([]byte, error) {
 		return []byte("never"), errBoom
 	})
 	assertErr(t, err, errBoom)
-	_, err = s.GetKeyring(ctx)
+	_, err = s.GetDocument(ctx, store.DocKeyring)
 	assertErr(t, err, store.ErrNotFound) // still none
 
 	want := bigKeyring()
-	_, err = s.UpdateKeyring(ctx, func([]byte) ([]byte, error) { return slices.Clone(want), nil })
+	_, err = s.UpdateDocument(ctx, store.DocKeyring, func([]byte) ([]byte, error) { return slices.Clone(want), nil })
 	must(t, err)
-	_, err = s.UpdateKeyring(ctx, func(current []byte) ([]byte, error) {
+	_, err = s.UpdateDocument(ctx, store.DocKeyring, func(current []byte) ([]byte, error) {
 		if len(current) > 0 {
 			current[0] = 'X' // fn owns current; the store must not see this
 		}
@@ -816,16 +839,16 @@ func testUpdateKeyringFnError(t *testing.T, open opener) {
 func testKeyringCopies(t *testing.T, open opener) {
 	s := open(t)
 	want := bigKeyring()
-	written, err := s.UpdateKeyring(t.Context(), func([]byte) ([]byte, error) { return slices.Clone(want), nil })
+	written, err := s.UpdateDocument(t.Context(), store.DocKeyring, func([]byte) ([]byte, error) { return slices.Clone(want), nil })
 	must(t, err)
 	written[0] = 'X'
 	assertKeyring(t, s, want)
-	got, err := s.GetKeyring(t.Context())
+	got, err := s.GetDocument(t.Context(), store.DocKeyring)
 	must(t, err)
 	got[0] = 'Y'
 	assertKeyring(t, s, want)
 	var seen []byte
-	_, err = s.UpdateKeyring(t.Context(), func(current []byte) ([]byte, error) {
+	_, err = s.UpdateDocument(t.Context(), store.DocKeyring, func(current []byte) ([]byte, error) {
 		seen = slices.Clone(current)
 		return current, nil
 	})
@@ -1105,9 +1128,9 @@ func testClientEvents(t *testing.T, open opener) {
 func testKeyringEvents(t *testing.T, open opener) {
 	s := open(t)
 	rec, _ := subscribe(t, s)
-	want := store.Event{Kind: store.EventKeyring}
+	want := store.Event{Kind: store.EventDocument, ID: store.DocKeyring}
 	for i, doc := range []string{"first", "second"} {
-		_, err := s.UpdateKeyring(t.Context(), func([]byte) ([]byte, error) { return []byte(doc), nil })
+		_, err := s.UpdateDocument(t.Context(), store.DocKeyring, func([]byte) ([]byte, error) { return []byte(doc), nil })
 		must(t, err)
 		rec.assertGot(t, fmt.Sprintf("UpdateKeyring #%d", i+1), want)
 	}
@@ -1132,7 +1155,7 @@ func testNoEventOnFailedNewWrites(t *testing.T, open opener) {
 		return s.CreateClient(ctx, newClient("app"))
 	}
 	withKeyring := func(ctx context.Context, s store.Store) error {
-		_, err := s.UpdateKeyring(ctx, func([]byte) ([]byte, error) { return []byte("ring"), nil })
+		_, err := s.UpdateDocument(ctx, store.DocKeyring, func([]byte) ([]byte, error) { return []byte("ring"), nil })
 		return err
 	}
 	cases := []struct {
@@ -1167,11 +1190,11 @@ func testNoEventOnFailedNewWrites(t *testing.T, open opener) {
 			return err
 		}, store.ErrNotFound},
 		{"UpdateKeyringFnErrorFirst", nil, func(ctx context.Context, s store.Store) error {
-			_, err := s.UpdateKeyring(ctx, func([]byte) ([]byte, error) { return []byte("x"), errBoom })
+			_, err := s.UpdateDocument(ctx, store.DocKeyring, func([]byte) ([]byte, error) { return []byte("x"), errBoom })
 			return err
 		}, errBoom},
 		{"UpdateKeyringFnError", withKeyring, func(ctx context.Context, s store.Store) error {
-			_, err := s.UpdateKeyring(ctx, func(cur []byte) ([]byte, error) { return cur, errBoom })
+			_, err := s.UpdateDocument(ctx, store.DocKeyring, func(cur []byte) ([]byte, error) { return cur, errBoom })
 			return err
 		}, errBoom},
 	}
@@ -1211,7 +1234,7 @@ func testCheckConsistent(t *testing.T, open opener) {
 	must(t, f.s.DeleteUser(t.Context(), "carol"))
 	// Clients, the keyring and the deny-list are not inconsistencies.
 	createClient(t, f.s, "app")
-	_, err = f.s.UpdateKeyring(t.Context(), func([]byte) ([]byte, error) { return []byte("ring"), nil })
+	_, err = f.s.UpdateDocument(t.Context(), store.DocKeyring, func([]byte) ([]byte, error) { return []byte("ring"), nil })
 	must(t, err)
 	must(t, f.s.Deny(t.Context(), store.Denial{JTI: "jti", Until: now().Add(time.Hour)}))
 
@@ -1347,7 +1370,7 @@ func testConcurrentUpdateKeyring(t *testing.T, open opener) {
 	const n, tries = 10, 100
 	errs := parallel(n, func(i int) error {
 		for range tries {
-			got, err := s.UpdateKeyring(t.Context(), func(current []byte) ([]byte, error) {
+			got, err := s.UpdateDocument(t.Context(), store.DocKeyring, func(current []byte) ([]byte, error) {
 				return append(slices.Clone(current), byte(i)), nil
 			})
 			if errors.Is(err, store.ErrConflict) {
@@ -1361,7 +1384,7 @@ func testConcurrentUpdateKeyring(t *testing.T, open opener) {
 		return fmt.Errorf("writer %d: ErrConflict %d times in a row", i, tries)
 	})
 	assertOutcomes(t, errs, n, nil)
-	got, err := s.GetKeyring(t.Context())
+	got, err := s.GetDocument(t.Context(), store.DocKeyring)
 	must(t, err)
 	sorted := slices.Sorted(slices.Values(got))
 	for i, b := range sorted {
@@ -1551,7 +1574,7 @@ func bigKeyring() []byte {
 
 func assertKeyring(t *testing.T, s store.Store, want []byte) {
 	t.Helper()
-	got, err := s.GetKeyring(t.Context())
+	got, err := s.GetDocument(t.Context(), store.DocKeyring)
 	must(t, err)
 	if string(got) != string(want) {
 		t.Fatalf("keyring = %q, want %q", got, want)

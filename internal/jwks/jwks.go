@@ -1,0 +1,215 @@
+// Package jwks fetches and caches another issuer's JSON Web Key Set. A key
+// is looked up by kid; an unknown kid triggers a refresh (so a key rollover
+// at the issuer is picked up), but refreshes are never more frequent than
+// a floor, so a flood of tokens with made-up kids cannot make the gateway
+// hammer the issuer. When the issuer is down or answers garbage, the keys
+// already known keep working and the log says why; with no key known at
+// all, requests fail closed (503).
+package jwks
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tokengate/tokengate/internal/jwt"
+)
+
+// Errors of Key.
+var (
+	// ErrUnknownKey: the issuer publishes no key with that kid.
+	ErrUnknownKey = errors.New("unknown key id")
+	// ErrUnavailable: no key set could be fetched yet.
+	ErrUnavailable = errors.New("the issuer's key set is unavailable")
+)
+
+// maxBody bounds a JWKS document.
+const maxBody = 1 << 20
+
+// Fetcher keeps one issuer's keys.
+type Fetcher struct {
+	url     string
+	client  *http.Client
+	floor   time.Duration // least time between two fetches
+	maxAge  time.Duration // refresh known keys after this long
+	logger  *zap.Logger
+	now     func() time.Time
+	group   singleflight.Group
+	mu      sync.RWMutex
+	keys    map[string]*jwt.Key
+	fetched time.Time // last successful fetch
+	tried   time.Time // last attempt
+}
+
+// Options configure a Fetcher.
+type Options struct {
+	// Client is the HTTP client (default: 10s timeout).
+	Client *http.Client
+	// Floor is the least time between fetches (default 30s).
+	Floor time.Duration
+	// MaxAge is how long a fetched set is trusted before a refresh
+	// (default 1h).
+	MaxAge time.Duration
+	Logger *zap.Logger
+	Now    func() time.Time
+}
+
+// New returns a Fetcher for url; it fetches on first use.
+func New(url string, o Options) *Fetcher {
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if o.Floor <= 0 {
+		o.Floor = 30 * time.Second
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = time.Hour
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Fetcher{url: url, client: o.Client, floor: o.Floor, maxAge: o.MaxAge, logger: o.Logger, now: o.Now}
+}
+
+// Key returns the key with kid.
+func (f *Fetcher) Key(ctx context.Context, kid string) (*jwt.Key, error) {
+	now := f.now()
+	f.mu.RLock()
+	k, ok := f.keys[kid]
+	fresh := now.Sub(f.fetched) < f.maxAge
+	mayFetch := now.Sub(f.tried) >= f.floor
+	f.mu.RUnlock()
+	if ok && (fresh || !mayFetch) {
+		return k, nil
+	}
+	if mayFetch {
+		f.refresh(ctx)
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if k, ok := f.keys[kid]; ok {
+		return k, nil
+	}
+	if f.keys == nil {
+		return nil, ErrUnavailable
+	}
+	return nil, ErrUnknownKey
+}
+
+// refresh fetches the set once for all concurrent callers; on failure the
+// known keys stay.
+func (f *Fetcher) refresh(ctx context.Context) {
+	_, _, _ = f.group.Do("fetch", func() (any, error) {
+		f.mu.Lock()
+		if f.now().Sub(f.tried) < f.floor { // another caller just fetched
+			f.mu.Unlock()
+			return nil, nil
+		}
+		f.tried = f.now()
+		f.mu.Unlock()
+		keys, err := f.fetch(context.WithoutCancel(ctx))
+		if err != nil {
+			f.logger.Warn("fetching the JWKS failed; keeping the keys already known",
+				zap.String("url", f.url), zap.Error(err))
+			return nil, nil
+		}
+		f.mu.Lock()
+		f.keys, f.fetched = keys, f.now()
+		f.mu.Unlock()
+		return nil, nil
+	})
+}
+
+func (f *Fetcher) fetch(ctx context.Context) (map[string]*jwt.Key, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json, application/jwk-set+json")
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > maxBody {
+		return nil, fmt.Errorf("key set larger than %d bytes", maxBody)
+	}
+	return Parse(body)
+}
+
+// Parse reads a JWKS into verification keys by kid. Keys without a kid,
+// private keys, symmetric keys, keys for encryption, and keys whose alg
+// does not fit their type are skipped; a set with no usable key is an
+// error.
+func Parse(body []byte) (map[string]*jwt.Key, error) {
+	set, err := jwk.Parse(body)
+	if err != nil {
+		return nil, fmt.Errorf("malformed key set: %v", err)
+	}
+	keys := make(map[string]*jwt.Key)
+	for i := 0; i < set.Len(); i++ {
+		jk, _ := set.Key(i)
+		if jk.KeyID() == "" || (jk.KeyUsage() != "" && jk.KeyUsage() != "sig") {
+			continue
+		}
+		var raw any
+		if err := jk.Raw(&raw); err != nil {
+			continue
+		}
+		alg := algFor(raw, jk.Algorithm().String())
+		if alg == "" {
+			continue
+		}
+		k, err := jwt.FromPublic(jk.KeyID(), alg, raw)
+		if err != nil {
+			continue
+		}
+		keys[k.ID] = k
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("key set has no usable signing key")
+	}
+	return keys, nil
+}
+
+// algFor is the algorithm a public key is used with: the JWK's alg if it
+// fits the key, or the one algorithm we support for its type.
+func algFor(raw any, declared string) string {
+	var alg string
+	switch k := raw.(type) {
+	case *rsa.PublicKey:
+		alg = jwt.RS256
+	case *ecdsa.PublicKey:
+		if k.Curve == elliptic.P256() {
+			alg = jwt.ES256
+		}
+	case ed25519.PublicKey:
+		alg = jwt.EdDSA
+	}
+	if declared != "" && declared != alg {
+		return "" // a declared alg we do not support for this key: skip it
+	}
+	return alg
+}

@@ -1,0 +1,173 @@
+// Package login checks user names and passwords against the configured
+// identity sources: the gateway's own user store ("local", the default) or
+// the legacy backend itself ("backend": the gateway asks a configured URL
+// with the supplied credentials and treats 2xx as valid), so a legacy
+// app's users can get tokens without being copied. Both count failures
+// against the same brute-force limits.
+package login
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/bruteforce"
+	"github.com/tokengate/tokengate/internal/store"
+	"github.com/tokengate/tokengate/internal/users"
+)
+
+// Source names.
+const (
+	Local   = "local"
+	Backend = "backend"
+)
+
+// Authenticator checks one source.
+type Authenticator = users.PasswordChecker
+
+// Sources picks a source by name (the legacy auth-user-type header).
+type Sources struct {
+	byName map[string]Authenticator
+	def    string
+}
+
+// NewSources returns the sources; def names the one used when the client
+// does not say.
+func NewSources(def string, byName map[string]Authenticator) (*Sources, error) {
+	if _, ok := byName[def]; !ok {
+		return nil, fmt.Errorf("identity source %q is not configured", def)
+	}
+	return &Sources{byName: byName, def: def}, nil
+}
+
+// Authenticate checks name and password with the source named kind ("":
+// the default). An unknown kind is a 400 naming auth-user-type.
+func (s *Sources) Authenticate(ctx context.Context, kind, name, password, addr string) (store.User, error) {
+	if kind == "" {
+		kind = s.def
+	}
+	a, ok := s.byName[kind]
+	if !ok {
+		return store.User{}, apierr.Field("auth-user-type", fmt.Errorf("unknown user type %q", truncate(kind)))
+	}
+	return a.Authenticate(ctx, name, password, addr)
+}
+
+// Default authenticates with the default source.
+func (s *Sources) Default() Authenticator { return defaultSource{s} }
+
+type defaultSource struct{ s *Sources }
+
+func (d defaultSource) Authenticate(ctx context.Context, name, password, addr string) (store.User, error) {
+	return d.s.Authenticate(ctx, "", name, password, addr)
+}
+
+func truncate(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "..."
+	}
+	return s
+}
+
+// BackendSource checks credentials against the legacy backend: a GET to
+// URL with HTTP Basic; 2xx is valid, 401 and 403 are wrong credentials,
+// anything else (or no answer) means the backend is unavailable (503). A
+// user seen for the first time is provisioned in the store with Source
+// "backend", no password, token_login on and DefaultRoles.
+type BackendSource struct {
+	URL          string
+	Client       *http.Client
+	Store        store.Store
+	Limiter      *bruteforce.Limiter
+	Limits       users.Limits
+	DefaultRoles []string
+	Now          func() time.Time
+}
+
+// Authenticate implements Authenticator.
+func (b *BackendSource) Authenticate(ctx context.Context, name, password, addr string) (store.User, error) {
+	canon, nameErr := users.NormalizeName(name)
+	account := bruteforce.Key{Name: "acct:" + canon, Limit: b.Limits.PerAccount}
+	address := bruteforce.Key{Name: "addr:" + addr, Limit: b.Limits.PerAddress}
+	if nameErr != nil {
+		account.Name = ""
+	}
+	if addr == "" {
+		address.Name = ""
+	}
+	if err := b.Limiter.Check(ctx, account, address); err != nil {
+		return store.User{}, err
+	}
+	if nameErr != nil {
+		return store.User{}, b.fail(ctx, account, address)
+	}
+	ok, err := b.ask(ctx, name, password)
+	if err != nil {
+		return store.User{}, err
+	}
+	if !ok {
+		return store.User{}, b.fail(ctx, account, address)
+	}
+	if err := b.Limiter.Clear(ctx, account.Name); err != nil {
+		return store.User{}, err
+	}
+	return b.provision(ctx, canon)
+}
+
+func (b *BackendSource) fail(ctx context.Context, keys ...bruteforce.Key) error {
+	if err := b.Limiter.Fail(ctx, keys...); err != nil {
+		return err
+	}
+	return apierr.ErrBadCredentials
+}
+
+// ask sends the credentials to the backend.
+func (b *BackendSource) ask(ctx context.Context, name, password string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.URL, nil)
+	if err != nil {
+		return false, err
+	}
+	req.SetBasicAuth(name, password)
+	resp, err := b.Client.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("%w: identity backend: %v", apierr.ErrUnavailable, errors.Unwrap(err))
+	}
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return true, nil
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return false, nil
+	}
+	return false, fmt.Errorf("%w: identity backend answered %d", apierr.ErrUnavailable, resp.StatusCode)
+}
+
+// provision returns the user record, creating it on first login.
+func (b *BackendSource) provision(ctx context.Context, name string) (store.User, error) {
+	for range 2 {
+		u, err := b.Store.GetUser(ctx, name)
+		switch {
+		case err == nil && u.Disabled:
+			return store.User{}, fmt.Errorf("%w: the user is disabled", apierr.ErrForbidden)
+		case err == nil:
+			return u, nil
+		case !errors.Is(err, store.ErrNotFound):
+			return store.User{}, apierr.FromStore(err)
+		}
+		now := b.Now().UTC()
+		u = store.User{Name: name, Roles: b.DefaultRoles, TokenLogin: true, Source: Backend, CreatedAt: now, UpdatedAt: now}
+		err = b.Store.CreateUser(ctx, u)
+		if err == nil {
+			return u, nil
+		}
+		if !errors.Is(err, store.ErrUserExists) { // else: created meanwhile; read it
+			return store.User{}, apierr.FromStore(err)
+		}
+	}
+	return store.User{}, fmt.Errorf("%w: provisioning user", apierr.ErrUnavailable)
+}
