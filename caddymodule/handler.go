@@ -256,10 +256,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	h.headers.Set(r.Header, id)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.auth.user.id", id.User)
-		repl.Set("http.auth.user.token_type", id.TokenType)
-		repl.Set("http.auth.user.token_id", id.TokenID)
-		repl.Set("http.auth.user.scopes", id.Scopes)
+		rendered := id.Rendered
+		if rendered == nil {
+			rendered = identity.Render(id)
+		}
+		for i, name := range identity.PlaceholderNames {
+			repl.Set(name, rendered.Placeholders[i])
+		}
 	}
 	return next.ServeHTTP(w, r)
 }

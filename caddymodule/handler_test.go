@@ -20,7 +20,7 @@ import (
 )
 
 // testApp wires an App on a real embedded store, as Provision does.
-func testApp(t *testing.T) *App {
+func testApp(t testing.TB) *App {
 	t.Helper()
 	st, err := newSharedState(storeLocation{path: filepath.Join(t.TempDir(), "tg.db")}, time.Hour, zap.NewNop())
 	if err != nil {
@@ -35,7 +35,7 @@ func testApp(t *testing.T) *App {
 	return a
 }
 
-func testHandler(t *testing.T, a *App, h Handler) *Handler {
+func testHandler(t testing.TB, a *App, h Handler) *Handler {
 	t.Helper()
 	h.logger = zap.NewNop()
 	if err := h.setup(a); err != nil {
@@ -45,7 +45,7 @@ func testHandler(t *testing.T, a *App, h Handler) *Handler {
 }
 
 // newToken creates alice (with token_login) and a PAT for her.
-func newToken(t *testing.T, a *App, scopes ...string) (secret, id string) {
+func newToken(t testing.TB, a *App, scopes ...string) (secret, id string) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := a.users.Create(ctx, users.NewUser{Name: "alice", Password: "password1", TokenLogin: true}); err != nil && !strings.Contains(err.Error(), "exists") {

@@ -161,6 +161,8 @@ type gatewayConfig struct {
 	siteOptions string
 	// appOptions go inside the global tokengate block.
 	appOptions string
+	// env is added to the gateway process's environment ("NAME=value").
+	env []string
 }
 
 const caddyfileTemplate = `{
@@ -221,7 +223,7 @@ func (g *gateway) start(up *upstream, cfg gatewayConfig) {
 		t.Fatal(err)
 	}
 	g.cmd = exec.Command(binary, "run", "--config", path, "--adapter", "caddyfile")
-	g.cmd.Env = g.env()
+	g.cmd.Env = append(g.env(), cfg.env...)
 	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)

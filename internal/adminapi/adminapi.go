@@ -11,6 +11,7 @@
 //	GET    /tokengate/users/{name}/tokens        list its tokens
 //	DELETE /tokengate/users/{name}/tokens/{id}   revoke one
 //	POST   /tokengate/store/check[?repair=true]  check (and repair) the store
+//	GET    /tokengate/store/stats                store operations so far (for benchmarks)
 //	GET    /tokengate/oauth/clients              list OAuth keys
 //	POST   /tokengate/oauth/clients              add one (the secret is shown once)
 //	GET    /tokengate/oauth/clients/{id}         show one
@@ -60,6 +61,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case len(parts) == 2 && parts[0] == "store" && parts[1] == "check":
 		return a.storeCheck(w, r)
+	case len(parts) == 2 && parts[0] == "store" && parts[1] == "stats":
+		return a.storeStats(w, r)
 	case parts[0] == "oauth":
 		return a.oauth(w, r, parts[1:])
 	case parts[0] == "acl":
@@ -169,6 +172,20 @@ func (a *API) storeCheck(w http.ResponseWriter, r *http.Request) error {
 		report.Problems = []string{}
 	}
 	jsonbody.Write(w, http.StatusOK, report)
+	return nil
+}
+
+// storeStats reports how many operations this node sent to the store, so
+// that a load harness can report store calls per request.
+func (a *API) storeStats(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return methodNotAllowed(w, "GET")
+	}
+	counter, ok := a.Store.(interface{ Ops() uint64 })
+	if !ok {
+		return apierr.ErrNotFound
+	}
+	jsonbody.Write(w, http.StatusOK, map[string]uint64{"ops": counter.Ops()})
 	return nil
 }
 

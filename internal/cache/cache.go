@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tokengate/tokengate/internal/identity"
 	"github.com/tokengate/tokengate/internal/iplist"
 )
 
@@ -43,7 +44,24 @@ type Entry struct {
 	// once per interval.
 	LastUse atomic.Int64
 
+	// rendered caches the identity ready for a request (see Rendered).
+	rendered atomic.Pointer[identity.Rendered]
+
 	storedAt int64
+}
+
+// Identity returns who the entry says the caller is, with the header and
+// placeholder values rendered once per entry so that a cached request
+// allocates nothing for them.
+func (e *Entry) Identity() identity.Identity {
+	id := identity.Identity{User: e.User, TokenType: e.Kind, TokenID: e.TokenID, Scopes: e.ScopeHeader}
+	r := e.rendered.Load()
+	if r == nil {
+		r = identity.Render(id)
+		e.rendered.Store(r)
+	}
+	id.Rendered = r
+	return id
 }
 
 // AllowsIP applies the entry's allow-list.

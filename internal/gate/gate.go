@@ -113,7 +113,7 @@ func (c *Checker) Check(ctx context.Context, req Request) (identity.Identity, er
 		return identity.Identity{}, apierr.ErrInsufficientScope
 	}
 	c.recordUse(e, now, req)
-	return identity.Identity{User: e.User, TokenType: e.Kind, TokenID: e.TokenID, Scopes: e.ScopeHeader}, nil
+	return e.Identity(), nil
 }
 
 // Active reports whether tok is a token of ours that would be accepted

@@ -51,7 +51,31 @@ type Identity struct {
 	TokenType string
 	TokenID   string
 	Scopes    string
+	// Rendered, if set, holds the same values ready for use, so that
+	// setting headers and placeholders allocates nothing.
+	Rendered *Rendered
 }
+
+// Rendered is an identity prepared once and shared by the requests that
+// carry the same token: header value slices (http.Header's methods replace
+// or append to them, never write into them) and placeholder values already
+// boxed as interfaces.
+type Rendered struct {
+	Headers      [4][]string
+	Placeholders [4]any
+}
+
+// Render prepares id.
+func Render(id Identity) *Rendered {
+	return &Rendered{
+		Headers:      [4][]string{{id.User}, {id.TokenType}, {id.TokenID}, {id.Scopes}},
+		Placeholders: [4]any{id.User, id.TokenType, id.TokenID, id.Scopes},
+	}
+}
+
+// PlaceholderNames are the placeholders set for an identity, in the order
+// of Rendered.Placeholders.
+var PlaceholderNames = [4]string{"http.auth.user.id", "http.auth.user.token_type", "http.auth.user.token_id", "http.auth.user.scopes"}
 
 // Strip removes every header of h whose name matches one of ours after
 // folding case and '_' to '-'. It does not allocate.
@@ -65,11 +89,16 @@ func (hn Headers) Strip(h http.Header) {
 
 // Set writes id into h. Call Strip first.
 func (hn Headers) Set(h http.Header, id Identity) {
-	h[hn.User] = []string{id.User}
-	h[hn.TokenType] = []string{id.TokenType}
-	h[hn.TokenID] = []string{id.TokenID}
+	r := id.Rendered
+	if r == nil {
+		r = Render(id)
+	}
+	v := &r.Headers
+	h[hn.User] = v[0]
+	h[hn.TokenType] = v[1]
+	h[hn.TokenID] = v[2]
 	if id.Scopes != "" {
-		h[hn.Scopes] = []string{id.Scopes}
+		h[hn.Scopes] = v[3]
 	}
 }
 

@@ -290,7 +290,10 @@ func TestUpdateAndDeleteClient(t *testing.T) {
 		}
 		for what, err := range map[string]error{
 			"Delete": e.clients.Delete(ctx, c.ClientID),
-			"Update": func() error { _, err := e.clients.Update(ctx, c.ClientID, oauth.ClientChanges{Name: &name}); return err }(),
+			"Update": func() error {
+				_, err := e.clients.Update(ctx, c.ClientID, oauth.ClientChanges{Name: &name})
+				return err
+			}(),
 		} {
 			if status(err) != http.StatusNotFound {
 				t.Errorf("%s of a deleted client: %v", what, err)

@@ -65,6 +65,10 @@ type Options struct {
 	// Timeout is how long Open waits for the file lock when another
 	// process has the file open. Zero or negative means 5 seconds.
 	Timeout time.Duration
+	// NoSync skips fsync after each write: only for bulk loading (the load
+	// harness fills a store with many tokens before the gateway starts);
+	// a crash may lose recent writes.
+	NoSync bool
 }
 
 // Store is a store.Store kept in one bbolt file. It is safe for concurrent
@@ -97,7 +101,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("embedded store %s: %w", path, err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoSync: opts.NoSync})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("embedded store %s is locked by another process (waited %s)", path, timeout)
 	}
