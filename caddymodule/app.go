@@ -212,7 +212,7 @@ func (a *App) wire() error {
 	}
 	a.pats = pat.NewService(a.state.store, a.state.uses, a.MaxTokensPerUser, nil)
 	a.state.keys.Configure(keyring.Policy{PublishDelay: time.Duration(a.JWKSMaxAge)}, a.Signing, time.Duration(a.AccessTokenTTL))
-	a.clients = oauth.NewClients(a.state.store, nil)
+	a.clients = oauth.NewClients(a.state.store, a.state.clients, nil)
 	a.tokens = oauth.NewTokens(a.state.keys, a.state.clients, a.state.denied, a.Issuer, a.Audience, nil)
 	a.limiter = bruteforce.New(a.state.store, time.Duration(a.LoginFailureWindow))
 	a.checker = gate.New(a.state.store, a.state.cache, a.state.uses, gate.Options{AccessTokens: a.tokens})

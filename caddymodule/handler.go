@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -171,6 +172,14 @@ func (h *Handler) setup(app *App) error {
 	if err := h.setupExternal(); err != nil {
 		return err
 	}
+	if h.LegacyTokenHeader != "" || h.LegacyTokenQuery != "" {
+		// Caddy's access log records the request before any handler runs,
+		// so removing the token here cannot keep it out of that log.
+		h.logger.Warn("legacy token sources are on: if this site has an access log, filter them out of it "+
+			"(log { format filter { request>headers>"+http.CanonicalHeaderKey(orDefault(h.LegacyTokenHeader, "X-Auth-Token"))+
+			" delete; request>uri query { delete "+orDefault(h.LegacyTokenQuery, "token")+" } } }), see the README",
+			zap.String("header", h.LegacyTokenHeader), zap.String("query", h.LegacyTokenQuery))
+	}
 	h.routes = map[string]func(http.ResponseWriter, *http.Request, oauth.Request){}
 	if !h.DisableOAuthAPI {
 		ep := app.endpoint(h.Realm)
@@ -279,10 +288,9 @@ func (h *Handler) credential(r *http.Request) (tok string, legacySource bool, er
 		r.Header.Del(h.LegacyTokenHeader)
 	}
 	if h.LegacyTokenQuery != "" && r.URL.RawQuery != "" {
-		q := r.URL.Query()
-		if fromQuery = q[h.LegacyTokenQuery]; fromQuery != nil {
-			q.Del(h.LegacyTokenQuery)
-			r.URL.RawQuery = q.Encode()
+		var rest string
+		if fromQuery, rest = takeQueryParam(r.URL.RawQuery, h.LegacyTokenQuery); fromQuery != nil {
+			r.URL.RawQuery = rest
 			r.RequestURI = r.URL.RequestURI()
 		}
 	}
@@ -303,6 +311,26 @@ func (h *Handler) credential(r *http.Request) (tok string, legacySource bool, er
 		return fromQuery[0], true, nil
 	}
 	return bearer, false, nil
+}
+
+// takeQueryParam removes every name=value pair of name from a raw query
+// and returns their values and the rest, leaving the other pairs exactly
+// as the client wrote them (order, encoding, valueless flags).
+func takeQueryParam(raw, name string) (values []string, rest string) {
+	var kept []string
+	for _, pair := range strings.Split(raw, "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		if key, err := url.QueryUnescape(k); err == nil && key == name {
+			if val, err := url.QueryUnescape(v); err == nil {
+				values = append(values, val)
+			} else {
+				values = append(values, v)
+			}
+			continue
+		}
+		kept = append(kept, pair)
+	}
+	return values, strings.Join(kept, "&")
 }
 
 func (h *Handler) legacySourceName() string {

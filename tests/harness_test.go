@@ -163,6 +163,8 @@ type gatewayConfig struct {
 	appOptions string
 	// env is added to the gateway process's environment ("NAME=value").
 	env []string
+	// extraSites is appended to the Caddyfile (more site blocks).
+	extraSites string
 }
 
 const caddyfileTemplate = `{
@@ -185,7 +187,17 @@ const caddyfileTemplate = `{
 }
 
 http://:{{port}}, http://:{{trusted}} {
-	log
+	# The access log records requests as they arrived, before any handler
+	# runs: the filter the README recommends keeps credentials out of it.
+	log {
+		format filter {
+			request>headers>Auth-Pwd delete
+			request>headers>X-Auth-Token delete
+			request>uri query {
+				delete token
+			}
+		}
+	}
 	tokengate {
 		{{site}}
 	}
@@ -217,7 +229,7 @@ func (g *gateway) start(up *upstream, cfg gatewayConfig) {
 	caddyfile := strings.NewReplacer(
 		"{{admin}}", fmt.Sprint(adminPort), "{{port}}", fmt.Sprint(port), "{{trusted}}", fmt.Sprint(trusted),
 		"{{store}}", g.store, "{{upstream}}", up.addr, "{{app}}", cfg.appOptions, "{{site}}", cfg.siteOptions,
-	).Replace(caddyfileTemplate)
+	).Replace(caddyfileTemplate) + cfg.extraSites
 	path := filepath.Join(g.dir, "Caddyfile")
 	if err := os.WriteFile(path, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)

@@ -173,8 +173,8 @@ func TestLegacyTokenService(t *testing.T) {
 			h := map[string][]string{"X-Auth-Token": {second}}
 			assertRefused(t, g, up, do(t, http.MethodGet, g.base+"/orders", h, ""), http.StatusUnauthorized, "unauthorized")
 			assertRefused(t, g, up, do(t, http.MethodGet, g.base+"/orders?token="+second, nil, ""), http.StatusUnauthorized, "unauthorized")
-			g.assertNoSecrets(alicePassword)
 		})
+		assertNoSecretsLogged(t, g, alicePassword)
 	})
 }
 
@@ -326,13 +326,47 @@ func TestLegacyTokenSources(t *testing.T) {
 		}
 	})
 
-	// The access log is on; it must show the request without the token.
+	assertNoSecretsLogged(t, g, append(secrets, alicePassword)...)
+}
+
+// assertNoSecretsLogged stops the gateway (flushing its output) and fails
+// if a secret is in it. Caddy's access log records the request as it
+// arrived (cloned before any handler runs), so the auth-pwd header and the
+// legacy token header and query parameter reach it unless the log filter
+// the README recommends is configured, as the test Caddyfile does.
+func assertNoSecretsLogged(t *testing.T, g *gateway, secrets ...string) {
+	t.Helper()
 	g.stop()
 	logs := g.logs.String()
-	if !strings.Contains(logs, `"uri":"/orders?id=7`) {
+	if !strings.Contains(logs, `"logger":"http.log.access`) {
 		t.Fatalf("no access log in the gateway's output:\n%s", logs)
 	}
-	g.assertNoSecrets(append(secrets, alicePassword)...)
+	t.Run("no secrets in the logs", func(t *testing.T) {
+		var access []string
+		seen := map[string]bool{}
+		note := func(s string) {
+			if !seen[s] {
+				seen[s] = true
+				access = append(access, s)
+			}
+		}
+		for _, line := range strings.Split(logs, "\n") {
+			for _, s := range secrets {
+				switch {
+				case s == "" || !strings.Contains(line, s):
+				case !strings.Contains(line, `"logger":"http.log.access`):
+					t.Errorf("the gateway logged a secret (%.8s...): %.300s", s, line)
+				case strings.Contains(line, "="+s):
+					note(fmt.Sprintf("%.8s... in the uri", s))
+				default:
+					note(fmt.Sprintf("%.8s... in a request header", s))
+				}
+			}
+		}
+		if len(access) > 0 {
+			t.Errorf("the access log holds credentials despite the recommended filter: %s", strings.Join(access, "; "))
+		}
+	})
 }
 
 // rawRequest writes a hand-made HTTP/1.1 request and reads the answer.
@@ -360,7 +394,7 @@ func rawRequest(t *testing.T, base, req string) (status int, contentType, body s
 // without being copied; the backend decides their password.
 func TestLegacyIdentityBackend(t *testing.T) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u, p, ok := r.BasicAuth(); ok && u == "alice" && p == "secret" {
+		if u, p, ok := r.BasicAuth(); ok && (u == "alice" && p == "secret" || u == "root" && p == "backend-root") {
 			w.WriteHeader(http.StatusOK)
 			return
 		}
@@ -383,6 +417,15 @@ func TestLegacyIdentityBackend(t *testing.T) {
 	}
 	if seen := up.last(t); seen.Header.Get("X-Auth-User") != "alice" || seen.Header.Get("X-Auth-Token-Type") != "legacy" {
 		t.Errorf("upstream saw %v", seen.Header)
+	}
+
+	// A name of the gateway's own users is not the backend's to vouch
+	// for: local root keeps its password and its admin role to itself.
+	g.mustCLI(alicePassword+"\n", "user", "add", "root", "--role", "admin", "--token-login")
+	assertRefused(t, g, up, get("root", "backend-root"), http.StatusForbidden, "forbidden")
+	h := withJSON(authHeaders("root", alicePassword))
+	if r := do(t, http.MethodGet, g.base+"/rest/token", h, ""); r.status != http.StatusOK {
+		t.Errorf("local root with auth-user-type local: %d %s", r.status, r.body)
 	}
 
 	// login_limits 3: three failures, then 429 whatever the password.

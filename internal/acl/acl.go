@@ -57,6 +57,7 @@ type document struct {
 type ACL struct {
 	store store.Store
 	cur   atomic.Pointer[document]
+	gen   atomic.Uint64 // counts Invalidate calls
 	group singleflight.Group
 }
 
@@ -64,13 +65,17 @@ type ACL struct {
 func New(s store.Store) *ACL { return &ACL{store: s} }
 
 // Invalidate makes the next question reload the list (after its event).
-func (a *ACL) Invalidate() { a.cur.Store(nil) }
+func (a *ACL) Invalidate() {
+	a.gen.Add(1)
+	a.cur.Store(nil)
+}
 
 func (a *ACL) load(ctx context.Context) (*document, error) {
 	if d := a.cur.Load(); d != nil {
 		return d, nil
 	}
 	v, err, _ := a.group.Do("load", func() (any, error) {
+		gen := a.gen.Load()
 		b, err := a.store.GetDocument(ctx, store.DocACL)
 		d := &document{}
 		switch {
@@ -83,6 +88,11 @@ func (a *ACL) load(ctx context.Context) (*document, error) {
 			}
 		}
 		a.cur.Store(d)
+		// An Invalidate during the read may announce a change the read
+		// missed: answer this call with d, but do not keep it.
+		if a.gen.Load() != gen {
+			a.cur.CompareAndSwap(d, nil)
+		}
 		return d, nil
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tokengate/tokengate/internal/acl"
@@ -188,6 +189,9 @@ func TestInvalidateReloadsAfterAnotherNodesGrant(t *testing.T) {
 	if !allowed(t, nodeA, bob, "use", resource) {
 		t.Fatal("node A does not see its own grant")
 	}
+	if allowed(t, nodeB, bob, "use", resource) {
+		t.Fatal("node B reloaded without an Invalidate")
+	}
 	nodeB.Invalidate()
 	if !allowed(t, nodeB, bob, "use", resource) {
 		t.Fatal("node B does not see the grant after Invalidate")
@@ -199,5 +203,49 @@ func TestInvalidateReloadsAfterAnotherNodesGrant(t *testing.T) {
 	nodeB.Invalidate()
 	if allowed(t, nodeB, bob, "use", resource) {
 		t.Fatal("node B still allows bob after the revoke and Invalidate")
+	}
+}
+
+// pausingStore is the real store whose GetDocument, once armed, reads the
+// document and then waits, so that a change can land between the read
+// and its use.
+type pausingStore struct {
+	*boltstore.Store
+	armed  atomic.Bool
+	read   chan struct{}
+	resume chan struct{}
+}
+
+func (p *pausingStore) GetDocument(ctx context.Context, name string) ([]byte, error) {
+	b, err := p.Store.GetDocument(ctx, name)
+	if p.armed.CompareAndSwap(true, false) {
+		p.read <- struct{}{}
+		<-p.resume
+	}
+	return b, err
+}
+
+// An Invalidate that arrives while B is reading the list must not leave
+// B with the list it was reading (it may predate the change).
+func TestInvalidateDuringLoadIsNotLost(t *testing.T) {
+	st := openStore(t)
+	ps := &pausingStore{Store: st, read: make(chan struct{}), resume: make(chan struct{})}
+	nodeA, nodeB := acl.New(st), acl.New(ps)
+	bob := store.User{Name: "bob"}
+
+	ps.armed.Store(true)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = nodeB.Allowed(context.Background(), bob, "use", resource)
+	}()
+	<-ps.read // B has read the list without the grant
+	mustGrant(t, nodeA, acl.Grant{User: "bob", Action: "use", Resource: resource})
+	nodeB.Invalidate() // the grant's EventDocument
+	close(ps.resume)
+	<-done
+
+	if !allowed(t, nodeB, bob, "use", resource) {
+		t.Fatal("node B kept the list it read before the Invalidate")
 	}
 }

@@ -37,21 +37,27 @@ func New(s store.Store, window time.Duration) *Limiter {
 	return &Limiter{store: s, window: window, slowAfter: 3, sleep: sleepCtx}
 }
 
-// Check refuses with *apierr.RateLimited when a key is over its limit.
-func (l *Limiter) Check(ctx context.Context, keys ...Key) error {
-	for _, k := range keys {
+// Check refuses with *apierr.RateLimited when a key is over its limit. It
+// returns the failures counted for the first key, so that a caller can
+// skip Clear (a store write) when there is nothing to clear.
+func (l *Limiter) Check(ctx context.Context, keys ...Key) (int64, error) {
+	var first int64
+	for i, k := range keys {
 		if k.Name == "" {
 			continue
 		}
 		n, err := l.store.FailureCount(ctx, k.Name)
 		if err != nil {
-			return apierr.FromStore(err)
+			return 0, apierr.FromStore(err)
 		}
 		if n >= k.Limit {
-			return &apierr.RateLimited{RetryAfter: l.window}
+			return 0, &apierr.RateLimited{RetryAfter: l.window}
+		}
+		if i == 0 {
+			first = n
 		}
 	}
-	return nil
+	return first, nil
 }
 
 // Fail counts a failure against every key, then waits a little longer

@@ -65,7 +65,7 @@ func TestCheck(t *testing.T) {
 			l, _, _ := newLimiter(t)
 			k := Key{Name: "acct:alice", Limit: c.limit}
 			fail(t, l, c.failures, k)
-			err := l.Check(context.Background(), Key{Name: "addr:192.0.2.1", Limit: 100}, k)
+			_, err := l.Check(context.Background(), Key{Name: "addr:192.0.2.1", Limit: 100}, k)
 			if !c.limited {
 				if err != nil {
 					t.Errorf("Check: %v", err)
@@ -111,7 +111,7 @@ func TestClearResets(t *testing.T) {
 	if n := count(t, st, k.Name); n != 0 {
 		t.Errorf("count after Clear %d", n)
 	}
-	if err := l.Check(context.Background(), k); err != nil {
+	if _, err := l.Check(context.Background(), k); err != nil {
 		t.Errorf("Check after Clear: %v", err)
 	}
 	if n := count(t, st, other.Name); n != 2 {
@@ -123,7 +123,7 @@ func TestEmptyNamesSkipped(t *testing.T) {
 	l, st, _ := newLimiter(t)
 	empty := Key{Name: "", Limit: 0} // a limit of 0 would refuse at once
 	t.Run("Check", func(t *testing.T) {
-		if err := l.Check(context.Background(), empty); err != nil {
+		if _, err := l.Check(context.Background(), empty); err != nil {
 			t.Errorf("Check: %v", err)
 		}
 	})

@@ -76,7 +76,8 @@ func truncate(s string) string {
 // URL with HTTP Basic; 2xx is valid, 401 and 403 are wrong credentials,
 // anything else (or no answer) means the backend is unavailable (503). A
 // user seen for the first time is provisioned in the store with Source
-// "backend", no password, token_login on and DefaultRoles.
+// "backend", no password, token_login on and DefaultRoles; a name that
+// belongs to one of the gateway's own users is refused (403).
 type BackendSource struct {
 	URL          string
 	Client       *http.Client
@@ -98,7 +99,8 @@ func (b *BackendSource) Authenticate(ctx context.Context, name, password, addr s
 	if addr == "" {
 		address.Name = ""
 	}
-	if err := b.Limiter.Check(ctx, account, address); err != nil {
+	failures, err := b.Limiter.Check(ctx, account, address)
+	if err != nil {
 		return store.User{}, err
 	}
 	if nameErr != nil {
@@ -111,8 +113,11 @@ func (b *BackendSource) Authenticate(ctx context.Context, name, password, addr s
 	if !ok {
 		return store.User{}, b.fail(ctx, account, address)
 	}
-	if err := b.Limiter.Clear(ctx, account.Name); err != nil {
-		return store.User{}, err
+	// Clearing is a store write: only when there is something to clear.
+	if failures > 0 {
+		if err := b.Limiter.Clear(ctx, account.Name); err != nil {
+			return store.User{}, err
+		}
 	}
 	return b.provision(ctx, canon)
 }
@@ -154,6 +159,10 @@ func (b *BackendSource) provision(ctx context.Context, name string) (store.User,
 		switch {
 		case err == nil && u.Disabled:
 			return store.User{}, fmt.Errorf("%w: the user is disabled", apierr.ErrForbidden)
+		case err == nil && u.Source != Backend:
+			// The gateway's own user of that name: its password is checked
+			// here, never by the backend.
+			return store.User{}, fmt.Errorf("%w: the user is not managed by the identity backend", apierr.ErrForbidden)
 		case err == nil:
 			return u, nil
 		case !errors.Is(err, store.ErrNotFound):

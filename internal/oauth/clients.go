@@ -29,18 +29,22 @@ const MaxNameLen = 64
 // Clients manages OAuth clients.
 type Clients struct {
 	store store.Store
+	// table, if set, answers Authenticate from this node's copy of the
+	// clients (kept current by EventClient) instead of the store.
+	table *ClientTable
 	now   func() time.Time
 	// dummy is compared against when the client is unknown, so that an
 	// unknown id and a wrong secret take the same path.
 	dummy store.TokenHash
 }
 
-// NewClients returns a client service; now nil means time.Now.
-func NewClients(s store.Store, now func() time.Time) *Clients {
+// NewClients returns a client service; table may be nil; now nil means
+// time.Now.
+func NewClients(s store.Store, table *ClientTable, now func() time.Time) *Clients {
 	if now == nil {
 		now = time.Now
 	}
-	return &Clients{store: s, now: now, dummy: sha256.Sum256([]byte("tokengate dummy secret"))}
+	return &Clients{store: s, table: table, now: now, dummy: sha256.Sum256([]byte("tokengate dummy secret"))}
 }
 
 // ClientView is a client as the admin API shows it: never the secret.
@@ -207,6 +211,21 @@ func (cs *Clients) Delete(ctx context.Context, id string) error {
 	return apierr.FromStore(err)
 }
 
+// lookup reads a client through the table when there is one.
+func (cs *Clients) lookup(ctx context.Context, id string) (store.Client, error) {
+	if cs.table == nil {
+		return cs.store.GetClient(ctx, id)
+	}
+	c, err := cs.table.Get(ctx, id)
+	switch {
+	case err != nil:
+		return store.Client{}, err
+	case c == nil:
+		return store.Client{}, store.ErrNotFound
+	}
+	return c.Client, nil
+}
+
 // errBadClient is the one answer for an unknown id, a wrong secret and a
 // secret of the wrong shape (RFC 6749 5.2 invalid_client).
 var errBadClient = errors.New("client authentication failed")
@@ -218,7 +237,7 @@ func (cs *Clients) Authenticate(ctx context.Context, id, secret string) (store.C
 	if !token.IsClientSecret(secret) || !strings.HasPrefix(id, token.ClientIDPrefix) || len(id) > 64 {
 		return store.Client{}, errBadClient
 	}
-	c, err := cs.store.GetClient(ctx, id)
+	c, err := cs.lookup(ctx, id)
 	want := c.SecretHash
 	switch {
 	case errors.Is(err, store.ErrNotFound):

@@ -204,7 +204,8 @@ func (e *Endpoint) authenticateClient(ctx context.Context, id, secret, ip string
 	if ip == "" {
 		addrKey.Name = ""
 	}
-	if err := e.Limiter.Check(ctx, clientKey, addrKey); err != nil {
+	failures, err := e.Limiter.Check(ctx, clientKey, addrKey)
+	if err != nil {
 		return store.Client{}, err
 	}
 	c, err := e.Clients.Authenticate(ctx, id, secret)
@@ -217,8 +218,11 @@ func (e *Endpoint) authenticateClient(ctx context.Context, id, secret, ip string
 	if err != nil {
 		return store.Client{}, err
 	}
-	if err := e.Limiter.Clear(ctx, clientKey.Name); err != nil {
-		return store.Client{}, err
+	// Clearing is a store write: only when there is something to clear.
+	if failures > 0 {
+		if err := e.Limiter.Clear(ctx, clientKey.Name); err != nil {
+			return store.Client{}, err
+		}
 	}
 	if !c.Enabled {
 		return store.Client{}, fmt.Errorf("%w: the OAuth key is switched off", apierr.ErrInvalidClient)

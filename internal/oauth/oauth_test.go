@@ -79,7 +79,7 @@ func newEnv(t *testing.T) *env {
 	table, denied := oauth.NewClientTable(st), oauth.NewDenyList(st)
 	e.keys = keyring.NewHolder(st, keyring.Policy{}, "", 0, clk.Now)
 	e.tokens = oauth.NewTokens(e.keys, table, denied, issuer, audience, clk.Now)
-	e.clients = oauth.NewClients(st, clk.Now)
+	e.clients = oauth.NewClients(st, nil, clk.Now)
 	uses := lastuse.New(st)
 	e.checker = gate.New(st, c, uses, gate.Options{Now: clk.Now, AccessTokens: e.tokens})
 	ctx, cancel := context.WithCancel(context.Background())

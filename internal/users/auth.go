@@ -83,11 +83,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, name, password, addr s
 	if addr == "" {
 		address.Name = ""
 	}
-	if err := a.limiter.Check(ctx, account, address); err != nil {
+	failures, err := a.limiter.Check(ctx, account, address)
+	if err != nil {
 		return store.User{}, err
 	}
 	var u store.User
-	err := store.ErrNotFound
+	err = store.ErrNotFound
 	if nameErr == nil {
 		u, err = a.store.GetUser(ctx, canon)
 	}
@@ -104,8 +105,11 @@ func (a *Authenticator) Authenticate(ctx context.Context, name, password, addr s
 	if u.Disabled {
 		return store.User{}, fmt.Errorf("%w: the user is disabled", apierr.ErrForbidden)
 	}
-	if err := a.limiter.Clear(ctx, account.Name); err != nil {
-		return store.User{}, err
+	// Clearing is a store write: only when there is something to clear.
+	if failures > 0 {
+		if err := a.limiter.Clear(ctx, account.Name); err != nil {
+			return store.User{}, err
+		}
 	}
 	return u, nil
 }

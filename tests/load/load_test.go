@@ -1,0 +1,41 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+// TestShortRun runs the harness in its short mode (a second per row) so
+// that it cannot rot. It asserts what does not depend on the machine's
+// speed: every row ran, rows that expect 2xx got no other answer, cached
+// and malformed rows stay away from the store, and cold rows make about
+// one store call per request.
+func TestShortRun(t *testing.T) {
+	results, extra, err := run(config{short: true, rounds: 1, duration: time.Second, conns: 20, threads: 2, out: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) < 20 {
+		t.Fatalf("only %d rows", len(results))
+	}
+	for _, r := range results {
+		var requests, status int64
+		for _, s := range r.Samples {
+			requests += s.Requests
+			status += s.StatusErrors
+		}
+		switch {
+		case requests == 0 && r.Group != "endpoint":
+			t.Errorf("%s (%s): no request was answered", r.Name, r.Store)
+		case r.Expect2xx && status > 0:
+			t.Errorf("%s (%s): %d non-2xx answers: %s", r.Name, r.Store, status, r.FailReason)
+		case (r.Group == "malformed" || r.Group == "cached") && r.StorePerRequest > 0.01:
+			t.Errorf("%s (%s): %.4f store calls per request, want none", r.Name, r.Store, r.StorePerRequest)
+		case r.Group == "cold" && (r.StorePerRequest < 0.9 || r.StorePerRequest > 1.2):
+			t.Errorf("%s (%s): %.4f store calls per request, want about one", r.Name, r.Store, r.StorePerRequest)
+		}
+	}
+	if _, ok := extra["redis propagation"]; !ok {
+		t.Error("no propagation figures")
+	}
+}
