@@ -1,6 +1,6 @@
 # tokengate: common tasks. `make test` is what CI runs.
 
-.PHONY: run test build bench
+.PHONY: run test build bench bench-load
 
 # Run the gateway on Caddyfile.example (embedded store, demo upstream).
 run:
@@ -17,3 +17,8 @@ build:
 # Hot-path micro-benchmarks.
 bench:
 	go test -run '^$$' -bench . -benchmem ./internal/...
+
+# The load harness: every token kind against bare reverse_proxy and
+# forward_auth, on both stores (installs wrk and redis-server if missing).
+bench-load:
+	go run ./tests/load

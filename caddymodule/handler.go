@@ -265,12 +265,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	h.headers.Set(r.Header, id)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		rendered := id.Rendered
-		if rendered == nil {
-			rendered = identity.Render(id)
-		}
 		for i, name := range identity.PlaceholderNames {
-			repl.Set(name, rendered.Placeholders[i])
+			repl.Set(name, id.Placeholder(i))
 		}
 	}
 	return next.ServeHTTP(w, r)

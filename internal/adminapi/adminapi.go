@@ -181,11 +181,14 @@ func (a *API) storeStats(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return methodNotAllowed(w, "GET")
 	}
-	counter, ok := a.Store.(interface{ Ops() uint64 })
+	counter, ok := a.Store.(interface {
+		Ops() uint64
+		RoundTrips() uint64
+	})
 	if !ok {
 		return apierr.ErrNotFound
 	}
-	jsonbody.Write(w, http.StatusOK, map[string]uint64{"ops": counter.Ops()})
+	jsonbody.Write(w, http.StatusOK, map[string]uint64{"ops": counter.Ops(), "round_trips": counter.RoundTrips()})
 	return nil
 }
 

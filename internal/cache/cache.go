@@ -44,24 +44,17 @@ type Entry struct {
 	// once per interval.
 	LastUse atomic.Int64
 
-	// rendered caches the identity ready for a request (see Rendered).
-	rendered atomic.Pointer[identity.Rendered]
-
 	storedAt int64
 }
 
-// Identity returns who the entry says the caller is, with the header and
-// placeholder values rendered once per entry so that a cached request
-// allocates nothing for them.
+// Identity returns who the entry says the caller is, with Stable pointing
+// at the entry's own fields, so that setting headers and placeholders for
+// a cached token allocates nothing and costs no memory per entry.
 func (e *Entry) Identity() identity.Identity {
-	id := identity.Identity{User: e.User, TokenType: e.Kind, TokenID: e.TokenID, Scopes: e.ScopeHeader}
-	r := e.rendered.Load()
-	if r == nil {
-		r = identity.Render(id)
-		e.rendered.Store(r)
+	return identity.Identity{
+		User: e.User, TokenType: e.Kind, TokenID: e.TokenID, Scopes: e.ScopeHeader,
+		Stable: [4]*string{&e.User, &e.Kind, &e.TokenID, &e.ScopeHeader},
 	}
-	id.Rendered = r
-	return id
 }
 
 // AllowsIP applies the entry's allow-list.

@@ -7,7 +7,10 @@
 // one past the gateway by spelling it differently.
 package identity
 
-import "net/http"
+import (
+	"net/http"
+	"unsafe"
+)
 
 // Headers names the identity headers.
 type Headers struct {
@@ -51,30 +54,30 @@ type Identity struct {
 	TokenType string
 	TokenID   string
 	Scopes    string
-	// Rendered, if set, holds the same values ready for use, so that
-	// setting headers and placeholders allocates nothing.
-	Rendered *Rendered
+	// Stable, if set, points at the same four values (user, token type,
+	// token id, scopes) where they outlive the request (in a cache entry),
+	// so that headers and placeholders can refer to them without
+	// allocating.
+	Stable [4]*string
 }
 
-// Rendered is an identity prepared once and shared by the requests that
-// carry the same token: header value slices (http.Header's methods replace
-// or append to them, never write into them) and placeholder values already
-// boxed as interfaces.
-type Rendered struct {
-	Headers      [4][]string
-	Placeholders [4]any
-}
+// stringRef is a placeholder value that reads a string where it lives.
+// It is pointer-shaped, so putting it in an interface does not allocate.
+type stringRef struct{ s *string }
 
-// Render prepares id.
-func Render(id Identity) *Rendered {
-	return &Rendered{
-		Headers:      [4][]string{{id.User}, {id.TokenType}, {id.TokenID}, {id.Scopes}},
-		Placeholders: [4]any{id.User, id.TokenType, id.TokenID, id.Scopes},
+// String implements fmt.Stringer, which Caddy's replacer reads.
+func (r stringRef) String() string { return *r.s }
+
+// Placeholder returns the value of PlaceholderNames[i]: a reference to the
+// stable value (no allocation), or the string itself.
+func (id Identity) Placeholder(i int) any {
+	if p := id.Stable[i]; p != nil {
+		return stringRef{p}
 	}
+	return [...]string{id.User, id.TokenType, id.TokenID, id.Scopes}[i]
 }
 
-// PlaceholderNames are the placeholders set for an identity, in the order
-// of Rendered.Placeholders.
+// PlaceholderNames are the placeholders an identity sets, in order.
 var PlaceholderNames = [4]string{"http.auth.user.id", "http.auth.user.token_type", "http.auth.user.token_id", "http.auth.user.scopes"}
 
 // Strip removes every header of h whose name matches one of ours after
@@ -87,18 +90,23 @@ func (hn Headers) Strip(h http.Header) {
 	}
 }
 
-// Set writes id into h. Call Strip first.
+// Set writes id into h. Call Strip first. With stable values the header
+// slices point at them (http.Header's methods replace or append to a
+// value slice, never write into it), so nothing is allocated.
 func (hn Headers) Set(h http.Header, id Identity) {
-	r := id.Rendered
-	if r == nil {
-		r = Render(id)
+	v := id.Stable
+	if v[0] == nil { // no stable values: copy them
+		h[hn.User], h[hn.TokenType], h[hn.TokenID] = []string{id.User}, []string{id.TokenType}, []string{id.TokenID}
+		if id.Scopes != "" {
+			h[hn.Scopes] = []string{id.Scopes}
+		}
+		return
 	}
-	v := &r.Headers
-	h[hn.User] = v[0]
-	h[hn.TokenType] = v[1]
-	h[hn.TokenID] = v[2]
+	h[hn.User] = unsafe.Slice(v[0], 1)
+	h[hn.TokenType] = unsafe.Slice(v[1], 1)
+	h[hn.TokenID] = unsafe.Slice(v[2], 1)
 	if id.Scopes != "" {
-		h[hn.Scopes] = v[3]
+		h[hn.Scopes] = unsafe.Slice(v[3], 1)
 	}
 }
 

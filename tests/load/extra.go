@@ -22,7 +22,7 @@ type propagation struct {
 // measurePropagation starts node B on the same Redis, warms B's cache with
 // every revocable token, then revokes them one by one through node A's
 // admin API and polls B until it refuses the token.
-func measurePropagation(binary, dir, storeURL, upstream string, a *gateway, sd *seeded) (propagation, error) {
+func measurePropagation(binary, dir, storeURL, upstream string, a *gateway, tokens []revocable) (propagation, error) {
 	b, err := startGateway(binary, dir, storeURL, upstream, "")
 	if err != nil {
 		return propagation{}, err
@@ -39,15 +39,15 @@ func measurePropagation(binary, dir, storeURL, upstream string, a *gateway, sd *
 		resp.Body.Close()
 		return resp.StatusCode, nil
 	}
-	fmt.Printf("[redis] propagation: warming node B with %d tokens\n", len(sd.revocable))
-	for _, t := range sd.revocable {
+	fmt.Printf("[redis] propagation: warming node B with %d tokens\n", len(tokens))
+	for _, t := range tokens {
 		if code, err := call(t.secret); err != nil || code != http.StatusOK {
 			return propagation{}, fmt.Errorf("warming B: %d %v", code, err)
 		}
 	}
-	fmt.Printf("[redis] propagation: %d revokes through node A\n", len(sd.revocable))
+	fmt.Printf("[redis] propagation: %d revokes through node A\n", len(tokens))
 	var delays []float64
-	for _, t := range sd.revocable {
+	for _, t := range tokens {
 		if err := a.admin(http.MethodDelete, "/tokengate/users/"+url.PathEscape(t.owner)+"/tokens/"+t.id, nil, nil); err != nil {
 			return propagation{}, err
 		}
@@ -100,6 +100,7 @@ func measureEndpoints(c config, g *gateway, sd *seeded, kind string, redis *redi
 	r := base
 	r.Name, r.path, r.tokens, r.mode, r.ctype = "PAT creation (bcrypt cost 10)", "/api-user/tokens", []string{sd.userBasic}, "label", "application/json"
 	r.duration = max(c.duration, 3*time.Second) // a few dozen per second: give it time
+	r.conns = 4                                 // bcrypt-bound: more connections only queue (and time out)
 	var ss []sample
 	for round := 0; round < c.rounds; round++ {
 		fmt.Printf("[%s] round %d/%d: %s\n", kind, round+1, c.rounds, r.Name)

@@ -147,13 +147,14 @@ func (g *gateway) stop() {
 	}
 }
 
-// storeOps reads the node's store operation counter.
-func (g *gateway) storeOps() (uint64, error) {
+// storeStats reads the node's store counters: commands and round trips.
+func (g *gateway) storeStats() (ops, trips uint64, err error) {
 	var v struct {
-		Ops uint64 `json:"ops"`
+		Ops        uint64 `json:"ops"`
+		RoundTrips uint64 `json:"round_trips"`
 	}
-	err := g.admin(http.MethodGet, "/tokengate/store/stats", nil, &v)
-	return v.Ops, err
+	err = g.admin(http.MethodGet, "/tokengate/store/stats", nil, &v)
+	return v.Ops, v.RoundTrips, err
 }
 
 // admin calls the admin API; out may be nil.

@@ -3,8 +3,9 @@
 // measures requests/s and p50/p99 latency with wrk for every token kind
 // side by side with bare reverse_proxy (the baseline B) and with Caddy's
 // forward_auth to a tokengate yes/no endpoint. Rows that touch the store
-// run on the embedded store and on Redis; every row reports store calls
-// per request from the gateway's own counter (and Redis' commandstats).
+// run on the embedded store and on Redis; every row reports store round
+// trips and commands per request from the gateway's own counters (and
+// Redis' commandstats, which also counts the commands inside scripts).
 // Rounds are interleaved and each figure is the median of the rounds.
 //
 //	go run ./tests/load            # full run (about 10 minutes)
@@ -106,6 +107,7 @@ type sample struct {
 	StatusErrors int64   `json:"status_errors"`
 	SocketErrors int64   `json:"socket_errors"`
 	StoreOps     uint64  `json:"store_ops"`
+	StoreTrips   uint64  `json:"store_round_trips"`
 	RedisCalls   int64   `json:"redis_calls"`
 	Overshoot    int64   `json:"repeated_tokens"`
 	Exhausted    bool    `json:"pool_exhausted"`
@@ -122,6 +124,7 @@ type result struct {
 	P99us           float64  `json:"p99_us"`
 	RatioToB        float64  `json:"ratio_to_b"`
 	StorePerRequest float64  `json:"store_calls_per_request"`
+	TripsPerRequest float64  `json:"store_round_trips_per_request"`
 	RedisPerRequest float64  `json:"redis_calls_per_request"`
 	Errors          int64    `json:"errors"`
 	RepeatedTokens  int64    `json:"repeated_tokens"`
@@ -245,17 +248,21 @@ func startUpstream() (string, func(), error) {
 	return l.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
+// pubsubDownRevokes of the revocable tokens are kept for the pub/sub-down
+// measurement.
+const pubsubDownRevokes = 20
+
 // poolSizes are per round; "once" rows stop when their pool is used up.
 // They are sized above what the row can do in its time on this machine,
 // so that it never runs out (a row that does is marked).
 func poolSizes(c config) pools {
-	perSecond := map[string]int{"HS256": 14000, "RS256": 7000, "ES256": 6000}
-	p := pools{rounds: c.rounds, firstSight: map[string]int{}, cold: int(14000 * c.duration.Seconds()), revocable: 1000}
+	perSecond := map[string]int{"HS256": 14000, "RS256": 11000, "ES256": 7000}
+	p := pools{rounds: c.rounds, firstSight: map[string]int{}, cold: int(14000 * c.duration.Seconds()), revocable: 1000 + pubsubDownRevokes}
 	for alg, n := range perSecond {
 		p.firstSight[alg] = int(float64(n) * rowDuration(c, alg).Seconds())
 	}
 	if c.short {
-		p.revocable = 200
+		p.revocable = 200 + pubsubDownRevokes
 	}
 	return p
 }
@@ -320,11 +327,18 @@ func runStore(c config, kind, work, binary, upstream string, redis *redistest.Se
 	}
 	extra := map[string]any{}
 	if kind == "redis" && (c.only == "" || strings.Contains("propagation", c.only)) {
-		prop, err := measurePropagation(binary, dir, storeURL, upstream, g, sd)
+		n := len(sd.revocable) - pubsubDownRevokes
+		prop, err := measurePropagation(binary, dir, storeURL, upstream, g, sd.revocable[:n])
 		if err != nil {
 			return nil, nil, fmt.Errorf("propagation: %v", err)
 		}
 		extra["propagation"] = prop
+		fmt.Println("[redis] revokes with node B's pub/sub silently down")
+		down, err := measurePubsubDown(binary, dir, redis.Addr(), upstream, g, sd.revocable[n:])
+		if err != nil {
+			return nil, nil, fmt.Errorf("pub/sub down: %v", err)
+		}
+		extra["pubsub_down"] = down
 	}
 	if c.only == "" || strings.Contains("endpoint", c.only) {
 		ep, err := measureEndpoints(c, g, sd, kind, redis)
@@ -389,7 +403,7 @@ func buildRows(c config, kind string, g *gateway, sd *seeded, p pools) []row {
 	}
 	rows = append(rows,
 		mk("PAT first sight (cold, store look-up)", "cold", g.ports.gate, "once", bearer(sd.coldPATs...), p.cold, nil),
-		mk("well-formed unknown flood", "unknown", g.ports.gate, "once", bearer(randomPATs(p.rounds*p.cold)...), p.cold, func(r *row) { r.Expect2xx = false }),
+		mk("well-formed unknown flood", "unknown", g.ports.gate, "once", bearer(randomPATs(3*p.rounds*p.cold)...), 3*p.cold, func(r *row) { r.Expect2xx = false }),
 	)
 	return rows
 }
@@ -437,7 +451,7 @@ func runWrk(c config, g *gateway, r row, round int, dir, kind string, redis *red
 		return sample{}, err
 	}
 	script := filepath.Join(root, "tests", "load", "tokens.lua")
-	opsBefore, err := g.storeOps()
+	opsBefore, tripsBefore, err := g.storeStats()
 	if err != nil {
 		return sample{}, err
 	}
@@ -454,7 +468,7 @@ func runWrk(c config, g *gateway, r row, round int, dir, kind string, redis *red
 	if err != nil {
 		return sample{}, fmt.Errorf("wrk: %v: %s%s", err, out, stderr.String())
 	}
-	opsAfter, err := g.storeOps()
+	opsAfter, tripsAfter, err := g.storeStats()
 	if err != nil {
 		return sample{}, err
 	}
@@ -472,7 +486,7 @@ func runWrk(c config, g *gateway, r row, round int, dir, kind string, redis *red
 	}
 	s := sample{
 		RPS: float64(w.Requests) / (float64(w.DurationUS) / 1e6), P50us: w.P50, P99us: w.P99, Requests: w.Requests,
-		StatusErrors: w.StatusErrors, SocketErrors: w.SocketErrors, StoreOps: opsAfter - opsBefore,
+		StatusErrors: w.StatusErrors, SocketErrors: w.SocketErrors, StoreOps: opsAfter - opsBefore, StoreTrips: tripsAfter - tripsBefore,
 		RedisCalls: redisCalls(kind, redis) - redisBefore,
 	}
 	if r.mode == "once" && int64(len(tokens)) <= w.Requests {
@@ -583,12 +597,13 @@ func summarize(rows []row, samples [][]sample) []result {
 		res := result{row: r, Samples: samples[i]}
 		var rps, p50, p99 []float64
 		var reqs int64
-		var ops uint64
+		var ops, trips uint64
 		var rcalls int64
 		for _, s := range samples[i] {
 			rps, p50, p99 = append(rps, s.RPS), append(p50, s.P50us), append(p99, s.P99us)
 			reqs += s.Requests
 			ops += s.StoreOps
+			trips += s.StoreTrips
 			rcalls += s.RedisCalls
 			res.Errors += s.SocketErrors
 			if r.Expect2xx {
@@ -600,6 +615,7 @@ func summarize(rows []row, samples [][]sample) []result {
 		res.RPS, res.P50us, res.P99us = median(rps), median(p50), median(p99)
 		if reqs > 0 {
 			res.StorePerRequest = float64(ops) / float64(reqs)
+			res.TripsPerRequest = float64(trips) / float64(reqs)
 			res.RedisPerRequest = float64(rcalls) / float64(reqs)
 		}
 		if res.Errors > 0 {
@@ -691,8 +707,8 @@ func markdown(c config, results []result, extra map[string]any) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "tokengate load harness, %s\n\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "machine: %s; wrk -t%d -c%d, %v per row, %d interleaved round(s), median\n\n", machine(), c.threads, c.conns, c.duration, c.rounds)
-	fmt.Fprintln(&b, "| row | store | req/s | x B | x forward_auth | p50 us | p99 us | store calls/req | redis calls/req | errors | repeated tokens |")
-	fmt.Fprintln(&b, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(&b, "| row | store | req/s | x B | x forward_auth | p50 us | p99 us | store round trips/req | store commands/req | redis calls/req | errors | repeated tokens |")
+	fmt.Fprintln(&b, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, r := range results {
 		name := r.Name
 		if r.Failed {
@@ -705,8 +721,8 @@ func markdown(c config, results []result, extra map[string]any) string {
 		if r.ForwardAuthFactor > 0 {
 			fa = fmt.Sprintf("%.2f", r.ForwardAuthFactor)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %.3f | %s | %.0f | %.0f | %.4f | %.4f | %d | %d |\n",
-			name, r.Store, r.RPS, r.RatioToB, fa, r.P50us, r.P99us, r.StorePerRequest, r.RedisPerRequest, r.Errors, r.RepeatedTokens)
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %.3f | %s | %.0f | %.0f | %.4f | %.4f | %.4f | %d | %d |\n",
+			name, r.Store, r.RPS, r.RatioToB, fa, r.P50us, r.P99us, r.TripsPerRequest, r.StorePerRequest, r.RedisPerRequest, r.Errors, r.RepeatedTokens)
 	}
 	if len(extra) > 0 {
 		keys := make([]string, 0, len(extra))

@@ -136,6 +136,9 @@ func initialize(tx *bolt.Tx) error {
 // file since Open, for reporting store calls per request.
 func (s *Store) Ops() uint64 { return s.ops.Load() }
 
+// RoundTrips equals Ops: every operation is one transaction on the file.
+func (s *Store) RoundTrips() uint64 { return s.ops.Load() }
+
 // Close closes the file. Later calls fail with bbolt's "database not open".
 func (s *Store) Close() error { return s.db.Close() }
 

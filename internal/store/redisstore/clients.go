@@ -106,33 +106,50 @@ func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
 // UpdateClient applies fn to the client in a WATCH transaction; fn runs
 // again if another client of Redis changes the record meanwhile.
 func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*store.Client) error) (store.Client, error) {
-	var out store.Client
-	ev := clientEvent(id)
-	err := s.watch(ctx, func(tx *redis.Tx) error {
-		c, err := s.readClient(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if err := fn(&c); err != nil {
-			return err
-		}
+	read := func(c redis.Cmdable) (store.Client, error) { return s.readClient(ctx, c, id) }
+	sameKey := func(c store.Client) error {
 		if c.ID != id {
 			return fmt.Errorf("redisstore: update client %q: the update changed the ID to %q", id, c.ID)
 		}
-		data, err := encodeClient(c)
+		return nil
+	}
+	return updateRecord(ctx, s, s.keys.client(id), clientEvent(id), read, encodeClient, fn, sameKey, fmt.Sprintf("update client %q", id))
+}
+
+// updateRecord is the read-modify-write of one JSON record at key: read
+// it, apply fn, refuse a changed key (sameKey), write it and publish ev in
+// one MULTI under WATCH (retried if another writer got in first), then
+// deliver ev to this process's subscribers.
+func updateRecord[T any](ctx context.Context, s *Store, key string, ev store.Event,
+	read func(redis.Cmdable) (T, error), encode func(T) (string, error),
+	fn func(*T) error, sameKey func(T) error, what string) (T, error) {
+	var out T
+	err := s.watch(ctx, func(tx *redis.Tx) error {
+		v, err := read(tx)
+		if err != nil {
+			return err
+		}
+		if err := fn(&v); err != nil {
+			return err
+		}
+		if err := sameKey(v); err != nil {
+			return err
+		}
+		data, err := encode(v)
 		if err != nil {
 			return err
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Set(ctx, s.keys.client(id), data, 0)
+			p.Set(ctx, key, data, 0)
 			s.publishIn(ctx, p, ev)
 			return nil
 		})
-		out = c
-		return opErr(err, "update client %q", id)
-	}, s.keys.client(id))
+		out = v
+		return opErr(err, "%s", what)
+	}, key)
 	if err != nil {
-		return store.Client{}, err
+		var zero T
+		return zero, err
 	}
 	s.subs.deliver(ev)
 	return out, nil

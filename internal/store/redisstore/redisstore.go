@@ -97,8 +97,9 @@ type Store struct {
 	cluster bool
 	// node identifies this Store in published events, so that it can
 	// ignore its own: its subscribers got them when the write returned.
-	node string
-	ops  atomic.Uint64
+	node       string
+	ops        atomic.Uint64
+	roundTrips atomic.Uint64
 	// lookupArgs are computed once; see lookupScript.
 	lookupArgs []any
 
@@ -129,7 +130,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	}
 	s.life, s.shutdown = context.WithCancel(context.Background())
 	s.listener.init()
-	hook := opsHook{&s.ops}
+	hook := opsHook{&s.ops, &s.roundTrips}
 	if cc, ok := client.(*redis.ClusterClient); ok {
 		s.cluster = true
 		// Count on the nodes: a WATCH transaction runs on a node's client
@@ -170,6 +171,10 @@ func newNodeID() string {
 // compares it before and after an operation.
 func (s *Store) Ops() uint64 { return s.ops.Load() }
 
+// RoundTrips counts the exchanges with Redis: a single command, or a whole
+// pipeline or transaction, is one.
+func (s *Store) RoundTrips() uint64 { return s.roundTrips.Load() }
+
 // Close stops the event listener and closes the client.
 func (s *Store) Close() error {
 	s.shutdown()
@@ -178,7 +183,7 @@ func (s *Store) Close() error {
 }
 
 // opsHook counts the commands sent through a client.
-type opsHook struct{ n *atomic.Uint64 }
+type opsHook struct{ n, trips *atomic.Uint64 }
 
 // DialHook counts nothing: dialing sends no command of the Store.
 func (h opsHook) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -187,6 +192,7 @@ func (h opsHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (h opsHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		h.n.Add(1)
+		h.trips.Add(1)
 		return next(ctx, cmd)
 	}
 }
@@ -195,6 +201,7 @@ func (h opsHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (h opsHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		h.n.Add(uint64(len(cmds)))
+		h.trips.Add(1)
 		return next(ctx, cmds)
 	}
 }

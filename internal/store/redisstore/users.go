@@ -95,36 +95,14 @@ func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
 // UpdateUser applies fn to the user in a WATCH transaction; fn runs again
 // if another client changes the user meanwhile.
 func (s *Store) UpdateUser(ctx context.Context, name string, fn func(*store.User) error) (store.User, error) {
-	var out store.User
-	ev := userEvent(name)
-	err := s.watch(ctx, func(tx *redis.Tx) error {
-		u, err := s.readUser(ctx, tx, name)
-		if err != nil {
-			return err
-		}
-		if err := fn(&u); err != nil {
-			return err
-		}
+	read := func(c redis.Cmdable) (store.User, error) { return s.readUser(ctx, c, name) }
+	sameKey := func(u store.User) error {
 		if u.Name != name {
 			return fmt.Errorf("redisstore: update user %q: the update changed the name to %q", name, u.Name)
 		}
-		data, err := encodeUser(u)
-		if err != nil {
-			return err
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Set(ctx, s.keys.user(name), data, 0)
-			s.publishIn(ctx, p, ev)
-			return nil
-		})
-		out = u
-		return opErr(err, "update user %q", name)
-	}, s.keys.user(name))
-	if err != nil {
-		return store.User{}, err
+		return nil
 	}
-	s.subs.deliver(ev)
-	return out, nil
+	return updateRecord(ctx, s, s.keys.user(name), userEvent(name), read, encodeUser, fn, sameKey, fmt.Sprintf("update user %q", name))
 }
 
 // DeleteUser removes the user and its tokens: first the name from the user
