@@ -262,6 +262,12 @@ func poolSizes(c config) pools {
 		p.firstSight[alg] = int(float64(n) * rowDuration(c, alg).Seconds())
 	}
 	if c.short {
+		// The short mode checks that the harness works, not speed: small
+		// pools keep its seeding quick (rows may then run out: marked).
+		for alg := range p.firstSight {
+			p.firstSight[alg] /= 4
+		}
+		p.cold /= 4
 		p.revocable = 200 + pubsubDownRevokes
 	}
 	return p
