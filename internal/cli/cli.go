@@ -81,25 +81,12 @@ func AddUserCommands(cmd *cobra.Command, connect Connect) {
 		return call(c, connect, http.MethodPatch, userPath(args[0]), body, printJSON)
 	}
 
-	cmd.AddCommand(add, set,
-		&cobra.Command{
-			Use: "list", Short: "List users", Args: cobra.NoArgs,
-			RunE: func(c *cobra.Command, _ []string) error {
-				return call(c, connect, http.MethodGet, "/tokengate/users", nil, printUsers)
-			},
-		},
-		&cobra.Command{
-			Use: "show <name>", Short: "Show a user", Args: cobra.ExactArgs(1),
-			RunE: func(c *cobra.Command, args []string) error {
-				return call(c, connect, http.MethodGet, userPath(args[0]), nil, printJSON)
-			},
-		},
-		&cobra.Command{
-			Use: "delete <name>", Short: "Delete a user and all of its tokens", Args: cobra.ExactArgs(1),
-			RunE: func(c *cobra.Command, args []string) error {
-				return call(c, connect, http.MethodDelete, userPath(args[0]), nil, printDone("deleted user "+args[0]))
-			},
-		},
+	cmd.AddCommand(add, set)
+	cmd.AddCommand(resource{
+		noun: "user", arg: "<name>", list: "/tokengate/users", item: userPath, printList: printUsers,
+		deleteShort: "Delete a user and all of its tokens",
+	}.commands(connect)...)
+	cmd.AddCommand(
 		&cobra.Command{
 			Use: "tokens <name>", Short: "List a user's tokens", Args: cobra.ExactArgs(1),
 			RunE: func(c *cobra.Command, args []string) error {
@@ -134,6 +121,39 @@ func AddStoreCommands(cmd *cobra.Command, connect Connect) {
 }
 
 func userPath(name string) string { return "/tokengate/users/" + url.PathEscape(name) }
+
+// resource describes something the admin API lists, shows and deletes.
+type resource struct {
+	noun, arg   string // "user", "<name>"
+	list        string // the list route
+	item        func(id string) string
+	printList   func(io.Writer, []byte) error
+	deleteShort string
+}
+
+// commands returns list, show and delete for r.
+func (r resource) commands(connect Connect) []*cobra.Command {
+	return []*cobra.Command{
+		{
+			Use: "list", Short: "List " + r.noun + "s", Args: cobra.NoArgs,
+			RunE: func(c *cobra.Command, _ []string) error {
+				return call(c, connect, http.MethodGet, r.list, nil, r.printList)
+			},
+		},
+		{
+			Use: "show " + r.arg, Short: "Show a " + r.noun, Args: cobra.ExactArgs(1),
+			RunE: func(c *cobra.Command, args []string) error {
+				return call(c, connect, http.MethodGet, r.item(args[0]), nil, printJSON)
+			},
+		},
+		{
+			Use: "delete " + r.arg, Short: r.deleteShort, Args: cobra.ExactArgs(1),
+			RunE: func(c *cobra.Command, args []string) error {
+				return call(c, connect, http.MethodDelete, r.item(args[0]), nil, printDone("deleted "+r.noun+" "+args[0]))
+			},
+		},
+	}
+}
 
 func nonEmpty(ss []string) []string {
 	out := []string{}

@@ -61,26 +61,11 @@ func AddOAuthCommands(cmd *cobra.Command, connect Connect) {
 		return call(c, connect, http.MethodPatch, clientPath(args[0]), body, printJSON)
 	}
 
-	client.AddCommand(add, set,
-		&cobra.Command{
-			Use: "list", Short: "List OAuth keys", Args: cobra.NoArgs,
-			RunE: func(c *cobra.Command, _ []string) error {
-				return call(c, connect, http.MethodGet, "/tokengate/oauth/clients", nil, printClients)
-			},
-		},
-		&cobra.Command{
-			Use: "show <clientId>", Short: "Show an OAuth key", Args: cobra.ExactArgs(1),
-			RunE: func(c *cobra.Command, args []string) error {
-				return call(c, connect, http.MethodGet, clientPath(args[0]), nil, printJSON)
-			},
-		},
-		&cobra.Command{
-			Use: "delete <clientId>", Short: "Delete an OAuth key (its tokens stop working)", Args: cobra.ExactArgs(1),
-			RunE: func(c *cobra.Command, args []string) error {
-				return call(c, connect, http.MethodDelete, clientPath(args[0]), nil, printDone("deleted OAuth key "+args[0]))
-			},
-		},
-	)
+	client.AddCommand(add, set)
+	client.AddCommand(resource{
+		noun: "OAuth key", arg: "<clientId>", list: "/tokengate/oauth/clients", item: clientPath, printList: printClients,
+		deleteShort: "Delete an OAuth key (its tokens stop working)",
+	}.commands(connect)...)
 
 	signing := &cobra.Command{Use: "signing", Short: "Show or change the access token signing settings"}
 	change := &cobra.Command{
