@@ -25,12 +25,17 @@ import (
 type Entry struct {
 	// Missing marks a negative entry: no token has this hash.
 	Missing bool
+	// storedAt is when the entry was filled, in seconds since the cache's
+	// epoch: 4 bytes that share a word with Missing (a cached token is
+	// kept small; the TTL is counted in whole seconds).
+	storedAt uint32
 	// Owner is what invalidates the entry (a user name, or "client:" + an
 	// OAuth client id), User the identity shown to the upstream, TokenID
 	// the token's public id (a jti for access tokens), Kind its kind.
 	Owner, User, TokenID, Kind string
-	// Scopes granted, and the same joined by spaces for the header.
-	Scopes      []string
+	// ScopeHeader holds the granted scopes, separated by single spaces
+	// (one string per entry rather than a slice: a cached token costs less
+	// memory, and scope.CoversString checks it without allocating).
 	ScopeHeader string
 	// ExpiresAt in Unix nanoseconds; 0 means never.
 	ExpiresAt int64
@@ -43,8 +48,6 @@ type Entry struct {
 	// recorded, so that a hot token is queued for a store write at most
 	// once per interval.
 	LastUse atomic.Int64
-
-	storedAt int64
 }
 
 // Identity returns who the entry says the caller is, with Stable pointing
@@ -75,8 +78,9 @@ const shardCount = 64
 // Cache is safe for concurrent use.
 type Cache struct {
 	shards     [shardCount]shard
+	epoch      time.Time
 	perShard   atomic.Int64
-	ttl        atomic.Int64
+	ttl        atomic.Int64 // seconds
 	now        func() time.Time
 	generation atomic.Uint64
 }
@@ -91,7 +95,9 @@ func New(o Options) *Cache {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	c := &Cache{now: o.Now}
+	// The epoch is a minute back so that a clock that goes back a little
+	// (tests) does not wrap the entries' ages.
+	c := &Cache{now: o.Now, epoch: o.Now().Add(-time.Minute)}
 	c.SetLimits(o.MaxEntries, o.TTL)
 	for i := range c.shards {
 		c.shards[i].m = make(map[[32]byte]*Entry)
@@ -110,8 +116,11 @@ func (c *Cache) SetLimits(maxEntries int, ttl time.Duration) {
 		ttl = 30 * time.Second
 	}
 	c.perShard.Store(int64(max(1, maxEntries/shardCount)))
-	c.ttl.Store(int64(ttl))
+	c.ttl.Store(int64((ttl + time.Second - 1) / time.Second)) // whole seconds
 }
+
+// seconds is the time since the epoch in whole seconds.
+func (c *Cache) seconds() uint32 { return uint32(c.now().Sub(c.epoch) / time.Second) }
 
 func (c *Cache) shard(h [32]byte) *shard { return &c.shards[h[0]%shardCount] }
 
@@ -121,7 +130,7 @@ func (c *Cache) Get(h [32]byte) (*Entry, bool) {
 	s.mu.RLock()
 	e, ok := s.m[h]
 	s.mu.RUnlock()
-	if !ok || c.now().UnixNano()-e.storedAt > c.ttl.Load() {
+	if !ok || int64(c.seconds()-e.storedAt) > c.ttl.Load() {
 		return nil, false
 	}
 	return e, true
@@ -136,7 +145,7 @@ func (c *Cache) Generation() uint64 { return c.generation.Load() }
 // It reports whether e was stored. When the shard is full an arbitrary
 // entry is evicted.
 func (c *Cache) Fill(h [32]byte, e *Entry, gen uint64) bool {
-	e.storedAt = c.now().UnixNano()
+	e.storedAt = c.seconds()
 	s := c.shard(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()

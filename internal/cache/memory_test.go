@@ -28,7 +28,7 @@ func BenchmarkMemoryPerEntry(b *testing.B) {
 			owner := fmt.Sprintf("user%d", i%5000) // as decoded from the store: one string per entry
 			c.Fill(keys[i], &Entry{
 				Owner: owner, User: owner, TokenID: fmt.Sprintf("%016x", i), Kind: "pat",
-				Scopes: []string{"read"}, ScopeHeader: "read",
+				ScopeHeader: "read",
 			}, c.Generation())
 		}
 		runtime.GC()

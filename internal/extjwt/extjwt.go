@@ -162,8 +162,8 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*cache.Entry, error)
 	jti, _ := claims["jti"].(string)
 	return &cache.Entry{
 		Owner: "issuer:" + v.issuer, User: user, TokenID: jti, Kind: EntryKind,
-		Scopes: scopes, ScopeHeader: strings.Join(scopes, " "),
-		ExpiresAt: time.Unix(exp, 0).Add(Leeway).UnixNano(),
+		ScopeHeader: strings.Join(scopes, " "),
+		ExpiresAt:   time.Unix(exp, 0).Add(Leeway).UnixNano(),
 	}, nil
 }
 

@@ -109,7 +109,7 @@ func (c *Checker) Check(ctx context.Context, req Request) (identity.Identity, er
 	switch {
 	case !e.AllowsIP(req.ClientIP):
 		return identity.Identity{}, apierr.ErrIPNotAllowed
-	case !scope.Covers(e.Scopes, req.Required):
+	case !scope.CoversString(e.ScopeHeader, req.Required):
 		return identity.Identity{}, apierr.ErrInsufficientScope
 	}
 	c.recordUse(e, now, req)
@@ -258,7 +258,6 @@ func EntryFor(g store.Grant) *cache.Entry {
 		User:        t.Owner,
 		TokenID:     t.ID,
 		Kind:        t.Kind,
-		Scopes:      t.Scopes,
 		ScopeHeader: strings.Join(t.Scopes, " "),
 		Refusal:     Refusal(g),
 	}

@@ -145,8 +145,8 @@ func (t *Tokens) Verify(ctx context.Context, raw string) (*cache.Entry, error) {
 	}
 	e := &cache.Entry{
 		Owner: OwnerPrefix + cl.ClientID, User: cl.ClientID, TokenID: cl.ID, Kind: EntryKind,
-		Scopes: strings.Fields(cl.Scope), ScopeHeader: cl.Scope,
-		ExpiresAt: time.Unix(cl.Expiry, 0).Add(keyring.Leeway).UnixNano(),
+		ScopeHeader: strings.Join(strings.Fields(cl.Scope), " "),
+		ExpiresAt:   time.Unix(cl.Expiry, 0).Add(keyring.Leeway).UnixNano(),
 	}
 	switch {
 	case c == nil:

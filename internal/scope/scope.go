@@ -68,3 +68,26 @@ func Covers(granted, required []string) bool {
 	}
 	return true
 }
+
+// CoversString is Covers for granted scopes held as one space-separated
+// string; it does not allocate.
+func CoversString(granted string, required []string) bool {
+	for _, r := range required {
+		if !containsField(granted, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// containsField reports whether the space-separated list s holds f.
+func containsField(s, f string) bool {
+	for s != "" {
+		var field string
+		field, s, _ = strings.Cut(s, " ")
+		if field == f {
+			return true
+		}
+	}
+	return false
+}

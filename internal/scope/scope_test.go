@@ -49,3 +49,24 @@ func TestParseAndCovers(t *testing.T) {
 		t.Error("Covers accepted a missing scope")
 	}
 }
+
+func TestCoversString(t *testing.T) {
+	for _, tt := range []struct {
+		granted  string
+		required []string
+		want     bool
+	}{
+		{"read write", []string{"read"}, true},
+		{"read write", []string{"write", "read"}, true},
+		{"read write", nil, true},
+		{"", nil, true},
+		{"", []string{"read"}, false},
+		{"reader write", []string{"read"}, false},
+		{"read", []string{"rea"}, false},
+		{"a b c", []string{"c"}, true},
+	} {
+		if got := CoversString(tt.granted, tt.required); got != tt.want {
+			t.Errorf("CoversString(%q, %q) = %v", tt.granted, tt.required, got)
+		}
+	}
+}
