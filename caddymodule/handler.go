@@ -225,8 +225,12 @@ func (h Handler) Validate() error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// Our identity headers are ours alone: remove client-sent copies on
-	// every request, whatever happens next.
+	// every request, whatever happens next (trailers too: an upstream may
+	// merge them into the headers).
 	h.headers.Strip(r.Header)
+	if r.Trailer != nil {
+		h.headers.Strip(r.Trailer)
+	}
 	clientIP := clientIP(r)
 
 	if route, ok := h.routes[r.URL.Path]; ok {
@@ -246,6 +250,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 
+	// The /rest/token credentials have no business on other routes: they
+	// never travel on to the upstream.
+	identity.Remove(r.Header, legacyLoginHeaders)
 	tok, fromLegacySource, err := h.credential(r)
 	var id identity.Identity
 	if err == nil {
@@ -280,8 +287,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 func (h *Handler) credential(r *http.Request) (tok string, legacySource bool, err error) {
 	var fromHeader, fromQuery []string
 	if h.LegacyTokenHeader != "" {
-		fromHeader = r.Header.Values(h.LegacyTokenHeader)
-		r.Header.Del(h.LegacyTokenHeader)
+		// Every spelling (X_Auth_Token too) is the same source.
+		fromHeader = identity.Take(r.Header, h.LegacyTokenHeader)
 	}
 	if h.LegacyTokenQuery != "" && r.URL.RawQuery != "" {
 		var rest string
@@ -308,6 +315,9 @@ func (h *Handler) credential(r *http.Request) (tok string, legacySource bool, er
 	}
 	return bearer, false, nil
 }
+
+// legacyLoginHeaders are the /rest/token credential headers.
+var legacyLoginHeaders = []string{"Auth-User", "Auth-Pwd", "Auth-User-Type"}
 
 // takeQueryParam removes every name=value pair of name from a raw query
 // and returns their values and the rest, leaving the other pairs exactly

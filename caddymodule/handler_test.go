@@ -200,3 +200,49 @@ func TestTakeQueryParam(t *testing.T) {
 		}
 	}
 }
+
+// Credentials meant for /rest/token, and every spelling of the legacy
+// token header, never reach the next handler.
+func TestHandlerConsumesLegacyCredentials(t *testing.T) {
+	a := testApp(t)
+	h := testHandler(t, a, Handler{LegacyTokenHeader: "X-Auth-Token"})
+	secret, _ := newToken(t, a)
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Authorization", "Bearer "+secret)
+	r.Header["Auth-User"] = []string{"alice"}
+	r.Header["auth_pwd"] = []string{"password1"}
+	r.Header["Auth-User-Type"] = []string{"local"}
+	_, seen, _ := serve(t, h, r)
+	if seen == nil {
+		t.Fatal("refused")
+	}
+	for k := range seen.Header {
+		if l := strings.ToLower(strings.ReplaceAll(k, "_", "-")); strings.HasPrefix(l, "auth-") {
+			t.Errorf("%s reached the next handler", k)
+		}
+	}
+
+	// A bearer token and the legacy header in another spelling: two
+	// credentials.
+	r = httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Authorization", "Bearer "+secret)
+	r.Header["X_Auth_Token"] = []string{"e444c69894d2087696e0a6c6914788f67ebcf6ee"}
+	w, seen, _ := serve(t, h, r)
+	if seen != nil || w.Code != http.StatusBadRequest {
+		t.Fatalf("two credentials: %d (next called: %v)", w.Code, seen != nil)
+	}
+}
+
+// Identity headers sent as trailers are stripped too.
+func TestHandlerStripsTrailers(t *testing.T) {
+	a := testApp(t)
+	h := testHandler(t, a, Handler{})
+	secret, _ := newToken(t, a)
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Authorization", "Bearer "+secret)
+	r.Trailer = http.Header{"X-Auth-User": {"admin"}, "X_auth_user": {"admin"}}
+	_, seen, _ := serve(t, h, r)
+	if seen == nil || len(seen.Trailer) != 0 {
+		t.Fatalf("trailers after the handler: %v", seen.Trailer)
+	}
+}

@@ -124,6 +124,7 @@ type gateway struct {
 	base    string // the guarded site
 	trusted string // the same site on a listener that trusts 127.0.0.1 as a proxy
 	cmd     *exec.Cmd
+	exited  chan struct{} // closed when the process has ended
 	logs    *syncBuffer
 	store   string
 }
@@ -240,8 +241,20 @@ func (g *gateway) start(up *upstream, cfg gatewayConfig) {
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	g.exited = make(chan struct{})
+	go func() { _ = g.cmd.Wait(); close(g.exited) }()
 	t.Cleanup(g.stop)
 	g.waitReady()
+}
+
+// running reports whether the process is still alive.
+func (g *gateway) running() bool {
+	select {
+	case <-g.exited:
+		return false
+	default:
+		return true
+	}
 }
 
 // env keeps Caddy's data and config directories inside the test's dir.
@@ -252,8 +265,8 @@ func (g *gateway) env() []string {
 func (g *gateway) waitReady() {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if g.cmd.ProcessState != nil {
-			break
+		if !g.running() {
+			g.t.Fatalf("gateway exited at start; logs:\n%s", g.logs.String())
 		}
 		resp, err := http.Get(g.base + "/")
 		if err == nil {
@@ -267,17 +280,15 @@ func (g *gateway) waitReady() {
 
 // stop ends the process gracefully, so that pending writes are flushed.
 func (g *gateway) stop() {
-	if g.cmd == nil || g.cmd.Process == nil || g.cmd.ProcessState != nil {
+	if g.exited == nil || !g.running() {
 		return
 	}
 	_ = g.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = g.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-g.exited:
 	case <-time.After(15 * time.Second):
 		_ = g.cmd.Process.Kill()
-		<-done
+		<-g.exited
 	}
 }
 

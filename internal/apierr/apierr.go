@@ -154,7 +154,8 @@ func For(err error) Problem {
 	case errors.As(err, &rl):
 		return Problem{Status: http.StatusTooManyRequests, Code: "rate_limited", Description: rl.Error(), RetryAfter: rl.RetryAfter}
 	case errors.Is(err, ErrUnavailable):
-		return p(http.StatusServiceUnavailable, "temporarily_unavailable")
+		// The wrapped detail (addresses, store errors) is for the log only.
+		return Problem{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Description: ErrUnavailable.Error()}
 	}
 	return Problem{Status: http.StatusInternalServerError, Code: "server_error", Description: "internal error"}
 }

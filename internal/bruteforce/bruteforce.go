@@ -6,6 +6,7 @@ package bruteforce
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/tokengate/tokengate/internal/apierr"
@@ -22,6 +23,12 @@ type Key struct {
 
 // Limiter counts failures in a store.
 type Limiter struct {
+	// stripes serialise attempts on the same first key (an account or a
+	// client id) within this node, so that concurrent guesses cannot all
+	// pass Check before any of them is counted: across nodes the overshoot
+	// is at most one guess per node at a time.
+	stripes [256]sync.Mutex
+
 	store  store.Store
 	window time.Duration
 	// slowAfter failures, each further failure is answered more slowly.
@@ -35,6 +42,25 @@ func New(s store.Store, window time.Duration) *Limiter {
 		window = 15 * time.Minute
 	}
 	return &Limiter{store: s, window: window, slowAfter: 3, sleep: sleepCtx}
+}
+
+// Lock serialises attempts on name on this node; call the returned
+// function when the attempt has been counted (or cleared).
+func (l *Limiter) Lock(name string) (unlock func()) {
+	if name == "" {
+		return func() {}
+	}
+	m := &l.stripes[stripe(name)]
+	m.Lock()
+	return m.Unlock
+}
+
+func stripe(name string) uint8 {
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(name); i++ {
+		h = (h ^ uint32(name[i])) * 16777619
+	}
+	return uint8(h)
 }
 
 // Check refuses with *apierr.RateLimited when a key is over its limit. It

@@ -7,10 +7,7 @@
 // one past the gateway by spelling it differently.
 package identity
 
-import (
-	"net/http"
-	"unsafe"
-)
+import "net/http"
 
 // Headers names the identity headers.
 type Headers struct {
@@ -56,8 +53,8 @@ type Identity struct {
 	Scopes    string
 	// Stable, if set, points at the same four values (user, token type,
 	// token id, scopes) where they outlive the request (in a cache entry),
-	// so that headers and placeholders can refer to them without
-	// allocating.
+	// so that placeholders can refer to them without allocating. (Header
+	// values are always copied: see Set.)
 	Stable [4]*string
 }
 
@@ -90,23 +87,42 @@ func (hn Headers) Strip(h http.Header) {
 	}
 }
 
-// Set writes id into h. Call Strip first. With stable values the header
-// slices point at them (http.Header's methods replace or append to a
-// value slice, never write into it), so nothing is allocated.
+// Set writes id into h. Call Strip first. The four values share one
+// array made for this request: the header slices must not point at
+// anything shared, because later handlers (Caddy's request_header replace,
+// say) may write into a value slice in place.
 func (hn Headers) Set(h http.Header, id Identity) {
-	v := id.Stable
-	if v[0] == nil { // no stable values: copy them
-		h[hn.User], h[hn.TokenType], h[hn.TokenID] = []string{id.User}, []string{id.TokenType}, []string{id.TokenID}
-		if id.Scopes != "" {
-			h[hn.Scopes] = []string{id.Scopes}
-		}
-		return
-	}
-	h[hn.User] = unsafe.Slice(v[0], 1)
-	h[hn.TokenType] = unsafe.Slice(v[1], 1)
-	h[hn.TokenID] = unsafe.Slice(v[2], 1)
+	v := &[4]string{id.User, id.TokenType, id.TokenID, id.Scopes}
+	h[hn.User] = v[0:1:1]
+	h[hn.TokenType] = v[1:2:2]
+	h[hn.TokenID] = v[2:3:3]
 	if id.Scopes != "" {
-		h[hn.Scopes] = unsafe.Slice(v[3], 1)
+		h[hn.Scopes] = v[3:4:4]
+	}
+}
+
+// Take removes every header of h whose name matches name after folding
+// case and '_' to '-', and returns all their values.
+func Take(h http.Header, name string) []string {
+	var vals []string
+	for k, v := range h {
+		if sameName(k, name) {
+			vals = append(vals, v...)
+			delete(h, k)
+		}
+	}
+	return vals
+}
+
+// Remove removes every spelling of each of names from h.
+func Remove(h http.Header, names []string) {
+	for k := range h {
+		for _, n := range names {
+			if sameName(k, n) {
+				delete(h, k)
+				break
+			}
+		}
 	}
 }
 

@@ -43,3 +43,20 @@ func BenchmarkStrip(b *testing.B) {
 		hn.Strip(h)
 	}
 }
+
+// A later handler that rewrites a header value in place (Caddy's
+// request_header replace does) must not change what the next request with
+// the same cached identity gets.
+func TestSetValuesAreNotShared(t *testing.T) {
+	hn := DefaultHeaders.WithDefaults()
+	user := "alice"
+	id := Identity{User: user, TokenType: "pat", TokenID: "1", Stable: [4]*string{&user, new(string), new(string), new(string)}}
+	h1 := http.Header{}
+	hn.Set(h1, id)
+	h1["X-Auth-User"][0] = "admin"
+	h2 := http.Header{}
+	hn.Set(h2, id)
+	if h2.Get("X-Auth-User") != "alice" || user != "alice" {
+		t.Fatalf("an in-place rewrite leaked: %q, source %q", h2.Get("X-Auth-User"), user)
+	}
+}

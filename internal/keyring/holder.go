@@ -28,6 +28,10 @@ type Holder struct {
 	cfg   atomic.Pointer[holderConfig]
 	now   func() time.Time
 	cur   atomic.Pointer[snapshot]
+	// gen counts invalidations: a load that read the store before the
+	// latest one does not install what it read (it may be the keyring
+	// before an immediate rotation).
+	gen   atomic.Uint64
 	group singleflight.Group
 }
 
@@ -94,10 +98,13 @@ func (h *Holder) Update(ctx context.Context, fn func(*Document) error) (*Keys, e
 	if err != nil {
 		return nil, err
 	}
-	return h.install(b)
+	// What this node just wrote is the newest keyring: keep it whatever
+	// was invalidated meanwhile.
+	return h.install(b, h.gen.Load())
 }
 
 func (h *Holder) load(ctx context.Context) (*Keys, error) {
+	gen := h.gen.Load()
 	b, err := h.store.GetDocument(ctx, store.DocKeyring)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -119,7 +126,7 @@ func (h *Holder) load(ctx context.Context) (*Keys, error) {
 			return err
 		})
 	}
-	return h.install(b)
+	return h.install(b, gen)
 }
 
 func (h *Holder) decodeOrNew(current []byte) (*Document, error) {
@@ -130,7 +137,9 @@ func (h *Holder) decodeOrNew(current []byte) (*Document, error) {
 	return Decode(current)
 }
 
-func (h *Holder) install(b []byte) (*Keys, error) {
+// install parses b and keeps it as this node's copy, unless an
+// invalidation came after gen was read (then the next Get reads again).
+func (h *Holder) install(b []byte, gen uint64) (*Keys, error) {
 	d, err := Decode(b)
 	if err != nil {
 		return nil, err
@@ -139,7 +148,13 @@ func (h *Holder) install(b []byte) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.cur.Store(&snapshot{keys: ks, loadedAt: h.now(), due: nextChange(d)})
+	if h.gen.Load() == gen {
+		snap := &snapshot{keys: ks, loadedAt: h.now(), due: nextChange(d)}
+		h.cur.Store(snap)
+		if h.gen.Load() != gen { // an invalidation slipped in: take it back
+			h.cur.CompareAndSwap(snap, nil)
+		}
+	}
 	return ks, nil
 }
 

@@ -99,6 +99,8 @@ func (b *BackendSource) Authenticate(ctx context.Context, name, password, addr s
 	if addr == "" {
 		address.Name = ""
 	}
+	// One attempt per account at a time on this node: see Limiter.Lock.
+	defer b.Limiter.Lock(account.Name)()
 	failures, err := b.Limiter.Check(ctx, account, address)
 	if err != nil {
 		return store.User{}, err

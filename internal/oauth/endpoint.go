@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -92,22 +93,11 @@ func readParams(w http.ResponseWriter, r *http.Request, allowJSON bool) (params,
 			p.values[k] = vs[0]
 		}
 	case mt == "application/json" && allowJSON:
-		var seed struct {
-			ClientID     *string `json:"clientId"`
-			ClientSecret *string `json:"clientSecret"`
-			GrantType    *string `json:"grant_type"`
-			Scope        *string `json:"scope"`
+		vals, err := seedJSON(body)
+		if err != nil {
+			return p, err
 		}
-		dec := json.NewDecoder(strings.NewReader(string(body)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&seed); err != nil || dec.More() {
-			return p, apierr.BadRequest("malformed JSON body: expected {\"clientId\": ..., \"clientSecret\": ...}")
-		}
-		for k, v := range map[string]*string{"client_id": seed.ClientID, "client_secret": seed.ClientSecret, "grant_type": seed.GrantType, "scope": seed.Scope} {
-			if v != nil {
-				p.values[k] = *v
-			}
-		}
+		p.values = vals
 		if _, ok := p.values["grant_type"]; !ok {
 			p.values["grant_type"] = "client_credentials"
 		}
@@ -115,6 +105,53 @@ func readParams(w http.ResponseWriter, r *http.Request, allowJSON bool) (params,
 		return p, apierr.BadRequest("content type must be application/x-www-form-urlencoded")
 	}
 	return p, p.credentials(r)
+}
+
+// seedNames maps the seed's JSON members to the form's parameters.
+var seedNames = map[string]string{"clientId": "client_id", "clientSecret": "client_secret", "grant_type": "grant_type", "scope": "scope"}
+
+// seedJSON reads {"clientId": ..., "clientSecret": ...} strictly: names
+// match exactly (encoding/json would also take "CLIENTSECRET"), each at
+// most once (it would keep the last of two), values are strings, and
+// nothing follows the object.
+func seedJSON(body []byte) (map[string]string, error) {
+	bad := apierr.BadRequest(`malformed JSON body: expected {"clientId": ..., "clientSecret": ...}`)
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, bad
+	}
+	out := map[string]string{}
+	for dec.More() {
+		t, err := dec.Token()
+		key, ok := t.(string)
+		if err != nil || !ok {
+			return nil, bad
+		}
+		name, known := seedNames[key]
+		switch {
+		case !known:
+			return nil, apierr.Field(key, errors.New("unknown field"))
+		case hasKey(out, name):
+			return nil, apierr.Field(key, errors.New("parameter is repeated"))
+		}
+		var v string
+		if err := dec.Decode(&v); err != nil {
+			return nil, apierr.Field(key, errors.New("must be a string"))
+		}
+		out[name] = v
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return nil, bad
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, bad
+	}
+	return out, nil
+}
+
+func hasKey(m map[string]string, k string) bool {
+	_, ok := m[k]
+	return ok
 }
 
 // credentials takes the client credentials from HTTP Basic (RFC 6749
@@ -204,6 +241,8 @@ func (e *Endpoint) authenticateClient(ctx context.Context, id, secret, ip string
 	if ip == "" {
 		addrKey.Name = ""
 	}
+	// One attempt per account at a time on this node: see Limiter.Lock.
+	defer e.Limiter.Lock(clientKey.Name)()
 	failures, err := e.Limiter.Check(ctx, clientKey, addrKey)
 	if err != nil {
 		return store.Client{}, err

@@ -61,8 +61,11 @@ func (ct *ClientTable) Get(ctx context.Context, id string) (*clientState, error)
 			}
 			c = &clientState{Client: sc, ips: ips}
 		}
+		// A missing client is not remembered: anyone can send made-up ids,
+		// which must not grow the table (the token endpoint's limits pace
+		// the store reads they cost).
 		ct.mu.Lock()
-		if ct.gen == gen { // no invalidation while we read
+		if ct.gen == gen && c != nil { // no invalidation while we read
 			ct.m[id] = c
 		}
 		ct.mu.Unlock()

@@ -83,6 +83,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, name, password, addr s
 	if addr == "" {
 		address.Name = ""
 	}
+	// One attempt per account at a time on this node: see Limiter.Lock.
+	defer a.limiter.Lock(account.Name)()
 	failures, err := a.limiter.Check(ctx, account, address)
 	if err != nil {
 		return store.User{}, err

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -502,5 +504,35 @@ func TestAuthenticateStoreUnavailable(t *testing.T) {
 				t.Fatalf("status = %d (%v), want 503", p.Status, err)
 			}
 		})
+	}
+}
+
+// Concurrent wrong passwords cannot all slip past the limit before any is
+// counted: on one node, attempts on an account are serialised.
+func TestConcurrentGuessesRespectTheLimit(t *testing.T) {
+	st := openStore(t)
+	svc := users.NewService(st, 4, nil)
+	if _, err := svc.Create(context.Background(), users.NewUser{Name: "alice", Password: "correct horse"}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := users.NewAuthenticator(st, users.Limits{PerAccount: 5, PerAddress: 1000}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var checked atomic.Int64
+	for i := 0; i < 60; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := a.Authenticate(context.Background(), "alice", "wrong password", "")
+			if errors.Is(err, apierr.ErrBadCredentials) {
+				checked.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := checked.Load(); n > 5 {
+		t.Fatalf("%d wrong passwords were checked, limit 5", n)
 	}
 }

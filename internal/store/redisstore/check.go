@@ -13,13 +13,17 @@ import (
 )
 
 // Check looks for what an interrupted two-slot write leaves behind (see
-// the package comment) and, if repair is true, repairs it, taking the
-// records as the truth:
+// the package comment) and, if repair is true, repairs it by finishing
+// the delete that could have been interrupted. Writes put the record first
+// and the index (or list entry) last, deletes go the other way; so a record
+// without its index is a create that failed (its secret was never handed
+// out) or a delete cut short, and in both cases it goes. Restoring it
+// instead would bring a revoked token or a deleted user back to life.
 //
 //   - an index key that leads to no token with its hash is deleted;
-//   - a token without index gets it back (and an event is published);
+//   - a token without index is deleted (and an event is published);
 //   - a user-set entry without user record is removed;
-//   - a user record missing from the user set is added to it;
+//   - a user record missing from the user set is deleted, with its tokens;
 //   - the same two for the client set and the client records.
 //
 // It may run while the store is in use: every repair is a compare-and-set,
@@ -103,6 +107,7 @@ func (c *checker) index(ctx context.Context, key string) error {
 func (c *checker) users(ctx context.Context) error {
 	names, err := c.listed(ctx, listKind{
 		what: "user", key: c.s.keys.users(), pattern: c.s.keys.userPattern(), nameOf: c.s.keys.nameOf,
+		drop: c.s.DeleteUser,
 	})
 	if err != nil {
 		return err
@@ -119,6 +124,10 @@ func (c *checker) users(ctx context.Context) error {
 func (c *checker) clients(ctx context.Context) error {
 	_, err := c.listed(ctx, listKind{
 		what: "client", key: c.s.keys.clients(), pattern: c.s.keys.clientPattern(), nameOf: c.s.keys.clientOf,
+		drop: func(ctx context.Context, id string) error {
+			_, err := c.s.DeleteClient(ctx, id)
+			return err
+		},
 	})
 	return err
 }
@@ -129,6 +138,14 @@ type listKind struct {
 	key     string                          // the set
 	pattern string                          // matches the record keys
 	nameOf  func(key string) (string, bool) // the member of a record key
+	drop    func(ctx context.Context, name string) error
+}
+
+func ignoreNotFound(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // listed checks a set against the records it lists: an entry without
@@ -160,17 +177,19 @@ func (c *checker) listed(ctx context.Context, k listKind) ([]string, error) {
 			return nil, err
 		}
 	}
+	var listedNames []string
 	for _, name := range names {
 		if slices.Contains(members, name) {
+			listedNames = append(listedNames, name)
 			continue
 		}
 		if err := c.found(func() error {
-			return c.s.client.SAdd(ctx, k.key, name).Err()
-		}, "%s %q is missing from the %s set", k.what, name, k.what); err != nil {
+			return ignoreNotFound(k.drop(ctx, name))
+		}, "%s %q is missing from the %s set (deleted on repair)", k.what, name, k.what); err != nil {
 			return nil, err
 		}
 	}
-	return names, nil
+	return listedNames, nil
 }
 
 // user checks one user's tokens.
@@ -201,8 +220,9 @@ func (c *checker) token(ctx context.Context, t store.Token) error {
 		return nil
 	case value == "":
 		return c.found(func() error {
-			return c.s.setIndexes(ctx, []store.Token{t}, true)
-		}, "token %s/%s has no hash index", t.Owner, t.ID)
+			_, err := c.s.DeleteToken(ctx, t.Owner, t.ID)
+			return ignoreNotFound(err)
+		}, "token %s/%s has no hash index (deleted on repair)", t.Owner, t.ID)
 	default:
 		// Another token has the same hash: not a crash's doing, and not
 		// for a program to decide which one the secret belongs to.

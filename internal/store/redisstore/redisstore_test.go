@@ -390,20 +390,25 @@ func testCheckRepairs(t *testing.T, srv *redistest.Server) {
 	raw := rawClient(t, srv)
 	ctx := t.Context()
 	must(t, s.CreateUser(ctx, newUser("alice")))
+	must(t, s.CreateUser(ctx, newUser("bob")))
 	unindexed, kept := newToken("alice"), newToken("alice")
 	must(t, s.CreateToken(ctx, unindexed, 0))
 	must(t, s.CreateToken(ctx, kept, 0))
 	var dangling store.TokenHash
 	rand.Read(dangling[:])
 
-	// What crashes between two steps leave behind, made by hand.
+	// What crashes between two steps leave behind, made by hand. A record
+	// without its index or list entry is a create that failed or a delete
+	// that was cut short: either way repair finishes the delete, so that a
+	// revoked token or a deleted user never comes back.
 	must(t, raw.Del(ctx, s.keys.index(unindexed.Hash)).Err())
 	must(t, raw.Set(ctx, s.keys.index(dangling), ref("alice", "gone"), 0).Err())
 	must(t, raw.Set(ctx, s.keys.index(store.TokenHash{1}), ref("alice", kept.ID), 0).Err()) // wrong hash
-	must(t, raw.SRem(ctx, s.keys.users(), "alice").Err())
+	must(t, raw.SRem(ctx, s.keys.users(), "bob").Err())
 	must(t, raw.SAdd(ctx, s.keys.users(), "ghost").Err())
 	must(t, s.CreateClient(ctx, newClient("app")))
-	must(t, raw.SRem(ctx, s.keys.clients(), "app").Err())
+	must(t, s.CreateClient(ctx, newClient("gone-app")))
+	must(t, raw.SRem(ctx, s.keys.clients(), "gone-app").Err())
 	must(t, raw.SAdd(ctx, s.keys.clients(), "ghost-app").Err())
 	const problems = 7
 
@@ -426,10 +431,11 @@ func testCheckRepairs(t *testing.T, srv *redistest.Server) {
 	if len(rep.Problems) != 0 {
 		t.Fatalf("Check after repair = %+v, want no problems", rep)
 	}
-	for _, h := range []store.TokenHash{unindexed.Hash, kept.Hash} {
-		if _, err := s.LookupToken(ctx, h); err != nil {
-			t.Errorf("LookupToken after repair: %v", err)
-		}
+	if _, err := s.LookupToken(ctx, kept.Hash); err != nil {
+		t.Errorf("LookupToken of the intact token after repair: %v", err)
+	}
+	if _, err := s.GetToken(ctx, "alice", unindexed.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the token without index survived the repair: %v", err)
 	}
 	for _, h := range []store.TokenHash{dangling, {1}} {
 		if n, _ := raw.Exists(ctx, s.keys.index(h)).Result(); n != 0 {
@@ -440,6 +446,9 @@ func testCheckRepairs(t *testing.T, srv *redistest.Server) {
 	must(t, err)
 	if len(users) != 1 || users[0].Name != "alice" {
 		t.Errorf("ListUsers after repair = %+v, want alice only", users)
+	}
+	if _, err := s.GetUser(ctx, "bob"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the user missing from the set survived the repair: %v", err)
 	}
 	clients, err := s.ListClients(ctx)
 	must(t, err)
