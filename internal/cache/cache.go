@@ -130,7 +130,8 @@ func (c *Cache) Get(h [32]byte) (*Entry, bool) {
 	s.mu.RLock()
 	e, ok := s.m[h]
 	s.mu.RUnlock()
-	if !ok || int64(c.seconds()-e.storedAt) > c.ttl.Load() {
+	// ">=": ages are whole seconds, so an entry never outlives the TTL.
+	if !ok || int64(c.seconds()-e.storedAt) >= c.ttl.Load() {
 		return nil, false
 	}
 	return e, true

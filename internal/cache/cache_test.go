@@ -137,3 +137,19 @@ func BenchmarkGetHit(b *testing.B) {
 		}
 	})
 }
+
+// Ages are counted in whole seconds: an entry may go a little early, but
+// never lives longer than the TTL (the bound on staleness when an
+// invalidation is lost).
+func TestEntryNeverOutlivesTTL(t *testing.T) {
+	for _, offset := range []time.Duration{0, 500 * time.Millisecond, 999 * time.Millisecond} {
+		clk := &fakeClock{t: time.Unix(1700000000, 0)}
+		c := New(Options{TTL: 2 * time.Second, Now: clk.Now})
+		clk.Add(offset)
+		c.Fill(key("a"), &Entry{}, c.Generation())
+		clk.Add(2 * time.Second)
+		if _, ok := c.Get(key("a")); ok {
+			t.Errorf("filled %v into a second: still there after the TTL", offset)
+		}
+	}
+}

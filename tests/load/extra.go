@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -28,6 +29,24 @@ func measurePropagation(binary, dir, storeURL, upstream string, a *gateway, toke
 		return propagation{}, err
 	}
 	defer b.stop()
+	fmt.Printf("[redis] propagation: %d revokes through node A, refusal on node B\n", len(tokens))
+	delays, err := revokeAndWait(a, b, tokens, 30*time.Second, nil, 0)
+	if err != nil {
+		return propagation{}, err
+	}
+	for i := range delays {
+		delays[i] /= 1e3 // microseconds
+	}
+	sort.Float64s(delays)
+	pct := func(p float64) float64 { return delays[int(p*float64(len(delays)-1))] }
+	return propagation{Revokes: len(delays), P50us: pct(0.5), P99us: pct(0.99), MaxUS: delays[len(delays)-1]}, nil
+}
+
+// revokeAndWait warms node b's cache with every token, calls prepare (if
+// any), then revokes the tokens one by one through node a's admin API and
+// polls b (pausing between polls) until it refuses each. It returns the
+// delays in nanoseconds; a token still accepted after limit is an error.
+func revokeAndWait(a, b *gateway, tokens []revocable, limit time.Duration, prepare func(), pause time.Duration) ([]float64, error) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	call := func(tok string) (int, error) {
 		req, _ := http.NewRequest(http.MethodGet, b.url(b.ports.gate, "/"), nil)
@@ -36,39 +55,40 @@ func measurePropagation(binary, dir, storeURL, upstream string, a *gateway, toke
 		if err != nil {
 			return 0, err
 		}
+		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		return resp.StatusCode, nil
 	}
-	fmt.Printf("[redis] propagation: warming node B with %d tokens\n", len(tokens))
 	for _, t := range tokens {
 		if code, err := call(t.secret); err != nil || code != http.StatusOK {
-			return propagation{}, fmt.Errorf("warming B: %d %v", code, err)
+			return nil, fmt.Errorf("warming node B: %d %v", code, err)
 		}
 	}
-	fmt.Printf("[redis] propagation: %d revokes through node A\n", len(tokens))
+	if prepare != nil {
+		prepare()
+	}
 	var delays []float64
 	for _, t := range tokens {
 		if err := a.admin(http.MethodDelete, "/tokengate/users/"+url.PathEscape(t.owner)+"/tokens/"+t.id, nil, nil); err != nil {
-			return propagation{}, err
+			return nil, err
 		}
 		start := time.Now()
 		for {
 			code, err := call(t.secret)
 			if err != nil {
-				return propagation{}, err
+				return nil, err
 			}
 			if code == http.StatusUnauthorized {
 				break
 			}
-			if time.Since(start) > 30*time.Second {
-				return propagation{}, fmt.Errorf("node B still accepts a token revoked 30s ago")
+			if time.Since(start) > limit {
+				return nil, fmt.Errorf("node B still accepts a token revoked %v ago", limit)
 			}
+			time.Sleep(pause)
 		}
-		delays = append(delays, float64(time.Since(start).Microseconds()))
+		delays = append(delays, float64(time.Since(start)))
 	}
-	sort.Float64s(delays)
-	pct := func(p float64) float64 { return delays[int(p*float64(len(delays)-1))] }
-	return propagation{Revokes: len(delays), P50us: pct(0.5), P99us: pct(0.99), MaxUS: delays[len(delays)-1]}, nil
+	return delays, nil
 }
 
 // measureEndpoints measures the token endpoint per algorithm and PAT

@@ -3,10 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"net/url"
 	"sync"
 	"time"
 )
@@ -126,45 +123,13 @@ func measurePubsubDown(binary, dir, redisAddr, upstream string, a *gateway, toke
 		return pubsubDown{}, err
 	}
 	defer b.stop()
-	client := &http.Client{}
-	call := func(tok string) (int, error) {
-		req, _ := http.NewRequest(http.MethodGet, b.url(b.ports.gate, "/"), nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, nil
-	}
-	for _, t := range tokens {
-		if code, err := call(t.secret); err != nil || code != http.StatusOK {
-			return pubsubDown{}, fmt.Errorf("warming B: %d %v", code, err)
-		}
-	}
-	f.freeze(true)
 	defer f.freeze(false)
-	var delays []float64
-	for _, t := range tokens {
-		if err := a.admin(http.MethodDelete, "/tokengate/users/"+url.PathEscape(t.owner)+"/tokens/"+t.id, nil, nil); err != nil {
-			return pubsubDown{}, err
-		}
-		start := time.Now()
-		for {
-			code, err := call(t.secret)
-			if err != nil {
-				return pubsubDown{}, err
-			}
-			if code == http.StatusUnauthorized {
-				break
-			}
-			if time.Since(start) > 10*ttl {
-				return pubsubDown{}, fmt.Errorf("node B still accepts a revoked token after %v with pub/sub down", 10*ttl)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		delays = append(delays, float64(time.Since(start).Milliseconds()))
+	delays, err := revokeAndWait(a, b, tokens, 10*ttl, func() { f.freeze(true) }, 5*time.Millisecond)
+	if err != nil {
+		return pubsubDown{}, fmt.Errorf("with pub/sub down: %v", err)
+	}
+	for i := range delays {
+		delays[i] /= 1e6 // milliseconds
 	}
 	out := pubsubDown{CacheTTL: ttl.String(), Revokes: len(delays)}
 	for _, d := range delays {
