@@ -214,7 +214,7 @@ func (a *App) wire() error {
 	a.state.keys.Configure(keyring.Policy{PublishDelay: time.Duration(a.JWKSMaxAge)}, a.Signing, time.Duration(a.AccessTokenTTL))
 	a.clients = oauth.NewClients(a.state.store, a.state.clients, nil)
 	a.tokens = oauth.NewTokens(a.state.keys, a.state.clients, a.state.denied, a.Issuer, a.Audience, nil)
-	a.limiter = bruteforce.New(a.state.store, time.Duration(a.LoginFailureWindow))
+	a.limiter = a.auth.Limiter()
 	a.checker = gate.New(a.state.store, a.state.cache, a.state.uses, gate.Options{AccessTokens: a.tokens})
 	a.legacy = legacy.NewService(a.state.store, a.state.uses, a.state.acl, a.MaxTokensPerUser, time.Duration(a.LegacyTokenTTL), nil)
 	return a.wireLogins()
@@ -226,7 +226,7 @@ func (a *App) wireLogins() error {
 	if a.IdentityBackend != "" {
 		sources[login.Backend] = &login.BackendSource{
 			URL: a.IdentityBackend, Client: &http.Client{Timeout: 10 * time.Second}, Store: a.state.store,
-			Limiter: a.limiter, Limits: users.Limits{PerAccount: a.failuresPerAccount(), PerAddress: a.failuresPerAddress()},
+			Limiter: a.limiter, Limits: a.auth.Limits(),
 			DefaultRoles: a.BackendRoles, Now: time.Now,
 		}
 	}
@@ -235,25 +235,11 @@ func (a *App) wireLogins() error {
 	return err
 }
 
-func (a *App) failuresPerAccount() int64 {
-	if a.LoginFailuresPerAccount == 0 {
-		return 10
-	}
-	return a.LoginFailuresPerAccount
-}
-
-func (a *App) failuresPerAddress() int64 {
-	if a.LoginFailuresPerAddress == 0 {
-		return 50
-	}
-	return a.LoginFailuresPerAddress
-}
-
 // endpoint returns the OAuth endpoints for a site with realm.
 func (a *App) endpoint(realm string) *oauth.Endpoint {
 	return &oauth.Endpoint{
 		Clients: a.clients, Tokens: a.tokens, Users: a.logins.Default(), Inspector: a.checker, Store: a.state.store,
-		Limiter: a.limiter, PerClient: a.failuresPerAccount(), PerAddress: a.failuresPerAddress(), Audit: a.audit, Realm: realm,
+		Limiter: a.limiter, PerClient: a.auth.Limits().PerAccount, PerAddress: a.auth.Limits().PerAddress, Audit: a.audit, Realm: realm,
 	}
 }
 

@@ -11,30 +11,22 @@ import (
 )
 
 func init() {
-	caddycmd.RegisterCommand(caddycmd.Command{
+	registerAdminCommand(caddycmd.Command{
 		Name:  "user",
 		Usage: "add|list|show|set|delete|tokens|revoke ...",
 		Short: "Manage tokengate users and their tokens",
 		Long: `Manage tokengate users through the admin API of a running gateway.
 The admin address comes from --address, or from the admin setting of --config.`,
-		CobraFunc: func(cmd *cobra.Command) {
-			adminFlags(cmd)
-			cli.AddUserCommands(cmd, connect)
-		},
-	})
-	caddycmd.RegisterCommand(caddycmd.Command{
+	}, cli.AddUserCommands)
+	registerAdminCommand(caddycmd.Command{
 		Name:  "oauth",
 		Usage: "client add|list|show|set|delete ... | signing show|set ...",
 		Short: "Manage OAuth keys and the access token signing settings",
 		Long: `Manage OAuth keys (clients) and the signing settings through the admin API
 of a running gateway. The admin address comes from --address, or from the
 admin setting of --config.`,
-		CobraFunc: func(cmd *cobra.Command) {
-			adminFlags(cmd)
-			cli.AddOAuthCommands(cmd, connect)
-		},
-	})
-	caddycmd.RegisterCommand(caddycmd.Command{
+	}, cli.AddOAuthCommands)
+	registerAdminCommand(caddycmd.Command{
 		Name:  "acl",
 		Usage: "grant|revoke (--role <role> | --user <name>) --p <permission> --res <resource> | list",
 		Short: "Grant and revoke permissions (e.g. USE on ws:::gen-ws-token)",
@@ -42,32 +34,31 @@ admin setting of --config.`,
 e.g. the right to get a legacy token from /rest/token:
 
   tokengate acl grant --role ws-users --p USE --res ws:::gen-ws-token`,
-		CobraFunc: func(cmd *cobra.Command) {
-			adminFlags(cmd)
-			cli.AddACLCommands(cmd, connect)
-		},
-	})
-	caddycmd.RegisterCommand(caddycmd.Command{
+	}, cli.AddACLCommands)
+	registerAdminCommand(caddycmd.Command{
 		Name:  "legacy",
 		Usage: "tokens",
 		Short: "Show legacy tokens and their last use",
-		CobraFunc: func(cmd *cobra.Command) {
-			adminFlags(cmd)
-			cli.AddLegacyCommands(cmd, connect)
-		},
-	})
-	caddycmd.RegisterCommand(caddycmd.Command{
+	}, cli.AddLegacyCommands)
+	registerAdminCommand(caddycmd.Command{
 		Name:  "store",
 		Usage: "check [--repair]",
 		Short: "Check the tokengate store for inconsistencies",
 		Long: `Check the store of a running gateway for what a crash may leave between
 a token's record and its hash index (Redis Cluster writes them in two steps),
 and repair it with --repair.`,
-		CobraFunc: func(cmd *cobra.Command) {
-			adminFlags(cmd)
-			cli.AddStoreCommands(cmd, connect)
-		},
-	})
+	}, cli.AddStoreCommands)
+}
+
+// registerAdminCommand registers a subcommand that talks to a running
+// gateway's admin API: its flags say where (--address, --config, --adapter)
+// and add builds its subcommands.
+func registerAdminCommand(c caddycmd.Command, add func(*cobra.Command, cli.Connect)) {
+	c.CobraFunc = func(cmd *cobra.Command) {
+		adminFlags(cmd)
+		add(cmd, connect)
+	}
+	caddycmd.RegisterCommand(c)
 }
 
 func adminFlags(cmd *cobra.Command) {

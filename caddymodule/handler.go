@@ -124,8 +124,11 @@ type Handler struct {
 	api      *pat.API
 	legacy   *legacy.API
 	external []gate.External
-	routes   map[string]func(http.ResponseWriter, *http.Request, oauth.Request)
-	headers  identity.Headers
+	// ours are the identity header names; consumed adds the /rest/token
+	// credential headers, removed from every request that goes on.
+	ours, consumed []string
+	routes         map[string]func(http.ResponseWriter, *http.Request, oauth.Request)
+	headers        identity.Headers
 	// required is RequireScopes normalized; scope the same joined.
 	required []string
 	scope    string
@@ -163,11 +166,16 @@ func (h *Handler) setup(app *App) error {
 	if h.TokensPath == "" {
 		h.TokensPath = DefaultTokensPath
 	}
+	h.routes = map[string]func(http.ResponseWriter, *http.Request, oauth.Request){}
+	h.headers = h.Headers.WithDefaults()
+	h.ours = h.headers.Names()
+	h.consumed = append(h.headers.Names(), legacyLoginHeaders...)
 	if !h.DisableTokensAPI {
 		h.api = &pat.API{Service: app.pats, Auth: app.logins.Default(), Prefix: h.TokensPath}
 	}
 	if !h.DisableLegacyAPI {
 		h.legacy = &legacy.API{Service: app.legacy, Logins: app.logins, Path: orDefault(h.LegacyTokenPath, DefaultLegacyPath)}
+		h.routes[h.legacy.Path] = h.serveLegacy
 	}
 	if err := h.setupExternal(); err != nil {
 		return err
@@ -180,7 +188,6 @@ func (h *Handler) setup(app *App) error {
 			" delete; request>uri query { delete "+orDefault(h.LegacyTokenQuery, "token")+" } } }), see the README",
 			zap.String("header", h.LegacyTokenHeader), zap.String("query", h.LegacyTokenQuery))
 	}
-	h.routes = map[string]func(http.ResponseWriter, *http.Request, oauth.Request){}
 	if !h.DisableOAuthAPI {
 		ep := app.endpoint(h.Realm)
 		h.routes[orDefault(h.OAuthTokenPath, DefaultOAuthTokenPath)] = ep.ServeToken
@@ -188,7 +195,6 @@ func (h *Handler) setup(app *App) error {
 		h.routes[orDefault(h.RevokePath, DefaultRevokePath)] = ep.ServeRevoke
 		h.routes[orDefault(h.JWKSPath, DefaultJWKSPath)] = h.serveJWKS
 	}
-	h.headers = h.Headers.WithDefaults()
 	scopes, err := scope.Normalize(h.RequireScopes)
 	if err != nil {
 		return fmt.Errorf("require_scope: %v", err)
@@ -224,35 +230,21 @@ func (h Handler) Validate() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	// Our identity headers are ours alone: remove client-sent copies on
-	// every request, whatever happens next (trailers too: an upstream may
+	// Our identity headers are ours alone: client-sent copies go on every
+	// request, whatever happens next (from trailers too: an upstream may
 	// merge them into the headers).
-	h.headers.Strip(r.Header)
 	if r.Trailer != nil {
-		h.headers.Strip(r.Trailer)
+		identity.Remove(r.Trailer, h.ours)
 	}
 	clientIP := clientIP(r)
-
-	if route, ok := h.routes[r.URL.Path]; ok {
+	if route := h.ownRoute(r.URL.Path); route != nil {
+		identity.Remove(r.Header, h.ours)
 		route(w, r, oauth.Request{ClientIP: ipString(clientIP), Host: r.Host})
 		return nil
 	}
-	if h.api != nil && h.api.Matches(r.URL.Path) {
-		if err := h.api.Serve(w, r, ipString(clientIP)); err != nil {
-			h.fail(w, r, err, "Basic")
-		}
-		return nil
-	}
-	if h.legacy != nil && r.URL.Path == h.legacy.Path {
-		if err := h.legacy.Serve(w, r, ipString(clientIP)); err != nil {
-			h.fail(w, r, err, "Basic")
-		}
-		return nil
-	}
-
-	// The /rest/token credentials have no business on other routes: they
-	// never travel on to the upstream.
-	identity.Remove(r.Header, legacyLoginHeaders)
+	// One pass: our headers, and the /rest/token credentials, which have
+	// no business on other routes and never travel on to the upstream.
+	identity.Remove(r.Header, h.consumed)
 	tok, fromLegacySource, err := h.credential(r)
 	var id identity.Identity
 	if err == nil {
@@ -277,6 +269,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// ownRoute returns the handler of one of the gateway's own routes, or nil.
+func (h *Handler) ownRoute(path string) func(http.ResponseWriter, *http.Request, oauth.Request) {
+	if route, ok := h.routes[path]; ok {
+		return route
+	}
+	if h.api != nil && h.api.Matches(path) {
+		return h.serveTokensAPI
+	}
+	return nil
+}
+
+// serveTokensAPI and serveLegacy answer routes authenticated by HTTP Basic.
+func (h *Handler) serveTokensAPI(w http.ResponseWriter, r *http.Request, req oauth.Request) {
+	if err := h.api.Serve(w, r, req.ClientIP); err != nil {
+		h.fail(w, r, err, "Basic")
+	}
+}
+
+func (h *Handler) serveLegacy(w http.ResponseWriter, r *http.Request, req oauth.Request) {
+	if err := h.legacy.Serve(w, r, req.ClientIP); err != nil {
+		h.fail(w, r, err, "Basic")
+	}
 }
 
 // credential takes the request's one credential: the bearer token, or a

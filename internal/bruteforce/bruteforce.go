@@ -44,6 +44,42 @@ func New(s store.Store, window time.Duration) *Limiter {
 	return &Limiter{store: s, window: window, slowAfter: 3, sleep: sleepCtx}
 }
 
+// AddressKey is the counter of a client address; an unknown address ("")
+// has none.
+func AddressKey(addr string, limit int64) Key {
+	if addr == "" {
+		return Key{}
+	}
+	return Key{Name: "addr:" + addr, Limit: limit}
+}
+
+// Guard runs one guess at a secret: it refuses (429) when the account or
+// the address is locked, serialises guesses on the account on this node
+// (see Lock), runs check, counts a failure against both when check says
+// no (answering refusal), and clears the account's counter after a
+// success when there was something to clear (clearing is a store write).
+// An error from check is returned as it is and counts nothing.
+func (l *Limiter) Guard(ctx context.Context, account, address Key, check func() (bool, error), refusal error) error {
+	defer l.Lock(account.Name)()
+	failures, err := l.Check(ctx, account, address)
+	if err != nil {
+		return err
+	}
+	ok, err := check()
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		if err := l.Fail(ctx, account, address); err != nil {
+			return err
+		}
+		return refusal
+	case failures > 0:
+		return l.Clear(ctx, account.Name)
+	}
+	return nil
+}
+
 // Lock serialises attempts on name on this node; call the returned
 // function when the attempt has been counted (or cleared).
 func (l *Limiter) Lock(name string) (unlock func()) {

@@ -59,15 +59,6 @@ func AddUserCommands(cmd *cobra.Command, connect Connect) {
 	setPassword := set.Flags().Bool("password", false, "read a new password from standard input")
 	set.RunE = func(c *cobra.Command, args []string) error {
 		body := map[string]any{}
-		if c.Flags().Changed("token-login") {
-			body["token_login"] = *setTokenLogin
-		}
-		if c.Flags().Changed("disabled") {
-			body["disabled"] = *setDisabled
-		}
-		if c.Flags().Changed("role") {
-			body["roles"] = nonEmpty(*setRoles)
-		}
 		if *setPassword {
 			pw, err := readPassword(c)
 			if err != nil {
@@ -75,10 +66,10 @@ func AddUserCommands(cmd *cobra.Command, connect Connect) {
 			}
 			body["password"] = pw
 		}
-		if len(body) == 0 {
-			return errors.New("nothing to change: give at least one flag")
-		}
-		return call(c, connect, http.MethodPatch, userPath(args[0]), body, printJSON)
+		return patch(c, connect, userPath(args[0]), body,
+			flagMember{"token-login", "token_login", func() any { return *setTokenLogin }},
+			flagMember{"disabled", "disabled", func() any { return *setDisabled }},
+			flagMember{"role", "roles", func() any { return nonEmpty(*setRoles) }})
 	}
 
 	cmd.AddCommand(add, set)
@@ -118,6 +109,26 @@ func AddStoreCommands(cmd *cobra.Command, connect Connect) {
 		return call(c, connect, http.MethodPost, uri, nil, printCheck)
 	}
 	cmd.AddCommand(check)
+}
+
+// flagMember maps a flag to the JSON member it sets when given.
+type flagMember struct {
+	flag, member string
+	value        func() any
+}
+
+// patch adds to body the members of the flags given and sends it as a
+// PATCH; with nothing to change it is an error.
+func patch(c *cobra.Command, connect Connect, uri string, body map[string]any, fields ...flagMember) error {
+	for _, f := range fields {
+		if c.Flags().Changed(f.flag) {
+			body[f.member] = f.value()
+		}
+	}
+	if len(body) == 0 {
+		return errors.New("nothing to change: give at least one flag")
+	}
+	return call(c, connect, http.MethodPatch, uri, body, printJSON)
 }
 
 func userPath(name string) string { return "/tokengate/users/" + url.PathEscape(name) }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -42,23 +41,11 @@ func AddOAuthCommands(cmd *cobra.Command, connect Connect) {
 	setIPs := set.Flags().StringSlice("allow-ip", nil, "replace the allowed IPs (--allow-ip '' allows any)")
 	setScopes := set.Flags().StringSlice("scope", nil, "replace the scopes (--scope '' clears)")
 	set.RunE = func(c *cobra.Command, args []string) error {
-		body := map[string]any{}
-		if c.Flags().Changed("enabled") {
-			body["enabled"] = *setEnabled
-		}
-		if c.Flags().Changed("name") {
-			body["name"] = *setName
-		}
-		if c.Flags().Changed("allow-ip") {
-			body["allowed_ips"] = nonEmpty(*setIPs)
-		}
-		if c.Flags().Changed("scope") {
-			body["scopes"] = nonEmpty(*setScopes)
-		}
-		if len(body) == 0 {
-			return errors.New("nothing to change: give at least one flag")
-		}
-		return call(c, connect, http.MethodPatch, clientPath(args[0]), body, printJSON)
+		return patch(c, connect, clientPath(args[0]), map[string]any{},
+			flagMember{"enabled", "enabled", func() any { return *setEnabled }},
+			flagMember{"name", "name", func() any { return *setName }},
+			flagMember{"allow-ip", "allowed_ips", func() any { return nonEmpty(*setIPs) }},
+			flagMember{"scope", "scopes", func() any { return nonEmpty(*setScopes) }})
 	}
 
 	client.AddCommand(add, set)

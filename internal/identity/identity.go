@@ -77,17 +77,10 @@ func (id Identity) Placeholder(i int) any {
 // PlaceholderNames are the placeholders an identity sets, in order.
 var PlaceholderNames = [4]string{"http.auth.user.id", "http.auth.user.token_type", "http.auth.user.token_id", "http.auth.user.scopes"}
 
-// Strip removes every header of h whose name matches one of ours after
-// folding case and '_' to '-'. It does not allocate.
-func (hn Headers) Strip(h http.Header) {
-	for k := range h {
-		if sameName(k, hn.User) || sameName(k, hn.TokenType) || sameName(k, hn.TokenID) || sameName(k, hn.Scopes) {
-			delete(h, k)
-		}
-	}
-}
+// Names lists the four header names.
+func (hn Headers) Names() []string { return []string{hn.User, hn.TokenType, hn.TokenID, hn.Scopes} }
 
-// Set writes id into h. Call Strip first. The four values share one
+// Set writes id into h. Remove client-sent copies (Names) first. The four values share one
 // array made for this request: the header slices must not point at
 // anything shared, because later handlers (Caddy's request_header replace,
 // say) may write into a value slice in place.
@@ -114,7 +107,8 @@ func Take(h http.Header, name string) []string {
 	return vals
 }
 
-// Remove removes every spelling of each of names from h.
+// Remove removes every spelling of each of names from h (compared after
+// folding case and '_' to '-'), in one pass, without allocating.
 func Remove(h http.Header, names []string) {
 	for k := range h {
 		for _, n := range names {

@@ -50,6 +50,21 @@ func (r *Recorder) Pending(owner string) map[string]store.LastUse {
 	return out
 }
 
+// Apply overlays the uses queued on this node on owner's tokens, so that a
+// listing shows last accesses not yet written. A nil Recorder does nothing.
+func (r *Recorder) Apply(owner string, ts []store.Token) {
+	if r == nil {
+		return
+	}
+	pending := r.Pending(owner)
+	for i := range ts {
+		t := &ts[i]
+		if u, ok := pending[t.ID]; ok && u.At.After(t.LastUsedAt) {
+			t.LastUsedAt, t.LastUsedIP, t.LastUsedHost = u.At, u.IP, u.Host
+		}
+	}
+}
+
 // Flush writes what is queued. If the write fails the uses are queued
 // again (unless newer ones arrived meanwhile) and the error is returned.
 func (r *Recorder) Flush(ctx context.Context) error {

@@ -120,16 +120,10 @@ func (s *Service) Usages(ctx context.Context) ([]Usage, error) {
 		if err != nil {
 			return nil, apierr.FromStore(err)
 		}
-		var pending map[string]store.LastUse
-		if s.uses != nil {
-			pending = s.uses.Pending(u.Name)
-		}
+		s.uses.Apply(u.Name, ts)
 		for _, t := range ts {
 			if t.Kind != store.KindLegacy {
 				continue
-			}
-			if p, ok := pending[t.ID]; ok && p.At.After(t.LastUsedAt) {
-				t.LastUsedAt, t.LastUsedIP, t.LastUsedHost = p.At, p.IP, p.Host
 			}
 			row := Usage{Owner: t.Owner, ID: t.ID, Enabled: t.Enabled, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt,
 				LastUsedIP: t.LastUsedIP, LastUsedHost: t.LastUsedHost}

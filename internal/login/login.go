@@ -92,43 +92,19 @@ type BackendSource struct {
 func (b *BackendSource) Authenticate(ctx context.Context, name, password, addr string) (store.User, error) {
 	canon, nameErr := users.NormalizeName(name)
 	account := bruteforce.Key{Name: "acct:" + canon, Limit: b.Limits.PerAccount}
-	address := bruteforce.Key{Name: "addr:" + addr, Limit: b.Limits.PerAddress}
 	if nameErr != nil {
-		account.Name = ""
+		account.Name = "" // a malformed name owns no counter, and is never sent on
 	}
-	if addr == "" {
-		address.Name = ""
-	}
-	// One attempt per account at a time on this node: see Limiter.Lock.
-	defer b.Limiter.Lock(account.Name)()
-	failures, err := b.Limiter.Check(ctx, account, address)
-	if err != nil {
-		return store.User{}, err
-	}
-	if nameErr != nil {
-		return store.User{}, b.fail(ctx, account, address)
-	}
-	ok, err := b.ask(ctx, name, password)
-	if err != nil {
-		return store.User{}, err
-	}
-	if !ok {
-		return store.User{}, b.fail(ctx, account, address)
-	}
-	// Clearing is a store write: only when there is something to clear.
-	if failures > 0 {
-		if err := b.Limiter.Clear(ctx, account.Name); err != nil {
-			return store.User{}, err
+	err := b.Limiter.Guard(ctx, account, bruteforce.AddressKey(addr, b.Limits.PerAddress), func() (bool, error) {
+		if nameErr != nil {
+			return false, nil
 		}
+		return b.ask(ctx, name, password)
+	}, apierr.ErrBadCredentials)
+	if err != nil {
+		return store.User{}, err
 	}
 	return b.provision(ctx, canon)
-}
-
-func (b *BackendSource) fail(ctx context.Context, keys ...bruteforce.Key) error {
-	if err := b.Limiter.Fail(ctx, keys...); err != nil {
-		return err
-	}
-	return apierr.ErrBadCredentials
 }
 
 // ask sends the credentials to the backend.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/tokengate/tokengate/internal/audit"
 	"github.com/tokengate/tokengate/internal/bruteforce"
 	"github.com/tokengate/tokengate/internal/cache"
+	"github.com/tokengate/tokengate/internal/iplist"
 	"github.com/tokengate/tokengate/internal/jsonbody"
 	"github.com/tokengate/tokengate/internal/scope"
 	"github.com/tokengate/tokengate/internal/store"
@@ -234,39 +236,24 @@ func (e *Endpoint) ServeToken(w http.ResponseWriter, r *http.Request, req Reques
 // client's on/off switch and its allowed IPs.
 func (e *Endpoint) authenticateClient(ctx context.Context, id, secret, ip string) (store.Client, error) {
 	clientKey := bruteforce.Key{Name: "client:" + id, Limit: e.PerClient}
-	addrKey := bruteforce.Key{Name: "addr:" + ip, Limit: e.PerAddress}
 	if len(id) > 64 || !strings.HasPrefix(id, token.ClientIDPrefix) {
-		clientKey.Name = ""
+		clientKey.Name = "" // not a client id: owns no counter
 	}
-	if ip == "" {
-		addrKey.Name = ""
-	}
-	// One attempt per account at a time on this node: see Limiter.Lock.
-	defer e.Limiter.Lock(clientKey.Name)()
-	failures, err := e.Limiter.Check(ctx, clientKey, addrKey)
-	if err != nil {
-		return store.Client{}, err
-	}
-	c, err := e.Clients.Authenticate(ctx, id, secret)
-	if errors.Is(err, errBadClient) {
-		if err := e.Limiter.Fail(ctx, clientKey, addrKey); err != nil {
-			return store.Client{}, err
+	var c store.Client
+	err := e.Limiter.Guard(ctx, clientKey, bruteforce.AddressKey(ip, e.PerAddress), func() (bool, error) {
+		var err error
+		c, err = e.Clients.Authenticate(ctx, id, secret)
+		if errors.Is(err, errBadClient) {
+			return false, nil
 		}
-		return store.Client{}, apierr.ErrInvalidClient
-	}
-	if err != nil {
+		return err == nil, err
+	}, apierr.ErrInvalidClient)
+	switch {
+	case err != nil:
 		return store.Client{}, err
-	}
-	// Clearing is a store write: only when there is something to clear.
-	if failures > 0 {
-		if err := e.Limiter.Clear(ctx, clientKey.Name); err != nil {
-			return store.Client{}, err
-		}
-	}
-	if !c.Enabled {
+	case !c.Enabled:
 		return store.Client{}, fmt.Errorf("%w: the OAuth key is switched off", apierr.ErrInvalidClient)
-	}
-	if !clientAllowsIP(c, ip) {
+	case !clientAllowsIP(c, ip):
 		return store.Client{}, fmt.Errorf("%w: requests from this address are not allowed for this OAuth key", apierr.ErrUnauthorizedClient)
 	}
 	return c, nil
@@ -427,13 +414,11 @@ func (e *Endpoint) ServeRevoke(w http.ResponseWriter, r *http.Request, req Reque
 	w.WriteHeader(http.StatusOK)
 }
 
+// clientAllowsIP applies the key's allow-list to the caller's address. A
+// list that does not parse admits nobody; "" or garbage parses to the zero
+// Addr, which only an empty list admits.
 func clientAllowsIP(c store.Client, ip string) bool {
-	if len(c.AllowedIPs) == 0 {
-		return true
-	}
-	l, err := parseIPs(c.AllowedIPs)
-	if err != nil {
-		return false
-	}
-	return l.Allows(parseAddr(ip))
+	l, err := iplist.Parse(c.AllowedIPs)
+	addr, _ := netip.ParseAddr(ip)
+	return err == nil && l.Allows(addr)
 }

@@ -140,15 +140,9 @@ func (s *Service) List(ctx context.Context, owner string) ([]View, error) {
 	if err != nil {
 		return nil, apierr.FromStore(err)
 	}
-	var pending map[string]store.LastUse
-	if s.uses != nil {
-		pending = s.uses.Pending(owner)
-	}
+	s.uses.Apply(owner, ts)
 	out := make([]View, 0, len(ts))
 	for _, t := range ts {
-		if u, ok := pending[t.ID]; ok && u.At.After(t.LastUsedAt) {
-			t.LastUsedAt, t.LastUsedIP, t.LastUsedHost = u.At, u.IP, u.Host
-		}
 		out = append(out, ViewOf(t))
 	}
 	return out, nil

@@ -69,6 +69,14 @@ func NewAuthenticator(s store.Store, l Limits, cost int) (*Authenticator, error)
 	return &Authenticator{store: s, limits: l, limiter: bruteforce.New(s, l.Window), dummy: dummy}, nil
 }
 
+// Limiter returns the failure counter, so that other secrets (client
+// secrets, the identity backend) share its counters and its per-node
+// serialisation of guesses on an account.
+func (a *Authenticator) Limiter() *bruteforce.Limiter { return a.limiter }
+
+// Limits returns the limits in force (defaults applied).
+func (a *Authenticator) Limits() Limits { return a.limits }
+
 // Authenticate returns the user if name and password match and neither the
 // account nor the address is locked. addr is the client address ("" if
 // unknown). Errors: apierr.ErrBadCredentials, *apierr.RateLimited,
@@ -76,49 +84,29 @@ func NewAuthenticator(s store.Store, l Limits, cost int) (*Authenticator, error)
 func (a *Authenticator) Authenticate(ctx context.Context, name, password, addr string) (store.User, error) {
 	canon, nameErr := NormalizeName(name)
 	account := bruteforce.Key{Name: "acct:" + canon, Limit: a.limits.PerAccount}
-	address := bruteforce.Key{Name: "addr:" + addr, Limit: a.limits.PerAddress}
 	if nameErr != nil {
 		account.Name = "" // a malformed name owns no counter
 	}
-	if addr == "" {
-		address.Name = ""
-	}
-	// One attempt per account at a time on this node: see Limiter.Lock.
-	defer a.limiter.Lock(account.Name)()
-	failures, err := a.limiter.Check(ctx, account, address)
+	var u store.User
+	err := a.limiter.Guard(ctx, account, bruteforce.AddressKey(addr, a.limits.PerAddress), func() (bool, error) {
+		err := store.ErrNotFound
+		if nameErr == nil {
+			u, err = a.store.GetUser(ctx, canon)
+		}
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			_ = bcrypt.CompareHashAndPassword(a.dummy, []byte(password))
+			return false, nil
+		case err != nil:
+			return false, apierr.FromStore(err)
+		}
+		return bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) == nil, nil
+	}, apierr.ErrBadCredentials)
 	if err != nil {
 		return store.User{}, err
-	}
-	var u store.User
-	err = store.ErrNotFound
-	if nameErr == nil {
-		u, err = a.store.GetUser(ctx, canon)
-	}
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		_ = bcrypt.CompareHashAndPassword(a.dummy, []byte(password))
-		return store.User{}, a.fail(ctx, account, address)
-	case err != nil:
-		return store.User{}, apierr.FromStore(err)
-	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
-		return store.User{}, a.fail(ctx, account, address)
 	}
 	if u.Disabled {
 		return store.User{}, fmt.Errorf("%w: the user is disabled", apierr.ErrForbidden)
 	}
-	// Clearing is a store write: only when there is something to clear.
-	if failures > 0 {
-		if err := a.limiter.Clear(ctx, account.Name); err != nil {
-			return store.User{}, err
-		}
-	}
 	return u, nil
-}
-
-func (a *Authenticator) fail(ctx context.Context, keys ...bruteforce.Key) error {
-	if err := a.limiter.Fail(ctx, keys...); err != nil {
-		return err
-	}
-	return apierr.ErrBadCredentials
 }

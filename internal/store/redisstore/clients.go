@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -22,27 +23,8 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 	if err != nil {
 		return err
 	}
-	created, err := s.client.SetNX(ctx, s.keys.client(c.ID), data, 0).Result()
-	if err != nil {
-		return opErr(err, "create client %q", c.ID)
-	}
-	if !created {
-		return store.ErrClientExists
-	}
 	ev := clientEvent(c.ID)
-	_, err = s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.SAdd(ctx, s.keys.clients(), c.ID)
-		s.publishIn(ctx, p, ev)
-		return nil
-	})
-	if err != nil {
-		uctx, cancel := undoContext(ctx)
-		defer cancel()
-		s.client.Del(uctx, s.keys.client(c.ID))
-		return opErr(err, "create client %q: add to client set", c.ID)
-	}
-	s.subs.deliver(ev)
-	return nil
+	return s.createListed(ctx, s.keys.client(c.ID), data, s.keys.clients(), c.ID, &ev, store.ErrClientExists, "client")
 }
 
 // GetClient returns the client or store.ErrNotFound.
@@ -53,54 +35,18 @@ func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) 
 // readClient reads a client record through c (the client or a
 // transaction).
 func (s *Store) readClient(ctx context.Context, c redis.Cmdable, id string) (store.Client, error) {
-	data, err := c.Get(ctx, s.keys.client(id)).Result()
-	if errors.Is(err, redis.Nil) {
-		return store.Client{}, store.ErrNotFound
-	}
-	if err != nil {
-		return store.Client{}, opErr(err, "get client %q", id)
-	}
-	return decodeClient(data)
+	return readRecord(ctx, c, s.keys.client(id), decodeClient, "get client "+strconv.Quote(id))
 }
 
 // ListClients returns the clients of the client set sorted by CreatedAt
 // then ID. An ID whose record is missing (a deletion interrupted by a
 // crash, see Check) is skipped.
 func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
-	ids, err := s.client.SMembers(ctx, s.keys.clients()).Result()
-	if err != nil {
-		return nil, opErr(err, "list clients")
-	}
-	cmds := make([]*redis.StringCmd, len(ids))
-	// A pipeline, not MGET: the records are in different cluster slots.
-	_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range ids {
-			cmds[i] = p.Get(ctx, s.keys.client(id))
-		}
-		return nil
-	})
-	if err = ignoreNil(err); err != nil {
-		return nil, opErr(err, "list clients")
-	}
-	clients := make([]store.Client, 0, len(ids))
-	for _, cmd := range cmds {
-		data, err := optional(cmd)
-		if err != nil {
-			return nil, opErr(err, "list clients")
-		}
-		if data == "" {
-			continue
-		}
-		c, err := decodeClient(data)
-		if err != nil {
-			return nil, err
-		}
-		clients = append(clients, c)
-	}
+	clients, err := readListed(ctx, s, s.keys.clients(), s.keys.client, decodeClient, "list clients")
 	slices.SortFunc(clients, func(a, b store.Client) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 	})
-	return clients, nil
+	return clients, err
 }
 
 // UpdateClient applies fn to the client in a WATCH transaction; fn runs

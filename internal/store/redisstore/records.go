@@ -1,10 +1,14 @@
 package redisstore
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tokengate/tokengate/internal/store"
 )
@@ -90,4 +94,87 @@ func parseLastUse(v string) (at time.Time, ip, host string, err error) {
 	ip, host, _ = strings.Cut(rest, " ")
 	at, err = time.Parse(stampLayout, s)
 	return at, ip, host, err
+}
+
+// createListed adds a record and lists it: the record first (SETNX, so an
+// existing one gives exists), then member in the list set, in a
+// transaction that also publishes ev (if any), so that the event goes out
+// with the last step. If the set cannot be written the record is removed
+// again.
+func (s *Store) createListed(ctx context.Context, key, data, list, member string, ev *store.Event, exists error, what string) error {
+	created, err := s.client.SetNX(ctx, key, data, 0).Result()
+	if err != nil {
+		return opErr(err, "create %s %q", what, member)
+	}
+	if !created {
+		return exists
+	}
+	_, err = s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.SAdd(ctx, list, member)
+		if ev != nil {
+			s.publishIn(ctx, p, *ev)
+		}
+		return nil
+	})
+	if err != nil {
+		uctx, cancel := undoContext(ctx)
+		defer cancel()
+		s.client.Del(uctx, key)
+		return opErr(err, "create %s %q: add to %s set", what, member, what)
+	}
+	if ev != nil {
+		s.subs.deliver(*ev)
+	}
+	return nil
+}
+
+// readRecord reads and decodes the JSON record at key through c (the
+// client or a transaction); store.ErrNotFound if there is none.
+func readRecord[T any](ctx context.Context, c redis.Cmdable, key string, decode func(string) (T, error), what string) (T, error) {
+	var zero T
+	data, err := c.Get(ctx, key).Result()
+	if errors.Is(err, redis.Nil) {
+		return zero, store.ErrNotFound
+	}
+	if err != nil {
+		return zero, opErr(err, "%s", what)
+	}
+	return decode(data)
+}
+
+// readListed reads the records of a list set's members in one pipeline
+// (not MGET: in Cluster they are in different slots). A member whose
+// record is missing (a deletion interrupted by a crash, see Check) is
+// skipped.
+func readListed[T any](ctx context.Context, s *Store, list string, keyOf func(string) string, decode func(string) (T, error), what string) ([]T, error) {
+	members, err := s.client.SMembers(ctx, list).Result()
+	if err != nil {
+		return nil, opErr(err, "%s", what)
+	}
+	cmds := make([]*redis.StringCmd, len(members))
+	_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, m := range members {
+			cmds[i] = p.Get(ctx, keyOf(m))
+		}
+		return nil
+	})
+	if err = ignoreNil(err); err != nil {
+		return nil, opErr(err, "%s", what)
+	}
+	out := make([]T, 0, len(members))
+	for _, cmd := range cmds {
+		data, err := optional(cmd)
+		if err != nil {
+			return nil, opErr(err, "%s", what)
+		}
+		if data == "" {
+			continue
+		}
+		v, err := decode(data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }

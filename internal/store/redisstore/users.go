@@ -2,9 +2,9 @@ package redisstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -21,20 +21,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	if err != nil {
 		return err
 	}
-	created, err := s.client.SetNX(ctx, s.keys.user(u.Name), data, 0).Result()
-	if err != nil {
-		return fmt.Errorf("redisstore: create user %q: %w", u.Name, err)
-	}
-	if !created {
-		return store.ErrUserExists
-	}
-	if err := s.client.SAdd(ctx, s.keys.users(), u.Name).Err(); err != nil {
-		uctx, cancel := undoContext(ctx)
-		defer cancel()
-		s.client.Del(uctx, s.keys.user(u.Name))
-		return fmt.Errorf("redisstore: create user %q: add to user set: %w", u.Name, err)
-	}
-	return nil
+	return s.createListed(ctx, s.keys.user(u.Name), data, s.keys.users(), u.Name, nil, store.ErrUserExists, "user")
 }
 
 // GetUser returns the user or store.ErrNotFound.
@@ -44,52 +31,16 @@ func (s *Store) GetUser(ctx context.Context, name string) (store.User, error) {
 
 // readUser reads a user record through c (the client or a transaction).
 func (s *Store) readUser(ctx context.Context, c redis.Cmdable, name string) (store.User, error) {
-	data, err := c.Get(ctx, s.keys.user(name)).Result()
-	if errors.Is(err, redis.Nil) {
-		return store.User{}, store.ErrNotFound
-	}
-	if err != nil {
-		return store.User{}, fmt.Errorf("redisstore: get user %q: %w", name, err)
-	}
-	return decodeUser(data)
+	return readRecord(ctx, c, s.keys.user(name), decodeUser, "get user "+strconv.Quote(name))
 }
 
 // ListUsers returns the users of the user set, sorted by name. A name
 // whose record is missing (a deletion interrupted by a crash, see Check)
 // is skipped.
 func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
-	names, err := s.client.SMembers(ctx, s.keys.users()).Result()
-	if err != nil {
-		return nil, fmt.Errorf("redisstore: list users: %w", err)
-	}
-	cmds := make([]*redis.StringCmd, len(names))
-	// A pipeline, not MGET: the records are in different cluster slots.
-	_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, name := range names {
-			cmds[i] = p.Get(ctx, s.keys.user(name))
-		}
-		return nil
-	})
-	if err = ignoreNil(err); err != nil {
-		return nil, fmt.Errorf("redisstore: list users: %w", err)
-	}
-	users := make([]store.User, 0, len(names))
-	for _, cmd := range cmds {
-		data, err := optional(cmd)
-		if err != nil {
-			return nil, fmt.Errorf("redisstore: list users: %w", err)
-		}
-		if data == "" {
-			continue
-		}
-		u, err := decodeUser(data)
-		if err != nil {
-			return nil, err
-		}
-		users = append(users, u)
-	}
+	users, err := readListed(ctx, s, s.keys.users(), s.keys.user, decodeUser, "list users")
 	slices.SortFunc(users, func(a, b store.User) int { return strings.Compare(a.Name, b.Name) })
-	return users, nil
+	return users, err
 }
 
 // UpdateUser applies fn to the user in a WATCH transaction; fn runs again
