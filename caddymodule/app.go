@@ -23,7 +23,6 @@ import (
 	"github.com/tokengate/tokengate/internal/login"
 	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/pat"
-	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/users"
 )
 
@@ -299,12 +298,6 @@ func (a *App) Cleanup() error {
 	_, err := statePool.Delete(a.poolKey)
 	return err
 }
-
-// Checker returns the edge checker.
-func (a *App) Checker() *gate.Checker { return a.checker }
-
-// StoreBackend returns the store.
-func (a *App) StoreBackend() store.Store { return a.state.store }
 
 // Interface guards
 var (

@@ -247,11 +247,11 @@ func (c *Checker) loadStored(ctx context.Context, h [32]byte) (*cache.Entry, err
 	case err != nil:
 		return nil, fmt.Errorf("%w: %v", apierr.ErrUnavailable, err)
 	}
-	return EntryFor(g), nil
+	return entryFor(g), nil
 }
 
-// EntryFor turns a store grant into cached decision inputs.
-func EntryFor(g store.Grant) *cache.Entry {
+// entryFor turns a store grant into cached decision inputs.
+func entryFor(g store.Grant) *cache.Entry {
 	t := g.Token
 	e := &cache.Entry{
 		Owner:       t.Owner,
@@ -259,7 +259,7 @@ func EntryFor(g store.Grant) *cache.Entry {
 		TokenID:     t.ID,
 		Kind:        t.Kind,
 		ScopeHeader: strings.Join(t.Scopes, " "),
-		Refusal:     Refusal(g),
+		Refusal:     refusal(g),
 	}
 	if !t.ExpiresAt.IsZero() {
 		e.ExpiresAt = t.ExpiresAt.UnixNano()
@@ -273,8 +273,8 @@ func EntryFor(g store.Grant) *cache.Entry {
 	return e
 }
 
-// Refusal says why a token must be refused whatever the request, or nil.
-func Refusal(g store.Grant) error {
+// refusal says why a token must be refused whatever the request, or nil.
+func refusal(g store.Grant) error {
 	switch {
 	case g.Owner.Disabled:
 		return fmt.Errorf("%w: the user is disabled", apierr.ErrLoginNotAllowed)
