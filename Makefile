@@ -16,7 +16,7 @@ build:
 
 # Hot-path micro-benchmarks.
 bench:
-	go test -run '^$$' -bench . -benchmem ./internal/...
+	go test -run '^$$' -bench . -benchmem ./caddymodule ./internal/...
 
 # The load harness: every token kind against bare reverse_proxy and
 # forward_auth, on both stores (installs wrk and redis-server if missing).

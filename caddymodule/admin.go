@@ -15,8 +15,10 @@ func init() {
 	caddy.RegisterModule(AdminRoutes{})
 }
 
-// AdminRoutes mounts tokengate's administration API (users, their tokens,
-// store checks) under /tokengate/ on Caddy's admin endpoint. That endpoint
+// AdminRoutes mounts tokengate's administration API (users and their
+// tokens, OAuth keys, signing settings, permissions, the legacy migration
+// view, store checks and stats; see package adminapi) under /tokengate/ on
+// Caddy's admin endpoint. That endpoint
 // has no authentication of its own: keep it on a unix socket or loopback,
 // or use Caddy's mTLS remote admin.
 type AdminRoutes struct {

@@ -48,7 +48,7 @@ const (
 // removed first) and placeholders:
 //
 //	X-Auth-User        {http.auth.user.id}           user name, or OAuth client id
-//	X-Auth-Token-Type  {http.auth.user.token_type}   pat, legacy, oauth
+//	X-Auth-Token-Type  {http.auth.user.token_type}   pat, legacy, oauth, jwt
 //	X-Auth-Token-Id    {http.auth.user.token_id}     the token's public id
 //	X-Auth-Scopes      {http.auth.user.scopes}       space-separated scopes
 //

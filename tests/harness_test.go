@@ -64,8 +64,9 @@ const (
 	redisKV  storeKind = "redis"
 )
 
-// forEachStore runs fn once per store backend. The Redis variants run one
-// after another (the server is flushed for each).
+// forEachStore runs fn once per store backend: the embedded store, then a
+// standalone redis-server (flushed first). Sentinel and Cluster addressing
+// is covered by the redisstore package's own tests.
 func forEachStore(t *testing.T, fn func(t *testing.T, kind storeKind)) {
 	for _, kind := range []storeKind{embedded, redisKV} {
 		t.Run(string(kind), func(t *testing.T) { fn(t, kind) })
@@ -367,9 +368,12 @@ func basic(user, password string) map[string][]string {
 	return map[string][]string{"Authorization": {req.Header.Get("Authorization")}, "Content-Type": {"application/json"}}
 }
 
-// assertNoSecrets fails if the gateway's output ever held a secret.
+// assertNoSecrets stops the gateway, so that all its output has arrived
+// through the pipe, and fails if that output ever held a secret. Call it
+// when the test is done with the gateway.
 func (g *gateway) assertNoSecrets(secrets ...string) {
 	g.t.Helper()
+	g.stop()
 	logs := g.logs.String()
 	for _, s := range secrets {
 		if s != "" && strings.Contains(logs, s) {

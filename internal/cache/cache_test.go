@@ -122,6 +122,19 @@ func TestConcurrentUse(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// Whatever interleaving happened, the bound holds and the cache still
+	// answers: a fresh fill is visible, an invalidation removes it.
+	if n := c.Len(); n > 1000 {
+		t.Fatalf("cache holds %d entries, bound 1000", n)
+	}
+	c.Fill(key("after"), &Entry{Owner: "y"}, c.Generation())
+	if e, ok := c.Get(key("after")); !ok || e.Owner != "y" {
+		t.Fatal("fill after concurrent use not visible")
+	}
+	c.InvalidateOwner("y")
+	if _, ok := c.Get(key("after")); ok {
+		t.Fatal("invalidation after concurrent use did not take")
+	}
 }
 
 func BenchmarkGetHit(b *testing.B) {

@@ -7,9 +7,10 @@ import (
 
 // TestShortRun runs the harness in its short mode (a second per row) so
 // that it cannot rot. It asserts what does not depend on the machine's
-// speed: every row ran, rows that expect 2xx got no other answer, cached
-// and malformed rows stay away from the store, and cold rows make about
-// one store call per request.
+// speed: every row but PAT creation (bcrypt-bound: a second may see none)
+// got answers, rows that expect 2xx got no other answer, cached and
+// malformed rows stay away from the store, and cold rows make about one
+// store round trip per request.
 func TestShortRun(t *testing.T) {
 	results, extra, err := run(config{short: true, rounds: 1, duration: time.Second, conns: 20, threads: 2, out: t.TempDir()})
 	if err != nil {
@@ -24,14 +25,16 @@ func TestShortRun(t *testing.T) {
 			requests += s.Requests
 			status += s.StatusErrors
 		}
-		switch {
-		case requests == 0 && r.Group != "endpoint":
+		if requests == 0 && r.Group != "endpoint" {
 			t.Errorf("%s (%s): no request was answered", r.Name, r.Store)
-		case r.Expect2xx && status > 0:
+		}
+		if r.Expect2xx && status > 0 {
 			t.Errorf("%s (%s): %d non-2xx answers: %s", r.Name, r.Store, status, r.FailReason)
-		case (r.Group == "malformed" || r.Group == "cached") && r.TripsPerRequest > 0.01:
+		}
+		if (r.Group == "malformed" || r.Group == "cached") && r.TripsPerRequest > 0.01 {
 			t.Errorf("%s (%s): %.4f store round trips per request, want none", r.Name, r.Store, r.TripsPerRequest)
-		case r.Group == "cold" && (r.TripsPerRequest < 0.9 || r.TripsPerRequest > 1.2):
+		}
+		if r.Group == "cold" && (r.TripsPerRequest < 0.9 || r.TripsPerRequest > 1.2) {
 			t.Errorf("%s (%s): %.4f store round trips per request, want about one", r.Name, r.Store, r.TripsPerRequest)
 		}
 	}
