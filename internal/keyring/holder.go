@@ -19,6 +19,9 @@ const (
 	// refreshEvery bounds how long a node trusts its copy if it missed an
 	// EventDocument.
 	refreshEvery = 30 * time.Second
+	// refreshFloor is the least time between two reloads asked for by
+	// Refresh, so that tokens naming made-up kids cost no store reads.
+	refreshFloor = time.Second
 )
 
 // Holder keeps the parsed keyring of this node, loads it from the store
@@ -81,6 +84,20 @@ func (h *Holder) Get(ctx context.Context) (*Keys, error) {
 		return nil, err
 	}
 	return v.(*Keys), nil
+}
+
+// Refresh reads the store again, unless this node's copy is younger than
+// refreshFloor, and returns the keys. A verifier that meets a kid it does
+// not know calls it: another node may have just changed the keyring
+// (an immediate reset signs with a new key at once) and its announcement
+// may not have arrived here yet.
+func (h *Holder) Refresh(ctx context.Context) (*Keys, error) {
+	s := h.cur.Load()
+	if s != nil && h.now().Sub(s.loadedAt) < refreshFloor {
+		return s.keys, nil
+	}
+	h.cur.CompareAndSwap(s, nil)
+	return h.Get(ctx)
 }
 
 // Invalidate makes the next Get read the store (after an EventDocument).

@@ -783,3 +783,33 @@ func TestHolderInvalidateDuringLoad(t *testing.T) {
 		t.Error("the load begun before the invalidation installed the old keys")
 	}
 }
+
+// TestHolderRefresh: a node that meets a kid it does not know reads the
+// store again (another node may have just reset the keys), but not more
+// than once a second.
+func TestHolderRefresh(t *testing.T) {
+	st := openStore(t)
+	clk := &clock{t: t0}
+	h1 := keyring.NewHolder(st, policy, "", 0, clk.Now)
+	h2 := keyring.NewHolder(st, policy, "", 0, clk.Now)
+	get(t, h1)
+	get(t, h1) // installed
+	v, err := h2.Apply(context.Background(), keyring.Change{Reset: true, Mode: keyring.ModeImmediate, Confirm: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refresh := func() *keyring.Keys {
+		ks, err := h1.Refresh(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ks
+	}
+	if _, ok := refresh().Verifier(v.Signing.KID); ok {
+		t.Fatal("Refresh read the store again within a second of the last read")
+	}
+	clk.Advance(time.Second)
+	if _, ok := refresh().Verifier(v.Signing.KID); !ok {
+		t.Error("Refresh did not learn the new key")
+	}
+}
