@@ -151,6 +151,11 @@ func TestSigningGraceAlgorithm(t *testing.T) {
 		if err == nil || !strings.Contains(out, "--immediate") || !strings.Contains(out, "--grace") {
 			t.Fatalf("algorithm change without a mode: %v\n%s", err, out)
 		}
+		r := do(t, http.MethodPost, "http://"+g.admin+"/tokengate/oauth/signing", map[string][]string{"Content-Type": {"application/json"}},
+			`{"algorithm":"RS256","confirm":true}`)
+		if msg, _ := r.json(t)["error"].(string); r.status != http.StatusBadRequest || !strings.HasPrefix(msg, "mode: ") {
+			t.Fatalf("admin API key change without a mode: %d %s", r.status, r.body)
+		}
 		if s := showSigning(t, g); s.Algorithm != "HS256" || s.Next == nil || s.Next.Alg != "HS256" {
 			t.Fatalf("a refused change changed the settings: %+v", s)
 		}

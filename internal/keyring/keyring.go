@@ -48,7 +48,8 @@ const (
 const (
 	// ModeGrace keeps the old key for verification until its tokens expire.
 	ModeGrace = "grace"
-	// ModeImmediate drops the old key: its tokens stop working at once.
+	// ModeImmediate replaces every key with fresh ones at once: tokens
+	// signed with the old keys stop working at once.
 	ModeImmediate = "immediate"
 )
 
