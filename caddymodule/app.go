@@ -92,7 +92,8 @@ type App struct {
 	Audience string `json:"audience,omitempty"`
 
 	// JWKSMaxAge is the Cache-Control max-age of the JWKS, and so how long
-	// a new RS256/ES256/EdDSA key is published before it signs anything.
+	// a new RS256/ES256/EdDSA key is published before it signs in a grace
+	// key change (an immediate one signs with fresh keys at once).
 	// Default: 5m.
 	JWKSMaxAge caddy.Duration `json:"jwks_max_age,omitempty"`
 

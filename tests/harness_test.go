@@ -222,6 +222,18 @@ func startGateway(t *testing.T, kind storeKind, up *upstream, cfg gatewayConfig)
 	return g
 }
 
+// startPeer runs a second node on g's Redis store (nothing is flushed),
+// as a deployment with several gateways behind a load balancer would.
+func (g *gateway) startPeer(up *upstream, cfg gatewayConfig) *gateway {
+	g.t.Helper()
+	if !strings.HasPrefix(g.store, "redis") {
+		g.t.Fatalf("nodes share only a Redis store, not %s", g.store)
+	}
+	p := &gateway{t: g.t, dir: g.t.TempDir(), logs: &syncBuffer{}, store: g.store}
+	p.start(up, cfg)
+	return p
+}
+
 func (g *gateway) start(up *upstream, cfg gatewayConfig) {
 	t := g.t
 	adminPort, port, trusted := freePort(t), freePort(t), freePort(t)

@@ -140,10 +140,25 @@ func introspect(t *testing.T, g *gateway, c oauthClient, tok string) map[string]
 	return r.json(t)
 }
 
-// signing is what `tokengate oauth signing show` prints.
+// signing is what `tokengate oauth signing show --json` prints.
 type signing struct {
 	Algorithm string `json:"algorithm"`
-	Keys      []struct {
+	Signing   struct {
+		KID   string    `json:"kid"`
+		Alg   string    `json:"alg"`
+		Since time.Time `json:"since"`
+	} `json:"signing"`
+	Next *struct {
+		KID       string    `json:"kid"`
+		Alg       string    `json:"alg"`
+		SignsFrom time.Time `json:"signs_from"`
+		Mode      string    `json:"mode"`
+	} `json:"next"`
+	Verifying []struct {
+		KID           string    `json:"kid"`
+		VerifiesUntil time.Time `json:"verifies_until"`
+	} `json:"verifying"`
+	Keys []struct {
 		KID   string `json:"kid"`
 		State string `json:"state"`
 	} `json:"keys"`
@@ -151,7 +166,7 @@ type signing struct {
 
 func showSigning(t *testing.T, g *gateway) signing {
 	t.Helper()
-	out := g.mustCLI("", "oauth", "signing", "show")
+	out := g.mustCLI("", "oauth", "signing", "show", "--json")
 	var s signing
 	if i := strings.IndexByte(out, '{'); i < 0 || json.NewDecoder(strings.NewReader(out[i:])).Decode(&s) != nil {
 		t.Fatalf("signing show printed %s", out)
@@ -610,8 +625,13 @@ func TestOAuthKeyRotation(t *testing.T) {
 		t.Fatal("an unconfirmed reset changed the signing key")
 	}
 
+	// The mode is never implied: --reset --confirm alone names the modes.
+	if out, err := g.cli("", "oauth", "signing", "set", "--reset", "--confirm"); err == nil || !strings.Contains(out, "--immediate") || !strings.Contains(out, "--grace") {
+		t.Fatalf("reset without a mode: %v\n%s", err, out)
+	}
+
 	// Grace: the old token keeps working, new tokens have a new kid.
-	g.mustCLI("", "oauth", "signing", "set", "--reset", "--confirm")
+	g.mustCLI("", "oauth", "signing", "set", "--reset", "--grace", "--confirm")
 	mustPass(t, callEdge(t, g.base, t1), "old token after a grace reset")
 	t2 := requestToken(t, g.base, c, nil, "")
 	kid2 := kidOf(t, t2)
@@ -665,7 +685,7 @@ func TestOAuthAsymmetricRotationPublishesFirst(t *testing.T) {
 	}
 	verifyWithJWKS(t, set0, t1)
 
-	g.mustCLI("", "oauth", "signing", "set", "--reset", "--confirm")
+	g.mustCLI("", "oauth", "signing", "set", "--reset", "--grace", "--confirm")
 	// Wait for the state change (the next key becomes usable), not for a
 	// fixed time: each round fetches the JWKS first, then a token.
 	var t2 string

@@ -1,13 +1,16 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -56,23 +59,41 @@ func AddOAuthCommands(cmd *cobra.Command, connect Connect) {
 
 	signing := &cobra.Command{Use: "signing", Short: "Show or change the access token signing settings"}
 	change := &cobra.Command{
-		Use:   "set [--algorithm HS256|RS256|ES256|EdDSA] [--reset] [--lifetime <seconds>] [--immediate] [--confirm]",
+		Use:   "set [--algorithm HS256|RS256|ES256|EdDSA] [--reset] [--immediate|--grace] [--confirm] [--lifetime <seconds>] [--json]",
 		Short: "Switch the algorithm, reset the key or set the token lifetime",
-		Long: `Key changes (--algorithm, --reset) need --confirm. By default the old key keeps
-verifying the tokens it signed until they expire (grace); with --immediate
-they stop working at once. A new RS256/ES256/EdDSA key is published in the
-JWKS for jwks_max_age before it signs.`,
+		Long: `A key change (--algorithm, --reset) needs --confirm and one of:
+
+  --immediate  (a compromise) fresh keys sign at once; tokens signed with
+               the old keys stop working at once, on every node, and the
+               old keys leave the JWKS.
+  --grace      (planned) the next key, published in the JWKS, signs once
+               it has been published for jwks_max_age; the old key keeps
+               verifying until the last token it signed has expired.
+
+"signing show" says which key signs now, which signs next and from when,
+and which old keys verify until when.`,
 		Args: cobra.NoArgs,
 	}
 	alg := change.Flags().String("algorithm", "", "new signing algorithm")
 	reset := change.Flags().Bool("reset", false, "replace the signing key")
 	lifetime := change.Flags().Int64("lifetime", 0, "access token lifetime in seconds")
-	immediate := change.Flags().Bool("immediate", false, "tokens signed with the old key stop working at once")
+	immediate := change.Flags().Bool("immediate", false, "old tokens stop working now, fresh keys sign now (a compromise)")
+	grace := change.Flags().Bool("grace", false, "old tokens work until they expire, the published next key signs after jwks_max_age")
 	confirm := change.Flags().Bool("confirm", false, "I understand: apply the key change")
+	setJSON := change.Flags().Bool("json", false, "print the settings as JSON")
+	change.MarkFlagsMutuallyExclusive("immediate", "grace")
 	change.RunE = func(c *cobra.Command, _ []string) error {
-		body := map[string]any{"reset": *reset, "confirm": *confirm, "mode": "grace"}
-		if *immediate {
-			body["mode"] = "immediate"
+		body := map[string]any{}
+		keyChange := *reset || c.Flags().Changed("algorithm")
+		if keyChange {
+			if !*confirm || (!*immediate && !*grace) {
+				return errors.New("a key change needs --confirm and one of --immediate (old tokens stop working now) or --grace (old tokens work until they expire)")
+			}
+			body["reset"], body["confirm"] = *reset, true
+			body["mode"] = "grace"
+			if *immediate {
+				body["mode"] = "immediate"
+			}
 		}
 		if c.Flags().Changed("algorithm") {
 			body["algorithm"] = *alg
@@ -80,14 +101,16 @@ JWKS for jwks_max_age before it signs.`,
 		if c.Flags().Changed("lifetime") {
 			body["lifetime_seconds"] = *lifetime
 		}
-		return call(c, connect, http.MethodPost, "/tokengate/oauth/signing", body, printJSON)
+		return call(c, connect, http.MethodPost, "/tokengate/oauth/signing", body, signingPrinter(*setJSON))
 	}
-	signing.AddCommand(change, &cobra.Command{
-		Use: "show", Short: "Show the algorithm, lifetime, validation key and keys", Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			return call(c, connect, http.MethodGet, "/tokengate/oauth/signing", nil, printJSON)
-		},
-	})
+	show := &cobra.Command{
+		Use: "show [--json]", Short: "Show which key signs now, which signs next and when, which old keys still verify, and the validation key", Args: cobra.NoArgs,
+	}
+	showJSON := show.Flags().Bool("json", false, "print the settings as JSON")
+	show.RunE = func(c *cobra.Command, _ []string) error {
+		return call(c, connect, http.MethodGet, "/tokengate/oauth/signing", nil, signingPrinter(*showJSON))
+	}
+	signing.AddCommand(change, show)
 	cmd.AddCommand(client, signing)
 }
 
@@ -122,5 +145,57 @@ func printClients(w io.Writer, data []byte) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\n", c.ClientID, c.Name, c.Enabled, ips, strings.Join(c.Scopes, " "))
 	}
+	return tw.Flush()
+}
+
+// signingPrinter prints the signing settings as JSON or as a summary.
+func signingPrinter(asJSON bool) func(io.Writer, []byte) error {
+	if asJSON {
+		return printJSON
+	}
+	return printSigning
+}
+
+// printSigning summarises the signing settings: which key signs now,
+// which signs next and from when, and which old keys verify until when.
+func printSigning(w io.Writer, data []byte) error {
+	type key struct {
+		KID           string    `json:"kid"`
+		Alg           string    `json:"alg"`
+		Since         time.Time `json:"since"`
+		SignsFrom     time.Time `json:"signs_from"`
+		Mode          string    `json:"mode"`
+		UsableAt      time.Time `json:"usable_at"`
+		VerifiesUntil time.Time `json:"verifies_until"`
+	}
+	at := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	var v struct {
+		LifetimeSeconds int64           `json:"lifetime_seconds"`
+		ValidationKey   json.RawMessage `json:"validation_key"`
+		Signing         key             `json:"signing"`
+		Next            *key            `json:"next"`
+		Verifying       []key           `json:"verifying"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "signs now:\t%s %s since %s\n", v.Signing.Alg, v.Signing.KID, at(v.Signing.Since))
+	switch {
+	case v.Next == nil:
+	case !v.Next.SignsFrom.IsZero():
+		fmt.Fprintf(tw, "signs next:\t%s %s from %s (%s)\n", v.Next.Alg, v.Next.KID, at(v.Next.SignsFrom), v.Next.Mode)
+	default:
+		fmt.Fprintf(tw, "signs next:\t%s %s after the next key change (with --grace not before %s)\n", v.Next.Alg, v.Next.KID, at(v.Next.UsableAt))
+	}
+	for _, k := range v.Verifying {
+		fmt.Fprintf(tw, "still verifies:\t%s %s until %s (no longer signs)\n", k.Alg, k.KID, at(k.VerifiesUntil))
+	}
+	fmt.Fprintf(tw, "token lifetime:\t%ds\n", v.LifetimeSeconds)
+	var vk bytes.Buffer
+	if err := json.Compact(&vk, v.ValidationKey); err != nil {
+		return err
+	}
+	fmt.Fprintf(tw, "validation key:\t%s\n", vk.String())
 	return tw.Flush()
 }

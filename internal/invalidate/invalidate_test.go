@@ -87,7 +87,8 @@ func newFixture(t *testing.T) *fixture {
 	f.denied("jti-0") // loaded, without jti-0
 	must(st.Deny(ctx, store.Denial{JTI: "jti-0", Until: now.Add(time.Hour)}))
 
-	f.kid() // the first key
+	f.kid() // creates the keyring (a holder keeps only what it read)
+	f.kid() // the first key, kept
 	ks, err := keyring.NewHolder(st, keyring.Policy{}, "", 0, clk).Update(ctx, func(d *keyring.Document) error {
 		_, err := d.Rotate(keyring.ModeImmediate, keyring.Policy{}, now)
 		return err

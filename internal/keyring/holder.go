@@ -3,6 +3,7 @@ package keyring
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,9 @@ const (
 	// refreshEvery bounds how long a node trusts its copy if it missed an
 	// EventDocument.
 	refreshEvery = 30 * time.Second
+	// refreshFloor is the least time between two reloads asked for by
+	// Refresh, so that tokens naming made-up kids cost no store reads.
+	refreshFloor = time.Second
 )
 
 // Holder keeps the parsed keyring of this node, loads it from the store
@@ -30,7 +34,8 @@ type Holder struct {
 	cur   atomic.Pointer[snapshot]
 	// gen counts invalidations: a load that read the store before the
 	// latest one does not install what it read (it may be the keyring
-	// before an immediate rotation).
+	// before an immediate rotation), and a Get after an invalidation does
+	// not share the result of a load begun before it.
 	gen   atomic.Uint64
 	group singleflight.Group
 }
@@ -73,15 +78,34 @@ func (h *Holder) Get(ctx context.Context) (*Keys, error) {
 	if s := h.cur.Load(); s != nil && now.Sub(s.loadedAt) < refreshEvery && (s.due.IsZero() || now.Before(s.due)) {
 		return s.keys, nil
 	}
-	v, err, _ := h.group.Do("load", func() (any, error) { return h.load(ctx) })
+	gen := h.gen.Load()
+	v, err, _ := h.group.Do(strconv.FormatUint(gen, 10), func() (any, error) { return h.load(ctx, gen) })
 	if err != nil {
 		return nil, err
 	}
 	return v.(*Keys), nil
 }
 
+// Refresh reads the store again, unless this node's copy is younger than
+// refreshFloor, and returns the keys. A verifier that meets a kid it does
+// not know calls it: another node may have just changed the keyring
+// (an immediate reset signs with a new key at once) and its announcement
+// may not have arrived here yet.
+func (h *Holder) Refresh(ctx context.Context) (*Keys, error) {
+	s := h.cur.Load()
+	if s != nil && h.now().Sub(s.loadedAt) < refreshFloor {
+		return s.keys, nil
+	}
+	h.cur.CompareAndSwap(s, nil)
+	return h.Get(ctx)
+}
+
 // Invalidate makes the next Get read the store (after an EventDocument).
-func (h *Holder) Invalidate() { h.cur.Store(nil) }
+// A load already under way keeps its result to itself.
+func (h *Holder) Invalidate() {
+	h.gen.Add(1)
+	h.cur.Store(nil)
+}
 
 // Update changes the keyring with fn atomically and returns the result.
 func (h *Holder) Update(ctx context.Context, fn func(*Document) error) (*Keys, error) {
@@ -98,13 +122,19 @@ func (h *Holder) Update(ctx context.Context, fn func(*Document) error) (*Keys, e
 	if err != nil {
 		return nil, err
 	}
-	// What this node just wrote is the newest keyring: keep it whatever
-	// was invalidated meanwhile.
-	return h.install(b, h.gen.Load())
+	// The store announced the change (every node, this one included,
+	// drops its copy); drop ours here too, so that this node never signs
+	// or verifies with the keys just replaced, subscribed or not. The next
+	// Get reads the store: another node may have written since.
+	h.Invalidate()
+	d, err := Decode(b)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(d)
 }
 
-func (h *Holder) load(ctx context.Context) (*Keys, error) {
-	gen := h.gen.Load()
+func (h *Holder) load(ctx context.Context, gen uint64) (*Keys, error) {
 	b, err := h.store.GetDocument(ctx, store.DocKeyring)
 	switch {
 	case errors.Is(err, store.ErrNotFound):

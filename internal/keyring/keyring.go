@@ -1,22 +1,29 @@
 // Package keyring manages the keys that sign and verify the gateway's
 // access tokens (seed 003's settings): the algorithm, the token lifetime,
-// and key rotation.
+// and key changes.
 //
 // Every key has a kid (HS256 secrets too) and moves through
 //
 //	next -> active -> retiring -> (removed)
 //
 // There is always one active key, which signs, and one next key, which is
-// published in the JWKS (for RS256, ES256 and EdDSA) before it may sign:
-// a rotation promotes next only once it has been public for at least the
-// JWKS cache lifetime, so that verifiers elsewhere know it before they
-// see a token signed with it. The old active key is either kept, as
-// retiring, for verification until the tokens it signed have expired (the
-// grace mode, the default), or dropped at once so that its tokens stop
-// working (the immediate mode, seed 003's behaviour).
+// published in the JWKS (for RS256, ES256 and EdDSA) before it may sign.
+// A key change (a reset or an algorithm switch) has two modes, both
+// explicit:
+//
+//   - grace (planned): the next key takes over once it has been public
+//     for at least the JWKS cache lifetime, so that verifiers elsewhere
+//     know it before they see a token signed with it; the old key keeps
+//     verifying, as retiring, until the last token it signed has expired.
+//   - immediate (a compromise; seed 003: "all new JWTs are signed with
+//     the new key and the previous key stops working"): every key of the
+//     keyring is replaced at once, by fresh ones, so the old keys stop
+//     signing, verifying and being published at once. Verifiers elsewhere
+//     meet an unknown kid and fetch the JWKS again.
 //
 // The keyring is one document in the store, so every node signs and
-// verifies with the same keys.
+// verifies with the same keys; a change is announced as an EventDocument
+// and every node reloads its copy (see Holder).
 package keyring
 
 import (
@@ -41,7 +48,8 @@ const (
 const (
 	// ModeGrace keeps the old key for verification until its tokens expire.
 	ModeGrace = "grace"
-	// ModeImmediate drops the old key: its tokens stop working at once.
+	// ModeImmediate replaces every key with fresh ones at once: tokens
+	// signed with the old keys stop working at once.
 	ModeImmediate = "immediate"
 )
 
@@ -65,7 +73,16 @@ type StoredKey struct {
 	CreatedAt time.Time `json:"created_at"`
 	// UsableAt is the earliest time a next key may become active.
 	UsableAt time.Time `json:"usable_at"`
-	// RetireAt is when a retiring key is removed.
+	// ActiveSince is when the key began to sign (zero: before this was
+	// recorded; UsableAt stands in).
+	ActiveSince time.Time `json:"active_since,omitzero"`
+	// SignedLifetimeSeconds is the longest lifetime of a token the key
+	// signed while active: it bounds how long a retiring key must verify.
+	SignedLifetimeSeconds int64 `json:"signed_lifetime_seconds,omitempty"`
+	// SignedUntil is when a retiring key stopped signing.
+	SignedUntil time.Time `json:"signed_until,omitzero"`
+	// RetireAt is when a retiring key is removed: SignedUntil plus the
+	// longest lifetime it signed plus Leeway, when its last token expires.
 	RetireAt time.Time `json:"retire_at,omitzero"`
 }
 
@@ -112,16 +129,34 @@ func New(alg string, lifetime time.Duration, p Policy, now time.Time) (*Document
 		return nil, err
 	}
 	d := &Document{Alg: alg, LifetimeSeconds: int64(lifetime / time.Second)}
-	active, err := newKey(alg, StateActive, now, now)
-	if err != nil {
+	if err := d.freshKeys(p, now); err != nil {
 		return nil, err
 	}
-	next, err := newKey(alg, StateNext, now, now.Add(p.delay(alg)))
-	if err != nil {
-		return nil, err
-	}
-	d.Keys = []StoredKey{active, next}
 	return d, nil
+}
+
+// freshKeys replaces every key with a fresh active key, which signs at
+// once, and a fresh next key, all of d.Alg.
+func (d *Document) freshKeys(p Policy, now time.Time) error {
+	active, err := newKey(d.Alg, StateActive, now, now)
+	if err != nil {
+		return err
+	}
+	next, err := newKey(d.Alg, StateNext, now, now.Add(p.delay(d.Alg)))
+	if err != nil {
+		return err
+	}
+	d.activate(&active, now)
+	d.Keys = []StoredKey{active, next}
+	d.Pending = nil
+	return nil
+}
+
+// activate makes k the signing key from now.
+func (d *Document) activate(k *StoredKey, now time.Time) {
+	k.State = StateActive
+	k.ActiveSince = now.UTC()
+	k.SignedLifetimeSeconds = d.LifetimeSeconds
 }
 
 func checkLifetime(l time.Duration) error {
@@ -157,11 +192,17 @@ func (d *Document) index(state string) int {
 	return -1
 }
 
-// Rotate asks for the next key to replace the active one, in mode. If the
-// next key is not yet usable the rotation is scheduled for when it is
-// (see Advance); the returned time says when it takes effect.
+// Rotate replaces the signing key, in mode. Immediate: fresh keys sign
+// and verify from now, and no old key verifies any more. Grace: the next
+// key takes over once it is usable (published for the JWKS cache
+// lifetime); until then the rotation is pending (see Advance). The
+// returned time says when the new key signs.
 func (d *Document) Rotate(mode string, p Policy, now time.Time) (time.Time, error) {
-	if mode != ModeGrace && mode != ModeImmediate {
+	switch mode {
+	case ModeImmediate:
+		return now, d.freshKeys(p, now)
+	case ModeGrace:
+	default:
 		return time.Time{}, fmt.Errorf("rotation mode must be %q or %q", ModeGrace, ModeImmediate)
 	}
 	i := d.index(StateNext)
@@ -177,14 +218,15 @@ func (d *Document) Rotate(mode string, p Policy, now time.Time) (time.Time, erro
 	return at, err
 }
 
-// SetAlgorithm switches to alg: a new next key of that algorithm replaces
-// the current next key and a rotation is scheduled for when it is usable
-// (at once for HS256, after the publish delay for the others).
+// SetAlgorithm switches to alg, in mode. Immediate: fresh keys of alg
+// sign at once. Grace: a new next key of alg replaces the current next
+// key and takes over when it is usable (at once for HS256, after the
+// publish delay for the others); the current key signs until then.
 func (d *Document) SetAlgorithm(alg, mode string, p Policy, now time.Time) (time.Time, error) {
 	if !jwt.Supported(alg) {
 		return time.Time{}, fmt.Errorf("unsupported signing algorithm %q (use HS256, RS256, ES256 or EdDSA)", alg)
 	}
-	if alg != d.Alg {
+	if alg != d.Alg && mode == ModeGrace {
 		next, err := newKey(alg, StateNext, now, now.Add(p.delay(alg)))
 		if err != nil {
 			return time.Time{}, err
@@ -194,9 +236,14 @@ func (d *Document) SetAlgorithm(alg, mode string, p Policy, now time.Time) (time
 		} else {
 			d.Keys = append(d.Keys, next)
 		}
-		d.Alg = alg
 	}
-	return d.Rotate(mode, p, now)
+	prev := d.Alg
+	d.Alg = alg
+	at, err := d.Rotate(mode, p, now)
+	if err != nil {
+		d.Alg = prev
+	}
+	return at, err
 }
 
 // SetLifetime changes the lifetime of tokens signed from now on.
@@ -205,6 +252,9 @@ func (d *Document) SetLifetime(l time.Duration) error {
 		return err
 	}
 	d.LifetimeSeconds = int64(l / time.Second)
+	if i := d.index(StateActive); i >= 0 {
+		d.Keys[i].SignedLifetimeSeconds = max(d.Keys[i].SignedLifetimeSeconds, d.LifetimeSeconds)
+	}
 	return nil
 }
 
@@ -231,9 +281,14 @@ func (d *Document) Advance(p Policy, now time.Time) (bool, error) {
 	return changed, nil
 }
 
-// promote makes next active, retires (or drops) the active key and
-// makes a new next key.
+// promote carries out a pending rotation. Grace: next becomes active,
+// the active key retires (verifying until its last token expires) and a
+// new next key is made. Immediate (pending only in keyrings written by
+// older versions): fresh keys replace all.
 func (d *Document) promote(mode string, p Policy, now time.Time) error {
+	if mode == ModeImmediate {
+		return d.freshKeys(p, now)
+	}
 	ni, ai := d.index(StateNext), d.index(StateActive)
 	if ni < 0 || ai < 0 {
 		return errors.New("keyring has no next or no active key")
@@ -242,21 +297,12 @@ func (d *Document) promote(mode string, p Policy, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	d.Keys[ni].State = StateActive
-	if mode == ModeGrace {
-		d.Keys[ai].State = StateRetiring
-		d.Keys[ai].RetireAt = now.Add(d.Lifetime() + Leeway).UTC()
-	} else {
-		// Immediate: no old key may verify any more, neither the active
-		// one nor those still retiring from earlier grace rotations.
-		kept := d.Keys[:0]
-		for i, k := range d.Keys {
-			if i != ai && k.State != StateRetiring {
-				kept = append(kept, k)
-			}
-		}
-		d.Keys = kept
-	}
+	old := &d.Keys[ai]
+	signed := time.Duration(max(old.SignedLifetimeSeconds, d.LifetimeSeconds)) * time.Second
+	old.State = StateRetiring
+	old.SignedUntil = now.UTC()
+	old.RetireAt = now.Add(signed + Leeway).UTC()
+	d.activate(&d.Keys[ni], now)
 	d.Keys = append(d.Keys, fresh)
 	return nil
 }

@@ -439,8 +439,9 @@ func TestHolderInvalidateReloads(t *testing.T) {
 	clk := &clock{t: t0}
 	h1 := keyring.NewHolder(st, policy, "", 0, clk.Now)
 	h2 := keyring.NewHolder(st, policy, "", 0, clk.Now)
+	get(t, h1) // creates the keyring; a holder keeps only what it read
 	before := get(t, h1).Signer().ID
-	v, err := h2.Apply(context.Background(), keyring.Change{Reset: true, Confirm: true})
+	v, err := h2.Apply(context.Background(), keyring.Change{Reset: true, Mode: keyring.ModeGrace, Confirm: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,7 +463,7 @@ func TestHolderCarriesOutScheduledSwitch(t *testing.T) {
 	clk := &clock{t: t0}
 	h := keyring.NewHolder(st, policy, "", 0, clk.Now)
 	alg := jwt.ES256
-	if _, err := h.Apply(context.Background(), keyring.Change{Algorithm: &alg, Confirm: true}); err != nil {
+	if _, err := h.Apply(context.Background(), keyring.Change{Algorithm: &alg, Mode: keyring.ModeGrace, Confirm: true}); err != nil {
 		t.Fatal(err)
 	}
 	if s := get(t, h).Signer(); s.Alg != jwt.HS256 {
@@ -489,8 +490,10 @@ func TestApplyRefused(t *testing.T) {
 		{"reset without confirm", keyring.Change{Reset: true}, "confirm"},
 		{"algorithm without confirm", keyring.Change{Algorithm: ptr(jwt.RS256)}, "confirm"},
 		{"bad mode", keyring.Change{Reset: true, Confirm: true, Mode: "fast"}, "mode"},
-		{"unsupported algorithm", keyring.Change{Algorithm: ptr("HS512"), Confirm: true}, "algorithm"},
-		{"algorithm none", keyring.Change{Algorithm: ptr("none"), Confirm: true}, "algorithm"},
+		{"reset without mode", keyring.Change{Reset: true, Confirm: true}, "mode"},
+		{"algorithm without mode", keyring.Change{Algorithm: ptr(jwt.RS256), Confirm: true}, "mode"},
+		{"unsupported algorithm", keyring.Change{Algorithm: ptr("HS512"), Mode: keyring.ModeImmediate, Confirm: true}, "algorithm"},
+		{"algorithm none", keyring.Change{Algorithm: ptr("none"), Mode: keyring.ModeGrace, Confirm: true}, "algorithm"},
 		{"lifetime too short", keyring.Change{LifetimeSeconds: secs(59)}, "lifetime_seconds"},
 		{"lifetime zero", keyring.Change{LifetimeSeconds: secs(0)}, "lifetime_seconds"},
 		{"lifetime negative", keyring.Change{LifetimeSeconds: secs(-60)}, "lifetime_seconds"},
@@ -556,5 +559,257 @@ func TestSettings(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// jwksKIDs lists the kids the JWKS of d publishes.
+func jwksKIDs(t *testing.T, d *keyring.Document) []string {
+	t.Helper()
+	var out []string
+	for _, k := range jwksKeys(t, parse(t, d)) {
+		out = append(out, k["kid"].(string))
+	}
+	return out
+}
+
+// assertGone fails if kid still signs, verifies or is published in d.
+func assertGone(t *testing.T, d *keyring.Document, kid string) {
+	t.Helper()
+	ks := parse(t, d)
+	if _, ok := ks.Verifier(kid); ok {
+		t.Errorf("old key %s still verifies", kid)
+	}
+	if ks.Signer().ID == kid {
+		t.Errorf("old key %s still signs", kid)
+	}
+	if slices.Contains(jwksKIDs(t, d), kid) {
+		t.Errorf("old key %s still in the JWKS", kid)
+	}
+}
+
+// TestImmediateResetRS256 (issue 11 item 6): an immediate reset of an
+// RS256 keyring replaces the signing key at once, even though its next key
+// has not been published for the JWKS cache lifetime yet; the old keys
+// neither sign, nor verify, nor appear in the JWKS, and nothing is left
+// pending.
+func TestImmediateResetRS256(t *testing.T) {
+	d := rotated(t, jwt.RS256) // next, active and a retiring key from a grace rotation
+	old := []string{only(t, d, keyring.StateActive).KID, only(t, d, keyring.StateRetiring).KID, only(t, d, keyring.StateNext).KID}
+	now := t0.Add(policy.PublishDelay + time.Minute) // the next key is not usable before now+PublishDelay-1m
+	at, err := d.Rotate(keyring.ModeImmediate, policy, now)
+	if err != nil || !at.Equal(now) {
+		t.Fatalf("Rotate(immediate) = %v, %v; want %v", at, err, now)
+	}
+	if d.Pending != nil || len(d.Keys) != 2 {
+		t.Fatalf("after an immediate reset: pending %+v, keys %+v", d.Pending, d.Keys)
+	}
+	for _, kid := range old {
+		assertGone(t, d, kid)
+	}
+	active := only(t, d, keyring.StateActive)
+	if !active.ActiveSince.Equal(now) || active.Alg != jwt.RS256 || parse(t, d).Signer().ID != active.KID {
+		t.Errorf("new active key %+v", active)
+	}
+	if !slices.Contains(jwksKIDs(t, d), active.KID) {
+		t.Errorf("the new signing key is not in the JWKS %v", jwksKIDs(t, d))
+	}
+}
+
+// TestSetAlgorithmImmediate: HS256 -> RS256 in immediate mode signs RS256
+// at once, and the view says so.
+func TestSetAlgorithmImmediate(t *testing.T) {
+	st := openStore(t)
+	clk := &clock{t: t0}
+	h := keyring.NewHolder(st, policy, jwt.HS256, 0, clk.Now)
+	oldKID := get(t, h).Signer().ID
+	clk.Advance(time.Minute)
+	alg := jwt.RS256
+	v, err := h.Apply(context.Background(), keyring.Change{Algorithm: &alg, Mode: keyring.ModeImmediate, Confirm: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := get(t, h)
+	if s := ks.Signer(); s.Alg != jwt.RS256 || s.ID == oldKID {
+		t.Fatalf("signer %s/%s right after an immediate switch to RS256", s.ID, s.Alg)
+	}
+	if _, ok := ks.Verifier(oldKID); ok {
+		t.Error("the HS256 key still verifies after an immediate switch")
+	}
+	if v.Algorithm != jwt.RS256 || v.Signing.Alg != jwt.RS256 || v.Signing.KID != ks.Signer().ID || !v.Signing.Since.Equal(clk.Now()) {
+		t.Errorf("view %+v", v)
+	}
+	if len(v.Verifying) != 0 || v.Pending != nil || v.Next == nil || !v.Next.SignsFrom.IsZero() {
+		t.Errorf("view after an immediate switch: verifying %+v, pending %+v, next %+v", v.Verifying, v.Pending, v.Next)
+	}
+}
+
+// TestGraceView: during a grace switch HS256 -> RS256 the view says the
+// HS256 key signs now and the RS256 key from when it has been published
+// for the JWKS cache lifetime; after it the HS256 key verifies until its
+// last token expires, then it is dropped.
+func TestGraceView(t *testing.T) {
+	st := openStore(t)
+	clk := &clock{t: t0}
+	h := keyring.NewHolder(st, policy, jwt.HS256, 0, clk.Now)
+	hs := get(t, h).Signer()
+	clk.Advance(time.Minute)
+	switchAt := clk.Now().Add(policy.PublishDelay)
+	alg := jwt.RS256
+	v, err := h.Apply(context.Background(), keyring.Change{Algorithm: &alg, Mode: keyring.ModeGrace, Confirm: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Algorithm != jwt.HS256 || v.Signing.KID != hs.ID || v.Signing.Alg != jwt.HS256 || !v.Signing.Since.Equal(t0) {
+		t.Errorf("signing now: algorithm %s, %+v; want the HS256 key %s since %v", v.Algorithm, v.Signing, hs.ID, t0)
+	}
+	if n := v.Next; n == nil || n.Alg != jwt.RS256 || !n.SignsFrom.Equal(switchAt) || n.Mode != keyring.ModeGrace || !n.PublishedSince.Equal(clk.Now()) {
+		t.Errorf("next %+v; want RS256 from %v", v.Next, switchAt)
+	}
+	if s := get(t, h).Signer(); s.ID != hs.ID {
+		t.Fatalf("signing with %s/%s before the publish delay", s.ID, s.Alg)
+	}
+
+	clk.Advance(policy.PublishDelay)
+	v, err = h.Settings(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifiesUntil := switchAt.Add(lifetime + keyring.Leeway)
+	if v.Algorithm != jwt.RS256 || v.Signing.Alg != jwt.RS256 || !v.Signing.Since.Equal(switchAt) {
+		t.Errorf("after the switch: algorithm %s, signing %+v", v.Algorithm, v.Signing)
+	}
+	want := []keyring.RetiringView{{KID: hs.ID, Alg: jwt.HS256, SignedUntil: switchAt, VerifiesUntil: verifiesUntil}}
+	if !slices.Equal(v.Verifying, want) || v.Next.Mode != "" || !v.Next.SignsFrom.IsZero() {
+		t.Errorf("after the switch: verifying %+v, next %+v; want %+v", v.Verifying, v.Next, want)
+	}
+	if _, ok := get(t, h).Verifier(hs.ID); !ok {
+		t.Error("the HS256 key stopped verifying before its last token expired")
+	}
+	clk.Advance(verifiesUntil.Sub(clk.Now()))
+	if _, ok := get(t, h).Verifier(hs.ID); ok {
+		t.Error("the HS256 key still verifies after its last token expired")
+	}
+}
+
+// TestRetiringKeyOutlivesItsLongestToken: a lifetime shortened before a
+// grace rotation does not cut short the tokens the old key signed with
+// the longer lifetime.
+func TestRetiringKeyOutlivesItsLongestToken(t *testing.T) {
+	d := newDoc(t, jwt.HS256)
+	if err := d.SetLifetime(2 * time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetLifetime(keyring.MinLifetime); err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(time.Minute)
+	if _, err := d.Rotate(keyring.ModeGrace, policy, now); err != nil {
+		t.Fatal(err)
+	}
+	r := only(t, d, keyring.StateRetiring)
+	if want := now.Add(2*time.Hour + keyring.Leeway); !r.RetireAt.Equal(want) || !r.SignedUntil.Equal(now) {
+		t.Errorf("retiring %+v; want retire at %v", r, want)
+	}
+	if a := only(t, d, keyring.StateActive); a.SignedLifetimeSeconds != int64(keyring.MinLifetime/time.Second) {
+		t.Errorf("new active key signed lifetime %d", a.SignedLifetimeSeconds)
+	}
+}
+
+// blockingStore is a real store whose GetDocument waits until released,
+// so that a test can invalidate while a load is under way.
+type blockingStore struct {
+	store.Store
+	reading chan struct{}
+	release chan struct{}
+}
+
+func (s *blockingStore) GetDocument(ctx context.Context, name string) ([]byte, error) {
+	b, err := s.Store.GetDocument(ctx, name)
+	if s.reading != nil {
+		s.reading <- struct{}{}
+		<-s.release
+	}
+	return b, err
+}
+
+// TestHolderInvalidateDuringLoad: a load that read the keyring before an
+// invalidation neither installs what it read nor hands it to a Get that
+// began after the invalidation (which would verify with a key an
+// immediate reset removed).
+func TestHolderInvalidateDuringLoad(t *testing.T) {
+	st := openStore(t)
+	clk := &clock{t: t0}
+	writer := keyring.NewHolder(st, policy, "", 0, clk.Now)
+	old := get(t, writer).Signer().ID
+	bs := &blockingStore{Store: st, reading: make(chan struct{}), release: make(chan struct{})}
+	h := keyring.NewHolder(bs, policy, "", 0, clk.Now)
+	done := make(chan string)
+	go func() {
+		ks, err := h.Get(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		done <- ks.Signer().ID
+	}()
+	<-bs.reading // the load has read the old keyring
+	if _, err := writer.Apply(context.Background(), keyring.Change{Reset: true, Mode: keyring.ModeImmediate, Confirm: true}); err != nil {
+		t.Fatal(err)
+	}
+	h.Invalidate()
+	bs.reading = nil // later reads do not block
+	later := make(chan string)
+	go func() {
+		ks, err := h.Get(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		later <- ks.Signer().ID
+	}()
+	var fresh string
+	select {
+	case fresh = <-later:
+	case <-time.After(5 * time.Second):
+		close(bs.release)
+		t.Fatal("a Get after the invalidation waited for the load begun before it")
+	}
+	close(bs.release)
+	if first := <-done; first != old {
+		t.Fatalf("the first load read %s, want the old key %s", first, old)
+	}
+	if fresh == old {
+		t.Error("a Get after the invalidation got the keys it replaced")
+	}
+	if got := get(t, h).Signer().ID; got == old {
+		t.Error("the load begun before the invalidation installed the old keys")
+	}
+}
+
+// TestHolderRefresh: a node that meets a kid it does not know reads the
+// store again (another node may have just reset the keys), but not more
+// than once a second.
+func TestHolderRefresh(t *testing.T) {
+	st := openStore(t)
+	clk := &clock{t: t0}
+	h1 := keyring.NewHolder(st, policy, "", 0, clk.Now)
+	h2 := keyring.NewHolder(st, policy, "", 0, clk.Now)
+	get(t, h1)
+	get(t, h1) // installed
+	v, err := h2.Apply(context.Background(), keyring.Change{Reset: true, Mode: keyring.ModeImmediate, Confirm: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refresh := func() *keyring.Keys {
+		ks, err := h1.Refresh(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ks
+	}
+	if _, ok := refresh().Verifier(v.Signing.KID); ok {
+		t.Fatal("Refresh read the store again within a second of the last read")
+	}
+	clk.Advance(time.Second)
+	if _, ok := refresh().Verifier(v.Signing.KID); !ok {
+		t.Error("Refresh did not learn the new key")
 	}
 }

@@ -7,29 +7,76 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/jwt"
 )
 
 // KeyView describes a key without its private material.
 type KeyView struct {
-	KID       string    `json:"kid"`
-	Alg       string    `json:"alg"`
-	State     string    `json:"state"`
-	CreatedAt time.Time `json:"created_at"`
-	UsableAt  time.Time `json:"usable_at"`
-	RetireAt  time.Time `json:"retire_at,omitzero"`
+	KID                   string    `json:"kid"`
+	Alg                   string    `json:"alg"`
+	State                 string    `json:"state"`
+	CreatedAt             time.Time `json:"created_at"`
+	UsableAt              time.Time `json:"usable_at"`
+	ActiveSince           time.Time `json:"active_since,omitzero"`
+	SignedLifetimeSeconds int64     `json:"signed_lifetime_seconds,omitempty"`
+	SignedUntil           time.Time `json:"signed_until,omitzero"`
+	RetireAt              time.Time `json:"retire_at,omitzero"`
 }
 
-// SettingsView is what the admin sees (seed 003): the algorithm, the
-// lifetime, the validation key and the keys' states.
+// SignerView is the key that signs new tokens now.
+type SignerView struct {
+	KID   string    `json:"kid"`
+	Alg   string    `json:"alg"`
+	Since time.Time `json:"since"`
+}
+
+// NextView is the key that signs next.
+type NextView struct {
+	KID string `json:"kid"`
+	Alg string `json:"alg"`
+	// SignsFrom is when it takes over: set when a grace change is
+	// pending, absent when it waits for the next key change.
+	SignsFrom time.Time `json:"signs_from,omitzero"`
+	// Mode is the mode of the pending change ("" when none is pending).
+	Mode string `json:"mode,omitempty"`
+	// PublishedSince is when it was first listed in the JWKS (RS256,
+	// ES256 and EdDSA; HS256 secrets are never published).
+	PublishedSince time.Time `json:"published_since,omitzero"`
+	// UsableAt is the earliest time a grace change lets it sign: once it
+	// has been published for the JWKS cache lifetime.
+	UsableAt time.Time `json:"usable_at"`
+}
+
+// RetiringView is an old key that no longer signs but still verifies the
+// tokens it signed, until the last of them expires.
+type RetiringView struct {
+	KID           string    `json:"kid"`
+	Alg           string    `json:"alg"`
+	SignedUntil   time.Time `json:"signed_until,omitzero"`
+	VerifiesUntil time.Time `json:"verifies_until"`
+}
+
+// SettingsView is what the admin sees (seed 003): the lifetime, the
+// validation key, which key signs now, which signs next and from when,
+// which old keys still verify and until when, and the keys' states.
 type SettingsView struct {
+	// Algorithm is the algorithm of the key that signs now (during a
+	// grace switch to another algorithm, Next names the new one).
 	Algorithm       string `json:"algorithm"`
 	LifetimeSeconds int64  `json:"lifetime_seconds"`
 	// ValidationKey is what a verifier needs: the active key as a JWK for
 	// RS256/ES256/EdDSA, or the HS256 shared secret (base64url) — shown to
 	// the administrator only, never published.
 	ValidationKey map[string]any `json:"validation_key"`
-	Keys          []KeyView      `json:"keys"`
-	Pending       *Pending       `json:"pending,omitempty"`
+	// Signing is the key that signs new tokens now.
+	Signing SignerView `json:"signing"`
+	// Next is the key that signs after the next key change (or the
+	// pending one).
+	Next *NextView `json:"next,omitempty"`
+	// Verifying lists the old keys that still verify, until when.
+	Verifying []RetiringView `json:"verifying"`
+	Keys      []KeyView      `json:"keys"`
+	Pending   *Pending       `json:"pending,omitempty"`
 }
 
 // Settings shows the keyring.
@@ -43,11 +90,29 @@ func (h *Holder) Settings(ctx context.Context) (SettingsView, error) {
 
 func view(ks *Keys) SettingsView {
 	d := ks.Doc
-	v := SettingsView{Algorithm: d.Alg, LifetimeSeconds: d.LifetimeSeconds, Pending: d.Pending}
-	for _, k := range d.Keys {
-		v.Keys = append(v.Keys, KeyView{k.KID, k.Alg, k.State, k.CreatedAt, k.UsableAt, k.RetireAt})
-	}
 	s := ks.Signer()
+	v := SettingsView{Algorithm: s.Alg, LifetimeSeconds: d.LifetimeSeconds, Pending: d.Pending, Verifying: []RetiringView{}}
+	for _, k := range d.Keys {
+		v.Keys = append(v.Keys, KeyView{k.KID, k.Alg, k.State, k.CreatedAt, k.UsableAt, k.ActiveSince, k.SignedLifetimeSeconds, k.SignedUntil, k.RetireAt})
+		switch k.State {
+		case StateActive:
+			v.Signing = SignerView{KID: k.KID, Alg: k.Alg, Since: k.ActiveSince}
+			if k.ActiveSince.IsZero() {
+				v.Signing.Since = k.UsableAt
+			}
+		case StateNext:
+			n := &NextView{KID: k.KID, Alg: k.Alg, UsableAt: k.UsableAt}
+			if jwt.IsAsymmetric(k.Alg) {
+				n.PublishedSince = k.CreatedAt
+			}
+			if d.Pending != nil {
+				n.SignsFrom, n.Mode = d.Pending.At, d.Pending.Mode
+			}
+			v.Next = n
+		case StateRetiring:
+			v.Verifying = append(v.Verifying, RetiringView{KID: k.KID, Alg: k.Alg, SignedUntil: k.SignedUntil, VerifiesUntil: k.RetireAt})
+		}
+	}
 	if jwk, ok := s.JWK(); ok {
 		v.ValidationKey = jwk
 	} else {
@@ -61,15 +126,22 @@ func view(ks *Keys) SettingsView {
 type Change struct {
 	Algorithm       *string `json:"algorithm"`
 	LifetimeSeconds *int64  `json:"lifetime_seconds"`
-	// Reset replaces the signing key with the next one.
+	// Reset replaces the signing key.
 	Reset bool `json:"reset"`
-	// Mode is "grace" (default: the old key verifies until its tokens
-	// expire) or "immediate" (its tokens stop working at once).
+	// Mode is required with a key change, there is no default:
+	// "immediate" (a compromise: fresh keys sign at once, and tokens
+	// signed with the old keys stop working at once) or "grace" (planned:
+	// the published next key signs once verifiers have had the JWKS cache
+	// lifetime to learn it, and the old key verifies until its tokens
+	// expire).
 	Mode    string `json:"mode"`
 	Confirm bool   `json:"confirm"`
 }
 
-var errConfirm = errors.New("a key change must be confirmed: set \"confirm\": true (tokens signed with the old key stop working at once in immediate mode)")
+var (
+	errConfirm = errors.New(`a key change must be confirmed: set "confirm": true`)
+	errMode    = errors.New(`a key change needs "mode": "immediate" (old tokens stop working at once) or "grace" (old tokens work until they expire)`)
+)
 
 // Apply carries out a change and returns the new settings.
 func (h *Holder) Apply(ctx context.Context, c Change) (SettingsView, error) {
@@ -77,9 +149,9 @@ func (h *Holder) Apply(ctx context.Context, c Change) (SettingsView, error) {
 	switch {
 	case keyChange && !c.Confirm:
 		return SettingsView{}, apierr.Field("confirm", errConfirm)
-	case c.Mode == "":
-		c.Mode = ModeGrace
-	case c.Mode != ModeGrace && c.Mode != ModeImmediate:
+	case keyChange && c.Mode == "":
+		return SettingsView{}, apierr.Field("mode", errMode)
+	case c.Mode != "" && c.Mode != ModeGrace && c.Mode != ModeImmediate:
 		return SettingsView{}, apierr.Field("mode", errors.New(`must be "grace" or "immediate"`))
 	}
 	if !keyChange && c.LifetimeSeconds == nil {

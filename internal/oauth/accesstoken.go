@@ -175,7 +175,14 @@ func (t *Tokens) verifyClaims(ctx context.Context, raw string) (Claims, error) {
 	}
 	key, ok := ks.Verifier(tok.Header.Kid)
 	if !ok {
-		return Claims{}, invalid("unknown signing key")
+		// Another node may have just changed the keys: look again
+		// (at most once a second), as a verifier refetches a JWKS.
+		if ks, err = t.keys.Refresh(ctx); err != nil {
+			return Claims{}, apierr.FromStore(err)
+		}
+		if key, ok = ks.Verifier(tok.Header.Kid); !ok {
+			return Claims{}, invalid("unknown signing key")
+		}
 	}
 	// The key decides the algorithm; Verify refuses any other.
 	if err := tok.Verify(key); err != nil {

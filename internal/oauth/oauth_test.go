@@ -501,3 +501,65 @@ func mustVerify(t *testing.T, e *env, raw string) {
 		t.Fatalf("Verify before the change = %+v, %v", en, err)
 	}
 }
+
+// TestImmediateResetRefusesCachedToken (issue 11 item 6): an access token
+// whose verdict the edge has cached is refused right after an immediate
+// reset of the key that signed it (RS256, whose next key is not yet
+// usable), and a token from the new key passes.
+func TestImmediateResetRefusesCachedToken(t *testing.T) {
+	e := newEnv(t)
+	e.keys.Configure(keyring.Policy{PublishDelay: time.Hour}, jwt.RS256, 0)
+	c := e.newClient(t, oauth.NewClient{})
+	old := e.issue(t, c.ClientID, "read")
+	if got := e.signer(t).Alg; got != jwt.RS256 {
+		t.Fatalf("signing with %s", got)
+	}
+	check := func(tok string) error {
+		_, err := e.checker.Check(context.Background(), gate.Request{Token: tok})
+		return err
+	}
+	for range 2 { // the second answer comes from the cache
+		if err := check(old.Token); err != nil {
+			t.Fatalf("token before the reset: %v", err)
+		}
+	}
+	if _, err := e.keys.Apply(context.Background(), keyring.Change{Reset: true, Mode: keyring.ModeImmediate, Confirm: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(old.Token); !errors.Is(err, apierr.ErrInvalidToken) {
+		t.Errorf("old token right after an immediate reset: %v", err)
+	}
+	fresh := e.issue(t, c.ClientID, "read")
+	if k, err := jwt.Parse(fresh.Token); err != nil || k.Header.Kid != e.signer(t).ID {
+		t.Fatalf("new token %+v, %v; signer %s", k, err, e.signer(t).ID)
+	}
+	if err := check(fresh.Token); err != nil {
+		t.Errorf("new token: %v", err)
+	}
+}
+
+// TestVerifyLearnsKeyOfAnotherNode: a token signed with a key another
+// node has just made passes before that node's announcement arrives: a
+// verifier that meets an unknown kid reads the keyring again.
+func TestVerifyLearnsKeyOfAnotherNode(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	c := e.newClient(t, oauth.NewClient{})
+	// This node: not subscribed to the store, as if announcements were late.
+	mine := keyring.NewHolder(e.st, keyring.Policy{}, "", 0, e.clk.Now)
+	tokens := oauth.NewTokens(mine, oauth.NewClientTable(e.st), oauth.NewDenyList(e.st), issuer, audience, e.clk.Now)
+	for range 2 { // the first Get creates the keyring, the second keeps it
+		if _, err := mine.Get(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.clk.Advance(time.Second)
+	// The other node resets the keys and signs with the new one.
+	if _, err := e.keys.Apply(ctx, keyring.Change{Reset: true, Mode: keyring.ModeImmediate, Confirm: true}); err != nil {
+		t.Fatal(err)
+	}
+	is := e.issue(t, c.ClientID, "read")
+	if en, err := tokens.Verify(ctx, is.Token); err != nil || en.Refusal != nil {
+		t.Fatalf("token signed with the other node's new key: %+v, %v", en, err)
+	}
+}
