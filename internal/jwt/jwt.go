@@ -307,7 +307,7 @@ func Parse(s string) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	claims, err := members(pb)
+	claims, err := members(pb, 12) // an access token has 9 or 10
 	if err != nil {
 		return nil, err
 	}
@@ -317,14 +317,14 @@ func Parse(s string) (*Token, error) {
 // parseHeader reads the JOSE header hb.
 func parseHeader(hb []byte) (Header, error) {
 	var h Header
-	ms, err := members(hb)
+	ms, err := members(hb, 3)
 	if err != nil {
 		return h, err
 	}
 	hasAlg := false
 	for _, m := range ms {
 		var dst *string
-		switch m.name {
+		switch string(m.name) {
 		case "alg":
 			dst, hasAlg = &h.Alg, true
 		case "kid":
@@ -332,7 +332,7 @@ func parseHeader(hb []byte) (Header, error) {
 		case "typ":
 			dst = &h.Typ
 		default:
-			if slices.Contains(refusedHeaders, m.name) {
+			if slices.Contains(refusedHeaders, string(m.name)) {
 				return h, fmt.Errorf("%w: header names its own key or critical extensions", ErrInvalid)
 			}
 			continue // unknown members are ignored (RFC 7515 4)
@@ -340,9 +340,11 @@ func parseHeader(hb []byte) (Header, error) {
 		if len(m.value) == 0 || m.value[0] != '"' {
 			return h, fmt.Errorf("%w: header member %q is not a string", ErrMalformed, m.name)
 		}
-		if *dst, err = unquote(m.value); err != nil {
+		v, err := unquote(m.value)
+		if err != nil {
 			return h, ErrMalformed
 		}
+		*dst = string(v)
 	}
 	if !hasAlg {
 		return h, fmt.Errorf("%w: no alg in the header", ErrMalformed)

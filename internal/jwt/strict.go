@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -23,15 +24,17 @@ import (
 // ErrDuplicate is a JOSE header or claims set naming a member twice.
 var ErrDuplicate = fmt.Errorf("%w: duplicate member", ErrMalformed)
 
-// member is one name/value pair of a JSON object; value is raw JSON.
+// member is one name/value pair of a JSON object: the name unescaped,
+// the value raw JSON. Both usually share the object's bytes.
 type member struct {
-	name  string
+	name  []byte
 	value []byte
 }
 
 // members returns the members of the JSON object b in order. b must be
-// valid UTF-8 JSON and an object; names must be unique.
-func members(b []byte) ([]member, error) {
+// valid UTF-8 JSON and an object; names must be unique. expect is how
+// many members to make room for.
+func members(b []byte, expect int) ([]member, error) {
 	if !utf8.Valid(b) || !json.Valid(b) {
 		return nil, ErrMalformed
 	}
@@ -45,7 +48,7 @@ func members(b []byte) ([]member, error) {
 	if b[i] == '}' {
 		return nil, nil
 	}
-	var ms []member
+	ms := make([]member, 0, expect)
 	var seen map[string]struct{} // only for objects with many members
 	for {
 		end := stringEnd(b, i)
@@ -71,11 +74,11 @@ func members(b []byte) ([]member, error) {
 // dup reports whether name is already among ms, and records it. A short
 // object is searched in place; a long one gets a set, so that a payload of
 // thousands of members costs linear time.
-func dup(ms []member, seen *map[string]struct{}, name string) bool {
+func dup(ms []member, seen *map[string]struct{}, name []byte) bool {
 	const few = 16
 	if len(ms) < few {
 		for _, m := range ms {
-			if m.name == name {
+			if bytes.Equal(m.name, name) {
 				return true
 			}
 		}
@@ -84,13 +87,13 @@ func dup(ms []member, seen *map[string]struct{}, name string) bool {
 	if *seen == nil {
 		*seen = make(map[string]struct{}, 2*len(ms))
 		for _, m := range ms {
-			(*seen)[m.name] = struct{}{}
+			(*seen)[string(m.name)] = struct{}{}
 		}
 	}
-	if _, ok := (*seen)[name]; ok {
+	if _, ok := (*seen)[string(name)]; ok {
 		return true
 	}
-	(*seen)[name] = struct{}{}
+	(*seen)[string(name)] = struct{}{}
 	return false
 }
 
@@ -138,15 +141,15 @@ func valueEnd(b []byte, i int) int {
 	return i
 }
 
-// unquote decodes a JSON string literal; the common case without escapes
-// costs one allocation.
-func unquote(q []byte) (string, error) {
+// unquote decodes a JSON string literal; without escapes it is a slice
+// of q, no copy.
+func unquote(q []byte) ([]byte, error) {
 	if bytes.IndexByte(q, '\\') < 0 {
-		return string(q[1 : len(q)-1]), nil
+		return q[1 : len(q)-1], nil
 	}
 	var s string
 	err := json.Unmarshal(q, &s)
-	return s, err
+	return []byte(s), err
 }
 
 // decodeObject decodes the members of a JSON object into v: a pointer to a
@@ -171,7 +174,7 @@ func decodeObject(ms []member, v any) error {
 			if err := dec.Decode(&x); err != nil {
 				return fmt.Errorf("%w: member %q: %v", ErrMalformed, mem.name, err)
 			}
-			(*m)[mem.name] = x
+			(*m)[string(mem.name)] = x
 		}
 		return nil
 	}
@@ -180,15 +183,44 @@ func decodeObject(ms []member, v any) error {
 	}
 	fields := fieldsOf(rv.Type())
 	for _, mem := range ms {
-		idx, ok := fields[mem.name]
+		idx, ok := fields[string(mem.name)]
 		if !ok {
 			continue
 		}
-		if err := json.Unmarshal(mem.value, rv.Field(idx).Addr().Interface()); err != nil {
+		f := rv.Field(idx)
+		if fastDecode(mem.value, f) {
+			continue
+		}
+		if err := json.Unmarshal(mem.value, f.Addr().Interface()); err != nil {
 			return fmt.Errorf("%w: member %q: %v", ErrMalformed, mem.name, err)
 		}
 	}
 	return nil
+}
+
+// fastDecode sets a plain string or int64 field from a value that needs
+// no unescaping or conversion, which is most of a token's claims, and
+// reports whether it did; anything else is left to encoding/json.
+func fastDecode(v []byte, f reflect.Value) bool {
+	switch f.Kind() {
+	case reflect.String:
+		if f.Type() != reflect.TypeFor[string]() || v[0] != '"' || bytes.IndexByte(v, '\\') >= 0 {
+			return false
+		}
+		f.SetString(string(v[1 : len(v)-1]))
+		return true
+	case reflect.Int64:
+		if f.Type() != reflect.TypeFor[int64]() {
+			return false
+		}
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			return false // a float, an exponent, too big: encoding/json says
+		}
+		f.SetInt(n)
+		return true
+	}
+	return false
 }
 
 // fieldCache maps a struct type to its member names and field indexes.

@@ -351,3 +351,46 @@ func TestFromMaterialChecksKeys(t *testing.T) {
 		t.Errorf("FromMaterial of RSA 1024 = %v, %v; want ErrBadKey", k, err)
 	}
 }
+
+// accessClaims are the claims of one of our access tokens.
+type accessClaims struct {
+	Iss   string   `json:"iss"`
+	Sub   string   `json:"sub"`
+	Aud   []string `json:"aud"`
+	Exp   int64    `json:"exp"`
+	Nbf   int64    `json:"nbf"`
+	Iat   int64    `json:"iat"`
+	Jti   string   `json:"jti"`
+	CID   string   `json:"client_id"`
+	Scope string   `json:"scope"`
+}
+
+var benchClaims = accessClaims{"https://gw.example", "k1", []string{"api"}, 1e9, 1e9, 1e9, "0123456789abcdef0123456789abcdef", "k1", "read write"}
+
+// BenchmarkParse is the parse of a typical access token (no signature
+// check): the strict walk of header and claims.
+func BenchmarkParse(b *testing.B) {
+	s := sign(b, key(b, jwt.HS256), "at+jwt", benchClaims)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := jwt.Parse(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseClaims adds reading the claims into a struct.
+func BenchmarkParseClaims(b *testing.B) {
+	s := sign(b, key(b, jwt.HS256), "at+jwt", benchClaims)
+	b.ReportAllocs()
+	for b.Loop() {
+		tok, err := jwt.Parse(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var c accessClaims
+		if err := tok.Claims(&c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
