@@ -65,7 +65,9 @@ func TestJOSEBadKeyAndStrictParsing(t *testing.T) {
 			refresh_floor 1s
 		}`,
 	})
-	call := func(t *testing.T, tok string) response { return do(t, http.MethodGet, g.base+"/reports", bearer(tok), "") }
+	call := func(t *testing.T, tok string) response {
+		return do(t, http.MethodGet, g.base+"/reports", bearer(tok), "")
+	}
 	exp := time.Now().Add(10 * time.Minute).Unix()
 	jti := 0
 	claimsJSON := func(extra string) string {
