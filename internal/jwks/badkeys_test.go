@@ -191,3 +191,34 @@ func highSToken(t *testing.T, k *ecdsa.PrivateKey, kid string) string {
 	s.FillBytes(sig[32:])
 	return input + "." + b64(sig)
 }
+
+// TestParseKeepsTheSetDespiteUnreadableKeys: one key that cannot be read
+// at all (an unknown kty, a missing member) used to fail the whole set;
+// it is refused on its own (RFC 7517 5).
+func TestParseKeepsTheSetDespiteUnreadableKeys(t *testing.T) {
+	goodJWK, err := json.Marshal(pub(t, edKey(t), "good", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, raw := range map[string]string{
+		"unknown kty":   `{"kty":"XYZ","kid":"b"}`,
+		"no kty":        `{"kid":"b"}`,
+		"RSA without e": `{"kty":"RSA","kid":"b","n":"AQAB"}`,
+		"alg a number":  `{"kty":"RSA","kid":"b","n":"AQAB","e":"AQAB","alg":5}`,
+		"Ed448":         `{"kty":"OKP","crv":"Ed448","kid":"b","x":"AQAB"}`,
+		"not an object": `"b"`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			keys, refused, err := jwks.ParseReport(rawSet(t, json.RawMessage(raw), goodJWK))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if _, ok := keys["good"]; !ok || len(keys) != 1 || len(refused) != 1 {
+				t.Fatalf("Parse kept %v, refused %+v", keys, refused)
+			}
+			if raw != `"b"` && refused[0].KID != "b" {
+				t.Errorf("refused %+v does not name the kid", refused[0])
+			}
+		})
+	}
+}

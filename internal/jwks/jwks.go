@@ -13,6 +13,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -181,16 +182,32 @@ func Parse(body []byte) (map[string]*jwt.Key, error) {
 }
 
 // ParseReport is Parse, also telling which keys were left out and why.
+// Each key is read on its own, so one that cannot be read (an unknown
+// kty, a missing member) is refused without losing the others (RFC 7517
+// 5: keys that are not understood are ignored).
 func ParseReport(body []byte) (map[string]*jwt.Key, []Refused, error) {
-	set, err := jwk.Parse(body)
-	if err != nil {
+	var doc map[string]json.RawMessage
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, nil, fmt.Errorf("malformed key set: %v", err)
+	}
+	if err := json.Unmarshal(doc["keys"], &raws); err != nil || raws == nil {
+		return nil, nil, errors.New(`malformed key set: no "keys" array`)
 	}
 	keys := make(map[string]*jwt.Key)
 	var refused []Refused
 	twice := make(map[string]bool)
-	for i := 0; i < set.Len(); i++ {
-		jk, _ := set.Key(i)
+	for _, raw := range raws {
+		jk, err := jwk.ParseKey(raw)
+		if err != nil {
+			var named struct {
+				Kid any `json:"kid"`
+			}
+			_ = json.Unmarshal(raw, &named) // only to name the key in the log
+			kid, _ := named.Kid.(string)
+			refused = append(refused, Refused{KID: kid, Reason: fmt.Sprintf("unreadable key: %v", err), Bad: true})
+			continue
+		}
 		kid := jk.KeyID()
 		k, why, bad := usable(jk)
 		switch {
