@@ -454,6 +454,8 @@ func FuzzParse(f *testing.F) {
 		{hsHeader, `{"EXP":1,"exp":2,"x":{"a":1,"a":2}}`},
 		{hsHeader, `[{"sub":"alice"}]`},
 		{hsHeader, `{"s":"\"}{","t":[1,{"u":null}]}`},
+		{hsHeader, `{"sub":"al\u0069ce","exp":1e3}`},
+		{hsHeader, `{"sub":null,"exp":-0}`},
 	} {
 		f.Add(rawHS(f, hp[0], hp[1]))
 	}
@@ -490,6 +492,24 @@ func FuzzParse(f *testing.F) {
 		}
 		if len(s) > jwt.MaxLen {
 			t.Fatalf("Parse accepted %d bytes", len(s))
+		}
+		// A struct gets what encoding/json makes of the exact member.
+		var got struct {
+			Sub string `json:"sub"`
+			Exp int64  `json:"exp"`
+		}
+		errStrict := tok.Claims(&got)
+		var sub string
+		var exp int64
+		errSub, errExp := json.Unmarshal(loose["sub"], &sub), json.Unmarshal(loose["exp"], &exp)
+		if loose["sub"] == nil {
+			errSub = nil
+		}
+		if loose["exp"] == nil {
+			errExp = nil
+		}
+		if (errStrict == nil) != (errSub == nil && errExp == nil) || errStrict == nil && (got.Sub != sub || got.Exp != exp) {
+			t.Fatalf("Claims = %+v, %v; encoding/json sub %q (%v), exp %d (%v)", got, errStrict, sub, errSub, exp, errExp)
 		}
 		for _, k := range ks {
 			if err := tok.Verify(k); err != nil && !errors.Is(err, jwt.ErrInvalid) {
