@@ -134,9 +134,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*cache.Entry, error)
 		return invalid(err.Error())
 	}
 	var claims map[string]any
-	dec := json.NewDecoder(strings.NewReader(string(tok.Payload)))
-	dec.UseNumber()
-	if err := dec.Decode(&claims); err != nil {
+	if err := tok.Claims(&claims); err != nil { // exact names, numbers as json.Number
 		return invalid("malformed claims")
 	}
 	now := v.now()

@@ -13,6 +13,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -49,8 +50,9 @@ type Fetcher struct {
 	group   singleflight.Group
 	mu      sync.RWMutex
 	keys    map[string]*jwt.Key
-	fetched time.Time // last successful fetch
-	tried   time.Time // last attempt
+	fetched time.Time        // last successful fetch
+	tried   time.Time        // last attempt
+	refused map[Refused]bool // keys left out of the last set, logged once
 }
 
 // Options configure a Fetcher.
@@ -156,42 +158,135 @@ func (f *Fetcher) fetch(ctx context.Context) (map[string]*jwt.Key, error) {
 	if len(body) > maxBody {
 		return nil, fmt.Errorf("key set larger than %d bytes", maxBody)
 	}
-	return Parse(body)
+	return f.parse(body)
+}
+
+// Refused is a key of a set that Parse left out, and why.
+type Refused struct {
+	KID    string // "" if the key has none
+	Reason string
+	// Bad is set when the key claims to be a signing key we could use
+	// but is malformed (wrong size, off the curve, a kid used twice):
+	// worth a warning, unlike a key that is simply not for us.
+	Bad bool
 }
 
 // Parse reads a JWKS into verification keys by kid. Keys without a kid,
 // private keys, symmetric keys, keys for encryption, and keys whose alg
-// does not fit their type are skipped; a set with no usable key is an
-// error.
+// does not fit their type are skipped; so are keys of the wrong size or
+// shape (see jwt.FromPublic) and every key of a kid used twice, while the
+// rest of the set is kept. A set with no usable key is an error.
 func Parse(body []byte) (map[string]*jwt.Key, error) {
-	set, err := jwk.Parse(body)
-	if err != nil {
-		return nil, fmt.Errorf("malformed key set: %v", err)
+	keys, _, err := ParseReport(body)
+	return keys, err
+}
+
+// ParseReport is Parse, also telling which keys were left out and why.
+// Each key is read on its own, so one that cannot be read (an unknown
+// kty, a missing member) is refused without losing the others (RFC 7517
+// 5: keys that are not understood are ignored).
+func ParseReport(body []byte) (map[string]*jwt.Key, []Refused, error) {
+	var doc map[string]json.RawMessage
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, nil, fmt.Errorf("malformed key set: %v", err)
+	}
+	if err := json.Unmarshal(doc["keys"], &raws); err != nil || raws == nil {
+		return nil, nil, errors.New(`malformed key set: no "keys" array`)
 	}
 	keys := make(map[string]*jwt.Key)
-	for i := 0; i < set.Len(); i++ {
-		jk, _ := set.Key(i)
-		if jk.KeyID() == "" || (jk.KeyUsage() != "" && jk.KeyUsage() != "sig") {
-			continue
-		}
-		var raw any
-		if err := jk.Raw(&raw); err != nil {
-			continue
-		}
-		alg := algFor(raw, jk.Algorithm().String())
-		if alg == "" {
-			continue
-		}
-		k, err := jwt.FromPublic(jk.KeyID(), alg, raw)
+	var refused []Refused
+	twice := make(map[string]bool)
+	for _, raw := range raws {
+		jk, err := jwk.ParseKey(raw)
 		if err != nil {
+			var named struct {
+				Kid any `json:"kid"`
+			}
+			_ = json.Unmarshal(raw, &named) // only to name the key in the log
+			kid, _ := named.Kid.(string)
+			refused = append(refused, Refused{KID: kid, Reason: fmt.Sprintf("unreadable key: %v", err), Bad: true})
 			continue
 		}
-		keys[k.ID] = k
+		kid := jk.KeyID()
+		k, why, bad := usable(jk)
+		switch {
+		case k == nil:
+			refused = append(refused, Refused{KID: kid, Reason: why, Bad: bad})
+		case twice[kid]:
+			// Already refused below.
+		case keys[kid] != nil:
+			// Which of the two would verify is anyone's guess: neither.
+			delete(keys, kid)
+			twice[kid] = true
+			refused = append(refused, Refused{KID: kid, Reason: "the kid names two keys", Bad: true})
+		default:
+			keys[kid] = k
+		}
 	}
 	if len(keys) == 0 {
-		return nil, errors.New("key set has no usable signing key")
+		return nil, refused, errors.New("key set has no usable signing key")
 	}
-	return keys, nil
+	return keys, refused, nil
+}
+
+// usable makes a verification key of jk, or says why not (bad: the key is
+// malformed rather than merely not for us).
+func usable(jk jwk.Key) (k *jwt.Key, why string, bad bool) {
+	switch {
+	case jk.KeyID() == "":
+		return nil, "no kid", false
+	case jk.KeyUsage() != "" && jk.KeyUsage() != "sig":
+		return nil, "not a signing key (use " + jk.KeyUsage() + ")", false
+	}
+	var raw any
+	if err := jk.Raw(&raw); err != nil {
+		return nil, fmt.Sprintf("unreadable %s key: %v", jk.KeyType(), err), true
+	}
+	alg := algFor(raw, jk.Algorithm().String())
+	if alg == "" {
+		return nil, fmt.Sprintf("%s key (alg %q) is not a public key we verify with", jk.KeyType(), jk.Algorithm().String()), false
+	}
+	k, err := jwt.FromPublic(jk.KeyID(), alg, raw)
+	if err != nil {
+		return nil, err.Error(), true
+	}
+	// Another issuer's signer may not normalise ECDSA's s (see
+	// jwt.Key.AcceptHighS).
+	return k.AcceptHighS(), "", false
+}
+
+// logRefused logs the keys of a fetched set that were left out, once for
+// as long as the issuer keeps serving them: malformed keys as warnings,
+// keys that are not for us at debug level.
+func (f *Fetcher) logRefused(refused []Refused) {
+	now := make(map[Refused]bool, len(refused))
+	for _, r := range refused {
+		now[r] = true
+	}
+	f.mu.Lock()
+	last := f.refused
+	f.refused = now
+	f.mu.Unlock()
+	for _, r := range refused {
+		if last[r] {
+			continue
+		}
+		level := zap.DebugLevel
+		if r.Bad {
+			level = zap.WarnLevel
+		}
+		if ce := f.logger.Check(level, "refusing a key of the issuer's key set; keeping the others"); ce != nil {
+			ce.Write(zap.String("url", f.url), zap.String("kid", r.KID), zap.String("reason", r.Reason))
+		}
+	}
+}
+
+// parse is Parse for a fetched set, logging the keys it refused.
+func (f *Fetcher) parse(body []byte) (map[string]*jwt.Key, error) {
+	keys, refused, err := ParseReport(body)
+	f.logRefused(refused)
+	return keys, err
 }
 
 // algFor is the algorithm a public key is used with: the JWK's alg if it

@@ -9,6 +9,7 @@
 package jwt
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -23,7 +24,10 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
+
+	"github.com/tokengate/tokengate/internal/token"
 )
 
 // Algorithms.
@@ -57,6 +61,7 @@ type Key struct {
 	secret []byte // HS256
 	signer crypto.Signer
 	public crypto.PublicKey
+	highS  bool // ES256: also accept s > n/2 (see AcceptHighS)
 }
 
 // Generate makes a new random key: a 256-bit HMAC secret, RSA 2048, P-256
@@ -122,15 +127,21 @@ func FromMaterial(kid, alg string, material []byte) (*Key, error) {
 		return nil, fmt.Errorf("parsing %s key %s: %v", alg, kid, err)
 	}
 	signer, ok := priv.(crypto.Signer)
-	if !ok || !matches(alg, signer.Public()) {
+	if !ok {
 		return nil, fmt.Errorf("key %s is not a %s key", kid, alg)
+	}
+	if err := checkPublic(alg, signer.Public()); err != nil {
+		return nil, fmt.Errorf("key %s: %w", kid, err)
 	}
 	k.signer, k.public = signer, signer.Public()
 	return k, nil
 }
 
 // FromPublic makes a verification key from a public key (or, for HS256, a
-// shared secret as []byte).
+// shared secret as []byte). A key of the wrong type, size or shape for alg
+// is refused with an error wrapping ErrBadKey that says why: an Ed25519
+// key must be 32 bytes, an RSA modulus MinRSABits to MaxRSABits with an
+// odd exponent, an EC key a point on P-256.
 func FromPublic(kid, alg string, pub any) (*Key, error) {
 	k := &Key{ID: kid, Alg: alg}
 	if alg == HS256 {
@@ -141,23 +152,27 @@ func FromPublic(kid, alg string, pub any) (*Key, error) {
 		k.secret = secret
 		return k, nil
 	}
-	if !IsAsymmetric(alg) || !matches(alg, pub) {
-		return nil, fmt.Errorf("key %s does not fit %s", kid, alg)
+	if !IsAsymmetric(alg) {
+		return nil, fmt.Errorf("%w %q", ErrUnsupported, alg)
+	}
+	if err := checkPublic(alg, pub); err != nil {
+		return nil, fmt.Errorf("key %s: %w", kid, err)
 	}
 	k.public = pub
 	return k, nil
 }
 
-func matches(alg string, pub any) bool {
-	switch p := pub.(type) {
-	case *rsa.PublicKey:
-		return alg == RS256 && p.N.BitLen() >= 2048
-	case *ecdsa.PublicKey:
-		return alg == ES256 && p.Curve == elliptic.P256()
-	case ed25519.PublicKey:
-		return alg == EdDSA
-	}
-	return false
+// AcceptHighS returns a copy of k that also accepts an ES256 signature
+// whose s is above n/2. An ECDSA signature (r, s) has a twin (r, n-s)
+// that verifies as well, so by default Verify takes only the low-S one and
+// each token has one spelling; our own signer always makes it. Most
+// other signers (jwx, Java, OpenSSL) do not normalise s, so half of a
+// conforming issuer's ES256 tokens have a high s: use this for keys of
+// another issuer, never for our own.
+func (k *Key) AcceptHighS() *Key {
+	c := *k
+	c.highS = true
+	return &c
 }
 
 // Secret returns the HMAC secret of an HS256 key (nil otherwise).
@@ -231,6 +246,11 @@ func (k *Key) sign(input []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Verify takes only the low-S half of the two valid signatures
+		// (r, s) and (r, n-s), so sign that one.
+		if s.Cmp(p256HalfOrder) > 0 {
+			s.Sub(p256Order, s)
+		}
 		sig := make([]byte, 64)
 		r.FillBytes(sig[:32])
 		s.FillBytes(sig[32:])
@@ -241,26 +261,34 @@ func (k *Key) sign(input []byte) ([]byte, error) {
 	return nil, fmt.Errorf("%w %q", ErrUnsupported, k.Alg)
 }
 
+// MaxLen bounds the compact JWS that Parse reads: the gate refuses longer
+// bearer tokens before any parsing, and Parse does not rely on it.
+const MaxLen = token.MaxLen
+
 // Token is a parsed, not yet verified, compact JWS.
 type Token struct {
-	Header  Header
-	Payload []byte // the decoded claims JSON
+	Header Header
+	// Payload is the decoded claims JSON: an object whose member names
+	// are unique (Parse checks). Read it with Claims, which matches names
+	// exactly; encoding/json would fold their case.
+	Payload []byte
+	claims  []member
 	input   string
 	sig     []byte
 }
 
-// rawHeader catches header members we refuse.
-type rawHeader struct {
-	Header
-	Crit json.RawMessage `json:"crit"`
-	JWK  json.RawMessage `json:"jwk"`
-	JKU  json.RawMessage `json:"jku"`
-	X5U  json.RawMessage `json:"x5u"`
-	X5C  json.RawMessage `json:"x5c"`
-}
+// refusedHeaders would let a token choose its own key (jwk, jku, x5u, x5c)
+// or demand processing we do not do (crit).
+var refusedHeaders = []string{"crit", "jwk", "jku", "x5u", "x5c"}
 
-// Parse splits and decodes a compact JWS without verifying it.
+// Parse splits and decodes a compact JWS without verifying it. The header
+// and the claims must be JSON objects with unique member names; only the
+// exact names alg, kid and typ are read from the header, and alg must be
+// there.
 func Parse(s string) (*Token, error) {
+	if len(s) > MaxLen {
+		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxLen)
+	}
 	h, rest, ok := strings.Cut(s, ".")
 	p, sig, ok2 := strings.Cut(rest, ".")
 	// The base64 decoder skips CR and LF even in strict mode: refuse them
@@ -275,15 +303,60 @@ func Parse(s string) (*Token, error) {
 	if err1 != nil || err2 != nil || err3 != nil {
 		return nil, ErrMalformed
 	}
-	var rh rawHeader
-	if err := json.Unmarshal(hb, &rh); err != nil {
-		return nil, ErrMalformed
+	header, err := parseHeader(hb)
+	if err != nil {
+		return nil, err
 	}
-	if rh.Crit != nil || rh.JWK != nil || rh.JKU != nil || rh.X5U != nil || rh.X5C != nil {
-		return nil, fmt.Errorf("%w: header names its own key or critical extensions", ErrInvalid)
+	claims, err := members(pb, 12) // an access token has 9 or 10
+	if err != nil {
+		return nil, err
 	}
-	return &Token{Header: rh.Header, Payload: pb, input: s[:len(h)+1+len(p)], sig: sb}, nil
+	return &Token{Header: header, Payload: pb, claims: claims, input: s[:len(h)+1+len(p)], sig: sb}, nil
 }
+
+// parseHeader reads the JOSE header hb.
+func parseHeader(hb []byte) (Header, error) {
+	var h Header
+	ms, err := members(hb, 3)
+	if err != nil {
+		return h, err
+	}
+	hasAlg := false
+	for _, m := range ms {
+		var dst *string
+		switch string(m.name) {
+		case "alg":
+			dst, hasAlg = &h.Alg, true
+		case "kid":
+			dst = &h.Kid
+		case "typ":
+			dst = &h.Typ
+		default:
+			if slices.Contains(refusedHeaders, string(m.name)) {
+				return h, fmt.Errorf("%w: header names its own key or critical extensions", ErrInvalid)
+			}
+			continue // unknown members are ignored (RFC 7515 4)
+		}
+		if len(m.value) == 0 || m.value[0] != '"' {
+			return h, fmt.Errorf("%w: header member %q is not a string", ErrMalformed, m.name)
+		}
+		v, err := unquote(m.value)
+		if err != nil {
+			return h, ErrMalformed
+		}
+		*dst = string(v)
+	}
+	if !hasAlg {
+		return h, fmt.Errorf("%w: no alg in the header", ErrMalformed)
+	}
+	return h, nil
+}
+
+// Claims decodes the token's claims into v, a pointer to a struct (each
+// exported field takes the member named exactly as its json tag) or to a
+// map[string]any (numbers as json.Number). Member names are matched
+// exactly: "EXP" is not exp. Members without a field are ignored.
+func (t *Token) Claims(v any) error { return decodeObject(t.claims, v) }
 
 // Verify checks the signature with k. The header's alg must be exactly
 // the key's algorithm.
@@ -300,17 +373,20 @@ func (t *Token) Verify(k *Key) error {
 	case RS256:
 		d := sha256.Sum256([]byte(t.input))
 		pub, isRSA := k.public.(*rsa.PublicKey)
-		ok = isRSA && rsa.VerifyPKCS1v15(pub, crypto.SHA256, d[:], t.sig) == nil
+		ok = isRSA && pub.N != nil && rsa.VerifyPKCS1v15(pub, crypto.SHA256, d[:], t.sig) == nil
 	case ES256:
-		d := sha256.Sum256([]byte(t.input))
 		pub, isEC := k.public.(*ecdsa.PublicKey)
-		if isEC && len(t.sig) == 64 {
+		if isEC && pub.Curve == elliptic.P256() && pub.X != nil && pub.Y != nil && canonicalES256(t.sig, k.highS) {
+			d := sha256.Sum256([]byte(t.input))
 			r, s := new(big.Int).SetBytes(t.sig[:32]), new(big.Int).SetBytes(t.sig[32:])
 			ok = ecdsa.Verify(pub, d[:], r, s)
 		}
 	case EdDSA:
+		// Keys are checked when they are made (checkPublic); the cheap
+		// tests here and above keep ed25519.Verify and ecdsa.Verify from
+		// panicking should a bad one ever slip through.
 		pub, isEd := k.public.(ed25519.PublicKey)
-		ok = isEd && ed25519.Verify(pub, []byte(t.input), t.sig)
+		ok = isEd && len(pub) == ed25519.PublicKeySize && ed25519.Verify(pub, []byte(t.input), t.sig)
 	default:
 		return fmt.Errorf("%w %q", ErrUnsupported, k.Alg)
 	}
@@ -318,6 +394,34 @@ func (t *Token) Verify(k *Key) error {
 		return ErrBadSignature
 	}
 	return nil
+}
+
+// The order n of P-256 and n/2, as big-endian bytes for canonicalES256
+// and as numbers for sign.
+var (
+	p256Order      = elliptic.P256().Params().N
+	p256HalfOrder  = new(big.Int).Rsh(p256Order, 1)
+	p256OrderBytes = p256Order.FillBytes(make([]byte, 32))
+	p256HalfBytes  = p256HalfOrder.FillBytes(make([]byte, 32))
+)
+
+// canonicalES256 reports whether sig is the one spelling of an ES256
+// signature we accept: r || s, 32 bytes each, 0 < r < n and 0 < s <= n/2
+// (0 < s < n with highS). (r, n-s) verifies whenever (r, s) does, so
+// without the low-S rule anyone could make a second valid token from a
+// first, with another hash.
+func canonicalES256(sig []byte, highS bool) bool {
+	if len(sig) != 64 {
+		return false
+	}
+	r, s := sig[:32], sig[32:]
+	sMax, sCmp := p256HalfBytes, 0 // s <= n/2
+	if highS {
+		sMax, sCmp = p256OrderBytes, -1 // s < n
+	}
+	var zero [32]byte
+	return !bytes.Equal(r, zero[:]) && bytes.Compare(r, p256OrderBytes) < 0 &&
+		!bytes.Equal(s, zero[:]) && bytes.Compare(s, sMax) <= sCmp
 }
 
 // UnverifiedIssuer returns the iss claim of a JWT without verifying it,
@@ -330,7 +434,7 @@ func UnverifiedIssuer(raw string) string {
 	var c struct {
 		Iss string `json:"iss"`
 	}
-	if json.Unmarshal(tok.Payload, &c) != nil {
+	if tok.Claims(&c) != nil {
 		return ""
 	}
 	return c.Iss

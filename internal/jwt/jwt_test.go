@@ -1,6 +1,7 @@
 package jwt_test
 
 import (
+	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/x509"
@@ -230,7 +231,8 @@ func TestJWXInterop(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse of a jwx token: %v", err)
 			}
-			if err := tok.Verify(k); err != nil {
+			// As another issuer's key: jwx does not normalise ECDSA's s.
+			if err := tok.Verify(k.AcceptHighS()); err != nil {
 				t.Errorf("Verify of a jwx token: %v", err)
 			}
 			if string(tok.Payload) != string(payload) {
@@ -441,6 +443,30 @@ func FuzzParse(f *testing.F) {
 	for _, s := range []string{"", ".", "..", "...", "a.b.c", "e30.e30.", "e30.e30.e30.e30", "=.=.=", "\n.\n.\n"} {
 		f.Add(s)
 	}
+	// Strict JOSE: odd-case, duplicate and escaped names, a high-S twin,
+	// and a token just over the length bound.
+	for _, hp := range [][2]string{
+		{`{"ALG":"HS256"}`, `{}`},
+		{`{"alg":"none","ALG":"HS256"}`, `{"sub":"alice"}`},
+		{`{"alg":"HS256","alg":"HS256"}`, `{}`},
+		{`{"alg":"HS256","\u0061lg":"HS256"}`, `{}`},
+		{hsHeader, `{"exp":1,"exp":2}`},
+		{hsHeader, `{"EXP":1,"exp":2,"x":{"a":1,"a":2}}`},
+		{hsHeader, `[{"sub":"alice"}]`},
+		{hsHeader, `{"s":"\"}{","t":[1,{"u":null}]}`},
+		{hsHeader, `{"sub":"al\u0069ce","exp":1e3}`},
+		{hsHeader, `{"sub":null,"exp":-0}`},
+	} {
+		f.Add(rawHS(f, hp[0], hp[1]))
+	}
+	es := sign(f, key(f, jwt.ES256), "at+jwt", testClaims)
+	if raw, err := b64.DecodeString(es[strings.LastIndexByte(es, '.')+1:]); err == nil && len(raw) == 64 {
+		s := new(big.Int).SetBytes(raw[32:])
+		s.Sub(elliptic.P256().Params().N, s)
+		s.FillBytes(raw[32:])
+		f.Add(es[:strings.LastIndexByte(es, '.')+1] + b64.EncodeToString(raw))
+	}
+	f.Add(rawHS(f, hsHeader, `{"p":"`+strings.Repeat("a", jwt.MaxLen)+`"}`))
 	f.Fuzz(func(t *testing.T, s string) {
 		tok, err := jwt.Parse(s)
 		if err != nil {
@@ -448,6 +474,42 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("Parse error %v does not wrap ErrInvalid", err)
 			}
 			return
+		}
+		// What Parse accepts, encoding/json reads as an object with the
+		// same (unique) names; Claims never fails on a map.
+		var loose map[string]json.RawMessage
+		var strict map[string]any
+		if err := json.Unmarshal(tok.Payload, &loose); err != nil {
+			t.Fatalf("Parse accepted claims encoding/json refuses: %v", err)
+		}
+		if err := tok.Claims(&strict); err != nil || len(strict) != len(loose) {
+			t.Fatalf("Claims = %d members (%v), encoding/json %d", len(strict), err, len(loose))
+		}
+		for name := range loose {
+			if _, ok := strict[name]; !ok {
+				t.Fatalf("Claims lost member %q", name)
+			}
+		}
+		if len(s) > jwt.MaxLen {
+			t.Fatalf("Parse accepted %d bytes", len(s))
+		}
+		// A struct gets what encoding/json makes of the exact member.
+		var got struct {
+			Sub string `json:"sub"`
+			Exp int64  `json:"exp"`
+		}
+		errStrict := tok.Claims(&got)
+		var sub string
+		var exp int64
+		errSub, errExp := json.Unmarshal(loose["sub"], &sub), json.Unmarshal(loose["exp"], &exp)
+		if loose["sub"] == nil {
+			errSub = nil
+		}
+		if loose["exp"] == nil {
+			errExp = nil
+		}
+		if (errStrict == nil) != (errSub == nil && errExp == nil) || errStrict == nil && (got.Sub != sub || got.Exp != exp) {
+			t.Fatalf("Claims = %+v, %v; encoding/json sub %q (%v), exp %d (%v)", got, errStrict, sub, errSub, exp, errExp)
 		}
 		for _, k := range ks {
 			if err := tok.Verify(k); err != nil && !errors.Is(err, jwt.ErrInvalid) {

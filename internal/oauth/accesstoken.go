@@ -189,7 +189,9 @@ func (t *Tokens) verifyClaims(ctx context.Context, raw string) (Claims, error) {
 		return Claims{}, invalid(err.Error())
 	}
 	var cl Claims
-	if err := json.Unmarshal(tok.Payload, &cl); err != nil {
+	// Claims matches member names exactly (json.Unmarshal would read
+	// "EXP" as exp); Parse refused duplicate members.
+	if err := tok.Claims(&cl); err != nil {
 		return Claims{}, invalid("malformed claims")
 	}
 	now := t.now()
