@@ -87,7 +87,15 @@ func (l *Limiter) Guard(ctx context.Context, account, address Key, check func() 
 		l.slowDown(ctx, most)
 		return refusal
 	}
+	return l.succeeded(ctx, account, address)
+}
+
+// succeeded clears the account's counter and takes the guess back from
+// the address's.
+func (l *Limiter) succeeded(ctx context.Context, account, address Key) error {
 	if account.Name != "" {
+		ctx, cancel := settling(ctx)
+		defer cancel()
 		if err := l.store.ClearFailures(ctx, account.Name); err != nil {
 			return apierr.FromStore(err)
 		}
@@ -152,12 +160,21 @@ func (l *Limiter) count(ctx context.Context, keys []Key) (int64, error) {
 // counter one too high until its window ends (it fails closed); it is
 // returned so that the client is answered with it.
 func (l *Limiter) uncount(ctx context.Context, keys []Key) error {
+	ctx, cancel := settling(ctx)
+	defer cancel()
 	for _, k := range keys {
 		if err := l.store.UncountFailure(ctx, k.Name); err != nil {
 			return apierr.FromStore(err)
 		}
 	}
 	return nil
+}
+
+// settling returns a context for settling an attempt's counts that
+// outlives the request's: a client that hangs up must not leave its
+// attempt counted (a success, an error) or its account uncleared.
+func settling(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 }
 
 func (l *Limiter) refuse() error { return &apierr.RateLimited{RetryAfter: l.window} }

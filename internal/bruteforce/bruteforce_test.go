@@ -343,3 +343,30 @@ func TestConcurrentGuessesRespectTheLimits(t *testing.T) {
 		})
 	}
 }
+
+// A client that hangs up while its secret is checked still has its
+// attempt settled: a success clears the account and is taken back from
+// the address, an error is taken back from both.
+func TestAttemptSettledAfterTheClientHangsUp(t *testing.T) {
+	cases := []struct {
+		name string
+		ok   bool
+		err  error
+		want map[string]int64
+	}{
+		{"success", true, nil, map[string]int64{alice.Name: 0, addr.Name: 1}},
+		{"error", false, apierr.ErrUnavailable, map[string]int64{alice.Name: 1, addr.Name: 1}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.fail(t, 1, alice, addr)
+			ctx, cancel := context.WithCancel(context.Background())
+			err := e.l.Guard(ctx, alice, addr, func() (bool, error) { cancel(); return c.ok, c.err }, errWrong)
+			if err != c.err {
+				t.Errorf("err = %v, want %v", err, c.err)
+			}
+			e.assertCounts(t, c.want)
+		})
+	}
+}
