@@ -181,7 +181,7 @@ func TestClientGuessesDoNotDelayAnotherKey(t *testing.T) {
 				answered.Add(1)
 			}()
 		}
-		time.Sleep(300 * time.Millisecond) // let the attackers reach the gateway
+		time.Sleep(200 * time.Millisecond) // let the attackers reach the gateway
 		victimWithin(t, 30*time.Second, http.StatusOK, func() (int, error) {
 			return send(http.MethodPost, g.base+tokenPath, clientBasic(key.ID, key.Secret), ccGrant)
 		})
