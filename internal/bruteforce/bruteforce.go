@@ -1,12 +1,12 @@
 // Package bruteforce limits guessing of passwords and client secrets:
-// failures are counted per key (an account, a client id, a source address)
+// attempts are counted per key (an account, a client id, a source address)
 // in the store, so that every gateway node agrees, and a key over its limit
 // is refused before any secret is checked.
 package bruteforce
 
 import (
 	"context"
-	"sync"
+	"errors"
 	"time"
 
 	"github.com/tokengate/tokengate/internal/apierr"
@@ -21,14 +21,10 @@ type Key struct {
 	Limit int64
 }
 
-// Limiter counts failures in a store.
+// Limiter counts attempts in a store. It holds no lock of its own: the
+// store's atomic increment is what keeps concurrent guesses within the
+// limits, on one node and across nodes.
 type Limiter struct {
-	// stripes serialise attempts on the same first key (an account or a
-	// client id) within this node, so that concurrent guesses cannot all
-	// pass Check before any of them is counted: across nodes the overshoot
-	// is at most one guess per node at a time.
-	stripes [256]sync.Mutex
-
 	store  store.Store
 	window time.Duration
 	// slowAfter failures, each further failure is answered more slowly.
@@ -53,102 +49,143 @@ func AddressKey(addr string, limit int64) Key {
 	return Key{Name: "addr:" + addr, Limit: limit}
 }
 
-// Guard runs one guess at a secret: it refuses (429) when the account or
-// the address is locked, serialises guesses on the account on this node
-// (see Lock), runs check, counts a failure against both when check says
-// no (answering refusal), and clears the account's counter after a
-// success when there was something to clear (clearing is a store write).
-// An error from check is returned as it is and counts nothing.
+// Guard runs one guess at a secret.
+//
+// The guess is counted against the account and the address before check
+// runs, by an atomic increment in the store, and a guess that takes a key
+// over its limit is refused (429) without running check. So concurrent
+// guesses, at one account or at many, on one node or on several, never
+// check more secrets than a limit allows; an earlier design serialised
+// guesses per account instead, which let guesses at many accounts overshoot
+// the address's limit.
+//
+// No lock is held: check (a bcrypt compare, a call to the identity
+// backend) and the slow-down after a failure delay this guess only, never
+// a guess at another account. (Guesses used to hold one of 256 striped
+// locks chosen by a public hash of the account name, so guesses at made-up
+// names stalled a real user's sign-in.)
+//
+// After check: a failure stays counted on both keys and is answered with
+// refusal after the slow-down (a little longer for each failure past the
+// first few, up to 2s); a success clears the account's counter and takes
+// the guess back from the address's; an error from check takes the guess
+// back from both and is returned as it is.
 func (l *Limiter) Guard(ctx context.Context, account, address Key, check func() (bool, error), refusal error) error {
-	defer l.Lock(account.Name)()
-	failures, err := l.Check(ctx, account, address)
+	keys := named(account, address)
+	if err := l.locked(ctx, keys); err != nil {
+		return err
+	}
+	most, err := l.count(ctx, keys)
 	if err != nil {
 		return err
 	}
 	ok, err := check()
 	switch {
 	case err != nil:
-		return err
+		return and(err, l.uncount(ctx, keys))
 	case !ok:
-		if err := l.Fail(ctx, account, address); err != nil {
-			return err
-		}
+		l.slowDown(ctx, most)
 		return refusal
-	case failures > 0:
-		return l.Clear(ctx, account.Name)
 	}
-	return nil
+	return l.succeeded(ctx, account, address)
 }
 
-// Lock serialises attempts on name on this node; call the returned
-// function when the attempt has been counted (or cleared).
-func (l *Limiter) Lock(name string) (unlock func()) {
-	if name == "" {
-		return func() {}
-	}
-	m := &l.stripes[stripe(name)]
-	m.Lock()
-	return m.Unlock
-}
-
-func stripe(name string) uint8 {
-	h := uint32(2166136261) // FNV-1a
-	for i := 0; i < len(name); i++ {
-		h = (h ^ uint32(name[i])) * 16777619
-	}
-	return uint8(h)
-}
-
-// Check refuses with *apierr.RateLimited when a key is over its limit. It
-// returns the failures counted for the first key, so that a caller can
-// skip Clear (a store write) when there is nothing to clear.
-func (l *Limiter) Check(ctx context.Context, keys ...Key) (int64, error) {
-	var first int64
-	for i, k := range keys {
-		if k.Name == "" {
-			continue
-		}
-		n, err := l.store.FailureCount(ctx, k.Name)
-		if err != nil {
-			return 0, apierr.FromStore(err)
-		}
-		if n >= k.Limit {
-			return 0, &apierr.RateLimited{RetryAfter: l.window}
-		}
-		if i == 0 {
-			first = n
+// succeeded clears the account's counter and takes the guess back from
+// the address's.
+func (l *Limiter) succeeded(ctx context.Context, account, address Key) error {
+	if account.Name != "" {
+		ctx, cancel := settling(ctx)
+		defer cancel()
+		if err := l.store.ClearFailures(ctx, account.Name); err != nil {
+			return apierr.FromStore(err)
 		}
 	}
-	return first, nil
+	return l.uncount(ctx, named(address))
 }
 
-// Fail counts a failure against every key, then waits a little longer
-// for each failure past the first few (up to 2s), which slows a guesser
-// down before the limit locks it out. It returns a store error, if any.
-func (l *Limiter) Fail(ctx context.Context, keys ...Key) error {
-	var most int64
+// and returns err, joined with more when there is more.
+func and(err, more error) error {
+	if more == nil {
+		return err
+	}
+	return errors.Join(err, more)
+}
+
+// named returns the keys that have a counter.
+func named(keys ...Key) []Key {
+	out := keys[:0:0]
 	for _, k := range keys {
-		if k.Name == "" {
-			continue
+		if k.Name != "" {
+			out = append(out, k)
 		}
-		n, err := l.store.CountFailure(ctx, k.Name, l.window)
+	}
+	return out
+}
+
+// locked refuses when a key is already at its limit: a read, so that a
+// flood of guesses at a locked key costs the store no writes.
+func (l *Limiter) locked(ctx context.Context, keys []Key) error {
+	for _, k := range keys {
+		n, err := l.store.FailureCount(ctx, k.Name)
 		if err != nil {
 			return apierr.FromStore(err)
 		}
-		most = max(most, n)
-	}
-	if most > l.slowAfter {
-		l.sleep(ctx, min(time.Duration(most-l.slowAfter)*250*time.Millisecond, 2*time.Second))
+		if n >= k.Limit {
+			return l.refuse()
+		}
 	}
 	return nil
 }
 
-// Clear resets a key (after a success).
-func (l *Limiter) Clear(ctx context.Context, name string) error {
-	if name == "" {
-		return nil
+// count counts the attempt against every key and returns the highest new
+// count. When a key goes over its limit (concurrent guesses got there
+// first) or the store fails, what was counted is taken back and the error
+// returned.
+func (l *Limiter) count(ctx context.Context, keys []Key) (int64, error) {
+	var most int64
+	for i, k := range keys {
+		n, err := l.store.CountFailure(ctx, k.Name, l.window)
+		if err != nil {
+			return 0, and(apierr.FromStore(err), l.uncount(ctx, keys[:i]))
+		}
+		if n > k.Limit {
+			return 0, and(l.refuse(), l.uncount(ctx, keys[:i+1]))
+		}
+		most = max(most, n)
 	}
-	return apierr.FromStore(l.store.ClearFailures(ctx, name))
+	return most, nil
+}
+
+// uncount takes the attempt back from every key. A failure leaves a
+// counter one too high until its window ends (it fails closed); it is
+// returned so that the client is answered with it.
+func (l *Limiter) uncount(ctx context.Context, keys []Key) error {
+	ctx, cancel := settling(ctx)
+	defer cancel()
+	for _, k := range keys {
+		if err := l.store.UncountFailure(ctx, k.Name); err != nil {
+			return apierr.FromStore(err)
+		}
+	}
+	return nil
+}
+
+// settling returns a context for settling an attempt's counts that
+// outlives the request's: a client that hangs up must not leave its
+// attempt counted (a success, an error) or its account uncleared.
+func settling(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+}
+
+func (l *Limiter) refuse() error { return &apierr.RateLimited{RetryAfter: l.window} }
+
+// slowDown waits a little longer for each failure past the first few (up
+// to 2s), which slows a guesser down before the limit locks it out. It
+// holds nothing while it waits.
+func (l *Limiter) slowDown(ctx context.Context, failures int64) {
+	if failures > l.slowAfter {
+		l.sleep(ctx, min(time.Duration(failures-l.slowAfter)*250*time.Millisecond, 2*time.Second))
+	}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -3,166 +3,370 @@ package bruteforce
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/store/boltstore"
+	"github.com/tokengate/tokengate/internal/testutil/stripetest"
 )
 
 const window = 15 * time.Minute
 
-// newLimiter returns a Limiter on a fresh store whose sleeps are recorded
-// instead of slept.
-func newLimiter(t *testing.T) (*Limiter, *boltstore.Store, *[]time.Duration) {
+var errWrong = errors.New("wrong secret")
+
+// env is a Limiter on a fresh store whose sleeps are recorded instead of
+// slept.
+type env struct {
+	l  *Limiter
+	st *boltstore.Store
+
+	mu    sync.Mutex
+	slept []time.Duration
+}
+
+func newEnv(t *testing.T) *env {
 	t.Helper()
 	st, err := boltstore.Open(filepath.Join(t.TempDir(), "tg.db"), boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	l := New(st, window)
-	slept := new([]time.Duration)
-	l.sleep = func(_ context.Context, d time.Duration) { *slept = append(*slept, d) }
-	return l, st, slept
+	e := &env{l: New(st, window), st: st}
+	e.l.sleep = func(_ context.Context, d time.Duration) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.slept = append(e.slept, d)
+	}
+	return e
 }
 
-func fail(t *testing.T, l *Limiter, n int, keys ...Key) {
+// guess runs one Guard whose check answers ok, and reports whether check
+// ran.
+func (e *env) guess(account, address Key, ok bool) (ran bool, err error) {
+	err = e.l.Guard(context.Background(), account, address, func() (bool, error) {
+		ran = true
+		return ok, nil
+	}, errWrong)
+	return ran, err
+}
+
+// fail makes n wrong guesses, which must all be checked and refused.
+func (e *env) fail(t *testing.T, n int, account, address Key) {
 	t.Helper()
 	for range n {
-		if err := l.Fail(context.Background(), keys...); err != nil {
-			t.Fatalf("Fail: %v", err)
+		if ran, err := e.guess(account, address, false); !ran || !errors.Is(err, errWrong) {
+			t.Fatalf("wrong guess: checked %v, err %v", ran, err)
 		}
 	}
 }
 
-func count(t *testing.T, st *boltstore.Store, name string) int64 {
+func (e *env) count(t *testing.T, name string) int64 {
 	t.Helper()
-	n, err := st.FailureCount(context.Background(), name)
+	n, err := e.st.FailureCount(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return n
 }
 
-func TestCheck(t *testing.T) {
+func (e *env) assertCounts(t *testing.T, want map[string]int64) {
+	t.Helper()
+	for name, w := range want {
+		if n := e.count(t, name); n != w {
+			t.Errorf("%s counts %d, want %d", name, n, w)
+		}
+	}
+}
+
+func wantRateLimited(t *testing.T, err error) {
+	t.Helper()
+	var rl *apierr.RateLimited
+	if !errors.As(err, &rl) || rl.RetryAfter != window {
+		t.Fatalf("err = %v, want *apierr.RateLimited with RetryAfter %v", err, window)
+	}
+	if p := apierr.For(err); p.Status != http.StatusTooManyRequests {
+		t.Errorf("status %d, want 429", p.Status)
+	}
+}
+
+var (
+	alice = Key{Name: "acct:alice", Limit: 3}
+	addr  = Key{Name: "addr:192.0.2.1", Limit: 100}
+)
+
+// A key at its limit is refused before the secret is checked, and the
+// refused guess counts nothing.
+func TestGuardRefusesAtTheLimit(t *testing.T) {
 	cases := []struct {
 		name     string
 		failures int
-		limit    int64
 		limited  bool
 	}{
-		{"no failures", 0, 3, false},
-		{"under the limit", 2, 3, false},
-		{"at the limit", 3, 3, true},
-		{"over the limit", 5, 3, true},
+		{"no failures", 0, false},
+		{"under the limit", 2, false},
+		{"at the limit", 3, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			l, _, _ := newLimiter(t)
-			k := Key{Name: "acct:alice", Limit: c.limit}
-			fail(t, l, c.failures, k)
-			_, err := l.Check(context.Background(), Key{Name: "addr:192.0.2.1", Limit: 100}, k)
+			e := newEnv(t)
+			e.fail(t, c.failures, alice, addr)
+			ran, err := e.guess(alice, addr, true)
 			if !c.limited {
-				if err != nil {
-					t.Errorf("Check: %v", err)
+				if err != nil || !ran {
+					t.Fatalf("checked %v, err %v", ran, err)
 				}
 				return
 			}
-			var rl *apierr.RateLimited
-			if !errors.As(err, &rl) || rl.RetryAfter != window {
-				t.Fatalf("Check = %v, want *apierr.RateLimited with RetryAfter %v", err, window)
+			wantRateLimited(t, err)
+			if ran {
+				t.Error("the secret was checked on a locked account")
 			}
-			if p := apierr.For(err); p.Status != http.StatusTooManyRequests {
-				t.Errorf("status %d, want 429", p.Status)
-			}
+			e.assertCounts(t, map[string]int64{alice.Name: 3, addr.Name: 3})
 		})
 	}
 }
 
-func TestFailCountsEveryKey(t *testing.T) {
-	l, st, _ := newLimiter(t)
-	keys := []Key{{Name: "acct:alice", Limit: 10}, {Name: "addr:192.0.2.1", Limit: 50}}
-	fail(t, l, 2, keys...)
-	fail(t, l, 1, keys[1])
-	for _, c := range []struct {
-		name string
-		want int64
-	}{{"acct:alice", 2}, {"addr:192.0.2.1", 3}} {
-		t.Run(c.name, func(t *testing.T) {
-			if n := count(t, st, c.name); n != c.want {
-				t.Errorf("count %d, want %d", n, c.want)
-			}
-		})
+// A locked account does not count against the address of whoever tries
+// it (a user whose account an attacker locked), nor a locked address
+// against the accounts tried from it.
+func TestRefusalCountsNothing(t *testing.T) {
+	e := newEnv(t)
+	attacker := Key{Name: "addr:203.0.113.66", Limit: 5}
+	e.fail(t, 3, alice, attacker)
+	for range 3 {
+		_, err := e.guess(alice, addr, true)
+		wantRateLimited(t, err)
 	}
+	e.fail(t, 2, Key{Name: "acct:bob", Limit: 10}, attacker)
+	_, err := e.guess(Key{Name: "acct:carol", Limit: 10}, attacker, false)
+	wantRateLimited(t, err)
+	e.assertCounts(t, map[string]int64{alice.Name: 3, addr.Name: 0, attacker.Name: 5, "acct:carol": 0})
 }
 
-func TestClearResets(t *testing.T) {
-	l, st, _ := newLimiter(t)
-	k := Key{Name: "client:tgc_1", Limit: 2}
-	other := Key{Name: "addr:192.0.2.1", Limit: 2}
-	fail(t, l, 2, k, other)
-	if err := l.Clear(context.Background(), k.Name); err != nil {
-		t.Fatal(err)
+func TestFailureCountsBothKeys(t *testing.T) {
+	e := newEnv(t)
+	e.fail(t, 2, alice, addr)
+	e.fail(t, 1, Key{}, addr)
+	e.assertCounts(t, map[string]int64{alice.Name: 2, addr.Name: 3})
+}
+
+// A success clears the account's counter and leaves the address's as the
+// failures made it: successes do not fill an address's allowance.
+func TestSuccessClearsTheAccountOnly(t *testing.T) {
+	e := newEnv(t)
+	other := Key{Name: "acct:bob", Limit: 10}
+	e.fail(t, 2, alice, addr)
+	e.fail(t, 1, other, addr)
+	for range 5 {
+		if ran, err := e.guess(alice, addr, true); !ran || err != nil {
+			t.Fatalf("good guess: checked %v, err %v", ran, err)
+		}
 	}
-	if n := count(t, st, k.Name); n != 0 {
-		t.Errorf("count after Clear %d", n)
+	e.assertCounts(t, map[string]int64{alice.Name: 0, other.Name: 1, addr.Name: 3})
+}
+
+// An error from check (the store or the identity backend is down) is
+// returned as it is and counts nothing.
+func TestCheckErrorCountsNothing(t *testing.T) {
+	e := newEnv(t)
+	e.fail(t, 1, alice, addr)
+	down := fmt.Errorf("%w: backend down", apierr.ErrUnavailable)
+	err := e.l.Guard(context.Background(), alice, addr, func() (bool, error) { return false, down }, errWrong)
+	if err != down {
+		t.Fatalf("err = %v, want the check's error", err)
 	}
-	if _, err := l.Check(context.Background(), k); err != nil {
-		t.Errorf("Check after Clear: %v", err)
-	}
-	if n := count(t, st, other.Name); n != 2 {
-		t.Errorf("Clear touched another key: %d", n)
-	}
+	e.assertCounts(t, map[string]int64{alice.Name: 1, addr.Name: 1})
 }
 
 func TestEmptyNamesSkipped(t *testing.T) {
-	l, st, _ := newLimiter(t)
+	e := newEnv(t)
 	empty := Key{Name: "", Limit: 0} // a limit of 0 would refuse at once
-	t.Run("Check", func(t *testing.T) {
-		if _, err := l.Check(context.Background(), empty); err != nil {
-			t.Errorf("Check: %v", err)
-		}
-	})
-	t.Run("Fail", func(t *testing.T) {
-		fail(t, l, 3, empty)
-		if n := count(t, st, ""); n != 0 {
-			t.Errorf("the empty name was counted: %d", n)
-		}
-	})
-	t.Run("Clear", func(t *testing.T) {
-		if err := l.Clear(context.Background(), ""); err != nil {
-			t.Errorf("Clear: %v", err)
-		}
-	})
+	e.fail(t, 3, empty, empty)
+	if ran, err := e.guess(empty, empty, true); !ran || err != nil {
+		t.Fatalf("checked %v, err %v", ran, err)
+	}
+	e.assertCounts(t, map[string]int64{"": 0})
 }
 
 func TestSlowDownGrowsAndIsCapped(t *testing.T) {
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	big := func(name string) Key { return Key{Name: name, Limit: 100} }
 	cases := []struct {
 		name string
 		// run makes the failures; the most counted key decides the wait.
-		run  func(t *testing.T, l *Limiter)
+		run  func(t *testing.T, e *env)
 		want []time.Duration
 	}{
-		{"one key", func(t *testing.T, l *Limiter) { fail(t, l, 14, Key{Name: "acct:a", Limit: 100}) },
+		{"one key", func(t *testing.T, e *env) { e.fail(t, 14, big("acct:a"), Key{}) },
 			[]time.Duration{ms(250), ms(500), ms(750), ms(1000), ms(1250), ms(1500), ms(1750), ms(2000), ms(2000), ms(2000), ms(2000)}},
-		{"the most counted key", func(t *testing.T, l *Limiter) {
-			fail(t, l, 5, Key{Name: "addr:192.0.2.1", Limit: 100})
-			fail(t, l, 1, Key{Name: "acct:a", Limit: 100}, Key{Name: "addr:192.0.2.1", Limit: 100})
+		{"the most counted key", func(t *testing.T, e *env) {
+			e.fail(t, 5, Key{}, big("addr:192.0.2.1"))
+			e.fail(t, 1, big("acct:a"), big("addr:192.0.2.1"))
 		}, []time.Duration{ms(250), ms(500), ms(750)}},
-		{"few failures", func(t *testing.T, l *Limiter) { fail(t, l, 3, Key{Name: "acct:a", Limit: 100}) }, nil},
+		{"few failures", func(t *testing.T, e *env) { e.fail(t, 3, big("acct:a"), Key{}) }, nil},
+		{"successes do not slow down", func(t *testing.T, e *env) {
+			for range 6 {
+				if _, err := e.guess(big("acct:a"), big("addr:192.0.2.1"), true); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			l, _, slept := newLimiter(t)
-			c.run(t, l)
-			if !slices.Equal(*slept, c.want) {
-				t.Errorf("slept %v, want %v", *slept, c.want)
+			e := newEnv(t)
+			c.run(t, e)
+			if !slices.Equal(e.slept, c.want) {
+				t.Errorf("slept %v, want %v", e.slept, c.want)
 			}
+		})
+	}
+}
+
+// Guesses at made-up names that shared the victim's lock stripe, stuck in
+// their check (a slow identity backend) or in their slow-down, must not
+// delay the victim: the victim's Guard completes while they are still
+// stuck. The bound is generous: it only catches waiting on the attackers.
+func TestGuessesAtOtherAccountsDoNotDelayTheVictim(t *testing.T) {
+	for _, stuckIn := range []string{"check", "slow-down"} {
+		t.Run(stuckIn, func(t *testing.T) {
+			e := newEnv(t)
+			release, first := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			stuck := func() { once.Do(func() { close(first) }); <-release }
+			e.l.slowAfter = 0
+			if stuckIn == "slow-down" {
+				e.l.sleep = func(context.Context, time.Duration) { stuck() }
+			}
+			attackers := stripetest.Colliding("acct:", "alice", "mallory", 4)
+			var done sync.WaitGroup
+			for _, name := range attackers {
+				done.Add(1)
+				go func() {
+					defer done.Done()
+					_ = e.l.Guard(context.Background(), Key{Name: "acct:" + name, Limit: 10}, Key{Name: "addr:203.0.113.66", Limit: 100},
+						func() (bool, error) {
+							if stuckIn == "check" {
+								stuck()
+							}
+							return false, nil
+						}, errWrong)
+				}()
+			}
+			<-first // an attacker is stuck now
+			victim := make(chan error, 1)
+			go func() {
+				_, err := e.guess(Key{Name: "acct:alice", Limit: 10}, addr, true)
+				victim <- err
+			}()
+			select {
+			case err := <-victim:
+				if err != nil {
+					t.Errorf("victim: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("the victim's guess waited on guesses at %v", attackers)
+			}
+			close(release)
+			done.Wait()
+		})
+	}
+}
+
+// Concurrent guesses from one address, at one account or at as many
+// accounts as guesses, never check more secrets than the limits allow:
+// every guess is counted before its check, not after.
+func TestConcurrentGuessesRespectTheLimits(t *testing.T) {
+	const guesses, limit = 40, 5
+	cases := []struct {
+		name    string
+		account func(i int) Key
+		address Key
+	}{
+		{"many accounts, one address", func(i int) Key { return Key{Name: fmt.Sprintf("acct:user%d", i), Limit: 100} },
+			Key{Name: "addr:203.0.113.66", Limit: limit}},
+		{"one account", func(int) Key { return Key{Name: "acct:alice", Limit: limit} }, Key{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			// Checks are held until every guess has either reached its
+			// check or been refused, so that no failure is counted before
+			// all of them have tried (a generous bound keeps a design that
+			// serialises guesses from hanging the test).
+			var checked, refused atomic.Int64
+			release := make(chan struct{})
+			var once sync.Once
+			open := func() {
+				if checked.Load()+refused.Load() == guesses {
+					once.Do(func() { close(release) })
+				}
+			}
+			var wg sync.WaitGroup
+			for i := range guesses {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					err := e.l.Guard(context.Background(), c.account(i), c.address, func() (bool, error) {
+						checked.Add(1)
+						open()
+						select {
+						case <-release:
+						case <-time.After(5 * time.Second):
+						}
+						return false, nil
+					}, errWrong)
+					var rl *apierr.RateLimited
+					switch {
+					case errors.As(err, &rl):
+						refused.Add(1)
+						open()
+					case !errors.Is(err, errWrong):
+						t.Errorf("guess %d: %v", i, err)
+					}
+				}()
+			}
+			wg.Wait()
+			if n := checked.Load(); n > limit {
+				t.Fatalf("%d secrets were checked, limit %d", n, limit)
+			}
+			if n := checked.Load(); n != limit {
+				t.Errorf("%d secrets were checked, want the limit %d", n, limit)
+			}
+		})
+	}
+}
+
+// A client that hangs up while its secret is checked still has its
+// attempt settled: a success clears the account and is taken back from
+// the address, an error is taken back from both.
+func TestAttemptSettledAfterTheClientHangsUp(t *testing.T) {
+	cases := []struct {
+		name string
+		ok   bool
+		err  error
+		want map[string]int64
+	}{
+		{"success", true, nil, map[string]int64{alice.Name: 0, addr.Name: 1}},
+		{"error", false, apierr.ErrUnavailable, map[string]int64{alice.Name: 1, addr.Name: 1}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.fail(t, 1, alice, addr)
+			ctx, cancel := context.WithCancel(context.Background())
+			err := e.l.Guard(ctx, alice, addr, func() (bool, error) { cancel(); return c.ok, c.err }, errWrong)
+			if err != c.err {
+				t.Errorf("err = %v, want %v", err, c.err)
+			}
+			e.assertCounts(t, c.want)
 		})
 	}
 }

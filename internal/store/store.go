@@ -302,6 +302,12 @@ type Store interface {
 	// changing it (0 for an unknown key or an ended window), so that a
 	// locked account is refused before any password work.
 	FailureCount(ctx context.Context, key string) (int64, error)
+	// UncountFailure takes one back from the counter named key within its
+	// current window, never going below zero; nil and no change for an
+	// unknown key or an ended window. A caller that counts an attempt
+	// before checking it uses it to take back an attempt that turned out
+	// not to be a failure (a success, a refusal, an error).
+	UncountFailure(ctx context.Context, key string) error
 	// ClearFailures resets the counter named key (nil for an unknown key).
 	ClearFailures(ctx context.Context, key string) error
 

@@ -70,8 +70,7 @@ func NewAuthenticator(s store.Store, l Limits, cost int) (*Authenticator, error)
 }
 
 // Limiter returns the failure counter, so that other secrets (client
-// secrets, the identity backend) share its counters and its per-node
-// serialisation of guesses on an account.
+// secrets, the identity backend) share its counters.
 func (a *Authenticator) Limiter() *bruteforce.Limiter { return a.limiter }
 
 // Limits returns the limits in force (defaults applied).

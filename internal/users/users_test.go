@@ -508,7 +508,7 @@ func TestAuthenticateStoreUnavailable(t *testing.T) {
 }
 
 // Concurrent wrong passwords cannot all slip past the limit before any is
-// counted: on one node, attempts on an account are serialised.
+// counted: every guess is counted before its password is checked.
 func TestConcurrentGuessesRespectTheLimit(t *testing.T) {
 	st := openStore(t)
 	svc := users.NewService(st, 4, nil)

@@ -919,6 +919,20 @@ func (s *Store) FailureCount(ctx context.Context, key string) (int64, error) {
 	return n, err
 }
 
+// UncountFailure takes one back from the counter named key within its
+// window, never below zero; an unknown or ended counter is left alone.
+func (s *Store) UncountFailure(ctx context.Context, key string) error {
+	return s.update(ctx, func(tx *bolt.Tx, _ func(store.Event)) error {
+		b := tx.Bucket(bucketFailures)
+		c, ok := decodeCounter(b.Get([]byte(key)))
+		if !ok || !time.Now().Before(c.end) || c.count <= 0 {
+			return nil
+		}
+		c.count--
+		return b.Put([]byte(key), c.encode())
+	})
+}
+
 // ClearFailures resets the counter named key.
 func (s *Store) ClearFailures(ctx context.Context, key string) error {
 	return s.update(ctx, func(tx *bolt.Tx, _ func(store.Event)) error {

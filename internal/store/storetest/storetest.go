@@ -928,6 +928,7 @@ func testDenialEnds(t *testing.T, open opener) {
 var failureTests = []test{
 	{"Counts", testCountFailure},
 	{"Clear", testClearFailures},
+	{"Uncount", testUncountFailure},
 	{"WindowExpires", testFailureWindow},
 }
 
@@ -965,6 +966,28 @@ func testClearFailures(t *testing.T, open opener) {
 	assertCount(t, s, "k", time.Hour, 1)
 	assertCount(t, s, "other", time.Hour, 2)
 	must(t, s.ClearFailures(t.Context(), "never-counted"))
+}
+
+// testUncountFailure: UncountFailure takes one back from its own counter
+// only, never goes below zero, and creates nothing for an unknown key (a
+// counter created at -1 would let the next guesses pass the limit).
+func testUncountFailure(t *testing.T, open opener) {
+	s := open(t)
+	assertCount(t, s, "k", time.Hour, 1)
+	assertCount(t, s, "k", time.Hour, 2)
+	assertCount(t, s, "other", time.Hour, 1)
+	must(t, s.UncountFailure(t.Context(), "k"))
+	assertPeek(t, s, "k", 1)
+	assertPeek(t, s, "other", 1)
+	assertCount(t, s, "k", time.Hour, 2)
+	for range 3 {
+		must(t, s.UncountFailure(t.Context(), "k"))
+	}
+	assertPeek(t, s, "k", 0)
+	assertCount(t, s, "k", time.Hour, 1)
+	must(t, s.UncountFailure(t.Context(), "never-counted"))
+	assertPeek(t, s, "never-counted", 0)
+	assertCount(t, s, "never-counted", time.Hour, 1)
 }
 
 // testFailureWindow is one of two tests that sleep (with testDenialEnds):
