@@ -219,6 +219,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*cache.Entry, error)
 		return nil, fmt.Errorf("%w: the token is not valid yet", apierr.ErrInvalidToken)
 	case user == "":
 		return invalid("no " + v.userClaim + " claim")
+	case hasControl(user):
+		// It goes into a header: refuse it here rather than fail later.
+		return invalid("control characters in the " + v.userClaim + " claim")
 	}
 	scopes := scopesOf(claims, v.scopeClaim)
 	jti, _ := claims["jti"].(string)
@@ -257,17 +260,26 @@ func scopesOf(claims map[string]any, name string) []string {
 	if !ok && name == "scope" {
 		v = claims["scp"]
 	}
+	var list []any
 	switch s := v.(type) {
 	case string:
-		return strings.Fields(s)
-	case []any:
-		var out []string
-		for _, x := range s {
-			if str, ok := x.(string); ok && str != "" && !strings.ContainsAny(str, " \t") {
-				out = append(out, str)
-			}
+		for _, f := range strings.Fields(s) {
+			list = append(list, f)
 		}
-		return out
+	case []any:
+		list = s
 	}
-	return nil
+	var out []string
+	for _, x := range list {
+		if str, ok := x.(string); ok && str != "" && !strings.ContainsAny(str, " \t") && !hasControl(str) {
+			out = append(out, str)
+		}
+	}
+	return out
+}
+
+// hasControl reports whether s has an ASCII control character (which a
+// header value cannot carry).
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }

@@ -196,6 +196,8 @@ func TestJWKSVerifierAccepts(t *testing.T) {
 	}{
 		{"sub and scope string", extjwt.Config{}, claims(nil), "alice", []string{"orders:read", "orders:write"}, exp, true},
 		{"scp array", extjwt.Config{}, claims(map[string]any{"scope": nil, "scp": []string{"orders:read", "bad scope", ""}}), "alice", []string{"orders:read"}, exp, true},
+		{"control characters in scopes", extjwt.Config{}, claims(map[string]any{"scope": "a\x00 b c\x7f"}), "alice", []string{"b"}, exp, true},
+		{"control characters in a scope array", extjwt.Config{}, claims(map[string]any{"scope": []string{"a\r", "b"}}), "alice", []string{"b"}, exp, true},
 		{"no scope", extjwt.Config{}, claims(map[string]any{"scope": nil, "jti": nil}), "alice", nil, exp, false},
 		{"aud array", extjwt.Config{}, claims(map[string]any{"aud": []string{"other", aud}}), "alice", []string{"orders:read", "orders:write"}, exp, true},
 		{"custom user claim", extjwt.Config{UserClaim: "email"}, claims(map[string]any{"email": "alice@example.com"}), "alice@example.com", []string{"orders:read", "orders:write"}, exp, true},
@@ -248,6 +250,10 @@ func TestJWKSVerifierRefuses(t *testing.T) {
 		}, apierr.ErrInvalidToken, "no exp"},
 		{"missing sub", func(t *testing.T) string { return rs256(t, claims(map[string]any{"sub": nil})) }, apierr.ErrInvalidToken, "no sub"},
 		{"sub not a string", func(t *testing.T) string { return rs256(t, claims(map[string]any{"sub": 42})) }, apierr.ErrInvalidToken, "no sub"},
+		{"sub with a line break", func(t *testing.T) string {
+			return rs256(t, claims(map[string]any{"sub": "alice\r\nX-Auth-User: admin"}))
+		}, apierr.ErrInvalidToken, "control characters"},
+		{"sub with NUL", func(t *testing.T) string { return rs256(t, claims(map[string]any{"sub": "alice\x00"})) }, apierr.ErrInvalidToken, "control characters"},
 		{"alg none", func(t *testing.T) string {
 			return unsigned(t, `{"alg":"none","typ":"at+jwt","kid":"`+kid+`"}`, claims(nil), "")
 		}, apierr.ErrInvalidToken, "algorithm does not match"},
