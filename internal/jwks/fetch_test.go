@@ -39,6 +39,7 @@ func TestNewRefusesInsecureURLs(t *testing.T) {
 		{"https:///jwks", false, false},
 		{"https://user:pw@idp.example.com/jwks", false, false},
 		{"{env.JWKS_URL}", false, false},
+		{"https://user:pw@idp.example.com:bad/jwks", false, false},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s loopback=%v", tt.url, tt.loopback), func(t *testing.T) {
@@ -46,8 +47,8 @@ func TestNewRefusesInsecureURLs(t *testing.T) {
 			if tt.ok != (err == nil) || tt.ok != (f != nil) {
 				t.Fatalf("New = %v, %v; want ok=%v", f, err, tt.ok)
 			}
-			if err != nil && !errors.Is(err, jwks.ErrInsecureURL) {
-				t.Fatalf("error %v is not ErrInsecureURL", err)
+			if err != nil && (!errors.Is(err, jwks.ErrInsecureURL) || strings.Contains(err.Error(), "pw")) {
+				t.Fatalf("error %v is not ErrInsecureURL, or repeats the password", err)
 			}
 			if err != nil && strings.HasPrefix(tt.url, "http://127.0.0.1:") && !strings.Contains(err.Error(), "allow_http_loopback") {
 				t.Fatalf("the error does not name the option: %v", err)

@@ -78,13 +78,13 @@ type Options struct {
 // maxRedirects bounds the same-origin redirects a fetch follows.
 const maxRedirects = 3
 
-// New returns a Fetcher for url; it fetches on first use. The URL must be
+// New returns a Fetcher for rawURL; it fetches on first use. The URL must be
 // https:// (see CheckURL). A fetch follows at most maxRedirects
 // redirects, and only within the URL's origin (scheme, host and port):
 // a redirect elsewhere is refused, so the keys that verify tokens always
 // come from the origin the operator named.
-func New(url string, o Options) (*Fetcher, error) {
-	if err := CheckURL(url, o.AllowHTTPLoopback); err != nil {
+func New(rawURL string, o Options) (*Fetcher, error) {
+	if err := CheckURL(rawURL, o.AllowHTTPLoopback); err != nil {
 		return nil, err
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -105,7 +105,7 @@ func New(url string, o Options) (*Fetcher, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Fetcher{url: url, client: client, floor: o.Floor, maxAge: o.MaxAge, logger: o.Logger, now: o.Now}, nil
+	return &Fetcher{url: rawURL, client: client, floor: o.Floor, maxAge: o.MaxAge, logger: o.Logger, now: o.Now}, nil
 }
 
 // ErrInsecureURL: a JWKS URL that is not https:// (nor an allowed
@@ -117,12 +117,19 @@ var ErrInsecureURL = errors.New("jwks_url must be an https:// URL")
 // localhost). Keys fetched over plain HTTP from elsewhere could be
 // replaced by anyone on the path, and would then verify their tokens.
 func CheckURL(raw string, allowHTTPLoopback bool) error {
+	// The messages never repeat the URL: it might hold a password.
 	u, err := url.Parse(raw)
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
 	switch {
 	case err != nil:
 		return fmt.Errorf("%w: %v", ErrInsecureURL, err)
-	case u.Host == "" || u.Hostname() == "" || u.User != nil:
-		return fmt.Errorf("%w: %q has no host, or has credentials", ErrInsecureURL, raw)
+	case u.User != nil:
+		return fmt.Errorf("%w without credentials", ErrInsecureURL)
+	case u.Hostname() == "":
+		return fmt.Errorf("%w with a host", ErrInsecureURL)
 	case u.Scheme == "https":
 		return nil
 	case u.Scheme != "http":
