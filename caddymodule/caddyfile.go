@@ -171,11 +171,14 @@ func (a *App) parseLoginLimits(d *caddyfile.Dispenser) error {
 //			user_claim <claim>
 //			scope_claim <claim>
 //			refresh_floor <duration>
+//			accept_typ <typ...>
+//			allow_http_loopback
 //		}
 //		header_user <name>
 //		header_token_type <name>
 //		header_token_id <name>
 //		header_scopes <name>
+//		header_issuer <name>
 //		keep_authorization
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -223,11 +226,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Headers.TokenID, err = oneArg(d)
 		case "header_scopes":
 			h.Headers.Scopes, err = oneArg(d)
+		case "header_issuer":
+			h.Headers.Issuer, err = oneArg(d)
 		case "keep_authorization":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			h.KeepAuthorization = true
+			h.KeepAuthorization, err = flagArg(d)
 		default:
 			err = d.Errf("unrecognized subdirective %q", sub)
 		}
@@ -264,6 +266,12 @@ func parseExternalIssuer(d *caddyfile.Dispenser) (ExternalIssuer, error) {
 			x.ScopeClaim, err = oneArg(d)
 		case "refresh_floor":
 			x.RefreshFloor, err = durationArg(d)
+		case "accept_typ":
+			if x.AcceptTyp = d.RemainingArgs(); len(x.AcceptTyp) == 0 {
+				err = d.ArgErr()
+			}
+		case "allow_http_loopback":
+			x.AllowHTTPLoopback, err = flagArg(d)
 		default:
 			err = d.Errf("external_jwt: unrecognized subdirective %q", sub)
 		}
@@ -275,6 +283,14 @@ func parseExternalIssuer(d *caddyfile.Dispenser) (ExternalIssuer, error) {
 		return x, d.Err(err.Error())
 	}
 	return x, nil
+}
+
+// flagArg reads a subdirective that takes no argument: it is on.
+func flagArg(d *caddyfile.Dispenser) (bool, error) {
+	if d.NextArg() {
+		return true, d.ArgErr()
+	}
+	return true, nil
 }
 
 // offArg reads the single argument "off".

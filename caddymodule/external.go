@@ -2,7 +2,7 @@ package caddymodule
 
 import (
 	"fmt"
-	"net/url"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -33,6 +33,15 @@ type ExternalIssuer struct {
 	// RefreshFloor is the least time between two JWKS fetches, however
 	// many unknown kids arrive. Default: 30s.
 	RefreshFloor caddy.Duration `json:"refresh_floor,omitempty"`
+	// AllowHTTPLoopback lets JWKSURL be plain http:// to a loopback host
+	// (127.0.0.0/8, ::1, localhost), for tests and a sidecar on the same
+	// machine. Default: off, jwks_url must be https://.
+	AllowHTTPLoopback bool `json:"allow_http_loopback,omitempty"`
+	// AcceptTyp lists the JOSE "typ" values accepted (RFC 8725 3.11),
+	// compared case-insensitively with "application/" optional; "none"
+	// accepts a token without typ. Default: at+jwt (RFC 9068 access
+	// tokens), which keeps the issuer's ID tokens (typ JWT or none) out.
+	AcceptTyp []string `json:"accept_typ,omitempty"`
 }
 
 // setupExternal builds the route's external verifiers.
@@ -43,8 +52,16 @@ func (h *Handler) setupExternal() error {
 		v, err := extjwt.New(extjwt.Config{
 			Issuer: x.Issuer, Audience: x.Audience, JWKSURL: repl.ReplaceKnown(x.JWKSURL, ""),
 			Secret: []byte(repl.ReplaceKnown(x.HS256Secret, "")), UserClaim: x.UserClaim, ScopeClaim: x.ScopeClaim,
-			JWKS: jwks.Options{Floor: time.Duration(x.RefreshFloor), Logger: h.logger.Named("jwks")},
+			Types: x.AcceptTyp,
+			JWKS: jwks.Options{
+				Floor: time.Duration(x.RefreshFloor), AllowHTTPLoopback: x.AllowHTTPLoopback, Logger: h.logger.Named("jwks"),
+			},
 		})
+		if err == nil && x.Issuer == h.app.Issuer {
+			// The upstream tells users apart by (issuer, user): the
+			// gateway's own users must not share an issuer with another's.
+			err = fmt.Errorf("issuer %q is the gateway's own issuer", x.Issuer)
+		}
 		if err != nil {
 			return fmt.Errorf("external_jwt #%d (%s): %v", i+1, x.Issuer, err)
 		}
@@ -63,10 +80,14 @@ func (x ExternalIssuer) validate() error {
 	case x.RefreshFloor < 0:
 		return fmt.Errorf("external_jwt %s: refresh_floor must not be negative", x.Issuer)
 	}
-	if x.JWKSURL != "" {
-		if u, err := url.Parse(x.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "") {
-			return fmt.Errorf("external_jwt %s: jwks_url must be an http(s) URL", x.Issuer)
+	// A URL with placeholders is checked again, resolved, in Provision.
+	if x.JWKSURL != "" && !strings.Contains(x.JWKSURL, "{") {
+		if err := jwks.CheckURL(x.JWKSURL, x.AllowHTTPLoopback); err != nil {
+			return fmt.Errorf("external_jwt %s: %v", x.Issuer, err)
 		}
+	}
+	if _, err := extjwt.Types(x.AcceptTyp); err != nil {
+		return fmt.Errorf("external_jwt %s: accept_typ: %v", x.Issuer, err)
 	}
 	return nil
 }

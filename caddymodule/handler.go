@@ -112,7 +112,8 @@ type Handler struct {
 	ExternalIssuers []ExternalIssuer `json:"external_issuers,omitempty"`
 
 	// Headers names the identity headers. Defaults: X-Auth-User,
-	// X-Auth-Token-Type, X-Auth-Token-Id, X-Auth-Scopes.
+	// X-Auth-Token-Type, X-Auth-Token-Id, X-Auth-Scopes, X-Auth-Issuer
+	// (an external issuer's "iss", or the app's issuer for our tokens).
 	Headers identity.Headers `json:"headers,omitzero"`
 
 	// KeepAuthorization passes the Authorization header on to the next
@@ -261,6 +262,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if !h.KeepAuthorization {
 		delete(r.Header, "Authorization")
+	}
+	if id.Issuer == "" { // one of our own tokens: we are its issuer
+		id.Issuer, id.Stable[4] = h.app.Issuer, &h.app.Issuer
 	}
 	h.headers.Set(r.Header, id)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {

@@ -85,7 +85,7 @@ func TestHandlerStripsSmuggledIdentityHeaders(t *testing.T) {
 	secret, id := newToken(t, a, "read")
 	for _, withToken := range []bool{true, false} {
 		r := httptest.NewRequest(http.MethodGet, "/x", nil)
-		for _, k := range []string{"X-Auth-User", "X_Auth_User", "x_auth_user", "X-AUTH-TOKEN-ID", "X_Auth_Scopes", "x-auth-token_type"} {
+		for _, k := range []string{"X-Auth-User", "X_Auth_User", "x_auth_user", "X-AUTH-TOKEN-ID", "X_Auth_Scopes", "x-auth-token_type", "x_auth_issuer"} {
 			r.Header[k] = []string{"admin"}
 		}
 		if withToken {
@@ -106,7 +106,7 @@ func TestHandlerStripsSmuggledIdentityHeaders(t *testing.T) {
 		if seen == nil {
 			t.Fatalf("valid token refused: %d %s", w.Code, w.Body)
 		}
-		want := map[string]string{"X-Auth-User": "alice", "X-Auth-Token-Type": "pat", "X-Auth-Token-Id": id, "X-Auth-Scopes": "read"}
+		want := map[string]string{"X-Auth-User": "alice", "X-Auth-Token-Type": "pat", "X-Auth-Token-Id": id, "X-Auth-Scopes": "read", "X-Auth-Issuer": "tokengate"}
 		count := 0
 		for k, v := range seen.Header {
 			if strings.Contains(strings.ToLower(strings.ReplaceAll(k, "_", "-")), "x-auth-") {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
 	jwxjwt "github.com/lestrrat-go/jwx/v2/jwt"
 )
 
@@ -61,10 +63,11 @@ func symmetric(t *testing.T, kid, secret string) jwk.Key {
 	return k
 }
 
-// claims of a test token; sign fills the defaults.
+// claims of a test token; sign fills the defaults. typ is the JOSE header
+// typ: default at+jwt, "none" leaves it out.
 type claims struct {
-	iss, aud, sub, scope string
-	exp                  time.Time
+	iss, aud, sub, scope, typ string
+	exp                       time.Time
 }
 
 var jtiCounter struct {
@@ -105,7 +108,22 @@ func signWith(t *testing.T, alg jwa.SignatureAlgorithm, key any, c claims) strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, err := jwxjwt.Sign(tok, jwxjwt.WithKey(alg, key))
+	payload, err := json.Marshal(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := jws.NewHeaders()
+	switch c.typ {
+	case "":
+		c.typ = "at+jwt"
+		fallthrough
+	default:
+		if err := h.Set(jws.TypeKey, c.typ); err != nil {
+			t.Fatal(err)
+		}
+	case "none":
+	}
+	signed, err := jws.Sign(payload, jws.WithKey(alg, key, jws.WithProtectedHeaders(h)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,17 +203,20 @@ func TestExternalIssuer(t *testing.T) {
 			audience my-api
 			jwks_url ` + jwks.URL + `/jwks
 			refresh_floor 1s
+			allow_http_loopback
 		}
 		external_jwt {
 			issuer https://down.test
 			audience my-api
 			jwks_url ` + downURL + `
 			refresh_floor 1s
+			allow_http_loopback
 		}
 		external_jwt {
 			issuer https://hs.test
 			audience my-api
 			hs256_secret {env.TG_TEST_SECRET}
+			accept_typ at+jwt JWT
 		}`,
 	})
 	call := func(tok string) response { return do(t, http.MethodGet, g.base+"/reports?x=1", bearer(tok), "") }
@@ -265,6 +286,11 @@ func TestExternalIssuer(t *testing.T) {
 			"expired":              k1.sign(t, claims{exp: time.Now().Add(-time.Hour)}),
 			"impostor under k1":    impostor.sign(t, claims{}),
 			"HS256 under k1's kid": signWith(t, jwa.HS256, symmetric(t, "k1", hsSecret), claims{}),
+			// RFC 8725 3.11: the issuer's ID tokens are not access tokens.
+			"typ JWT (an ID token)": k1.sign(t, claims{typ: "JWT"}),
+			"no typ":                k1.sign(t, claims{typ: "none"}),
+			// A header cannot carry it: refused, not a 502 from the proxy.
+			"sub with a line break": k1.sign(t, claims{sub: "alice\r\nX-Auth-User: admin"}),
 		} {
 			r := call(tok)
 			if r.status != http.StatusUnauthorized || r.json(t)["error"] != "invalid_token" {
@@ -273,6 +299,31 @@ func TestExternalIssuer(t *testing.T) {
 		}
 		if up.count() != before {
 			t.Error("a refused token reached the upstream")
+		}
+	})
+
+	t.Run("the upstream tells issuers apart", func(t *testing.T) {
+		// The gateway's own alice and the issuer's alice have the same
+		// X-Auth-User; X-Auth-Issuer tells them apart, and a client
+		// cannot send its own.
+		g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
+		pat, _ := createPAT(t, g, "alice", alicePassword, `{"label":"issuer test"}`)
+		for _, c := range []struct{ tok, kind, iss string }{
+			{pat, "pat", "tokengate"},
+			{k1.sign(t, claims{sub: "alice"}), "jwt", "https://idp.test"},
+		} {
+			r := do(t, http.MethodGet, g.base+"/reports", map[string][]string{
+				"Authorization": {"Bearer " + c.tok}, "X-Auth-Issuer": {"https://idp.test"}, "X_Auth_Issuer": {"forged"},
+			}, "")
+			if r.status != http.StatusOK {
+				t.Fatalf("%s: status %d: %s", c.kind, r.status, r.body)
+			}
+			seen := up.last(t)
+			if seen.Header.Get("X-Auth-User") != "alice" || seen.Header.Get("X-Auth-Token-Type") != c.kind ||
+				len(seen.Header.Values("X-Auth-Issuer")) != 1 || seen.Header.Get("X-Auth-Issuer") != c.iss ||
+				seen.Header.Get("X_Auth_Issuer") != "" {
+				t.Errorf("%s: upstream saw %v", c.kind, seen.Header)
+			}
 		}
 	})
 
@@ -325,6 +376,12 @@ func TestExternalIssuer(t *testing.T) {
 		if r := call(forged); r.status != http.StatusUnauthorized {
 			t.Errorf("a token signed with another secret: %d %s", r.status, r.body)
 		}
+		// This issuer lists typ JWT in accept_typ; a token without typ
+		// is still refused.
+		accepted(t, signWith(t, jwa.HS256, []byte(hsSecret), claims{iss: "https://hs.test", sub: "partner", typ: "JWT"}), "partner")
+		if r := call(signWith(t, jwa.HS256, []byte(hsSecret), claims{iss: "https://hs.test", typ: "none"})); r.status != http.StatusUnauthorized {
+			t.Errorf("a token without typ: %d %s", r.status, r.body)
+		}
 
 		// The secret stays a placeholder in the adapted config, even with
 		// the variable set.
@@ -360,4 +417,44 @@ func TestExternalIssuer(t *testing.T) {
 
 	g.stop()
 	g.assertNoSecrets(hsSecret, valid)
+}
+
+// TestExternalJWKSURLMustBeHTTPS: tokengate validate refuses a plain
+// http:// jwks_url, also when a placeholder resolves to one, and allows
+// loopback http:// only with allow_http_loopback.
+func TestExternalJWKSURLMustBeHTTPS(t *testing.T) {
+	site := func(url, extra string) string {
+		return ":8080 {\n\ttokengate {\n\t\texternal_jwt {\n\t\t\tissuer https://idp.test\n\t\t\taudience my-api\n" +
+			"\t\t\tjwks_url " + url + "\n" + extra + "\t\t}\n\t}\n\trespond ok\n}\n"
+	}
+	tests := []struct {
+		name, caddyfile, env, want string // want "": valid
+	}{
+		{"http", site("http://idp.example.com/jwks", ""), "", "jwks_url must be an https:// URL"},
+		{"loopback http without the option", site("http://127.0.0.1:9/jwks", ""), "", "allow_http_loopback"},
+		{"http from a placeholder", site("{env.TG_TEST_JWKS_URL}", ""), "http://idp.example.com/jwks", "jwks_url must be an https:// URL"},
+		{"loopback http from a placeholder", site("{env.TG_TEST_JWKS_URL}", ""), "http://localhost:9/jwks", "allow_http_loopback"},
+		{"http with the option, not loopback", site("{env.TG_TEST_JWKS_URL}", "\t\t\tallow_http_loopback\n"), "http://idp.example.com/jwks", "only to a loopback host"},
+		{"loopback http with the option", site("http://127.0.0.1:9/jwks", "\t\t\tallow_http_loopback\n"), "", ""},
+		{"https", site("https://idp.example.com/jwks", ""), "", ""},
+		{"https from a placeholder", site("{env.TG_TEST_JWKS_URL}", ""), "https://idp.example.com/jwks", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "Caddyfile")
+			if err := os.WriteFile(path, []byte(tt.caddyfile), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("TG_TEST_JWKS_URL", tt.env)
+			out, err := runBinary(t, "validate", "--config", path, "--adapter", "caddyfile")
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("validate refused it: %v\n%s", err, out)
+			case tt.want != "" && err == nil:
+				t.Fatalf("validate accepted it:\n%s", out)
+			case !strings.Contains(out, tt.want):
+				t.Fatalf("output does not say %q:\n%s", tt.want, out)
+			}
+		})
+	}
 }

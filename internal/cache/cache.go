@@ -33,6 +33,9 @@ type Entry struct {
 	// OAuth client id), User the identity shown to the upstream, TokenID
 	// the token's public id (a jti for access tokens), Kind its kind.
 	Owner, User, TokenID, Kind string
+	// Issuer is the "iss" of an external issuer's JWT ("" for the
+	// gateway's own tokens), so the upstream can tell its users apart.
+	Issuer string
 	// ScopeHeader holds the granted scopes, separated by single spaces
 	// (one string per entry rather than a slice: a cached token costs less
 	// memory, and scope.CoversString checks it without allocating).
@@ -55,8 +58,8 @@ type Entry struct {
 // a cached token allocates nothing and costs no memory per entry.
 func (e *Entry) Identity() identity.Identity {
 	return identity.Identity{
-		User: e.User, TokenType: e.Kind, TokenID: e.TokenID, Scopes: e.ScopeHeader,
-		Stable: [4]*string{&e.User, &e.Kind, &e.TokenID, &e.ScopeHeader},
+		User: e.User, TokenType: e.Kind, TokenID: e.TokenID, Scopes: e.ScopeHeader, Issuer: e.Issuer,
+		Stable: [5]*string{&e.User, &e.Kind, &e.TokenID, &e.ScopeHeader, &e.Issuer},
 	}
 }
 

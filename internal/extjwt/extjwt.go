@@ -38,8 +38,54 @@ type Verifier struct {
 	userClaim  string
 	scopeClaim string
 	keys       keySource
+	types      map[string]bool // accepted typ values, normalised; "" is no typ
 	now        func() time.Time
 	salt       [32]byte
+}
+
+// DefaultTypes are the JOSE typ values accepted when none are configured:
+// RFC 9068 access tokens only (typ "at+jwt", also spelled
+// "application/at+jwt"). An OIDC ID token has typ "JWT" or none, so it is
+// refused: RFC 8725 3.11 asks a verifier to tell the kinds of JWT an
+// issuer makes apart by their typ.
+var DefaultTypes = []string{"at+jwt"}
+
+// NoType in a list of types accepts a token without a typ header.
+const NoType = "none"
+
+// Types checks a list of accepted typ values and returns it as a set
+// (nil or empty: DefaultTypes). Values are compared as RFC 7515 4.1.9
+// says: case-insensitively, with "application/" optional; NoType stands
+// for a token without typ.
+func Types(list []string) (map[string]bool, error) {
+	if len(list) == 0 {
+		list = DefaultTypes
+	}
+	set := make(map[string]bool, len(list))
+	for _, t := range list {
+		n := normalType(t)
+		switch {
+		case strings.EqualFold(t, NoType):
+			n = ""
+		case n == "" || strings.ContainsAny(n, " \t,;\""):
+			return nil, fmt.Errorf("typ %q is not a media type (e.g. at+jwt, or none for no typ)", t)
+		}
+		set[n] = true
+	}
+	return set, nil
+}
+
+// normalType lower-cases a typ (ASCII only: a media type is ASCII, and
+// Unicode case folding would let "\u212a" match "k") and drops its
+// "application/" prefix.
+func normalType(t string) string {
+	b := []byte(t)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return strings.TrimPrefix(string(b), "application/")
 }
 
 // Config configures a Verifier.
@@ -53,8 +99,13 @@ type Config struct {
 	// ScopeClaim the claim for scopes (default "scope": a space-separated
 	// string or an array; "scp" is also read when it is absent).
 	UserClaim, ScopeClaim string
-	JWKS                  jwks.Options
-	Now                   func() time.Time
+	// Types are the accepted JOSE typ values (see Types; default
+	// DefaultTypes).
+	Types []string
+	// JWKS configures the key set's fetch; its AllowHTTPLoopback is the
+	// only way to a plain http:// JWKSURL.
+	JWKS jwks.Options
+	Now  func() time.Time
 }
 
 // New returns a Verifier.
@@ -65,7 +116,11 @@ func New(c Config) (*Verifier, error) {
 	if (c.JWKSURL == "") == (len(c.Secret) == 0) {
 		return nil, errors.New("an external issuer needs exactly one of jwks_url and hs256_secret")
 	}
-	v := &Verifier{issuer: c.Issuer, audience: c.Audience, userClaim: c.UserClaim, scopeClaim: c.ScopeClaim, now: c.Now}
+	types, err := Types(c.Types)
+	if err != nil {
+		return nil, err
+	}
+	v := &Verifier{issuer: c.Issuer, audience: c.Audience, userClaim: c.UserClaim, scopeClaim: c.ScopeClaim, types: types, now: c.Now}
 	if v.userClaim == "" {
 		v.userClaim = "sub"
 	}
@@ -79,7 +134,9 @@ func New(c Config) (*Verifier, error) {
 		if c.JWKS.Now == nil {
 			c.JWKS.Now = v.now
 		}
-		v.keys = jwks.New(c.JWKSURL, c.JWKS)
+		if v.keys, err = jwks.New(c.JWKSURL, c.JWKS); err != nil {
+			return nil, err
+		}
 	} else {
 		k, err := jwt.FromPublic("", jwt.HS256, c.Secret)
 		if err != nil {
@@ -123,6 +180,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*cache.Entry, error)
 	if err != nil {
 		return invalid(err.Error())
 	}
+	// Before the key: an ID token (or any other kind) is refused without
+	// a JWKS fetch. The typ is signed, so the verdict holds for the token.
+	if !v.types[normalType(tok.Header.Typ)] {
+		return invalid("typ is not an accepted access token type")
+	}
 	key, err := v.keys.Key(ctx, tok.Header.Kid)
 	switch {
 	case errors.Is(err, jwks.ErrUnavailable):
@@ -155,11 +217,14 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*cache.Entry, error)
 		return nil, fmt.Errorf("%w: the token is not valid yet", apierr.ErrInvalidToken)
 	case user == "":
 		return invalid("no " + v.userClaim + " claim")
+	case hasControl(user):
+		// It goes into a header: refuse it here rather than fail later.
+		return invalid("control characters in the " + v.userClaim + " claim")
 	}
 	scopes := scopesOf(claims, v.scopeClaim)
 	jti, _ := claims["jti"].(string)
 	return &cache.Entry{
-		Owner: "issuer:" + v.issuer, User: user, TokenID: jti, Kind: EntryKind,
+		Owner: "issuer:" + v.issuer, Issuer: v.issuer, User: user, TokenID: jti, Kind: EntryKind,
 		ScopeHeader: strings.Join(scopes, " "),
 		ExpiresAt:   time.Unix(exp, 0).Add(Leeway).UnixNano(),
 	}, nil
@@ -193,17 +258,26 @@ func scopesOf(claims map[string]any, name string) []string {
 	if !ok && name == "scope" {
 		v = claims["scp"]
 	}
+	var list []any
 	switch s := v.(type) {
 	case string:
-		return strings.Fields(s)
-	case []any:
-		var out []string
-		for _, x := range s {
-			if str, ok := x.(string); ok && str != "" && !strings.ContainsAny(str, " \t") {
-				out = append(out, str)
-			}
+		for _, f := range strings.Fields(s) {
+			list = append(list, f)
 		}
-		return out
+	case []any:
+		list = s
 	}
-	return nil
+	var out []string
+	for _, x := range list {
+		if str, ok := x.(string); ok && str != "" && !strings.ContainsAny(str, " \t") && !hasControl(str) {
+			out = append(out, str)
+		}
+	}
+	return out
+}
+
+// hasControl reports whether s has an ASCII control character (which a
+// header value cannot carry).
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }

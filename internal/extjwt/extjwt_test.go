@@ -66,7 +66,7 @@ func newIDP(t *testing.T) *idp {
 		t.Fatal(err)
 	}
 	p := &idp{}
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.hits.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(body)
@@ -111,16 +111,24 @@ func claims(changes map[string]any) map[string]any {
 	return c
 }
 
-// sign signs claims with jwx, with kid in the header.
+// sign signs claims with jwx, with kid in the header and typ at+jwt.
 func sign(t *testing.T, alg jwa.SignatureAlgorithm, key any, kid string, claims map[string]any) string {
+	t.Helper()
+	return signTyp(t, "at+jwt", alg, key, kid, claims)
+}
+
+// signTyp is sign with another typ ("": none).
+func signTyp(t *testing.T, typ string, alg jwa.SignatureAlgorithm, key any, kid string, claims map[string]any) string {
 	t.Helper()
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := jws.NewHeaders()
-	if kid != "" {
-		_ = h.Set(jws.KeyIDKey, kid)
+	for name, v := range map[string]string{jws.KeyIDKey: kid, jws.TypeKey: typ} {
+		if v != "" {
+			_ = h.Set(name, v)
+		}
 	}
 	b, err := jws.Sign(payload, jws.WithKey(alg, key, jws.WithProtectedHeaders(h)))
 	if err != nil {
@@ -188,6 +196,8 @@ func TestJWKSVerifierAccepts(t *testing.T) {
 	}{
 		{"sub and scope string", extjwt.Config{}, claims(nil), "alice", []string{"orders:read", "orders:write"}, exp, true},
 		{"scp array", extjwt.Config{}, claims(map[string]any{"scope": nil, "scp": []string{"orders:read", "bad scope", ""}}), "alice", []string{"orders:read"}, exp, true},
+		{"control characters in scopes", extjwt.Config{}, claims(map[string]any{"scope": "a\x00 b c\x7f"}), "alice", []string{"b"}, exp, true},
+		{"control characters in a scope array", extjwt.Config{}, claims(map[string]any{"scope": []string{"a\r", "b"}}), "alice", []string{"b"}, exp, true},
 		{"no scope", extjwt.Config{}, claims(map[string]any{"scope": nil, "jti": nil}), "alice", nil, exp, false},
 		{"aud array", extjwt.Config{}, claims(map[string]any{"aud": []string{"other", aud}}), "alice", []string{"orders:read", "orders:write"}, exp, true},
 		{"custom user claim", extjwt.Config{UserClaim: "email"}, claims(map[string]any{"email": "alice@example.com"}), "alice@example.com", []string{"orders:read", "orders:write"}, exp, true},
@@ -199,8 +209,8 @@ func TestJWKSVerifierAccepts(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			v, _ := jwksVerifier(t, tt.config)
 			e := wantAccepted(t, v, rs256(t, tt.claims))
-			if e.Kind != "jwt" || e.User != tt.user || e.Owner != "issuer:"+iss {
-				t.Fatalf("entry kind %q user %q owner %q", e.Kind, e.User, e.Owner)
+			if e.Kind != "jwt" || e.User != tt.user || e.Owner != "issuer:"+iss || e.Issuer != iss {
+				t.Fatalf("entry kind %q user %q owner %q issuer %q", e.Kind, e.User, e.Owner, e.Issuer)
 			}
 			if e.ScopeHeader != strings.Join(tt.scopes, " ") {
 				t.Fatalf("scopes %q, want %q", e.ScopeHeader, tt.scopes)
@@ -240,8 +250,12 @@ func TestJWKSVerifierRefuses(t *testing.T) {
 		}, apierr.ErrInvalidToken, "no exp"},
 		{"missing sub", func(t *testing.T) string { return rs256(t, claims(map[string]any{"sub": nil})) }, apierr.ErrInvalidToken, "no sub"},
 		{"sub not a string", func(t *testing.T) string { return rs256(t, claims(map[string]any{"sub": 42})) }, apierr.ErrInvalidToken, "no sub"},
+		{"sub with a line break", func(t *testing.T) string {
+			return rs256(t, claims(map[string]any{"sub": "alice\r\nX-Auth-User: admin"}))
+		}, apierr.ErrInvalidToken, "control characters"},
+		{"sub with NUL", func(t *testing.T) string { return rs256(t, claims(map[string]any{"sub": "alice\x00"})) }, apierr.ErrInvalidToken, "control characters"},
 		{"alg none", func(t *testing.T) string {
-			return unsigned(t, `{"alg":"none","kid":"`+kid+`"}`, claims(nil), "")
+			return unsigned(t, `{"alg":"none","typ":"at+jwt","kid":"`+kid+`"}`, claims(nil), "")
 		}, apierr.ErrInvalidToken, "algorithm does not match"},
 		{"HS256 signed with the RSA public key PEM", func(t *testing.T) string {
 			return sign(t, jwa.HS256, pubPEM, kid, claims(nil))
@@ -324,7 +338,7 @@ func TestSecretVerifier(t *testing.T) {
 		{"the secret, any kid", func(t *testing.T) string { return sign(t, jwa.HS256, secret, "whatever", claims(nil)) }, ""},
 		{"another secret", func(t *testing.T) string { return sign(t, jwa.HS256, other, "", claims(nil)) }, "signature does not verify"},
 		{"RS256", func(t *testing.T) string { return rs256(t, claims(nil)) }, "algorithm does not match"},
-		{"alg none", func(t *testing.T) string { return unsigned(t, `{"alg":"none"}`, claims(nil), "") }, "algorithm does not match"},
+		{"alg none", func(t *testing.T) string { return unsigned(t, `{"alg":"none","typ":"at+jwt"}`, claims(nil), "") }, "algorithm does not match"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -349,6 +363,10 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		{"no issuer", extjwt.Config{Audience: aud, Secret: secret}},
 		{"no audience", extjwt.Config{Issuer: iss, Secret: secret}},
 		{"short secret", extjwt.Config{Issuer: iss, Audience: aud, Secret: []byte("short")}},
+		{"http jwks_url", extjwt.Config{Issuer: iss, Audience: aud, JWKSURL: "http://idp.example.com/jwks"}},
+		{"loopback http jwks_url without the option", extjwt.Config{Issuer: iss, Audience: aud, JWKSURL: "http://127.0.0.1:8080/jwks"}},
+		{"typ with a space", extjwt.Config{Issuer: iss, Audience: aud, Secret: secret, Types: []string{"at jwt"}}},
+		{"empty typ", extjwt.Config{Issuer: iss, Audience: aud, Secret: secret, Types: []string{""}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -369,5 +387,40 @@ func TestCacheKeysAreSaltedPerVerifier(t *testing.T) {
 	}
 	if a.CacheKey(h) != ka {
 		t.Fatal("a verifier's cache key is not stable")
+	}
+}
+
+// TestTypIsChecked: RFC 8725 3.11. An issuer's ID tokens (typ JWT or
+// none) do not pass as access tokens unless the operator lists them.
+func TestTypIsChecked(t *testing.T) {
+	tests := []struct {
+		name     string
+		accept   []string
+		accepted []string // token typ values accepted ("" is none)
+		refused  []string
+	}{
+		{"default", nil,
+			[]string{"at+jwt", "application/at+jwt", "AT+JWT", "Application/AT+JWT"},
+			[]string{"", "JWT", "jwt", "application/jwt", "id_token", "text/at+jwt", "at+jwt ", "at+jw\u212at", "none", "secevent+jwt"}},
+		{"JWT listed", []string{"at+jwt", "JWT"},
+			[]string{"at+jwt", "JWT", "application/jwt"},
+			[]string{"", "none", "id+jwt"}},
+		{"none listed", []string{"none"},
+			[]string{""},
+			[]string{"none", "at+jwt", "JWT"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, p := jwksVerifier(t, extjwt.Config{Types: tt.accept})
+			for _, typ := range tt.refused {
+				wantRefusal(t, v, signTyp(t, typ, jwa.RS256, rsaKey(), kid, claims(nil)), apierr.ErrInvalidToken, "typ")
+			}
+			if n := p.hits.Load(); n != 0 {
+				t.Fatalf("a refused typ fetched the JWKS (%d times)", n)
+			}
+			for _, typ := range tt.accepted {
+				wantAccepted(t, v, signTyp(t, typ, jwa.RS256, rsaKey(), kid, claims(nil)))
+			}
+		})
 	}
 }

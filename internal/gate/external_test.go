@@ -67,7 +67,7 @@ func newExtEnv(t *testing.T) *extEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x.idp = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	x.idp = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		x.fetches.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(body)

@@ -19,6 +19,10 @@ type Headers struct {
 	TokenID string `json:"token_id,omitempty"`
 	// Scopes carries the token's scopes, separated by spaces.
 	Scopes string `json:"scopes,omitempty"`
+	// Issuer carries who issued the token: an external issuer's "iss",
+	// or the gateway's own issuer for its own tokens. A user is the pair
+	// (Issuer, User): an external "alice" is not the gateway's "alice".
+	Issuer string `json:"issuer,omitempty"`
 }
 
 // DefaultHeaders are the names used when none are configured.
@@ -27,6 +31,7 @@ var DefaultHeaders = Headers{
 	TokenType: "X-Auth-Token-Type",
 	TokenID:   "X-Auth-Token-Id",
 	Scopes:    "X-Auth-Scopes",
+	Issuer:    "X-Auth-Issuer",
 }
 
 // WithDefaults fills empty names from DefaultHeaders and canonicalises all.
@@ -42,6 +47,7 @@ func (hn Headers) WithDefaults() Headers {
 		TokenType: pick(hn.TokenType, DefaultHeaders.TokenType),
 		TokenID:   pick(hn.TokenID, DefaultHeaders.TokenID),
 		Scopes:    pick(hn.Scopes, DefaultHeaders.Scopes),
+		Issuer:    pick(hn.Issuer, DefaultHeaders.Issuer),
 	}
 }
 
@@ -51,11 +57,12 @@ type Identity struct {
 	TokenType string
 	TokenID   string
 	Scopes    string
-	// Stable, if set, points at the same four values (user, token type,
-	// token id, scopes) where they outlive the request (in a cache entry),
+	Issuer    string
+	// Stable, if set, points at the same five values (user, token type,
+	// token id, scopes, issuer) where they outlive the request (in a cache entry),
 	// so that placeholders can refer to them without allocating. (Header
 	// values are always copied: see Set.)
-	Stable [4]*string
+	Stable [5]*string
 }
 
 // stringRef is a placeholder value that reads a string where it lives.
@@ -71,26 +78,31 @@ func (id Identity) Placeholder(i int) any {
 	if p := id.Stable[i]; p != nil {
 		return stringRef{p}
 	}
-	return [...]string{id.User, id.TokenType, id.TokenID, id.Scopes}[i]
+	return [...]string{id.User, id.TokenType, id.TokenID, id.Scopes, id.Issuer}[i]
 }
 
 // PlaceholderNames are the placeholders an identity sets, in order.
-var PlaceholderNames = [4]string{"http.auth.user.id", "http.auth.user.token_type", "http.auth.user.token_id", "http.auth.user.scopes"}
+var PlaceholderNames = [5]string{"http.auth.user.id", "http.auth.user.token_type", "http.auth.user.token_id", "http.auth.user.scopes", "http.auth.user.issuer"}
 
-// Names lists the four header names.
-func (hn Headers) Names() []string { return []string{hn.User, hn.TokenType, hn.TokenID, hn.Scopes} }
+// Names lists the five header names.
+func (hn Headers) Names() []string {
+	return []string{hn.User, hn.TokenType, hn.TokenID, hn.Scopes, hn.Issuer}
+}
 
-// Set writes id into h. Remove client-sent copies (Names) first. The four values share one
+// Set writes id into h. Remove client-sent copies (Names) first. The values share one
 // array made for this request: the header slices must not point at
 // anything shared, because later handlers (Caddy's request_header replace,
 // say) may write into a value slice in place.
 func (hn Headers) Set(h http.Header, id Identity) {
-	v := &[4]string{id.User, id.TokenType, id.TokenID, id.Scopes}
+	v := &[5]string{id.User, id.TokenType, id.TokenID, id.Scopes, id.Issuer}
 	h[hn.User] = v[0:1:1]
 	h[hn.TokenType] = v[1:2:2]
 	h[hn.TokenID] = v[2:3:3]
 	if id.Scopes != "" {
 		h[hn.Scopes] = v[3:4:4]
+	}
+	if id.Issuer != "" {
+		h[hn.Issuer] = v[4:5:5]
 	}
 }
 

@@ -8,7 +8,7 @@ import (
 func TestStripRemovesEverySpelling(t *testing.T) {
 	hn := DefaultHeaders.WithDefaults()
 	h := http.Header{}
-	for _, k := range []string{"X-Auth-User", "X_Auth_User", "x_auth_user", "X-AUTH-TOKEN-TYPE", "X_auth-token_id", "x-auth-scopes"} {
+	for _, k := range []string{"X-Auth-User", "X_Auth_User", "x_auth_user", "X-AUTH-TOKEN-TYPE", "X_auth-token_id", "x-auth-scopes", "X_Auth_Issuer"} {
 		h[k] = []string{"admin"} // raw keys, as a client could send them
 	}
 	h.Set("X-Auth-Username", "keep")
@@ -26,8 +26,9 @@ func TestCustomNamesAndSet(t *testing.T) {
 	}
 	h := http.Header{"X_remote_user": {"evil"}}
 	Remove(h, hn.Names())
-	hn.Set(h, Identity{User: "alice", TokenType: "pat", TokenID: "abc", Scopes: "read write"})
-	if h.Get("X-Remote-User") != "alice" || len(h["X-Remote-User"]) != 1 || h.Get("X-Auth-Scopes") != "read write" {
+	hn.Set(h, Identity{User: "alice", TokenType: "pat", TokenID: "abc", Scopes: "read write", Issuer: "https://idp"})
+	if h.Get("X-Remote-User") != "alice" || len(h["X-Remote-User"]) != 1 || h.Get("X-Auth-Scopes") != "read write" ||
+		h.Get("X-Auth-Issuer") != "https://idp" {
 		t.Fatalf("after Set: %v", h)
 	}
 	if _, ok := h["X_remote_user"]; ok {
@@ -50,7 +51,7 @@ func BenchmarkStrip(b *testing.B) {
 func TestSetValuesAreNotShared(t *testing.T) {
 	hn := DefaultHeaders.WithDefaults()
 	user := "alice"
-	id := Identity{User: user, TokenType: "pat", TokenID: "1", Stable: [4]*string{&user, new(string), new(string), new(string)}}
+	id := Identity{User: user, TokenType: "pat", TokenID: "1", Stable: [5]*string{&user, new(string), new(string), new(string), new(string)}}
 	h1 := http.Header{}
 	hn.Set(h1, id)
 	h1["X-Auth-User"][0] = "admin"

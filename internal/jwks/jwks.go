@@ -17,7 +17,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,8 +61,13 @@ type Fetcher struct {
 
 // Options configure a Fetcher.
 type Options struct {
-	// Client is the HTTP client (default: 10s timeout).
+	// Client is the HTTP client (default: 10s timeout). Its redirect
+	// policy is replaced by the Fetcher's own (see New).
 	Client *http.Client
+	// AllowHTTPLoopback lets the URL be plain http:// when its host is a
+	// loopback address (127.0.0.0/8, ::1) or "localhost": for tests and
+	// sidecars on the same machine. Off by default: https:// only.
+	AllowHTTPLoopback bool
 	// Floor is the least time between fetches (default 30s).
 	Floor time.Duration
 	// MaxAge is how long a fetched set is trusted before a refresh
@@ -68,11 +77,24 @@ type Options struct {
 	Now    func() time.Time
 }
 
-// New returns a Fetcher for url; it fetches on first use.
-func New(url string, o Options) *Fetcher {
-	if o.Client == nil {
-		o.Client = &http.Client{Timeout: 10 * time.Second}
+// maxRedirects bounds the same-origin redirects a fetch follows.
+const maxRedirects = 3
+
+// New returns a Fetcher for rawURL; it fetches on first use. The URL must be
+// https:// (see CheckURL). A fetch follows at most maxRedirects
+// redirects, and only within the URL's origin (scheme, host and port):
+// a redirect elsewhere is refused, so the keys that verify tokens always
+// come from the origin the operator named.
+func New(rawURL string, o Options) (*Fetcher, error) {
+	if err := CheckURL(rawURL, o.AllowHTTPLoopback); err != nil {
+		return nil, err
 	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	if o.Client != nil {
+		c := *o.Client // a copy: the caller's client keeps its own policy
+		client = &c
+	}
+	client.CheckRedirect = sameOrigin
 	if o.Floor <= 0 {
 		o.Floor = 30 * time.Second
 	}
@@ -85,7 +107,72 @@ func New(url string, o Options) *Fetcher {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Fetcher{url: url, client: o.Client, floor: o.Floor, maxAge: o.MaxAge, logger: o.Logger, now: o.Now}
+	return &Fetcher{url: rawURL, client: client, floor: o.Floor, maxAge: o.MaxAge, logger: o.Logger, now: o.Now}, nil
+}
+
+// ErrInsecureURL: a JWKS URL that is not https:// (nor an allowed
+// loopback http:// URL).
+var ErrInsecureURL = errors.New("jwks_url must be an https:// URL")
+
+// CheckURL checks a JWKS URL: https:// with a host, or, if
+// allowHTTPLoopback, http:// to a loopback host (127.0.0.0/8, ::1,
+// localhost). Keys fetched over plain HTTP from elsewhere could be
+// replaced by anyone on the path, and would then verify their tokens.
+func CheckURL(raw string, allowHTTPLoopback bool) error {
+	// The messages never repeat the URL: it might hold a password.
+	u, err := url.Parse(raw)
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %v", ErrInsecureURL, err)
+	case u.User != nil:
+		return fmt.Errorf("%w without credentials", ErrInsecureURL)
+	case u.Hostname() == "":
+		return fmt.Errorf("%w with a host", ErrInsecureURL)
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme != "http":
+		return fmt.Errorf("%w, not %q", ErrInsecureURL, u.Scheme+"://")
+	case !isLoopback(u.Hostname()):
+		return fmt.Errorf("%w: plain http:// is allowed only to a loopback host", ErrInsecureURL)
+	case !allowHTTPLoopback:
+		return fmt.Errorf("%w: plain http:// to a loopback host needs allow_http_loopback", ErrInsecureURL)
+	}
+	return nil
+}
+
+// isLoopback: "localhost" or a loopback IP literal (an IPv4-mapped IPv6
+// address counts as its IPv4 address).
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// sameOrigin is the fetch client's redirect policy.
+func sameOrigin(req *http.Request, via []*http.Request) error {
+	if len(via) > maxRedirects {
+		return fmt.Errorf("more than %d redirects", maxRedirects)
+	}
+	if origin(req.URL) != origin(via[0].URL) {
+		return fmt.Errorf("refused a redirect to another origin (%s)", origin(req.URL))
+	}
+	return nil
+}
+
+// origin is a URL's scheme, host and port, with the scheme's default port
+// made explicit.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // Key returns the key with kid.
@@ -151,6 +238,10 @@ func (f *Fetcher) fetch(ctx context.Context) (map[string]*jwt.Key, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("status %d", resp.StatusCode)
 	}
+	if resp.ContentLength > maxBody {
+		return nil, fmt.Errorf("key set larger than %d bytes", maxBody)
+	}
+	// An over-size body is an error, never a truncated parse.
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
 		return nil, err
