@@ -62,6 +62,7 @@ func TestJOSEBadKeyAndStrictParsing(t *testing.T) {
 			issuer https://idp.test
 			audience my-api
 			jwks_url ` + jwks.URL + `/jwks
+			allow_http_loopback
 			refresh_floor 1s
 		}`,
 	})
@@ -74,7 +75,7 @@ func TestJOSEBadKeyAndStrictParsing(t *testing.T) {
 		jti++
 		return fmt.Sprintf(`{"iss":"https://idp.test","aud":"my-api","sub":"svc-billing","jti":"j%d","exp":%d%s}`, jti, exp, extra)
 	}
-	const goodHeader = `{"alg":"EdDSA","kid":"ed-good","typ":"JWT"}`
+	const goodHeader = `{"alg":"EdDSA","kid":"ed-good","typ":"at+jwt"}`
 	accepted := func(t *testing.T, tok string) {
 		t.Helper()
 		if r := call(t, tok); r.status != http.StatusOK {
@@ -97,7 +98,7 @@ func TestJOSEBadKeyAndStrictParsing(t *testing.T) {
 	})
 
 	t.Run("bad key", func(t *testing.T) {
-		badTok := edSigned(badPriv, `{"alg":"EdDSA","kid":"ed-bad"}`, claimsJSON(""))
+		badTok := edSigned(badPriv, `{"typ":"at+jwt","alg":"EdDSA","kid":"ed-bad"}`, claimsJSON(""))
 		for range 3 {
 			refused(t, "a token naming the 31-byte key", badTok)
 		}
@@ -116,10 +117,10 @@ func TestJOSEBadKeyAndStrictParsing(t *testing.T) {
 
 	t.Run("strict JOSE", func(t *testing.T) {
 		for what, tok := range map[string]string{
-			"only ALG":           edSigned(good, `{"ALG":"EdDSA","kid":"ed-good"}`, claimsJSON("")),
-			"ALG beside alg":     edSigned(good, `{"alg":"none","ALG":"EdDSA","kid":"ed-good"}`, claimsJSON("")),
-			"duplicate alg":      edSigned(good, `{"alg":"EdDSA","alg":"EdDSA","kid":"ed-good"}`, claimsJSON("")),
-			"duplicate kid":      edSigned(good, `{"alg":"EdDSA","kid":"ed-bad","kid":"ed-good"}`, claimsJSON("")),
+			"only ALG":           edSigned(good, `{"typ":"at+jwt","ALG":"EdDSA","kid":"ed-good"}`, claimsJSON("")),
+			"ALG beside alg":     edSigned(good, `{"typ":"at+jwt","alg":"none","ALG":"EdDSA","kid":"ed-good"}`, claimsJSON("")),
+			"duplicate alg":      edSigned(good, `{"typ":"at+jwt","alg":"EdDSA","alg":"EdDSA","kid":"ed-good"}`, claimsJSON("")),
+			"duplicate kid":      edSigned(good, `{"typ":"at+jwt","alg":"EdDSA","kid":"ed-bad","kid":"ed-good"}`, claimsJSON("")),
 			"duplicate exp":      edSigned(good, goodHeader, claimsJSON(`,"exp":1`)),
 			"duplicate sub":      edSigned(good, goodHeader, claimsJSON(`,"sub":"admin"`)),
 			"EXP instead of exp": edSigned(good, goodHeader, strings.Replace(claimsJSON(""), `"exp"`, `"EXP"`, 1)),
@@ -129,7 +130,7 @@ func TestJOSEBadKeyAndStrictParsing(t *testing.T) {
 		// An unknown member is ignored: "Kid" beside kid, "EXP" beside exp.
 		// (Go's JSON decoder took "Kid" for kid: this token named the bad
 		// key and brought the old gateway down.)
-		accepted(t, edSigned(good, `{"alg":"EdDSA","kid":"ed-good","Kid":"ed-bad"}`, claimsJSON(`,"EXP":1`)))
+		accepted(t, edSigned(good, `{"typ":"at+jwt","alg":"EdDSA","kid":"ed-good","Kid":"ed-bad"}`, claimsJSON(`,"EXP":1`)))
 	})
 
 	t.Run("our ES256 tokens have one spelling", func(t *testing.T) {

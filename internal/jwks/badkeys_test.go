@@ -120,7 +120,12 @@ func TestFetcherLogsRefusedKeysOnce(t *testing.T) {
 	is := newIssuer(t, rawSet(t, bad.jwk, goodJWK))
 	core, logs := observer.New(zapcore.DebugLevel)
 	clk := &clock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
-	f := jwks.New(is.srv.URL, jwks.Options{Client: is.srv.Client(), Floor: floor, MaxAge: maxAge, Now: clk.Now, Logger: zap.New(core)})
+	f, err := jwks.New(is.srv.URL, jwks.Options{
+		Client: is.srv.Client(), Floor: floor, MaxAge: maxAge, Now: clk.Now, Logger: zap.New(core), AllowHTTPLoopback: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	warnings := func() []observer.LoggedEntry {
 		return logs.FilterLevelExact(zapcore.WarnLevel).FilterField(zap.String("kid", "ed-short")).AllUntimed()
 	}
