@@ -36,7 +36,7 @@ func Connect(ctx context.Context, d *store.Deferred, loc Location, logger *zap.L
 		return nil
 	}
 	if !loc.IsRedis() {
-		_ = st.Close() // the error that matters is Attach's
+		closeStore(st, loc, logger)
 		return err
 	}
 	logger.Error("store unreachable; answering 503 for what needs it and retrying in the background",
@@ -56,9 +56,7 @@ func retry(ctx context.Context, d *store.Deferred, st store.Store, loc Location,
 	for {
 		select {
 		case <-ctx.Done():
-			if err := st.Close(); err != nil {
-				logger.Warn("closing the store", zap.String("store", loc.String()), zap.Error(err))
-			}
+			closeStore(st, loc, logger)
 			return
 		case <-time.After(pause):
 		}
@@ -67,5 +65,12 @@ func retry(ctx context.Context, d *store.Deferred, st store.Store, loc Location,
 			return
 		}
 		pause = min(2*pause, maxRetry)
+	}
+}
+
+// closeStore closes a store that was never attached, logging a failure.
+func closeStore(st store.Store, loc Location, logger *zap.Logger) {
+	if err := st.Close(); err != nil {
+		logger.Warn("closing the store", zap.String("store", loc.String()), zap.Error(err))
 	}
 }
