@@ -59,7 +59,7 @@ func (ar *AdminRoutes) serve(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: errors.New("tokengate is not ready")}
 	}
 	api := adminapi.API{Users: app.users, Tokens: app.pats, Store: app.state.store, Clients: app.clients, Keys: app.state.keys,
-		ACL: app.state.acl, Legacy: app.legacy,
+		ACL: app.state.acl, Legacy: app.legacy, AuditFailures: app.audit.Failures,
 	}
 	if err := api.ServeHTTP(w, r); err != nil {
 		p := apierr.For(err)

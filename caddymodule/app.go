@@ -23,6 +23,7 @@ import (
 	"github.com/tokengate/tokengate/internal/login"
 	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/pat"
+	"github.com/tokengate/tokengate/internal/store/backend"
 	"github.com/tokengate/tokengate/internal/users"
 )
 
@@ -103,6 +104,12 @@ type App struct {
 	// the files (the records still go to the "tokengate.audit" logger).
 	AuditLog string `json:"audit_log,omitempty"`
 
+	// AuditLogTimeZone is the time zone in which the audit log's days
+	// begin (the <YYYY-MM-DD> of its file names): an IANA name such as
+	// "Europe/Berlin", "UTC", or "Local" (the default: the server's zone,
+	// from TZ or /etc/localtime).
+	AuditLogTimeZone string `json:"audit_log_time_zone,omitempty"`
+
 	// LegacyTokenTTL is the lifetime of tokens from /rest/token. Default:
 	// 100 years, the legacy platform's, so old clients keep working.
 	LegacyTokenTTL caddy.Duration `json:"legacy_token_ttl,omitempty"`
@@ -135,6 +142,7 @@ type App struct {
 	logins    *login.Sources
 	legacy    *legacy.Service
 	storeName string
+	auditDir  string
 }
 
 // CaddyModule returns the Caddy module information.
@@ -145,8 +153,10 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision opens (or reuses across reloads) the store and cache and
-// builds the services.
+// Provision builds the services on the shared state (reused across
+// reloads). It opens, locks and creates nothing, so that `tokengate
+// validate` can run beside a running gateway: the store is opened in Start
+// and the audit directory made on the first write.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.setDefaults()
@@ -155,26 +165,32 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if storeURL == "" {
 		storeURL = defaultStorePath()
 	}
-	loc, err := parseStoreLocation(storeURL)
+	loc, err := backend.Parse(storeURL)
 	if err != nil {
 		return fmt.Errorf("store: %v", err)
 	}
-	a.poolKey, a.storeName = loc.poolKey(), loc.String()
+	a.poolKey, a.storeName = loc.PoolKey(), loc.String()
 	val, _, err := statePool.LoadOrNew(a.poolKey, func() (caddy.Destructor, error) {
-		return newSharedState(loc, time.Duration(a.LastAccessFlush), a.logger)
+		return newSharedState(loc)
 	})
 	if err != nil {
-		return fmt.Errorf("opening store %s: %v", a.storeName, err)
+		return fmt.Errorf("store %s: %v", a.storeName, err)
 	}
 	a.state = val.(*sharedState)
-	auditDir := repl.ReplaceKnown(a.AuditLog, "")
-	switch auditDir {
+	a.auditDir = repl.ReplaceKnown(a.AuditLog, "")
+	switch a.auditDir {
 	case "off":
-		auditDir = ""
+		a.auditDir = ""
 	case "":
-		auditDir = filepath.Join(caddy.AppDataDir(), "tokengate", "log")
+		a.auditDir = filepath.Join(caddy.AppDataDir(), "tokengate", "log")
 	}
-	a.audit = audit.New(auditDir, a.logger.Named("audit"), nil)
+	zone, err := audit.LoadLocation(repl.ReplaceKnown(a.AuditLogTimeZone, ""))
+	if err != nil {
+		return fmt.Errorf("audit_log_time_zone: %v", err)
+	}
+	a.audit = audit.New(audit.Options{
+		Dir: a.auditDir, Records: a.logger.Named("audit"), Errors: a.logger, Location: zone,
+	})
 	return a.wire()
 }
 
@@ -243,7 +259,9 @@ func (a *App) endpoint(realm string) *oauth.Endpoint {
 	}
 }
 
-// Validate checks the configuration without changing it.
+// Validate checks the configuration without changing anything: it reads
+// the file system to tell that the audit directory could be made and
+// written, but creates nothing (see audit.CheckDir).
 func (a App) Validate() error {
 	switch {
 	case a.CacheTTL < 0:
@@ -271,6 +289,9 @@ func (a App) Validate() error {
 	case a.IdentitySource == login.Backend && a.IdentityBackend == "":
 		return fmt.Errorf("identity_source backend needs identity_backend <url>")
 	}
+	if err := audit.CheckDir(a.auditDir); err != nil {
+		return fmt.Errorf("audit_log: %v", err)
+	}
 	if a.IdentityBackend != "" {
 		if u, err := url.Parse(a.IdentityBackend); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 			return fmt.Errorf("identity_backend must be an http(s) URL without credentials")
@@ -279,9 +300,14 @@ func (a App) Validate() error {
 	return nil
 }
 
-// Start is a no-op: the store and its background work start with the
-// shared state, which outlives config reloads.
+// Start opens the store, unless a previous config sharing it did (see
+// sharedState.start). An embedded store that cannot be opened (its file is
+// locked by another process) stops the start; an unreachable Redis does
+// not: it is retried in the background while what needs it answers 503.
 func (a *App) Start() error {
+	if err := a.state.start(time.Duration(a.LastAccessFlush), a.logger); err != nil {
+		return fmt.Errorf("opening store %s: %v", a.storeName, err)
+	}
 	a.logger.Info("tokengate started", zap.String("store", a.storeName))
 	return nil
 }
@@ -292,7 +318,9 @@ func (a *App) Stop() error { return nil }
 // Cleanup releases this config's hold on the shared state (the last
 // holder's release closes the store) and closes the audit file.
 func (a *App) Cleanup() error {
-	_ = a.audit.Close()
+	if err := a.audit.Close(); err != nil {
+		a.logger.Error("closing the audit log", zap.Error(err))
+	}
 	if a.state == nil {
 		return nil
 	}

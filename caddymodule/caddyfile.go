@@ -52,6 +52,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		audience <aud>
 //		jwks_max_age <duration>
 //		audit_log <dir | off>
+//		audit_log_time_zone <IANA name | Local | UTC>
 //		legacy_token_ttl <duration>
 //		identity_source <local | backend>
 //		identity_backend <url>
@@ -92,6 +93,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.JWKSMaxAge, err = durationArg(d)
 		case "audit_log":
 			a.AuditLog, err = oneArg(d)
+		case "audit_log_time_zone":
+			a.AuditLogTimeZone, err = oneArg(d)
 		case "legacy_token_ttl":
 			a.LegacyTokenTTL, err = durationArg(d)
 		case "identity_source":

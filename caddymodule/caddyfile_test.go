@@ -72,24 +72,3 @@ func TestValidate(t *testing.T) {
 		t.Errorf("zero config rejected: %v", err)
 	}
 }
-
-func TestStoreLocation(t *testing.T) {
-	loc, err := parseStoreLocation("redis://:s3cret@127.0.0.1:6379/0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(loc.String(), "s3cret") || strings.Contains(loc.poolKey(), "s3cret") {
-		t.Fatalf("password leaks: %q %q", loc.String(), loc.poolKey())
-	}
-	other, _ := parseStoreLocation("redis://:other@127.0.0.1:6379/0")
-	if other.poolKey() == loc.poolKey() {
-		t.Fatal("different credentials share a pool key")
-	}
-	if _, err := parseStoreLocation("postgres://x"); err == nil {
-		t.Fatal("unsupported scheme accepted")
-	}
-	file, err := parseStoreLocation("data/tg.db")
-	if err != nil || !strings.HasSuffix(file.path, "/data/tg.db") || !strings.HasPrefix(file.path, "/") {
-		t.Fatalf("file store = %+v, %v", file, err)
-	}
-}

@@ -16,17 +16,25 @@ import (
 
 	"github.com/tokengate/tokengate/internal/identity"
 	"github.com/tokengate/tokengate/internal/pat"
+	"github.com/tokengate/tokengate/internal/store/backend"
 	"github.com/tokengate/tokengate/internal/users"
 )
 
 // testApp wires an App on a real embedded store, as Provision does.
 func testApp(t testing.TB) *App {
 	t.Helper()
-	st, err := newSharedState(storeLocation{path: filepath.Join(t.TempDir(), "tg.db")}, time.Hour, zap.NewNop())
+	loc, err := backend.Parse(filepath.Join(t.TempDir(), "tg.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := newSharedState(loc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Destruct() })
+	if err := st.start(time.Hour, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
 	a := &App{BcryptCost: 4, MaxTokensPerUser: 50, state: st, logger: zap.NewNop()}
 	a.setDefaults()
 	if err := a.wire(); err != nil {

@@ -2,11 +2,9 @@ package caddymodule
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"path/filepath"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -19,8 +17,7 @@ import (
 	"github.com/tokengate/tokengate/internal/lastuse"
 	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/store"
-	"github.com/tokengate/tokengate/internal/store/boltstore"
-	"github.com/tokengate/tokengate/internal/store/redisstore"
+	"github.com/tokengate/tokengate/internal/store/backend"
 )
 
 // statePool keeps the store connection, the cache and their background
@@ -33,104 +30,76 @@ func defaultStorePath() string {
 	return filepath.Join(caddy.AppDataDir(), "tokengate", "tokengate.db")
 }
 
-// storeLocation is a parsed `store` setting.
-type storeLocation struct {
-	redisURL string // set for Redis
-	path     string // set for the embedded store
-}
-
-func parseStoreLocation(s string) (storeLocation, error) {
-	if strings.HasPrefix(s, "redis") && strings.Contains(s, "://") {
-		if _, err := redisstore.ParseURL(s); err != nil {
-			return storeLocation{}, err
-		}
-		return storeLocation{redisURL: s}, nil
-	}
-	if strings.Contains(s, "://") {
-		return storeLocation{}, fmt.Errorf("unsupported store URL scheme in %q: use redis://, rediss://, redis-sentinel://, redis-cluster:// or a file path", redisstore.Redacted(s))
-	}
-	abs, err := filepath.Abs(s)
-	if err != nil {
-		return storeLocation{}, err
-	}
-	return storeLocation{path: abs}, nil
-}
-
-// String names the location without any password.
-func (l storeLocation) String() string {
-	if l.redisURL != "" {
-		return redisstore.Redacted(l.redisURL)
-	}
-	return l.path
-}
-
-// poolKey identifies the connection. It includes a digest of the full URL
-// so that configs differing only in credentials do not share a client,
-// while the key itself never holds the password.
-func (l storeLocation) poolKey() string {
-	if l.redisURL == "" {
-		return "file:" + l.path
-	}
-	sum := sha256.Sum256([]byte(l.redisURL))
-	return l.String() + "#" + hex.EncodeToString(sum[:8])
-}
-
 // sharedState is what outlives a config: the store, the cache, the checker
 // and the background goroutines (invalidation subscription, last-access
 // flushing), stopped by Destruct when the last config using it goes away.
+//
+// Making it opens nothing: the store is a store.Deferred, attached by
+// start (App.Start), so that `tokengate validate` neither locks nor creates
+// anything and a Redis that is down at start-up does not stop the server.
 type sharedState struct {
-	store   store.Store
+	loc     backend.Location
+	store   *store.Deferred
 	cache   *cache.Cache
 	uses    *lastuse.Recorder
 	clients *oauth.ClientTable
 	denied  *oauth.DenyList
 	keys    *keyring.Holder
 	acl     *acl.ACL
+	ctx     context.Context
 	cancel  context.CancelFunc
-	done    chan struct{}
+	wg      sync.WaitGroup
+
+	mu      sync.Mutex
+	started bool
 }
 
-func openStore(loc storeLocation) (store.Store, error) {
-	if loc.redisURL != "" {
-		return redisstore.Open(loc.redisURL, redisstore.Options{})
-	}
-	return boltstore.Open(loc.path, boltstore.Options{})
-}
-
-// newSharedState opens the store and starts the background work. The
+// newSharedState builds the state on a store that is not open yet. The
 // keyring's settings come from the first config; later configs apply
 // theirs with keys.Configure.
-func newSharedState(loc storeLocation, flushEvery time.Duration, logger *zap.Logger) (*sharedState, error) {
-	st, err := openStore(loc)
-	if err != nil {
-		return nil, err
-	}
+func newSharedState(loc backend.Location) (*sharedState, error) {
+	st := store.NewDeferred()
 	s := &sharedState{
-		store: st, cache: cache.New(cache.Options{}), uses: lastuse.New(st),
+		loc: loc, store: st, cache: cache.New(cache.Options{}), uses: lastuse.New(st),
 		clients: oauth.NewClientTable(st), denied: oauth.NewDenyList(st),
-		keys: keyring.NewHolder(st, keyring.Policy{}, "", 0, nil), acl: acl.New(st), done: make(chan struct{}),
+		keys: keyring.NewHolder(st, keyring.Policy{}, "", 0, nil), acl: acl.New(st),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	targets := invalidate.Targets{Cache: s.cache, Clients: s.clients, Denied: s.denied, Keys: s.keys, ACL: s.acl}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	if err := st.Subscribe(ctx, targets.Handle); err != nil {
-		cancel()
-		_ = st.Close()
+	if err := st.Subscribe(s.ctx, targets.Handle); err != nil {
+		s.cancel()
 		return nil, fmt.Errorf("subscribing to store changes: %v", err)
 	}
+	return s, nil
+}
+
+// start opens the store (see backend.Connect) and starts the background
+// work, once for all the configs sharing the state; after a failure the
+// next config's start tries again.
+func (s *sharedState) start(flushEvery time.Duration, logger *zap.Logger) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return nil
+	}
+	if err := backend.Connect(s.ctx, s.store, s.loc, logger, &s.wg); err != nil {
+		return err
+	}
+	s.started = true
+	s.wg.Add(1)
 	go func() {
-		defer close(s.done)
-		s.uses.Run(ctx, flushEvery, func(err error) {
+		defer s.wg.Done()
+		s.uses.Run(s.ctx, flushEvery, func(err error) {
 			logger.Warn("writing last token use failed; will retry", zap.Error(err))
 		})
 	}()
-	return s, nil
+	return nil
 }
 
 // Destruct stops the background work (flushing pending last-use records)
 // and closes the store.
 func (s *sharedState) Destruct() error {
 	s.cancel()
-	<-s.done
+	s.wg.Wait()
 	return s.store.Close()
 }

@@ -761,7 +761,7 @@ func TestOAuthAuditLog(t *testing.T) {
 				t.Fatalf("audit line is not JSON: %q", sc.Text())
 			}
 			ts, err := time.Parse(time.RFC3339Nano, v["timestamp"].(string))
-			if err != nil || !day.MatchString(filepath.Base(f)) || ts.UTC().Format("2006-01-02") != filepath.Base(f) {
+			if err != nil || !day.MatchString(filepath.Base(f)) || ts.Format("2006-01-02") != filepath.Base(f) {
 				t.Fatalf("line %v in file %s", v, filepath.Base(f))
 			}
 			if ts.Before(start.Add(-time.Minute)) || ts.After(time.Now().Add(time.Minute)) {
@@ -775,12 +775,15 @@ func TestOAuthAuditLog(t *testing.T) {
 	}
 	host := strings.TrimPrefix(g.base, "http://")
 	for i, want := range []struct {
-		name, level string
-		code        float64
-	}{{c.Name, "INFO", 200}, {c.ID, "ERROR", 401}, {"", "ERROR", 401}} {
-		// A failed request did not authenticate: its line names the
-		// client id it claimed, if that has a client id's shape.
+		name, id, level string
+		code            float64
+	}{{c.Name, c.ID, "INFO", 200}, {c.Name, c.ID, "ERROR", 401}, {"", "", "ERROR", 401}} {
+		// Every line names the key by its name, a failed request's too,
+		// and the client id it claimed, if that has a client id's shape.
 		l := lines[i]
+		if id, _ := l["client_id"].(string); id != want.id {
+			t.Errorf("line %d: client_id %q, want %q", i, id, want.id)
+		}
 		if l["name"] != want.name || l["hostname"] != host || l["ip"] != "127.0.0.1" || l["level"] != want.level || l["resp_code"] != want.code {
 			t.Errorf("line %d: %v, want name %q level %s code %v", i, l, want.name, want.level, want.code)
 		}

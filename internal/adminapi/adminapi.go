@@ -12,7 +12,7 @@
 //	PATCH  /tokengate/users/{name}/tokens/{id}   rename one, switch it on/off, set its allowed IPs
 //	DELETE /tokengate/users/{name}/tokens/{id}   revoke one
 //	POST   /tokengate/store/check[?repair=true]  check (and repair) the store
-//	GET    /tokengate/store/stats                store operations so far (for benchmarks)
+//	GET    /tokengate/store/stats                store operations so far (for benchmarks), audit write failures
 //	GET    /tokengate/oauth/clients              list OAuth keys
 //	POST   /tokengate/oauth/clients              add one (the secret is shown once)
 //	GET    /tokengate/oauth/clients/{id}         show one
@@ -53,6 +53,9 @@ type API struct {
 	Keys    *keyring.Holder
 	ACL     *acl.ACL
 	Legacy  *legacy.Service
+	// AuditFailures counts the audit records that could not be written
+	// (nil: none are kept).
+	AuditFailures func() uint64
 }
 
 // ServeHTTP routes an admin request. It returns errors for the caller to
@@ -176,20 +179,28 @@ func (a *API) storeCheck(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// storeStats reports how many operations this node sent to the store, so
-// that a load harness can report store calls per request.
+// storeStats reports how many operations this node sent to the store (when
+// the backend counts them: Redis), so that a load harness can report store
+// calls per request, and how many audit records could not be written.
 func (a *API) storeStats(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return methodNotAllowed(w, "GET")
 	}
-	counter, ok := a.Store.(interface {
+	out := map[string]uint64{"audit_write_failures": 0}
+	if a.AuditFailures != nil {
+		out["audit_write_failures"] = a.AuditFailures()
+	}
+	st := a.Store
+	if d, ok := st.(*store.Deferred); ok {
+		st = d.Backend()
+	}
+	if counter, ok := st.(interface {
 		Ops() uint64
 		RoundTrips() uint64
-	})
-	if !ok {
-		return apierr.ErrNotFound
+	}); ok {
+		out["ops"], out["round_trips"] = counter.Ops(), counter.RoundTrips()
 	}
-	jsonbody.Write(w, http.StatusOK, map[string]uint64{"ops": counter.Ops(), "round_trips": counter.RoundTrips()})
+	jsonbody.Write(w, http.StatusOK, out)
 	return nil
 }
 

@@ -153,7 +153,7 @@ func For(err error) Problem {
 		return p(http.StatusBadRequest, "invalid_request")
 	case errors.As(err, &rl):
 		return Problem{Status: http.StatusTooManyRequests, Code: "rate_limited", Description: rl.Error(), RetryAfter: rl.RetryAfter}
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, ErrUnavailable), errors.Is(err, store.ErrUnavailable):
 		// The wrapped detail (addresses, store errors) is for the log only.
 		return Problem{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Description: ErrUnavailable.Error()}
 	}

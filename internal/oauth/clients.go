@@ -211,6 +211,19 @@ func (cs *Clients) Delete(ctx context.Context, id string) error {
 	return apierr.FromStore(err)
 }
 
+// Name returns the name of the client with id, or "" when there is none
+// (or the store cannot say), for the audit log.
+func (cs *Clients) Name(ctx context.Context, id string) string {
+	if id == "" {
+		return ""
+	}
+	c, err := cs.lookup(ctx, id)
+	if err != nil {
+		return ""
+	}
+	return c.Name
+}
+
 // lookup reads a client through the table when there is one.
 func (cs *Clients) lookup(ctx context.Context, id string) (store.Client, error) {
 	if cs.table == nil {

@@ -186,7 +186,7 @@ func (p *params) credentials(r *http.Request) error {
 // ServeToken answers POST /api-user/oauth/token (RFC 6749 4.4, and the
 // seed's JSON body). Every request is written to the audit log.
 func (e *Endpoint) ServeToken(w http.ResponseWriter, r *http.Request, req Request) {
-	name, basic := "", false
+	clientID, basic := "", false
 	issued, err := func() (Issued, error) {
 		p, err := readParams(w, r, true)
 		basic = p.viaBasic
@@ -195,8 +195,9 @@ func (e *Endpoint) ServeToken(w http.ResponseWriter, r *http.Request, req Reques
 		}
 		if strings.HasPrefix(p.id, token.ClientIDPrefix) && len(p.id) <= 64 {
 			// Only what has a client id's shape: a secret sent as the id
-			// (swapped fields) must not reach the log.
-			name = p.id
+			// (swapped fields) must not reach the log. The record names
+			// the key by its name, whatever the outcome.
+			clientID = p.id
 		}
 		switch gt, ok := p.values["grant_type"]; {
 		case !ok:
@@ -210,22 +211,21 @@ func (e *Endpoint) ServeToken(w http.ResponseWriter, r *http.Request, req Reques
 		if err != nil {
 			return Issued{}, err
 		}
-		name = c.Name
 		scopes, err := grantScopes(c, p.values)
 		if err != nil {
 			return Issued{}, err
 		}
 		return e.Tokens.Issue(r.Context(), c, scopes)
 	}()
-	rec := audit.Record{Name: name, Hostname: r.Host, IP: req.ClientIP, Level: audit.LevelInfo, RespCode: http.StatusOK}
+	rec := audit.Record{Name: e.Clients.Name(r.Context(), clientID), ClientID: clientID, Hostname: r.Host, IP: req.ClientIP, Level: audit.LevelInfo, RespCode: http.StatusOK}
 	if err != nil {
 		pr := apierr.For(err)
 		rec.Level, rec.RespCode, rec.Response = audit.LevelError, pr.Status, pr.Code+": "+pr.Description
-		_ = e.Audit.Write(rec)
+		e.Audit.Write(rec)
 		e.writeError(w, pr, basic)
 		return
 	}
-	_ = e.Audit.Write(rec)
+	e.Audit.Write(rec)
 	w.Header().Set("Pragma", "no-cache")
 	jsonbody.Write(w, http.StatusOK, map[string]any{
 		"access_token": issued.Token, "token_type": "Bearer", "expires_in": issued.ExpiresIn, "scope": issued.Scope,

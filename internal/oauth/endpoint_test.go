@@ -333,6 +333,13 @@ func TestTokenAudit(t *testing.T) {
 	e := newEnv(t)
 	c := e.newClient(t, oauth.NewClient{Name: "deploy bot"})
 	other, _ := token.NewClientSecret()
+	disabled := false
+	off := e.newClient(t, oauth.NewClient{Name: "switched off", Enabled: &disabled})
+	fenced := e.newClient(t, oauth.NewClient{Name: "fenced", AllowedIPs: []string{"198.51.100.0/24"}})
+	unknown := e.newClient(t, oauth.NewClient{Name: "deleted"})
+	if err := e.clients.Delete(context.Background(), unknown.ClientID); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name  string
 		call  call
@@ -342,8 +349,11 @@ func TestTokenAudit(t *testing.T) {
 	}{
 		{"success with Basic", viaBasic(c), audit.LevelInfo, 200, "deploy bot"},
 		{"success with body credentials", viaBody(c), audit.LevelInfo, 200, "deploy bot"},
-		{"wrong secret", call{body: form("grant_type", "client_credentials", "client_id", c.ClientID, "client_secret", other)}, audit.LevelError, 401, c.ClientID},
-		{"unsupported grant type", call{body: form("grant_type", "password", "client_id", c.ClientID, "client_secret", c.ClientSecret)}, audit.LevelError, 400, c.ClientID},
+		{"wrong secret", call{body: form("grant_type", "client_credentials", "client_id", c.ClientID, "client_secret", other)}, audit.LevelError, 401, "deploy bot"},
+		{"unsupported grant type", call{body: form("grant_type", "password", "client_id", c.ClientID, "client_secret", c.ClientSecret)}, audit.LevelError, 400, "deploy bot"},
+		{"key switched off", viaBasic(off), audit.LevelError, 401, "switched off"},
+		{"address not allowed", viaBasic(fenced), audit.LevelError, 400, "fenced"},
+		{"unknown client", call{body: form("grant_type", "client_credentials", "client_id", unknown.ClientID, "client_secret", unknown.ClientSecret)}, audit.LevelError, 401, ""},
 		{"scope not allowed", viaBasic(c, "scope", "admin"), audit.LevelError, 400, "deploy bot"},
 		{"id and secret swapped", call{body: form("grant_type", "client_credentials", "client_id", c.ClientSecret, "client_secret", c.ClientID)}, audit.LevelError, 401, ""},
 		{"secret as Basic user", call{body: form("grant_type", "client_credentials"), basic: []string{c.ClientSecret, c.ClientSecret}}, audit.LevelError, 401, ""},

@@ -96,7 +96,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e.pats = pat.NewService(st, uses, 0, clk.Now)
-	log := audit.New(e.auditDir, nil, clk.Now)
+	log := audit.New(audit.Options{Dir: e.auditDir, Now: clk.Now, Location: time.UTC})
 	t.Cleanup(func() { log.Close() })
 	e.ep = &oauth.Endpoint{
 		Clients: e.clients, Tokens: e.tokens, Users: auth, Inspector: e.checker, Store: st,

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -41,6 +42,23 @@ var schemes = map[string]scheme{
 	"rediss-sentinel": {sentinel, true, "26379"},
 	"redis-cluster":   {cluster, false, "6379"},
 	"rediss-cluster":  {cluster, true, "6379"},
+}
+
+// IsScheme reports whether s (as written, lower case) is an accepted URL
+// scheme.
+func IsScheme(s string) bool {
+	_, ok := schemes[s]
+	return ok
+}
+
+// Schemes returns the accepted URL schemes, sorted.
+func Schemes() []string {
+	out := make([]string, 0, len(schemes))
+	for s := range schemes {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Query parameters handled here rather than by go-redis.

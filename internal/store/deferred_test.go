@@ -1,0 +1,79 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/internal/store"
+	"github.com/tokengate/tokengate/internal/store/boltstore"
+)
+
+// Until a backend is attached every call answers ErrUnavailable; a
+// subscription made before is set up on attach and gets the events.
+func TestDeferredUnavailableThenAttached(t *testing.T) {
+	ctx := context.Background()
+	d := store.NewDeferred()
+	events := make(chan store.Event, 8)
+	sub, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := d.Subscribe(sub, func(e store.Event) { events <- e }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.GetUser(ctx, "alice"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("GetUser before attach: %v, want ErrUnavailable", err)
+	}
+	if err := d.CreateUser(ctx, store.User{Name: "alice"}); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("CreateUser before attach: %v, want ErrUnavailable", err)
+	}
+	if d.Backend() != nil {
+		t.Fatal("a backend before attach")
+	}
+	bolt, err := boltstore.Open(filepath.Join(t.TempDir(), "tg.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Attach(bolt); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Attach(bolt); err == nil {
+		t.Error("a second Attach succeeded")
+	}
+	if err := d.CreateUser(ctx, store.User{Name: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.UpdateUser(ctx, "alice", func(u *store.User) error { u.Disabled = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-events:
+		if e.Kind != store.EventUser || e.Owner != "alice" {
+			t.Errorf("event %+v", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the early subscription got no event")
+	}
+}
+
+// failingStore refuses subscriptions, as an unreachable Redis does.
+type failingStore struct{ store.Store }
+
+func (failingStore) Subscribe(context.Context, func(store.Event)) error {
+	return errors.New("connection refused")
+}
+
+func TestDeferredAttachFailureKeepsUnavailable(t *testing.T) {
+	d := store.NewDeferred()
+	if err := d.Subscribe(context.Background(), func(store.Event) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Attach(failingStore{}); err == nil {
+		t.Fatal("Attach succeeded although the subscription failed")
+	}
+	if _, err := d.ListUsers(context.Background()); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("ListUsers after a failed attach: %v", err)
+	}
+}
