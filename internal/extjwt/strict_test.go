@@ -38,7 +38,7 @@ func TestExternalNamesAreExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := string(payload)
-	header := `{"alg":"RS256","kid":"` + kid + `"}`
+	header := `{"typ":"at+jwt","alg":"RS256","kid":"` + kid + `"}`
 	wantAccepted(t, v, rawRS256(t, header, good))
 	for name, tc := range map[string]struct{ tok, why string }{
 		"EXP for exp":     {rawRS256(t, header, strings.Replace(good, `"exp":`, `"EXP":`, 1)), "no exp claim"},
@@ -46,8 +46,8 @@ func TestExternalNamesAreExact(t *testing.T) {
 		"Sub for sub":     {rawRS256(t, header, strings.Replace(good, `"sub":`, `"Sub":`, 1)), "no sub claim"},
 		"duplicate exp":   {rawRS256(t, header, strings.Replace(good, `"exp":`, `"exp":1,"exp":`, 1)), "duplicate member"},
 		"duplicate sub":   {rawRS256(t, header, strings.Replace(good, `"sub":`, `"sub":"root","sub":`, 1)), "duplicate member"},
-		"only ALG":        {rawRS256(t, `{"ALG":"RS256","kid":"`+kid+`"}`, good), "no alg"},
-		"duplicate alg":   {rawRS256(t, `{"alg":"RS256","alg":"RS256","kid":"`+kid+`"}`, good), "duplicate member"},
+		"only ALG":        {rawRS256(t, `{"typ":"at+jwt","ALG":"RS256","kid":"`+kid+`"}`, good), "no alg"},
+		"duplicate alg":   {rawRS256(t, `{"typ":"at+jwt","alg":"RS256","alg":"RS256","kid":"`+kid+`"}`, good), "duplicate member"},
 		"claims an array": {rawRS256(t, header, `[`+good+`]`), "malformed"},
 	} {
 		t.Run(name, func(t *testing.T) { wantRefusal(t, v, tc.tok, apierr.ErrInvalidToken, tc.why) })

@@ -223,6 +223,11 @@ func (d *Deferred) FailureCount(ctx context.Context, key string) (int64, error) 
 	return d.store().FailureCount(ctx, key)
 }
 
+// UncountFailure implements Store.
+func (d *Deferred) UncountFailure(ctx context.Context, key string) error {
+	return d.store().UncountFailure(ctx, key)
+}
+
 // ClearFailures implements Store.
 func (d *Deferred) ClearFailures(ctx context.Context, key string) error {
 	return d.store().ClearFailures(ctx, key)
@@ -283,6 +288,7 @@ func (unavailable) CountFailure(context.Context, string, time.Duration) (int64, 
 }
 func (unavailable) FailureCount(context.Context, string) (int64, error) { return 0, ErrUnavailable }
 func (unavailable) ClearFailures(context.Context, string) error         { return ErrUnavailable }
+func (unavailable) UncountFailure(context.Context, string) error        { return ErrUnavailable }
 func (unavailable) Check(context.Context, bool) (CheckReport, error) {
 	return CheckReport{}, ErrUnavailable
 }
