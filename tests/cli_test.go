@@ -117,3 +117,28 @@ func TestCLIWithoutGateway(t *testing.T) {
 		t.Fatalf("user set without flags: %v\n%s", err, out)
 	}
 }
+
+// TestBinaryNamesItself: usage lines say tokengate, not caddy, and
+// `version` (and --version) print tokengate's version and Caddy's.
+func TestBinaryNamesItself(t *testing.T) {
+	out, err := runBinary(t, "--help")
+	if err != nil {
+		t.Fatalf("--help: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "Usage:\n  tokengate [command]") || strings.Contains(out, "caddy [command]") {
+		t.Errorf("--help usage does not name tokengate:\n%s", out)
+	}
+	out, err = runBinary(t, "user", "add", "--help")
+	if err != nil || !strings.Contains(out, "tokengate user add") {
+		t.Errorf("user add --help: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		out, err := runBinary(t, args...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		if !strings.HasPrefix(out, "tokengate ") || !strings.Contains(out, ", Caddy v2.") {
+			t.Errorf("%v printed %q, want tokengate's version and Caddy's", args, out)
+		}
+	}
+}
