@@ -779,3 +779,34 @@ func TestOAuthAuditLog(t *testing.T) {
 	}
 	g.assertNoSecrets(c.Secret, other.Secret, tok)
 }
+
+// TestRefusedTokenDoesNotTellWhy: a forged or tampered token is refused
+// with the RFC 6750 code and a generic description in the body and in
+// WWW-Authenticate; the reason (signature, kid...) goes to the debug log
+// only.
+func TestRefusedTokenDoesNotTellWhy(t *testing.T) {
+	up := startUpstream(t)
+	g := startGateway(t, embedded, up, gatewayConfig{})
+	c := addClient(t, g, "reader", "--scope", "read")
+	tok := requestToken(t, g.base, c, nil, "")
+	parts := strings.Split(tok, ".")
+	badSig := parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
+	hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"at+jwt","kid":"no-such-kid"}`))
+	unknownKid := hdr + "." + parts[1] + "." + parts[2]
+	for name, forged := range map[string]string{"bad signature": badSig, "unknown kid": unknownKid} {
+		r := callEdge(t, g.base, forged)
+		assertRefused(t, g, up, r, http.StatusUnauthorized, "invalid_token")
+		answer := strings.ToLower(string(r.body) + r.header.Get("WWW-Authenticate"))
+		for _, why := range []string{"signature", "kid", "signing key", "verif"} {
+			if strings.Contains(answer, why) {
+				t.Errorf("%s: the answer tells the reason (%q): %s", name, why, answer)
+			}
+		}
+		if d := r.json(t)["error_description"]; d != "the access token is invalid" {
+			t.Errorf("%s: error_description %q", name, d)
+		}
+	}
+	if logs := g.logs.String(); !strings.Contains(logs, "unknown signing key") {
+		t.Errorf("the debug log does not keep the reason")
+	}
+}
