@@ -31,7 +31,9 @@ func multipartOf(t *testing.T, kv ...string) (string, string) {
 // get a token in every body form; RFC 6749 names keep needing grant_type;
 // mixed or repeated names are 400 naming the field.
 func TestTokenSeedBodies(t *testing.T) {
-	seed := func(c oauth.CreatedClient) []string { return []string{"clientId", c.ClientID, "clientSecret", c.ClientSecret} }
+	seed := func(c oauth.CreatedClient) []string {
+		return []string{"clientId", c.ClientID, "clientSecret", c.ClientSecret}
+	}
 	mp := func(t *testing.T, kv []string) call {
 		ct, body := multipartOf(t, kv...)
 		return call{ctype: ct, body: body}
