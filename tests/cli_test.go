@@ -142,3 +142,28 @@ func TestBinaryNamesItself(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIErrorsReadPlainly: CLI errors name what was not found and speak
+// in flag names, never `HTTP 404: {"error":...}`.
+func TestCLIErrorsReadPlainly(t *testing.T) {
+	up := startUpstream(t)
+	g := startGateway(t, embedded, up, gatewayConfig{})
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"user", "show", "bob"}, "no such user: bob"},
+		{[]string{"user", "revoke", "bob", "abc"}, "token not found: abc"},
+		{[]string{"oauth", "signing", "set", "--lifetime", "5"}, "--lifetime"},
+		{[]string{"oauth", "client", "show", "tgc_nope"}, "no such OAuth key: tgc_nope"},
+		{[]string{"oauth", "signing", "set", "--algorithm", "RS256"}, "--confirm"},
+	} {
+		out, err := g.cli("", tc.args...)
+		if err == nil {
+			t.Fatalf("%v succeeded: %s", tc.args, out)
+		}
+		if !strings.Contains(out, tc.want) || strings.Contains(out, "HTTP 4") || strings.Contains(out, `{"error"`) {
+			t.Errorf("%v printed %q, want plain words with %q", tc.args, out, tc.want)
+		}
+	}
+}

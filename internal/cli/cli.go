@@ -192,7 +192,7 @@ func call(c *cobra.Command, connect Connect, method, uri string, body any, show 
 	}
 	resp, err := req(method, uri, r)
 	if err != nil {
-		return err
+		return readable(uri, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
