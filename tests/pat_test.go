@@ -365,10 +365,15 @@ func TestPATExpiryChange(t *testing.T) {
 				t.Errorf("%s: %s", bad, r.body)
 			}
 		}
-		patch(t, g, id, `{"expires_in":1}`)
-		if out := g.mustCLI("", "user", "tokens", "alice"); !strings.Contains(out, id) {
-			t.Fatalf("user tokens: %s", out)
+		// The administrator's way: the CLI through the admin API.
+		g.mustCLI("", "user", "token-set", "alice", id, "--expires-in", "3600")
+		if out := g.mustCLI("", "user", "tokens", "alice"); !strings.Contains(out, id) || strings.Contains(out, "never") {
+			t.Fatalf("user tokens after token-set --expires-in: %s", out)
 		}
+		if out, err := g.cli("", "user", "token-set", "alice", id, "--expires-in", "0"); err == nil || !strings.Contains(out, "--expires-in") {
+			t.Errorf("token-set --expires-in 0: %v %s", err, out)
+		}
+		patch(t, g, id, `{"expires_in":1}`)
 		for _, n := range nodes {
 			// The cache would keep the old "never expires" for cache_ttl
 			// (30s); the bound on waiting is well below it.

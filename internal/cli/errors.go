@@ -32,6 +32,8 @@ var flagOf = map[string]string{
 	"allowed_ips":      "--allow-ip",
 	"scopes":           "--scope",
 	"enabled":          "--enabled",
+	"expires_in":       "--expires-in",
+	"label":            "--label",
 }
 
 // member finds a JSON member name, quoted or not, with the value that may
