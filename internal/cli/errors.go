@@ -21,7 +21,6 @@ var flagOf = map[string]string{
 	"lifetime_seconds": "--lifetime",
 	"algorithm":        "--algorithm",
 	"reset":            "--reset",
-	"mode":             "--immediate",
 	"token_login":      "--token-login",
 	"disabled":         "--disabled",
 	"roles":            "--role",
