@@ -12,7 +12,7 @@ test:
 
 # Build the binary into ./tokengate.
 build:
-	go build -o tokengate ./cmd/tokengate
+	go build -ldflags "-X main.version=$$(git describe --tags --always --dirty 2>/dev/null || echo devel)" -o tokengate ./cmd/tokengate
 
 # Hot-path micro-benchmarks.
 bench:

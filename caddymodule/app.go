@@ -51,8 +51,9 @@ type App struct {
 	// CacheSize bounds the number of cached decisions. Default: 100000.
 	CacheSize int `json:"cache_size,omitempty"`
 
-	// MaxTokensPerUser caps the tokens one user may hold. Default: 50;
-	// -1: no limit.
+	// MaxTokensPerUser caps the personal access tokens one user may hold.
+	// Legacy tokens from /rest/token do not count (see
+	// MaxLegacyTokensPerUser). Default: 50; -1: no limit.
 	MaxTokensPerUser int `json:"max_tokens_per_user,omitempty"`
 
 	// LastAccessFlush is how often recorded token uses are written to the
@@ -113,6 +114,17 @@ type App struct {
 	// LegacyTokenTTL is the lifetime of tokens from /rest/token. Default:
 	// 100 years, the legacy platform's, so old clients keep working.
 	LegacyTokenTTL caddy.Duration `json:"legacy_token_ttl,omitempty"`
+
+	// MaxLegacyTokensPerUser caps the legacy tokens (from /rest/token) one
+	// user may hold, separately from MaxTokensPerUser. Default: 50; -1: no
+	// limit.
+	MaxLegacyTokensPerUser int `json:"max_legacy_tokens_per_user,omitempty"`
+
+	// LegacyTokenCapPolicy is what /rest/token does for a user who already
+	// holds MaxLegacyTokensPerUser legacy tokens: "revoke_oldest" (the
+	// default) revokes that user's oldest legacy token on every node and
+	// logs it; "refuse" answers 409 token_limit.
+	LegacyTokenCapPolicy string `json:"legacy_token_cap_policy,omitempty"`
 
 	// IdentitySource is where passwords are checked when the client does
 	// not say (auth-user-type): "local" (the gateway's users, the default)
@@ -199,6 +211,9 @@ func (a *App) setDefaults() {
 	if a.MaxTokensPerUser == 0 {
 		a.MaxTokensPerUser = 50
 	}
+	if a.MaxLegacyTokensPerUser == 0 {
+		a.MaxLegacyTokensPerUser = legacy.DefaultMax
+	}
 	if a.LastAccessFlush == 0 {
 		a.LastAccessFlush = caddy.Duration(10 * time.Second)
 	}
@@ -232,7 +247,9 @@ func (a *App) wire() error {
 	a.tokens = oauth.NewTokens(a.state.keys, a.state.clients, a.state.denied, a.Issuer, a.Audience, nil)
 	a.limiter = a.auth.Limiter()
 	a.checker = gate.New(a.state.store, a.state.cache, a.state.uses, gate.Options{AccessTokens: a.tokens})
-	a.legacy = legacy.NewService(a.state.store, a.state.uses, a.state.acl, a.MaxTokensPerUser, time.Duration(a.LegacyTokenTTL), nil)
+	a.legacy = legacy.NewService(a.state.store, a.state.uses, a.state.acl,
+		legacy.Cap{Max: a.MaxLegacyTokensPerUser, Policy: a.LegacyTokenCapPolicy},
+		time.Duration(a.LegacyTokenTTL), nil, a.logger.Named("legacy"))
 	return a.wireLogins()
 }
 
@@ -270,6 +287,10 @@ func (a App) Validate() error {
 		return fmt.Errorf("cache_size must not be negative")
 	case a.MaxTokensPerUser < -1:
 		return fmt.Errorf("max_tokens_per_user must be -1 (no limit) or positive")
+	case a.MaxLegacyTokensPerUser < -1:
+		return fmt.Errorf("max_legacy_tokens_per_user must be -1 (no limit) or positive")
+	case a.LegacyTokenCapPolicy != "" && a.LegacyTokenCapPolicy != legacy.RevokeOldest && a.LegacyTokenCapPolicy != legacy.Refuse:
+		return fmt.Errorf("legacy_token_cap_policy must be %q or %q", legacy.RevokeOldest, legacy.Refuse)
 	case a.LastAccessFlush < 0:
 		return fmt.Errorf("last_access_flush must be positive")
 	case a.BcryptCost != 0 && (a.BcryptCost < 4 || a.BcryptCost > 31):

@@ -54,6 +54,8 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		audit_log <dir | off>
 //		audit_log_time_zone <IANA name | Local | UTC>
 //		legacy_token_ttl <duration>
+//		max_legacy_tokens_per_user <n | -1>
+//		legacy_token_cap_policy <revoke_oldest | refuse>
 //		identity_source <local | backend>
 //		identity_backend <url>
 //		backend_roles <role...>
@@ -71,10 +73,11 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "cache_size":
 			a.CacheSize, err = intArg(d, 1)
 		case "max_tokens_per_user":
-			a.MaxTokensPerUser, err = intArg(d, -1)
-			if err == nil && a.MaxTokensPerUser == 0 {
-				err = d.Err("max_tokens_per_user must be -1 (no limit) or positive")
-			}
+			a.MaxTokensPerUser, err = capArg(d)
+		case "max_legacy_tokens_per_user":
+			a.MaxLegacyTokensPerUser, err = capArg(d)
+		case "legacy_token_cap_policy":
+			a.LegacyTokenCapPolicy, err = oneArg(d)
 		case "last_access_flush":
 			a.LastAccessFlush, err = durationArg(d)
 		case "bcrypt_cost":
@@ -338,6 +341,16 @@ func intArg(d *caddyfile.Dispenser, minimum int) (int, error) {
 		return 0, d.Errf("%s: %q must be a whole number of at least %d", name, s, minimum)
 	}
 	return v, nil
+}
+
+// capArg reads a per-user token cap: a positive number or -1 (no limit).
+func capArg(d *caddyfile.Dispenser) (int, error) {
+	name := d.Val()
+	v, err := intArg(d, -1)
+	if err == nil && v == 0 {
+		err = d.Errf("%s must be -1 (no limit) or positive", name)
+	}
+	return v, err
 }
 
 // Interface guards

@@ -40,6 +40,7 @@ func TestAppCaddyfileErrors(t *testing.T) {
 		{"negative duration", "tokengate {\n cache_ttl -1s\n}", "invalid duration"},
 		{"bad size", "tokengate {\n cache_size 0\n}", "cache_size"},
 		{"zero tokens", "tokengate {\n max_tokens_per_user 0\n}", "max_tokens_per_user"},
+		{"zero legacy tokens", "tokengate {\n max_legacy_tokens_per_user 0\n}", "max_legacy_tokens_per_user must be"},
 		{"bcrypt low", "tokengate {\n bcrypt_cost 3\n}", "bcrypt_cost"},
 		{"login limits count", "tokengate {\n login_limits 5 10\n}", "login_limits takes"},
 		{"login limits values", "tokengate {\n login_limits 0 10 1m\n}", "login_limits: invalid"},
@@ -67,6 +68,9 @@ func TestValidate(t *testing.T) {
 	}
 	if err := (App{BcryptCost: 40}).Validate(); err == nil {
 		t.Error("bcrypt_cost 40 accepted")
+	}
+	if err := (App{LegacyTokenCapPolicy: "drop"}).Validate(); err == nil {
+		t.Error("legacy_token_cap_policy drop accepted")
 	}
 	if err := (App{}).Validate(); err != nil {
 		t.Errorf("zero config rejected: %v", err)

@@ -117,3 +117,53 @@ func TestCLIWithoutGateway(t *testing.T) {
 		t.Fatalf("user set without flags: %v\n%s", err, out)
 	}
 }
+
+// TestBinaryNamesItself: usage lines say tokengate, not caddy, and
+// `version` (and --version) print tokengate's version and Caddy's.
+func TestBinaryNamesItself(t *testing.T) {
+	out, err := runBinary(t, "--help")
+	if err != nil {
+		t.Fatalf("--help: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "Usage:\n  tokengate [command]") || strings.Contains(out, "caddy [command]") {
+		t.Errorf("--help usage does not name tokengate:\n%s", out)
+	}
+	out, err = runBinary(t, "user", "add", "--help")
+	if err != nil || !strings.Contains(out, "tokengate user add") {
+		t.Errorf("user add --help: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		out, err := runBinary(t, args...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		if !strings.HasPrefix(out, "tokengate ") || !strings.Contains(out, ", Caddy v2.") {
+			t.Errorf("%v printed %q, want tokengate's version and Caddy's", args, out)
+		}
+	}
+}
+
+// TestCLIErrorsReadPlainly: CLI errors name what was not found and speak
+// in flag names, never `HTTP 404: {"error":...}`.
+func TestCLIErrorsReadPlainly(t *testing.T) {
+	up := startUpstream(t)
+	g := startGateway(t, embedded, up, gatewayConfig{})
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"user", "show", "bob"}, "no such user: bob"},
+		{[]string{"user", "revoke", "bob", "abc"}, "token not found: abc"},
+		{[]string{"oauth", "signing", "set", "--lifetime", "5"}, "--lifetime"},
+		{[]string{"oauth", "client", "show", "tgc_nope"}, "no such OAuth key: tgc_nope"},
+		{[]string{"oauth", "signing", "set", "--algorithm", "RS256"}, "--confirm"},
+	} {
+		out, err := g.cli("", tc.args...)
+		if err == nil {
+			t.Fatalf("%v succeeded: %s", tc.args, out)
+		}
+		if !strings.Contains(out, tc.want) || strings.Contains(out, "HTTP 4") || strings.Contains(out, `{"error"`) {
+			t.Errorf("%v printed %q, want plain words with %q", tc.args, out, tc.want)
+		}
+	}
+}

@@ -442,3 +442,53 @@ func TestLegacyIdentityBackend(t *testing.T) {
 	assertRefused(t, g, up, get("alice", "secret"), http.StatusServiceUnavailable, "temporarily_unavailable")
 	g.assertNoSecrets(secret)
 }
+
+// TestLegacyCapRevokesOldest: a legacy client that asks for a token on
+// every run is never locked out. With the default policy the 51st and
+// later tokens revoke the oldest (on every node: the edge refuses it at
+// once), the count stays at the cap, and PATs are capped on their own.
+// With legacy_token_cap_policy refuse the 51st is a 409.
+func TestLegacyCapRevokesOldest(t *testing.T) {
+	forEachStore(t, func(t *testing.T, kind storeKind) {
+		up := startUpstream(t)
+		g := startGateway(t, kind, up, gatewayConfig{})
+		g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
+		grantUse(g, "--user", "alice")
+		first, firstID := legacyToken(t, g, "alice", alicePassword)
+		mustPass(t, callEdge(t, g.base, first), "the first legacy token")
+		var last string
+		for range 59 {
+			last, _ = legacyToken(t, g, "alice", alicePassword)
+		}
+		if n := tokenCount(t, g, "alice"); n != 50 {
+			t.Errorf("alice holds %d tokens after 60 runs, want the cap 50", n)
+		}
+		assertRefused(t, g, up, callEdge(t, g.base, first), http.StatusUnauthorized, "invalid_token")
+		mustPass(t, callEdge(t, g.base, last), "the newest legacy token")
+		if logs := g.logs.String(); !strings.Contains(logs, "revoked the oldest legacy token") || !strings.Contains(logs, firstID) {
+			t.Errorf("the eviction of %s was not logged", firstID)
+		}
+		// Legacy tokens do not use up the room for PATs.
+		createPAT(t, g, "alice", alicePassword, `{"label":"after legacy"}`)
+		g.assertNoSecrets(first, last, alicePassword)
+	})
+}
+
+// TestLegacyCapRefusePolicy: with refuse, the request past the cap is a
+// 409 whose JSON body says what to do, and nothing is revoked.
+func TestLegacyCapRefusePolicy(t *testing.T) {
+	up := startUpstream(t)
+	g := startGateway(t, embedded, up, gatewayConfig{appOptions: "legacy_token_cap_policy refuse"})
+	g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
+	grantUse(g, "--user", "alice")
+	first, _ := legacyToken(t, g, "alice", alicePassword)
+	for range 49 {
+		legacyToken(t, g, "alice", alicePassword)
+	}
+	r := do(t, http.MethodGet, g.base+"/rest/token", withJSON(curlBasic("alice", alicePassword)), "")
+	assertRefused(t, g, up, r, http.StatusConflict, "token_limit")
+	if d, _ := r.json(t)["error_description"].(string); !strings.Contains(d, "revoke one") {
+		t.Errorf("error_description %q does not say what to do", d)
+	}
+	mustPass(t, callEdge(t, g.base, first), "the first legacy token")
+}

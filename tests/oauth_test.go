@@ -2,11 +2,13 @@ package tests
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
@@ -801,4 +803,69 @@ func TestOAuthAuditLog(t *testing.T) {
 		}
 	}
 	g.assertNoSecrets(c.Secret, other.Secret, tok)
+}
+
+// TestRefusedTokenDoesNotTellWhy: a forged or tampered token is refused
+// with the RFC 6750 code and a generic description in the body and in
+// WWW-Authenticate; the reason (signature, kid...) goes to the debug log
+// only.
+func TestRefusedTokenDoesNotTellWhy(t *testing.T) {
+	up := startUpstream(t)
+	g := startGateway(t, embedded, up, gatewayConfig{})
+	c := addClient(t, g, "reader", "--scope", "read")
+	tok := requestToken(t, g.base, c, nil, "")
+	parts := strings.Split(tok, ".")
+	badSig := parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
+	hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"at+jwt","kid":"no-such-kid"}`))
+	unknownKid := hdr + "." + parts[1] + "." + parts[2]
+	for name, forged := range map[string]string{"bad signature": badSig, "unknown kid": unknownKid} {
+		r := callEdge(t, g.base, forged)
+		assertRefused(t, g, up, r, http.StatusUnauthorized, "invalid_token")
+		answer := strings.ToLower(string(r.body) + r.header.Get("WWW-Authenticate"))
+		for _, why := range []string{"signature", "kid", "signing key", "verif"} {
+			if strings.Contains(answer, why) {
+				t.Errorf("%s: the answer tells the reason (%q): %s", name, why, answer)
+			}
+		}
+		if d := r.json(t)["error_description"]; d != "the access token is invalid" {
+			t.Errorf("%s: error_description %q", name, d)
+		}
+	}
+	if logs := g.logs.String(); !strings.Contains(logs, "unknown signing key") {
+		t.Errorf("the debug log does not keep the reason")
+	}
+}
+
+// TestOAuthPostmanBodies: the seed's clientId/clientSecret without
+// grant_type get a token in every body form Postman sends; an RFC 6749
+// request without grant_type is still 400.
+func TestOAuthPostmanBodies(t *testing.T) {
+	up := startUpstream(t)
+	g := startGateway(t, embedded, up, gatewayConfig{})
+	c := addClient(t, g, "postman", "--scope", "read")
+	var mp bytes.Buffer
+	mw := multipart.NewWriter(&mp)
+	_ = mw.WriteField("clientId", c.ID)
+	_ = mw.WriteField("clientSecret", c.Secret)
+	_ = mw.Close()
+	seedForm := url.Values{"clientId": {c.ID}, "clientSecret": {c.Secret}}.Encode()
+	for name, req := range map[string]struct{ ctype, body string }{
+		"x-www-form-urlencoded": {formType, seedForm},
+		"form-data":             {mw.FormDataContentType(), mp.String()},
+		"raw JSON":              {"application/json", `{"clientId":"` + c.ID + `","clientSecret":"` + c.Secret + `"}`},
+	} {
+		r := do(t, http.MethodPost, g.base+tokenPath, map[string][]string{"Content-Type": {req.ctype}, "User-Agent": {"PostmanRuntime/7.39.0"}}, req.body)
+		if r.status != http.StatusOK {
+			t.Fatalf("%s: %d %s", name, r.status, r.body)
+		}
+		tok, _ := r.json(t)["access_token"].(string)
+		mustPass(t, callEdge(t, g.base, tok), name)
+	}
+	rfc := url.Values{"client_id": {c.ID}, "client_secret": {c.Secret}}.Encode()
+	r := do(t, http.MethodPost, g.base+tokenPath, formHeaders(), rfc)
+	assertRefused(t, g, up, r, http.StatusBadRequest, "invalid_request")
+	if r.json(t)["field"] != "grant_type" {
+		t.Errorf("RFC 6749 request without grant_type: %s", r.body)
+	}
+	g.assertNoSecrets(c.Secret)
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 const alicePassword = "correct horse battery"
@@ -336,4 +337,60 @@ func TestStoreDown(t *testing.T) {
 	if !g.running() {
 		t.Fatal("the gateway exited")
 	}
+}
+
+// TestPATExpiryChange: seed 002's "set expiry". A PATCH with expires_in
+// takes effect at the edge, also on another node that had the token
+// cached (Redis: the change is announced to every node), well within
+// cache_ttl; bad values are 400 naming expires_in.
+func TestPATExpiryChange(t *testing.T) {
+	forEachStore(t, func(t *testing.T, kind storeKind) {
+		up := startUpstream(t)
+		g := startGateway(t, kind, up, gatewayConfig{})
+		nodes := []*gateway{g}
+		if kind == redisKV {
+			other := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: g.store}
+			other.start(up, gatewayConfig{})
+			nodes = append(nodes, other)
+		}
+		g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
+		secret, id := createPAT(t, g, "alice", alicePassword, `{"label":"ci"}`)
+		for _, n := range nodes {
+			mustPass(t, callEdge(t, n.base, secret), "before the change") // now cached on every node
+		}
+		for _, bad := range []string{`{"expires_in":0}`, `{"expires_in":-5}`, `{"expires_in":"soon"}`} {
+			r := do(t, http.MethodPatch, g.base+"/api-user/tokens/"+id, basic("alice", alicePassword), bad)
+			assertRefused(t, g, up, r, http.StatusBadRequest, "invalid_request")
+			if r.json(t)["field"] != "expires_in" {
+				t.Errorf("%s: %s", bad, r.body)
+			}
+		}
+		// The administrator's way: the CLI through the admin API.
+		g.mustCLI("", "user", "token-set", "alice", id, "--expires-in", "3600")
+		if out := g.mustCLI("", "user", "tokens", "alice"); !strings.Contains(out, id) || strings.Contains(out, "never") {
+			t.Fatalf("user tokens after token-set --expires-in: %s", out)
+		}
+		if out, err := g.cli("", "user", "token-set", "alice", id, "--expires-in", "0"); err == nil || !strings.Contains(out, "--expires-in") {
+			t.Errorf("token-set --expires-in 0: %v %s", err, out)
+		}
+		patch(t, g, id, `{"expires_in":1}`)
+		for _, n := range nodes {
+			// The cache would keep the old "never expires" for cache_ttl
+			// (30s); the bound on waiting is well below it.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				r := callEdge(t, n.base, secret)
+				if r.status == http.StatusUnauthorized {
+					if d := r.json(t)["error_description"]; d != "the token has expired" {
+						t.Errorf("refusal says %v", d)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: the token still works after its new expiry: %d %s", n.base, r.status, r.body)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	})
 }

@@ -9,7 +9,7 @@
 //	PATCH  /tokengate/users/{name}               change password, roles, token_login, disabled
 //	DELETE /tokengate/users/{name}               delete it and all its tokens
 //	GET    /tokengate/users/{name}/tokens        list its tokens
-//	PATCH  /tokengate/users/{name}/tokens/{id}   rename one, switch it on/off, set its allowed IPs
+//	PATCH  /tokengate/users/{name}/tokens/{id}   rename one, switch it on/off, set its allowed IPs or expiry
 //	DELETE /tokengate/users/{name}/tokens/{id}   revoke one
 //	POST   /tokengate/store/check[?repair=true]  check (and repair) the store
 //	GET    /tokengate/store/stats                store operations so far (for benchmarks), audit write failures

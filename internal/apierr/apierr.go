@@ -32,6 +32,10 @@ var (
 	ErrClientDisabled      = errors.New("the OAuth key is switched off")
 )
 
+// InvalidTokenDescription is the error_description of every refused
+// token except an expired one: the detail is logged, never answered.
+const InvalidTokenDescription = "the access token is invalid"
+
 // Errors of the gateway's own routes.
 var (
 	ErrUnauthenticated  = errors.New("authentication required")
@@ -112,11 +116,17 @@ func For(err error) Problem {
 	switch {
 	case errors.Is(err, ErrNoToken), errors.Is(err, ErrUnauthenticated):
 		return Problem{Status: http.StatusUnauthorized, Code: "unauthorized", Description: err.Error()}
+	case errors.Is(err, ErrExpiredToken):
+		// Expiry is commonly disclosed (clients use it to get a new token)
+		// and says nothing about how the verifier works.
+		return Problem{Status: http.StatusUnauthorized, Code: "invalid_token", Description: ErrExpiredToken.Error()}
 	case errors.Is(err, ErrMalformedToken), errors.Is(err, ErrInvalidToken),
-		errors.Is(err, ErrExpiredToken), errors.Is(err, ErrTokenDisabled),
-		errors.Is(err, ErrLoginNotAllowed), errors.Is(err, ErrUnsupportedToken),
-		errors.Is(err, ErrClientDisabled):
-		return p(http.StatusUnauthorized, "invalid_token")
+		errors.Is(err, ErrTokenDisabled), errors.Is(err, ErrLoginNotAllowed),
+		errors.Is(err, ErrUnsupportedToken), errors.Is(err, ErrClientDisabled):
+		// A stranger learns only the RFC 6750 code: why the verifier
+		// refused (signature, kid, audience, revoked, switched off...)
+		// would help forge or probe tokens. The reason goes to the debug log.
+		return Problem{Status: http.StatusUnauthorized, Code: "invalid_token", Description: InvalidTokenDescription}
 	case errors.Is(err, ErrInvalidClient):
 		return p(http.StatusUnauthorized, "invalid_client")
 	case errors.Is(err, ErrUnsupportedGrantType):

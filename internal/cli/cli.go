@@ -72,7 +72,22 @@ func AddUserCommands(cmd *cobra.Command, connect Connect) {
 			flagMember{"role", "roles", func() any { return nonEmpty(*setRoles) }})
 	}
 
-	cmd.AddCommand(add, set)
+	tokenSet := &cobra.Command{
+		Use:   "token-set <name> <token id> [--expires-in <seconds>] [--enabled=true|false] [--label <label>]",
+		Short: "Change one of a user's tokens: its expiry, on/off, label",
+		Args:  cobra.ExactArgs(2),
+	}
+	expiresIn := tokenSet.Flags().Int64("expires-in", 0, "the token expires this many seconds from now")
+	tokenEnabled := tokenSet.Flags().Bool("enabled", true, "switch the token on (true) or off (false)")
+	tokenLabel := tokenSet.Flags().String("label", "", "rename the token")
+	tokenSet.RunE = func(c *cobra.Command, args []string) error {
+		return patch(c, connect, userPath(args[0])+"/tokens/"+url.PathEscape(args[1]), map[string]any{},
+			flagMember{"expires-in", "expires_in", func() any { return *expiresIn }},
+			flagMember{"enabled", "enabled", func() any { return *tokenEnabled }},
+			flagMember{"label", "label", func() any { return *tokenLabel }})
+	}
+
+	cmd.AddCommand(add, set, tokenSet)
 	cmd.AddCommand(resource{
 		noun: "user", arg: "<name>", list: "/tokengate/users", item: userPath, printList: printUsers,
 		deleteShort: "Delete a user and all of its tokens",
@@ -192,7 +207,7 @@ func call(c *cobra.Command, connect Connect, method, uri string, body any, show 
 	}
 	resp, err := req(method, uri, r)
 	if err != nil {
-		return err
+		return readable(uri, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))

@@ -2,14 +2,18 @@
 // authenticated user an opaque 40-hex token, as the legacy platform did,
 // for services that authenticate by token. Only users with the permission
 // "use" on resource "ws:::gen-ws-token", or administrators, may get one.
-// Tokens are stored as SHA-256 like PATs and count among the user's tokens.
+// Tokens are stored as SHA-256 like PATs. They have their own cap per user
+// (not the PAT cap): a client that asks once per run must not lock itself
+// out, so by default the oldest legacy token makes room for the new one.
 package legacy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -22,6 +26,7 @@ import (
 	"github.com/tokengate/tokengate/internal/login"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/token"
+	"go.uber.org/zap"
 )
 
 // The permission that allows getting a legacy token.
@@ -34,27 +39,62 @@ const (
 // keep working. Shorten it with legacy_token_ttl.
 const DefaultLifetime = 100 * 365 * 24 * time.Hour
 
+// What Issue does when a user already holds Cap.Max legacy tokens.
+const (
+	// RevokeOldest revokes the user's oldest legacy token (by creation
+	// time) to make room, the default: legacy clients ask for a new token
+	// on every run and never revoke the old one.
+	RevokeOldest = "revoke_oldest"
+	// Refuse answers 409 token_limit.
+	Refuse = "refuse"
+)
+
+// DefaultMax is the default number of legacy tokens a user may hold.
+const DefaultMax = 50
+
+// maxEvictions bounds how many times one Issue revokes and retries when
+// concurrent requests for the same user keep taking the freed room. Each
+// round lets at least one of them through, so a request loses at most as
+// many rounds as there are concurrent requests for its user.
+const maxEvictions = 64
+
+// Cap is the per-user limit on legacy tokens. It is separate from the PAT
+// cap: the store counts each kind of token on its own.
+type Cap struct {
+	// Max is how many legacy tokens one user may hold (<= 0: no limit).
+	Max int
+	// Policy is RevokeOldest ("" means RevokeOldest) or Refuse.
+	Policy string
+}
+
 // Service issues legacy tokens.
 type Service struct {
 	store    store.Store
 	uses     *lastuse.Recorder
 	acl      *acl.ACL
-	limit    int
+	cap      Cap
 	lifetime time.Duration
 	now      func() time.Time
+	log      *zap.Logger
 }
 
 // NewService returns a Service; uses (may be nil) supplies last uses not
 // yet written; lifetime 0 means DefaultLifetime, now nil means time.Now,
-// limit is the per-user token cap (<= 0: none).
-func NewService(s store.Store, uses *lastuse.Recorder, a *acl.ACL, limit int, lifetime time.Duration, now func() time.Time) *Service {
+// log nil means no log.
+func NewService(s store.Store, uses *lastuse.Recorder, a *acl.ACL, c Cap, lifetime time.Duration, now func() time.Time, log *zap.Logger) *Service {
 	if lifetime <= 0 {
 		lifetime = DefaultLifetime
 	}
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: s, uses: uses, acl: a, limit: limit, lifetime: lifetime, now: now}
+	if c.Policy == "" {
+		c.Policy = RevokeOldest
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Service{store: s, uses: uses, acl: a, cap: c, lifetime: lifetime, now: now, log: log}
 }
 
 // Issued is a new legacy token: the secret is shown only here.
@@ -89,10 +129,58 @@ func (s *Service) Issue(ctx context.Context, u store.User) (Issued, error) {
 		ID: id, Owner: u.Name, Kind: store.KindLegacy, Hash: token.Hash(secret), Label: "rest/token",
 		Enabled: true, CreatedAt: now, ExpiresAt: now.Add(s.lifetime),
 	}
-	if err := s.store.CreateToken(ctx, t, s.limit); err != nil {
-		return Issued{}, apierr.FromStore(err)
+	if err := s.create(ctx, t); err != nil {
+		return Issued{}, err
 	}
 	return Issued{Token: secret, ID: id, ExpiresAt: t.ExpiresAt}, nil
+}
+
+// create stores t under the cap. The store checks the cap and inserts in
+// one atomic step, so concurrent requests never leave more than Max; with
+// RevokeOldest a full cap revokes the oldest legacy token and tries again
+// (a concurrent request may take the freed room, hence the bound).
+func (s *Service) create(ctx context.Context, t store.Token) error {
+	for evicted := 0; ; evicted++ {
+		err := s.store.CreateToken(ctx, t, s.cap.Max)
+		if !errors.Is(err, store.ErrTokenLimit) {
+			return apierr.FromStore(err)
+		}
+		if s.cap.Policy == Refuse {
+			return fmt.Errorf("%w: you already hold %d tokens from this service, the most allowed; revoke one to get another",
+				store.ErrTokenLimit, s.cap.Max)
+		}
+		if evicted == maxEvictions {
+			return apierr.FromStore(fmt.Errorf("legacy token for %s: %w", t.Owner, store.ErrConflict))
+		}
+		if err := s.revokeOldest(ctx, t.Owner); err != nil {
+			return err
+		}
+	}
+}
+
+// revokeOldest deletes owner's oldest legacy token through the store's
+// normal delete, which announces the revocation to every node. A token
+// that a concurrent request deleted first counts as done.
+func (s *Service) revokeOldest(ctx context.Context, owner string) error {
+	ts, err := s.store.ListTokens(ctx, owner)
+	if err != nil {
+		return apierr.FromStore(err)
+	}
+	i := slices.IndexFunc(ts, func(t store.Token) bool { return t.Kind == store.KindLegacy })
+	if i < 0 {
+		return nil // a concurrent request emptied the room already
+	}
+	old := ts[i] // ListTokens sorts by CreatedAt then ID
+	switch _, err := s.store.DeleteToken(ctx, owner, old.ID); {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return apierr.FromStore(err)
+	}
+	s.log.Info("legacy token cap reached: revoked the oldest legacy token to make room",
+		zap.String("user", owner), zap.String("token_id", old.ID), zap.Time("created_at", old.CreatedAt),
+		zap.Int("max_legacy_tokens_per_user", s.cap.Max))
+	return nil
 }
 
 // Usage is a legacy token with its last use: the migration view, so the

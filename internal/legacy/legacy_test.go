@@ -6,12 +6,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +26,8 @@ import (
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/store/boltstore"
 	"github.com/tokengate/tokengate/internal/users"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 const password = "Tr0ub4dor&3-horse"
@@ -44,14 +49,34 @@ type env struct {
 
 func newEnv(t *testing.T, limit int, lifetime time.Duration) *env {
 	t.Helper()
+	return openEnv(t, legacy.Cap{Max: limit}, lifetime, func() time.Time { return t0 }, nil)
+}
+
+// newCappedEnv is newEnv with a cap policy, a logger (nil: none) and a
+// clock that moves on a second at every read, so tokens have distinct
+// creation times and "oldest" is well defined.
+func newCappedEnv(t *testing.T, c legacy.Cap, log *zap.Logger) *env {
+	t.Helper()
+	var mu sync.Mutex
+	clock := t0
+	now := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(time.Second)
+		return clock
+	}
+	return openEnv(t, c, 0, now, log)
+}
+
+func openEnv(t *testing.T, c legacy.Cap, lifetime time.Duration, now func() time.Time, log *zap.Logger) *env {
+	t.Helper()
 	st, err := boltstore.Open(filepath.Join(t.TempDir(), "tg.db"), boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	now := func() time.Time { return t0 }
 	e := &env{st: st, users: users.NewService(st, 4, now), acl: acl.New(st), uses: lastuse.New(st)}
-	e.svc = legacy.NewService(st, e.uses, e.acl, limit, lifetime, now)
+	e.svc = legacy.NewService(st, e.uses, e.acl, c, lifetime, now, log)
 	return e
 }
 
@@ -186,14 +211,117 @@ func TestIssuedTokenIsStoredAsItsHash(t *testing.T) {
 	}
 }
 
-func TestIssueCountsTowardTheTokenLimit(t *testing.T) {
-	e := newEnv(t, 1, 0)
+func TestIssueRefusePolicy(t *testing.T) {
+	e := newCappedEnv(t, legacy.Cap{Max: 1, Policy: legacy.Refuse}, nil)
 	alice := e.allowedUser(t, "alice")
 	e.issue(t, alice)
 	_, err := e.svc.Issue(context.Background(), alice)
 	wantStatus(t, err, http.StatusConflict)
 	if !errors.Is(err, store.ErrTokenLimit) {
 		t.Fatalf("err = %v, want ErrTokenLimit", err)
+	}
+	if p := apierr.For(err); p.Code != "token_limit" || !strings.Contains(p.Description, "revoke one") {
+		t.Fatalf("problem = %+v, want token_limit saying what to do", p)
+	}
+}
+
+// TestIssueRevokesOldestAtCap: with the default policy a legacy client
+// that asks on every run is never locked out; each new token past the cap
+// revokes the oldest one (logged by id, never by secret) and the count
+// stays at the cap.
+func TestIssueRevokesOldestAtCap(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	e := newCappedEnv(t, legacy.Cap{Max: 3}, zap.New(core))
+	ctx := context.Background()
+	alice := e.allowedUser(t, "alice")
+	var issued []legacy.Issued
+	for range 5 {
+		issued = append(issued, e.issue(t, alice))
+	}
+	ts, err := e.st.ListTokens(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, tok := range ts {
+		ids = append(ids, tok.ID)
+	}
+	want := []string{issued[2].ID, issued[3].ID, issued[4].ID}
+	if !slices.Equal(ids, want) {
+		t.Fatalf("tokens = %v, want the 3 newest %v", ids, want)
+	}
+	for _, old := range issued[:2] {
+		if _, err := e.st.LookupToken(ctx, sha256.Sum256([]byte(old.Token))); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("revoked token still looks up: %v", err)
+		}
+	}
+	entries := logs.FilterMessageSnippet("revoked the oldest legacy token").All()
+	if len(entries) != 2 {
+		t.Fatalf("%d eviction log lines, want 2", len(entries))
+	}
+	for i, en := range entries {
+		f := en.ContextMap()
+		if f["user"] != "alice" || f["token_id"] != issued[i].ID {
+			t.Errorf("log %d fields = %v, want user alice and token_id %s", i, f, issued[i].ID)
+		}
+		for _, is := range issued {
+			if strings.Contains(fmt.Sprint(f), is.Token) {
+				t.Errorf("log %d holds a token secret", i)
+			}
+		}
+	}
+}
+
+// TestLegacyCapIsSeparateFromPATs: legacy tokens do not use up the PAT
+// cap and PATs are never evicted to make room for legacy tokens.
+func TestLegacyCapIsSeparateFromPATs(t *testing.T) {
+	e := newCappedEnv(t, legacy.Cap{Max: 2}, nil)
+	ctx := context.Background()
+	alice := e.allowedUser(t, "alice")
+	pat := store.Token{ID: "pat1", Owner: "alice", Kind: store.KindPAT, Hash: sha256.Sum256([]byte("pat1")), Enabled: true, CreatedAt: t0}
+	if err := e.st.CreateToken(ctx, pat, 2); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		e.issue(t, alice)
+	}
+	if _, err := e.st.GetToken(ctx, "alice", "pat1"); err != nil {
+		t.Fatalf("the PAT was evicted: %v", err)
+	}
+	pat2 := store.Token{ID: "pat2", Owner: "alice", Kind: store.KindPAT, Hash: sha256.Sum256([]byte("pat2")), Enabled: true, CreatedAt: t0}
+	if err := e.st.CreateToken(ctx, pat2, 2); err != nil {
+		t.Fatalf("legacy tokens used up the PAT cap: %v", err)
+	}
+}
+
+// TestIssueConcurrentAtCap: concurrent requests at the cap all get a
+// token and never leave more than the cap.
+func TestIssueConcurrentAtCap(t *testing.T) {
+	e := newCappedEnv(t, legacy.Cap{Max: 3}, nil)
+	alice := e.allowedUser(t, "alice")
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.svc.Issue(context.Background(), alice)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Issue: %v", err)
+		}
+	}
+	ts, err := e.st.ListTokens(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 3 {
+		t.Fatalf("alice holds %d legacy tokens, want the cap 3", len(ts))
 	}
 }
 

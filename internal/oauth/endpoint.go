@@ -65,10 +65,11 @@ type params struct {
 const maxBody = 64 << 10
 
 // readParams reads a POST body of application/x-www-form-urlencoded (RFC
-// 6749) or, where allowJSON, application/json (seed 001), refusing
-// duplicated parameters, parameters in the URL, and two client
-// authentication methods at once.
-func readParams(w http.ResponseWriter, r *http.Request, allowJSON bool) (params, error) {
+// 6749) or, where seed, also application/json and multipart/form-data
+// with the seed's field names (see body.go), refusing duplicated
+// parameters, parameters in the URL, and two client authentication
+// methods at once.
+func readParams(w http.ResponseWriter, r *http.Request, seed bool) (params, error) {
 	p := params{values: map[string]string{}}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
@@ -77,40 +78,35 @@ func readParams(w http.ResponseWriter, r *http.Request, allowJSON bool) (params,
 	if r.URL.RawQuery != "" {
 		return p, apierr.BadRequest("parameters must be sent in the request body, not the URL")
 	}
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	mt, mtParams, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		return p, apierr.ErrBodyTooLarge
 	}
 	switch {
 	case mt == "application/x-www-form-urlencoded":
-		vals, err := url.ParseQuery(string(body))
-		if err != nil {
-			return p, apierr.BadRequest("malformed form body")
-		}
-		for k, vs := range vals {
-			if len(vs) > 1 {
-				return p, apierr.Field(k, errors.New("parameter is repeated"))
-			}
-			p.values[k] = vs[0]
-		}
-	case mt == "application/json" && allowJSON:
-		vals, err := seedJSON(body)
-		if err != nil {
-			return p, err
-		}
-		p.values = vals
-		if _, ok := p.values["grant_type"]; !ok {
-			p.values["grant_type"] = "client_credentials"
-		}
+		p.values, err = formBody(body)
+	case mt == "multipart/form-data" && seed:
+		p.values, err = multipartBody(body, mtParams["boundary"])
+	case mt == "application/json" && seed:
+		p.values, err = seedJSON(body)
+	case seed:
+		return p, apierr.BadRequest("content type must be application/x-www-form-urlencoded, multipart/form-data or application/json")
 	default:
 		return p, apierr.BadRequest("content type must be application/x-www-form-urlencoded")
+	}
+	if err == nil && seed {
+		p.values, err = seedForm(p.values, mt == "application/json")
+	}
+	if err != nil {
+		return p, err
 	}
 	return p, p.credentials(r)
 }
 
-// seedNames maps the seed's JSON members to the form's parameters.
-var seedNames = map[string]string{"clientId": "client_id", "clientSecret": "client_secret", "grant_type": "grant_type", "scope": "scope"}
+// seedNames are the members a JSON body may have (seed 001's, and the
+// optional grant_type and scope).
+var seedNames = map[string]bool{"clientId": true, "clientSecret": true, "grant_type": true, "scope": true}
 
 // seedJSON reads {"clientId": ..., "clientSecret": ...} strictly: names
 // match exactly (encoding/json would also take "CLIENTSECRET"), each at
@@ -129,18 +125,17 @@ func seedJSON(body []byte) (map[string]string, error) {
 		if err != nil || !ok {
 			return nil, bad
 		}
-		name, known := seedNames[key]
 		switch {
-		case !known:
+		case !seedNames[key]:
 			return nil, apierr.Field(key, errors.New("unknown field"))
-		case hasKey(out, name):
+		case hasKey(out, key):
 			return nil, apierr.Field(key, errors.New("parameter is repeated"))
 		}
 		var v string
 		if err := dec.Decode(&v); err != nil {
 			return nil, apierr.Field(key, errors.New("must be a string"))
 		}
-		out[name] = v
+		out[key] = v
 	}
 	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
 		return nil, bad

@@ -14,7 +14,7 @@ import (
 //
 //	GET    {prefix}        list the caller's tokens
 //	POST   {prefix}        create one (the secret is in the answer, once)
-//	PATCH  {prefix}/{id}   rename, switch on/off, set allowed IPs
+//	PATCH  {prefix}/{id}   rename, switch on/off, set allowed IPs or the expiry
 //	DELETE {prefix}/{id}   revoke
 //
 // The caller authenticates with user name and password (HTTP Basic) and

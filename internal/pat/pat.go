@@ -1,6 +1,7 @@
 // Package pat manages personal access tokens: creation (the secret is
 // returned once and stored only as its SHA-256), listing, renaming,
-// switching on and off, per-token IP allow-lists and revocation.
+// switching on and off, setting the expiry, per-token IP allow-lists and
+// revocation.
 package pat
 
 import (
@@ -107,13 +108,9 @@ func (s *Service) Create(ctx context.Context, owner string, req CreateRequest) (
 		return Created{}, apierr.Field("allowed_ips", err)
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
-	var expires time.Time
-	if req.ExpiresIn != nil {
-		d := time.Duration(*req.ExpiresIn) * time.Second
-		if *req.ExpiresIn <= 0 || *req.ExpiresIn > int64(MaxLifetime/time.Second) {
-			return Created{}, apierr.Field("expires_in", fmt.Errorf("must be between 1 and %d seconds", int64(MaxLifetime/time.Second)))
-		}
-		expires = now.Add(d)
+	expires, err := expiry(now, req.ExpiresIn)
+	if err != nil {
+		return Created{}, err
 	}
 	secret, err := token.NewPAT()
 	if err != nil {
@@ -132,6 +129,18 @@ func (s *Service) Create(ctx context.Context, owner string, req CreateRequest) (
 		return Created{}, labelErr(err)
 	}
 	return Created{Token: secret, View: ViewOf(t)}, nil
+}
+
+// expiry is when a token given expires_in seconds at now expires (the
+// zero time when in is nil: never). The same rule for create and change.
+func expiry(now time.Time, in *int64) (time.Time, error) {
+	if in == nil {
+		return time.Time{}, nil
+	}
+	if *in <= 0 || *in > int64(MaxLifetime/time.Second) {
+		return time.Time{}, apierr.Field("expires_in", fmt.Errorf("must be between 1 and %d seconds", int64(MaxLifetime/time.Second)))
+	}
+	return now.Add(time.Duration(*in) * time.Second), nil
 }
 
 // List returns owner's tokens with uses this node has not written yet.
@@ -154,10 +163,19 @@ type UpdateRequest struct {
 	Label      *string   `json:"label"`
 	Enabled    *bool     `json:"enabled"`
 	AllowedIPs *[]string `json:"allowed_ips"`
+	// ExpiresIn sets a new expiry, in seconds from now (seed 002: "set
+	// expiry"), validated like expires_in at creation.
+	ExpiresIn *int64 `json:"expires_in"`
 }
 
-// Update renames a token, switches it on or off, or sets its allow-list.
+// Update renames a token, switches it on or off, sets its allow-list or
+// its expiry. The store announces the change, so every node drops its
+// cached copy and the new expiry holds at the edge at once.
 func (s *Service) Update(ctx context.Context, owner, id string, req UpdateRequest) (View, error) {
+	expires, err := expiry(s.now().UTC().Truncate(time.Microsecond), req.ExpiresIn)
+	if err != nil {
+		return View{}, err
+	}
 	var display, key string
 	if req.Label != nil {
 		var err error
@@ -181,6 +199,9 @@ func (s *Service) Update(ctx context.Context, owner, id string, req UpdateReques
 		}
 		if req.AllowedIPs != nil {
 			t.AllowedIPs = ips.Strings()
+		}
+		if req.ExpiresIn != nil {
+			t.ExpiresAt = expires
 		}
 		return nil
 	})

@@ -516,3 +516,34 @@ func TestListUnknownOwner(t *testing.T) {
 	_, err := e.svc.List(context.Background(), "nobody")
 	wantProblem(t, err, http.StatusNotFound, "", "")
 }
+
+// TestUpdateExpiresIn: seed 002's "set expiry". The new expiry counts from
+// now, is validated like at creation, is stored (so every node sees it),
+// and a refused value changes nothing.
+func TestUpdateExpiresIn(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := context.Background()
+	c := e.create(t, "alice", pat.CreateRequest{Label: "ci"})
+	e.clk.Advance(time.Hour)
+	v, err := e.svc.Update(ctx, "alice", c.ID, pat.UpdateRequest{ExpiresIn: ptr[int64](60)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := e.clk.Now().Add(time.Minute)
+	if v.ExpiresAt == nil || !v.ExpiresAt.Equal(want) {
+		t.Fatalf("expires_at = %v, want %v", v.ExpiresAt, want)
+	}
+	stored, err := e.st.GetToken(ctx, "alice", c.ID)
+	if err != nil || !stored.ExpiresAt.Equal(want) {
+		t.Fatalf("stored expiry = %v, %v; want %v", stored.ExpiresAt, err, want)
+	}
+	for _, bad := range []int64{0, -1, int64(pat.MaxLifetime/time.Second) + 1} {
+		_, err := e.svc.Update(ctx, "alice", c.ID, pat.UpdateRequest{ExpiresIn: ptr(bad), Label: ptr("renamed")})
+		wantProblem(t, err, http.StatusBadRequest, "expires_in", "")
+	}
+	if got := e.view(t, "alice", c.ID); got.Label != "ci" || !got.ExpiresAt.Equal(want) {
+		t.Fatalf("a refused change was written: %+v", got)
+	}
+	_, err = e.svc.Update(ctx, "bob", c.ID, pat.UpdateRequest{ExpiresIn: ptr[int64](60)})
+	wantProblem(t, err, http.StatusNotFound, "", "")
+}

@@ -24,7 +24,8 @@ var (
 	ErrUserExists = errors.New("user already exists")
 	// ErrLabelTaken: another token of the same owner has the same label key.
 	ErrLabelTaken = errors.New("label already in use")
-	// ErrTokenLimit: the owner already has the maximum number of tokens.
+	// ErrTokenLimit: the owner already has the maximum number of tokens of
+	// that kind.
 	ErrTokenLimit = errors.New("token limit reached")
 	// ErrClientExists: CreateClient for an id that is already taken.
 	ErrClientExists = errors.New("client already exists")
@@ -238,7 +239,9 @@ type Store interface {
 	// CreateToken stores t. It fails with ErrNotFound if the owner does
 	// not exist, ErrLabelTaken if t.LabelKey is not empty and another token
 	// of the owner has it, and ErrTokenLimit if the owner already has limit
-	// tokens or more (limit <= 0: no limit). Atomic: on failure nothing of
+	// tokens of t.Kind or more (limit <= 0: no limit; each kind is capped
+	// on its own, so legacy tokens never use up the room for PATs). Atomic:
+	// the check and the insert see the same data, and on failure nothing of
 	// t is stored, neither the record nor its hash index.
 	CreateToken(ctx context.Context, t Token, limit int) error
 	// GetToken returns one token of owner, or ErrNotFound.

@@ -441,19 +441,21 @@ func checkLabel(owned *bolt.Bucket, key, id string) error {
 }
 
 // checkLimit fails with ErrTokenLimit if owned already holds limit tokens
-// or more (limit <= 0: no limit).
-func checkLimit(owned *bolt.Bucket, limit int) error {
+// of kind or more (limit <= 0: no limit).
+func checkLimit(owned *bolt.Bucket, kind string, limit int) error {
 	if limit <= 0 {
 		return nil
 	}
 	n := 0
-	c := owned.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		if n++; n >= limit {
-			return fmt.Errorf("limit of %d tokens: %w", limit, store.ErrTokenLimit)
+	return forEachToken(owned, func(t store.Token) error {
+		if t.Kind != kind {
+			return nil
 		}
-	}
-	return nil
+		if n++; n >= limit {
+			return fmt.Errorf("limit of %d %s tokens: %w", limit, kind, store.ErrTokenLimit)
+		}
+		return nil
+	})
 }
 
 // CreateToken stores t and its index entry and announces EventToken. The
@@ -471,7 +473,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, limit int) error
 		if err := checkLabel(owned, t.LabelKey, t.ID); err != nil {
 			return err
 		}
-		if err := checkLimit(owned, limit); err != nil {
+		if err := checkLimit(owned, t.Kind, limit); err != nil {
 			return err
 		}
 		if owned.Get([]byte(t.ID)) != nil {

@@ -61,8 +61,16 @@ func checkNewToken(toks []store.Token, t store.Token, limit int) error {
 	if labelTaken(toks, t.LabelKey, t.ID) {
 		return store.ErrLabelTaken
 	}
-	if limit > 0 && len(toks) >= limit {
-		return store.ErrTokenLimit
+	if limit > 0 {
+		n := 0
+		for _, o := range toks {
+			if o.Kind == t.Kind {
+				n++
+			}
+		}
+		if n >= limit {
+			return fmt.Errorf("limit of %d %s tokens: %w", limit, t.Kind, store.ErrTokenLimit)
+		}
 	}
 	return nil
 }

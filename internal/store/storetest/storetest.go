@@ -211,6 +211,7 @@ var tokenTests = []test{
 	{"LabelOtherOwner", testLabelOtherOwner},
 	{"EmptyLabelKey", testEmptyLabelKey},
 	{"Limit", testTokenLimit},
+	{"LimitPerKind", testTokenLimitPerKind},
 	{"Update", testUpdateToken},
 	{"UpdateLabelTaken", testUpdateTokenLabelTaken},
 	{"UpdateOwnLabel", testUpdateTokenOwnLabel},
@@ -375,6 +376,27 @@ func testTokenLimit(t *testing.T, open opener) {
 			assertTokens(t, listTokens(t, s, "alice"), want...)
 		})
 	}
+}
+
+// testTokenLimitPerKind: the limit counts the owner's tokens of the new
+// token's kind only, so legacy tokens and PATs are capped separately.
+func testTokenLimitPerKind(t *testing.T, open opener) {
+	s := open(t)
+	createUser(t, s, "alice")
+	var want []store.Token
+	for _, kind := range []string{store.KindLegacy, store.KindPAT} {
+		for range 2 {
+			tok := newToken("alice", "")
+			tok.Kind = kind
+			must(t, s.CreateToken(t.Context(), tok, 2))
+			want = append(want, tok)
+		}
+		over := newToken("alice", "")
+		over.Kind = kind
+		assertErr(t, s.CreateToken(t.Context(), over, 2), store.ErrTokenLimit)
+		assertNotStored(t, s, over)
+	}
+	assertTokens(t, listTokens(t, s, "alice"), want...)
 }
 
 func testUpdateToken(t *testing.T, open opener) {

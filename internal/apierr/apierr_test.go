@@ -1,0 +1,58 @@
+package apierr_test
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/tokengate/tokengate/internal/apierr"
+)
+
+// TestRefusedTokenSaysOnlyTheCode: a refused token's body and challenge
+// carry the RFC 6750 code and a generic description, never the
+// verifier's reason (which only the debug log gets); expiry is the one
+// reason told.
+func TestRefusedTokenSaysOnlyTheCode(t *testing.T) {
+	tests := []struct {
+		err    error
+		reason string // must not reach the client
+		want   string
+	}{
+		{fmt.Errorf("%w: signature: crypto/rsa: verification error", apierr.ErrInvalidToken), "signature", apierr.InvalidTokenDescription},
+		{fmt.Errorf("%w: unknown signing key", apierr.ErrInvalidToken), "signing key", apierr.InvalidTokenDescription},
+		{fmt.Errorf("%w: wrong audience", apierr.ErrInvalidToken), "audience", apierr.InvalidTokenDescription},
+		{fmt.Errorf("%w: the token was revoked", apierr.ErrInvalidToken), "revoked", apierr.InvalidTokenDescription},
+		{fmt.Errorf("%w: unknown issuer", apierr.ErrInvalidToken), "issuer", apierr.InvalidTokenDescription},
+		{apierr.ErrInvalidToken, "unknown or has been revoked", apierr.InvalidTokenDescription},
+		{apierr.ErrTokenDisabled, "switched off", apierr.InvalidTokenDescription},
+		{fmt.Errorf("%w: the user is disabled", apierr.ErrLoginNotAllowed), "disabled", apierr.InvalidTokenDescription},
+		{apierr.ErrClientDisabled, "OAuth key", apierr.InvalidTokenDescription},
+		{fmt.Errorf("%w: only legacy tokens are accepted from X-Auth-Token", apierr.ErrUnsupportedToken), "legacy", apierr.InvalidTokenDescription},
+		{apierr.ErrMalformedToken, "malformed", apierr.InvalidTokenDescription},
+		{fmt.Errorf("checking: %w", apierr.ErrExpiredToken), "checking", apierr.ErrExpiredToken.Error()},
+	}
+	for _, tc := range tests {
+		t.Run(tc.err.Error(), func(t *testing.T) {
+			p := apierr.For(tc.err)
+			if p.Status != http.StatusUnauthorized || p.Code != "invalid_token" || p.Description != tc.want {
+				t.Fatalf("For = %+v, want 401 invalid_token %q", p, tc.want)
+			}
+			w := httptest.NewRecorder()
+			apierr.Write(w, p, apierr.Challenge{Scheme: "Bearer", Realm: "api"})
+			got := w.Body.String() + w.Header().Get("WWW-Authenticate")
+			if strings.Contains(got, tc.reason) {
+				t.Fatalf("the answer tells the reason %q: %s", tc.reason, got)
+			}
+			if !strings.Contains(w.Header().Get("WWW-Authenticate"), `error="invalid_token"`) {
+				t.Fatalf("WWW-Authenticate = %q", w.Header().Get("WWW-Authenticate"))
+			}
+		})
+	}
+	// Other refusals keep their descriptions: they are about the request.
+	if p := apierr.For(apierr.Field("label", errors.New("is required"))); p.Description != "is required" {
+		t.Fatalf("field error description = %q", p.Description)
+	}
+}
