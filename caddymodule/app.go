@@ -16,6 +16,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/audit"
 	"github.com/tokengate/tokengate/internal/bruteforce"
+	"github.com/tokengate/tokengate/internal/failrate"
 	"github.com/tokengate/tokengate/internal/gate"
 	"github.com/tokengate/tokengate/internal/jwt"
 	"github.com/tokengate/tokengate/internal/keyring"
@@ -75,6 +76,18 @@ type App struct {
 	// same limits apply to OAuth client secrets at the token endpoint (per
 	// client id and per address).
 	LoginFailureWindow caddy.Duration `json:"login_failure_window,omitempty"`
+
+	// TokenFailuresPerAddress is how many failed token look-ups (well-formed
+	// tokens that miss the cache and turn out unknown or forged, each a
+	// store round trip or a signature check) one client address may cause
+	// per TokenFailureWindow on this node; past it, such requests get 429
+	// with Retry-After before any look-up. IPv6 addresses count per /64.
+	// Cached tokens are never limited. Default: 100; -1: no limit.
+	TokenFailuresPerAddress int64 `json:"token_failures_per_address,omitempty"`
+
+	// TokenFailureWindow is the window of TokenFailuresPerAddress; the
+	// allowance refills evenly over it. Default: 1m.
+	TokenFailureWindow caddy.Duration `json:"token_failure_window,omitempty"`
 
 	// Signing is the algorithm of the first signing key: HS256 (the
 	// default), RS256, ES256 or EdDSA. It is used only when the store has
@@ -226,6 +239,9 @@ func (a *App) setDefaults() {
 	if a.JWKSMaxAge == 0 {
 		a.JWKSMaxAge = caddy.Duration(5 * time.Minute)
 	}
+	if a.TokenFailuresPerAddress == 0 {
+		a.TokenFailuresPerAddress = 100
+	}
 }
 
 // wire builds the services on the shared state.
@@ -246,7 +262,12 @@ func (a *App) wire() error {
 	a.clients = oauth.NewClients(a.state.store, a.state.clients, nil)
 	a.tokens = oauth.NewTokens(a.state.keys, a.state.clients, a.state.denied, a.Issuer, a.Audience, nil)
 	a.limiter = a.auth.Limiter()
-	a.checker = gate.New(a.state.store, a.state.cache, a.state.uses, gate.Options{AccessTokens: a.tokens})
+	a.checker = gate.New(a.state.store, a.state.cache, a.state.uses, gate.Options{
+		AccessTokens: a.tokens,
+		FailedLookups: failrate.New(failrate.Options{
+			Limit: a.TokenFailuresPerAddress, Window: time.Duration(a.TokenFailureWindow),
+		}),
+	})
 	a.legacy = legacy.NewService(a.state.store, a.state.uses, a.state.acl,
 		legacy.Cap{Max: a.MaxLegacyTokensPerUser, Policy: a.LegacyTokenCapPolicy},
 		time.Duration(a.LegacyTokenTTL), nil, a.logger.Named("legacy"))
@@ -297,6 +318,8 @@ func (a App) Validate() error {
 		return fmt.Errorf("bcrypt_cost must be between 4 and 31")
 	case a.LoginFailuresPerAccount < 0 || a.LoginFailuresPerAddress < 0 || a.LoginFailureWindow < 0:
 		return fmt.Errorf("login failure limits must not be negative")
+	case a.TokenFailuresPerAddress < -1 || a.TokenFailureWindow < 0:
+		return fmt.Errorf("token_failures_per_address must be -1 (no limit) or positive, token_failure_window positive")
 	case a.Signing != "" && !jwt.Supported(a.Signing):
 		return fmt.Errorf("signing: unsupported algorithm %q (use HS256, RS256, ES256 or EdDSA)", a.Signing)
 	case a.AccessTokenTTL != 0 && (time.Duration(a.AccessTokenTTL) < keyring.MinLifetime || time.Duration(a.AccessTokenTTL) > keyring.MaxLifetime):

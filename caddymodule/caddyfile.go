@@ -46,6 +46,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		last_access_flush <duration>
 //		bcrypt_cost <4-31>
 //		login_limits <per_account> <per_address> <window>
+//		token_failure_limit <per_address> <window> | off
 //		signing <HS256|RS256|ES256|EdDSA>
 //		access_token_ttl <duration>
 //		issuer <iss>
@@ -84,6 +85,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.BcryptCost, err = intArg(d, 4)
 		case "login_limits":
 			err = a.parseLoginLimits(d)
+		case "token_failure_limit":
+			err = a.parseTokenFailureLimit(d)
 		case "signing":
 			a.Signing, err = oneArg(d)
 		case "access_token_ttl":
@@ -151,6 +154,24 @@ func (a *App) parseLoginLimits(d *caddyfile.Dispenser) error {
 	}
 	a.LoginFailuresPerAccount, a.LoginFailuresPerAddress = perAccount, perAddress
 	a.LoginFailureWindow = caddy.Duration(window)
+	return nil
+}
+
+func (a *App) parseTokenFailureLimit(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	if len(args) == 1 && args[0] == "off" {
+		a.TokenFailuresPerAddress = -1
+		return nil
+	}
+	if len(args) != 2 {
+		return d.Err("token_failure_limit takes <per_address> <window>, or off")
+	}
+	n, err1 := strconv.ParseInt(args[0], 10, 64)
+	window, err2 := caddy.ParseDuration(args[1])
+	if err1 != nil || err2 != nil || n < 1 || window <= 0 {
+		return d.Errf("token_failure_limit: invalid values %q", args)
+	}
+	a.TokenFailuresPerAddress, a.TokenFailureWindow = n, caddy.Duration(window)
 	return nil
 }
 

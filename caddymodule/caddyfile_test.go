@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"github.com/tokengate/tokengate/internal/identity"
 	"strings"
 	"testing"
 
@@ -44,6 +45,8 @@ func TestAppCaddyfileErrors(t *testing.T) {
 		{"bcrypt low", "tokengate {\n bcrypt_cost 3\n}", "bcrypt_cost"},
 		{"login limits count", "tokengate {\n login_limits 5 10\n}", "login_limits takes"},
 		{"login limits values", "tokengate {\n login_limits 0 10 1m\n}", "login_limits: invalid"},
+		{"token failure limit count", "tokengate {\n token_failure_limit 5\n}", "token_failure_limit takes"},
+		{"token failure limit values", "tokengate {\n token_failure_limit 0 1m\n}", "token_failure_limit: invalid"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,6 +56,22 @@ func TestAppCaddyfileErrors(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestTokenFailureLimitOff(t *testing.T) {
+	var a App
+	if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser("tokengate {\n token_failure_limit off\n}")); err != nil || a.TokenFailuresPerAddress != -1 {
+		t.Fatalf("off: %v, %d", err, a.TokenFailuresPerAddress)
+	}
+	if err := a.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidateHeaderNames(t *testing.T) {
+	if err := (Handler{Headers: identity.Headers{User: "Connection"}}).Validate(); err == nil {
+		t.Error("a hop-by-hop identity header name was accepted")
 	}
 }
 

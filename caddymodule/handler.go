@@ -114,6 +114,8 @@ type Handler struct {
 	// Headers names the identity headers. Defaults: X-Auth-User,
 	// X-Auth-Token-Type, X-Auth-Token-Id, X-Auth-Scopes, X-Auth-Issuer
 	// (an external issuer's "iss", or the app's issuer for our tokens).
+	// Client-sent copies of the default names are removed even when they
+	// are renamed (an upstream may still read them).
 	Headers identity.Headers `json:"headers,omitzero"`
 
 	// KeepAuthorization passes the Authorization header on to the next
@@ -169,8 +171,8 @@ func (h *Handler) setup(app *App) error {
 	}
 	h.routes = map[string]func(http.ResponseWriter, *http.Request, oauth.Request){}
 	h.headers = h.Headers.WithDefaults()
-	h.ours = h.headers.Names()
-	h.consumed = append(h.headers.Names(), legacyLoginHeaders...)
+	h.ours = h.headers.Guarded()
+	h.consumed = append(h.headers.Guarded(), legacyLoginHeaders...)
 	if !h.DisableTokensAPI {
 		h.api = &pat.API{Service: app.pats, Auth: app.logins.Default(), Prefix: h.TokensPath}
 	}
@@ -218,6 +220,9 @@ func (h Handler) Validate() error {
 	if _, err := scope.Normalize(h.RequireScopes); err != nil {
 		return fmt.Errorf("require_scope: %v", err)
 	}
+	if err := h.Headers.Check(); err != nil {
+		return fmt.Errorf("headers: %v", err)
+	}
 	if h.LegacyTokenHeader != "" && http.CanonicalHeaderKey(h.LegacyTokenHeader) == "Authorization" {
 		return fmt.Errorf("legacy_token_header must not be Authorization")
 	}
@@ -232,20 +237,17 @@ func (h Handler) Validate() error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// Our identity headers are ours alone: client-sent copies go on every
-	// request, whatever happens next (from trailers too: an upstream may
-	// merge them into the headers).
-	if r.Trailer != nil {
-		identity.Remove(r.Trailer, h.ours)
-	}
+	// request, whatever happens next, from headers, trailers (which arrive
+	// after this handler ran) and Connection tokens (see identity.Strip).
 	clientIP := clientIP(r)
 	if route := h.ownRoute(r.URL.Path); route != nil {
-		identity.Remove(r.Header, h.ours)
+		identity.Strip(r, h.ours)
 		route(w, r, oauth.Request{ClientIP: ipString(clientIP), Host: r.Host})
 		return nil
 	}
 	// One pass: our headers, and the /rest/token credentials, which have
 	// no business on other routes and never travel on to the upstream.
-	identity.Remove(r.Header, h.consumed)
+	identity.Strip(r, h.consumed)
 	tok, fromLegacySource, err := h.credential(r)
 	var id identity.Identity
 	if err == nil {

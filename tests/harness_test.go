@@ -167,11 +167,15 @@ type gatewayConfig struct {
 	env []string
 	// extraSites is appended to the Caddyfile (more site blocks).
 	extraSites string
+	// globalOptions go in the global options block ({{port}} and
+	// {{trusted}} are replaced there too).
+	globalOptions string
 }
 
 const caddyfileTemplate = `{
 	admin 127.0.0.1:{{admin}}
 	persist_config off
+	{{global}}
 	default_bind 127.0.0.1
 	log {
 		output stderr
@@ -243,7 +247,7 @@ func (g *gateway) start(up *upstream, cfg gatewayConfig) {
 	caddyfile := strings.NewReplacer(
 		"{{admin}}", fmt.Sprint(adminPort), "{{port}}", fmt.Sprint(port), "{{trusted}}", fmt.Sprint(trusted),
 		"{{store}}", g.store, "{{upstream}}", up.addr, "{{app}}", cfg.appOptions, "{{site}}", cfg.siteOptions,
-	).Replace(caddyfileTemplate) + cfg.extraSites
+	).Replace(strings.Replace(caddyfileTemplate, "{{global}}", cfg.globalOptions, 1)) + cfg.extraSites
 	path := filepath.Join(g.dir, "Caddyfile")
 	if err := os.WriteFile(path, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)

@@ -63,6 +63,12 @@ func (e *Entry) Identity() identity.Identity {
 	}
 }
 
+// Negative reports whether the entry refuses a token that anyone can make
+// up: an unknown PAT or legacy token, or a JWT refused before it named an
+// owner (bad signature, unknown key, expired). Such entries are kept apart
+// (see shard) and count as failed look-ups.
+func (e *Entry) Negative() bool { return e.Missing || (e.Refusal != nil && e.Owner == "") }
+
 // AllowsIP applies the entry's allow-list.
 func (e *Entry) AllowsIP(a netip.Addr) bool { return e.AllowedIPs.Allows(a) }
 
@@ -83,14 +89,19 @@ type Cache struct {
 	shards     [shardCount]shard
 	epoch      time.Time
 	perShard   atomic.Int64
+	negShard   atomic.Int64 // bound of a shard's negative entries
 	ttl        atomic.Int64 // seconds
 	now        func() time.Time
 	generation atomic.Uint64
 }
 
+// A shard keeps negative entries (Missing: made-up tokens cost an attacker
+// nothing) in a map of their own with its own bound, so that a flood of
+// them only ever evicts other negative entries, never a live token.
 type shard struct {
-	mu sync.RWMutex
-	m  map[[32]byte]*Entry
+	mu  sync.RWMutex
+	m   map[[32]byte]*Entry
+	neg map[[32]byte]*Entry
 }
 
 // New returns an empty cache.
@@ -104,6 +115,7 @@ func New(o Options) *Cache {
 	c.SetLimits(o.MaxEntries, o.TTL)
 	for i := range c.shards {
 		c.shards[i].m = make(map[[32]byte]*Entry)
+		c.shards[i].neg = make(map[[32]byte]*Entry)
 	}
 	return c
 }
@@ -111,6 +123,8 @@ func New(o Options) *Cache {
 // SetLimits changes the bound and the TTL (<= 0: the defaults, 100000
 // entries and 30s), e.g. when a config reload keeps the cache but changes
 // its settings. A smaller bound takes effect as entries are added.
+// Negative entries (see Entry.Negative) have a space of their own, a
+// quarter of maxEntries on top of it.
 func (c *Cache) SetLimits(maxEntries int, ttl time.Duration) {
 	if maxEntries <= 0 {
 		maxEntries = 100000
@@ -119,6 +133,7 @@ func (c *Cache) SetLimits(maxEntries int, ttl time.Duration) {
 		ttl = 30 * time.Second
 	}
 	c.perShard.Store(int64(max(1, maxEntries/shardCount)))
+	c.negShard.Store(int64(max(1, maxEntries/4/shardCount)))
 	c.ttl.Store(int64((ttl + time.Second - 1) / time.Second)) // whole seconds
 }
 
@@ -132,6 +147,9 @@ func (c *Cache) Get(h [32]byte) (*Entry, bool) {
 	s := c.shard(h)
 	s.mu.RLock()
 	e, ok := s.m[h]
+	if !ok {
+		e, ok = s.neg[h]
+	}
 	s.mu.RUnlock()
 	// ">=": ages are whole seconds, so an entry never outlives the TTL.
 	if !ok || int64(c.seconds()-e.storedAt) >= c.ttl.Load() {
@@ -147,7 +165,7 @@ func (c *Cache) Generation() uint64 { return c.generation.Load() }
 // Fill stores e under h unless an invalidation happened since gen was
 // read, in which case the result may already be stale and it is dropped.
 // It reports whether e was stored. When the shard is full an arbitrary
-// entry is evicted.
+// entry of the same space (negative or not) is evicted.
 func (c *Cache) Fill(h [32]byte, e *Entry, gen uint64) bool {
 	e.storedAt = c.seconds()
 	s := c.shard(h)
@@ -159,15 +177,20 @@ func (c *Cache) Fill(h [32]byte, e *Entry, gen uint64) bool {
 	if c.generation.Load() != gen {
 		return false
 	}
-	if _, exists := s.m[h]; !exists {
-		for k := range s.m { // map iteration order is random: random eviction
-			if int64(len(s.m)) < c.perShard.Load() {
+	m, other, bound := s.m, s.neg, c.perShard.Load()
+	if e.Negative() {
+		m, other, bound = s.neg, s.m, c.negShard.Load()
+	}
+	delete(other, h)
+	if _, exists := m[h]; !exists {
+		for k := range m { // map iteration order is random: random eviction
+			if int64(len(m)) < bound {
 				break
 			}
-			delete(s.m, k)
+			delete(m, k)
 		}
 	}
-	s.m[h] = e
+	m[h] = e
 	return true
 }
 
@@ -177,6 +200,7 @@ func (c *Cache) Invalidate(h [32]byte) {
 	s := c.shard(h)
 	s.mu.Lock()
 	delete(s.m, h)
+	delete(s.neg, h)
 	s.mu.Unlock()
 }
 
@@ -194,9 +218,11 @@ func (c *Cache) InvalidateMatching(match func(*Entry) bool) {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		for k, e := range s.m {
-			if match(e) {
-				delete(s.m, k)
+		for _, m := range []map[[32]byte]*Entry{s.m, s.neg} {
+			for k, e := range m {
+				if match(e) {
+					delete(m, k)
+				}
 			}
 		}
 		s.mu.Unlock()
@@ -210,6 +236,7 @@ func (c *Cache) Clear() {
 		s := &c.shards[i]
 		s.mu.Lock()
 		clear(s.m)
+		clear(s.neg)
 		s.mu.Unlock()
 	}
 }
@@ -220,7 +247,7 @@ func (c *Cache) Len() int {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.RLock()
-		n += len(s.m)
+		n += len(s.m) + len(s.neg)
 		s.mu.RUnlock()
 	}
 	return n

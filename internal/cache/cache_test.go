@@ -166,3 +166,39 @@ func TestEntryNeverOutlivesTTL(t *testing.T) {
 		}
 	}
 }
+
+// A flood of made-up tokens must not push live tokens out of the cache.
+func TestNegativeFloodKeepsPositiveEntries(t *testing.T) {
+	// Room for 64 live entries per shard: the 256 live ones fit.
+	c, _ := newTestCache(shardCount * 64)
+	for i := range shardCount * 4 {
+		c.Fill(key(fmt.Sprint("live", i)), &Entry{Owner: "alice"}, c.Generation())
+	}
+	for i := range 100000 {
+		c.Fill(key(fmt.Sprint("fake", i)), &Entry{Missing: true}, c.Generation())
+		if i%2 == 0 {
+			c.Fill(key(fmt.Sprint("forged-jwt", i)), &Entry{Refusal: fmt.Errorf("bad signature")}, c.Generation())
+		}
+	}
+	for i := range shardCount * 4 {
+		if e, ok := c.Get(key(fmt.Sprint("live", i))); !ok || e.Owner != "alice" {
+			t.Fatalf("live entry %d was evicted by negative ones", i)
+		}
+	}
+	if n := c.Len(); n > shardCount*4+shardCount*64/4 {
+		t.Fatalf("the cache grew to %d entries", n)
+	}
+	// Negative entries still work, and one that turns positive moves.
+	h := key("fake99999")
+	if e, ok := c.Get(h); !ok || !e.Missing {
+		t.Fatal("the last negative entry is not cached")
+	}
+	c.Fill(h, &Entry{Owner: "bob"}, c.Generation())
+	if e, ok := c.Get(h); !ok || e.Owner != "bob" {
+		t.Fatal("a negative entry shadowed a positive fill")
+	}
+	c.Invalidate(h)
+	if _, ok := c.Get(h); ok {
+		t.Fatal("invalidated entry survived")
+	}
+}

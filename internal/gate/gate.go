@@ -16,6 +16,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/cache"
+	"github.com/tokengate/tokengate/internal/failrate"
 	"github.com/tokengate/tokengate/internal/identity"
 	"github.com/tokengate/tokengate/internal/iplist"
 	"github.com/tokengate/tokengate/internal/jwt"
@@ -53,6 +54,8 @@ type Checker struct {
 	// lastUseEvery: a token's use is queued at most this often per node.
 	lastUseEvery int64
 	group        singleflight.Group
+	// failures limits look-ups that miss the cache and fail, per address.
+	failures *failrate.Limiter
 }
 
 // Options configure a Checker.
@@ -64,6 +67,11 @@ type Options struct {
 	Now func() time.Time
 	// AccessTokens verifies JWTs; nil: JWTs are refused as unsupported.
 	AccessTokens AccessTokens
+	// FailedLookups limits, per client address, look-ups that miss the
+	// cache and find no good token (nil: no limit). Past it, such
+	// look-ups are answered with apierr.RateLimited before any I/O;
+	// cached tokens, good or bad, are never limited.
+	FailedLookups *failrate.Limiter
 }
 
 // New returns a Checker.
@@ -74,7 +82,7 @@ func New(s store.Store, c *cache.Cache, uses *lastuse.Recorder, o Options) *Chec
 	if o.LastUseEvery <= 0 {
 		o.LastUseEvery = time.Second
 	}
-	return &Checker{store: s, cache: c, uses: uses, jwts: o.AccessTokens, now: o.Now, lastUseEvery: int64(o.LastUseEvery)}
+	return &Checker{store: s, cache: c, uses: uses, jwts: o.AccessTokens, now: o.Now, lastUseEvery: int64(o.LastUseEvery), failures: o.FailedLookups}
 }
 
 // Request is what the edge check needs to know about a request.
@@ -98,7 +106,7 @@ func (c *Checker) Check(ctx context.Context, req Request) (identity.Identity, er
 	if req.Token == "" {
 		return identity.Identity{}, apierr.ErrNoToken
 	}
-	e, err := c.lookup(ctx, req.Token, req.External)
+	e, err := c.lookup(ctx, req.Token, req.ClientIP, req.External)
 	if err != nil {
 		return identity.Identity{}, err
 	}
@@ -149,10 +157,12 @@ func usable(e *cache.Entry, now int64) error {
 // cache. Malformed tokens are refused before any I/O; a cache hit costs a
 // hash and a map read, without allocation.
 func (c *Checker) Lookup(ctx context.Context, tok string) (*cache.Entry, error) {
-	return c.lookup(ctx, tok, nil)
+	return c.lookup(ctx, tok, netip.Addr{}, nil)
 }
 
-func (c *Checker) lookup(ctx context.Context, tok string, external []External) (*cache.Entry, error) {
+// lookup is Lookup for a client at addr (invalid: not limited), on a site
+// that also accepts the external issuers.
+func (c *Checker) lookup(ctx context.Context, tok string, addr netip.Addr, external []External) (*cache.Entry, error) {
 	kind := token.Classify(tok)
 	switch {
 	case kind == token.Malformed:
@@ -170,7 +180,7 @@ func (c *Checker) lookup(ctx context.Context, tok string, external []External) (
 	}
 	switch {
 	case kind != token.JWT:
-		return c.fill(ctx, h, c.loadStored)
+		return c.fill(ctx, addr, h, c.loadStored)
 	case len(external) > 0:
 		for _, x := range external {
 			if e, ok := c.cache.Get(x.CacheKey(h)); ok {
@@ -180,7 +190,7 @@ func (c *Checker) lookup(ctx context.Context, tok string, external []External) (
 		iss := jwt.UnverifiedIssuer(tok)
 		for _, x := range external {
 			if x.Issuer() == iss {
-				return c.fill(ctx, x.CacheKey(h), func(ctx context.Context, _ [32]byte) (*cache.Entry, error) { return x.Verify(ctx, tok) })
+				return c.fill(ctx, addr, x.CacheKey(h), func(ctx context.Context, _ [32]byte) (*cache.Entry, error) { return x.Verify(ctx, tok) })
 			}
 		}
 	}
@@ -190,7 +200,7 @@ func (c *Checker) lookup(ctx context.Context, tok string, external []External) (
 	if c.jwts == nil {
 		return nil, fmt.Errorf("%w: unknown issuer", apierr.ErrInvalidToken)
 	}
-	return c.fill(ctx, h, func(ctx context.Context, _ [32]byte) (*cache.Entry, error) { return c.jwts.Verify(ctx, tok) })
+	return c.fill(ctx, addr, h, func(ctx context.Context, _ [32]byte) (*cache.Entry, error) { return c.jwts.Verify(ctx, tok) })
 }
 
 // recordUse queues a last-use write at most once per lastUseEvery per
@@ -211,9 +221,24 @@ func (c *Checker) recordUse(e *cache.Entry, now int64, req Request) {
 	c.uses.Record(u)
 }
 
-// fill calls load for h after a cache miss and caches the result.
-// Concurrent misses for the same hash share one load.
-func (c *Checker) fill(ctx context.Context, h [32]byte, load func(context.Context, [32]byte) (*cache.Entry, error)) (*cache.Entry, error) {
+// fill calls load for h after a cache miss, on behalf of a client at addr,
+// and caches the result. A client past its limit of failed look-ups is
+// refused before any I/O; a look-up that finds a token that could be good
+// (or fails on our side) is not counted against it.
+func (c *Checker) fill(ctx context.Context, addr netip.Addr, h [32]byte, load func(context.Context, [32]byte) (*cache.Entry, error)) (*cache.Entry, error) {
+	if wait := c.failures.Reserve(addr); wait > 0 {
+		return nil, &apierr.RateLimited{RetryAfter: wait}
+	}
+	e, err := c.fillShared(ctx, h, load)
+	if err != nil || !e.Negative() {
+		c.failures.Refund(addr)
+	}
+	return e, err
+}
+
+// fillShared loads and caches h; concurrent misses for the same hash share
+// one load.
+func (c *Checker) fillShared(ctx context.Context, h [32]byte, load func(context.Context, [32]byte) (*cache.Entry, error)) (*cache.Entry, error) {
 	v, err, _ := c.group.Do(string(h[:]), func() (any, error) {
 		// A miss that reaches Do just after another look-up of h finished
 		// (and filled the cache) must not load again.

@@ -7,7 +7,11 @@
 // one past the gateway by spelling it differently.
 package identity
 
-import "net/http"
+import (
+	"fmt"
+	"net/http"
+	"strings"
+)
 
 // Headers names the identity headers.
 type Headers struct {
@@ -89,6 +93,53 @@ func (hn Headers) Names() []string {
 	return []string{hn.User, hn.TokenType, hn.TokenID, hn.Scopes, hn.Issuer}
 }
 
+// Guarded lists the names no client may send: the configured names
+// and, when some are renamed, the default names too, because an upstream
+// may still read those (each name once).
+func (hn Headers) Guarded() []string {
+	names := hn.Names()
+	for _, d := range DefaultHeaders.Names() {
+		if !matchesAny(d, names) {
+			names = append(names, d)
+		}
+	}
+	return names
+}
+
+// Check refuses header names that cannot carry an identity: names that
+// are not HTTP tokens, and the fields HTTP itself gives a meaning
+// (hop-by-hop fields a proxy drops, framing, Host, credentials).
+func (hn Headers) Check() error {
+	for _, n := range hn.Names() {
+		if n == "" {
+			continue
+		}
+		for i := 0; i < len(n); i++ {
+			if !isTokenChar(n[i]) {
+				return fmt.Errorf("identity header name %q is not a valid header field name", n)
+			}
+		}
+		if notATrailer(n) || matchesAny(n, reserved) {
+			return fmt.Errorf("identity header name %q is a field HTTP gives a meaning of its own", n)
+		}
+	}
+	return nil
+}
+
+// reserved are fields that proxies drop (Upgrade) or set themselves, besides
+// those forbidden in trailers (which include the other hop-by-hop fields).
+var reserved = []string{"Upgrade", "Alt-Svc", "Cookie", "Set-Cookie", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+
+// isTokenChar reports whether c may appear in a header field name (RFC
+// 9110 5.6.2 tchar).
+func isTokenChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
 // Set writes id into h. Remove client-sent copies (Names) first. The values share one
 // array made for this request: the header slices must not point at
 // anything shared, because later handlers (Caddy's request_header replace,
@@ -123,11 +174,8 @@ func Take(h http.Header, name string) []string {
 // folding case and '_' to '-'), in one pass, without allocating.
 func Remove(h http.Header, names []string) {
 	for k := range h {
-		for _, n := range names {
-			if sameName(k, n) {
-				delete(h, k)
-				break
-			}
+		if matchesAny(k, names) {
+			delete(h, k)
 		}
 	}
 }

@@ -1,0 +1,129 @@
+package tests
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// reportingUpstream is a real backend that reads the whole body (so that
+// trailers arrive) and answers with the headers and trailers it received.
+func reportingUpstream(t *testing.T) *upstream {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(received{Header: r.Header, Trailer: r.Trailer, Body: string(body), ReadErr: fmt.Sprint(err)})
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return &upstream{addr: l.Addr().String()}
+}
+
+// received is what reportingUpstream saw.
+type received struct {
+	Header, Trailer http.Header
+	Body, ReadErr   string
+}
+
+// identityValues lists every header or trailer of h that folds to one of
+// our identity names (the renamed ones and the defaults).
+func identityValues(h http.Header) map[string][]string {
+	out := map[string][]string{}
+	for k, v := range h {
+		n := strings.ToLower(strings.ReplaceAll(k, "_", "-"))
+		if strings.HasPrefix(n, "x-auth-") || strings.HasPrefix(n, "x-remote-") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// TestIdentityIsOursByEveryRoute: a client cannot reach the upstream with
+// identity names through trailers (HTTP/1.1 chunked, HTTP/2), nor make the
+// proxy drop the identity we set by naming it in Connection, and the
+// default names stay ours when the headers are renamed.
+func TestIdentityIsOursByEveryRoute(t *testing.T) {
+	up := reportingUpstream(t)
+	g := startGateway(t, embedded, up, gatewayConfig{
+		siteOptions:   "header_user X-Remote-User",
+		globalOptions: "servers 127.0.0.1:{{port}} {\n\t\tprotocols h1 h2c\n\t}",
+	})
+	g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
+	tok, id := createPAT(t, g, "alice", alicePassword, `{"label":"ci","scopes":["read"]}`)
+	want := map[string][]string{"X-Remote-User": {"alice"}, "X-Auth-Token-Type": {"pat"}, "X-Auth-Token-Id": {id}, "X-Auth-Scopes": {"read"}}
+	check := func(t *testing.T, got received) {
+		t.Helper()
+		if got.Body != "hello" {
+			t.Fatalf("the upstream read %q (%s): the request did not go through as sent", got.Body, got.ReadErr)
+		}
+		if got.Trailer.Get("X-Checksum") != "ok" {
+			t.Fatalf("the harmless trailer did not arrive (%v): the test would prove nothing", got.Trailer)
+		}
+		if v := identityValues(got.Trailer); len(v) > 0 {
+			t.Errorf("identity trailers reached the upstream: %v", v)
+		}
+		if v := identityValues(got.Header); fmt.Sprint(v) != fmt.Sprint(want) {
+			t.Errorf("identity headers at the upstream:\n got %v\nwant %v", v, want)
+		}
+	}
+
+	t.Run("HTTP/1.1 chunked trailers and Connection", func(t *testing.T) {
+		c, err := net.Dial("tcp", strings.TrimPrefix(g.base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST /echo HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"+
+			"Connection: keep-alive, X-Remote-User, x_auth_token_type\r\nConnection: X-AUTH-TOKEN-ID, X-Auth-Scopes\r\n"+
+			"Transfer-Encoding: chunked\r\nTrailer: X-Checksum, X-Auth-User, X-Remote-User\r\n\r\n"+
+			"5\r\nhello\r\n0\r\nX-Checksum: ok\r\nX-Auth-User: admin\r\nX_Auth_User: admin\r\nX-Remote-User: admin\r\n"+
+			"x-auth-token-type: oauth\r\nX_Auth_Scopes: admin\r\n\r\n", strings.TrimPrefix(g.base, "http://"), tok)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var got received
+		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d, %v", resp.StatusCode, err)
+		}
+		check(t, got)
+	})
+
+	t.Run("HTTP/2 trailers", func(t *testing.T) {
+		var p http.Protocols
+		p.SetUnencryptedHTTP2(true)
+		client := &http.Client{Transport: &http.Transport{Protocols: &p}}
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, g.base+"/echo", io.NopCloser(strings.NewReader("hello")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = -1
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Trailer = http.Header{"X-Checksum": {"ok"}, "X-Auth-User": {"admin"}, "X_auth_user": {"admin"}, "X-Remote-User": {"admin"}, "X-Auth-Scopes": {"admin"}}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("spoke %s, not HTTP/2", resp.Proto)
+		}
+		var got received
+		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d, %v", resp.StatusCode, err)
+		}
+		check(t, got)
+	})
+}
