@@ -6,7 +6,6 @@ package bruteforce
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/tokengate/tokengate/internal/apierr"
@@ -21,15 +20,18 @@ type Key struct {
 	Limit int64
 }
 
-// Limiter counts attempts in a store. It holds no lock of its own: the
-// store's atomic increment is what keeps concurrent guesses within the
-// limits, on one node and across nodes.
+// Limiter counts failures in a store, so that every node agrees on them,
+// and keeps the checks in flight on this node within what the limits
+// still allow. It holds no lock across slow work.
 type Limiter struct {
 	store  store.Store
 	window time.Duration
 	// slowAfter failures, each further failure is answered more slowly.
 	slowAfter int64
 	sleep     func(context.Context, time.Duration)
+	// maxWait bounds how long a guess waits for a slot (see Guard).
+	maxWait  time.Duration
+	inFlight inFlight
 }
 
 // New returns a Limiter with a failure window (<= 0: 15 minutes).
@@ -37,7 +39,8 @@ func New(s store.Store, window time.Duration) *Limiter {
 	if window <= 0 {
 		window = 15 * time.Minute
 	}
-	return &Limiter{store: s, window: window, slowAfter: 3, sleep: sleepCtx}
+	return &Limiter{store: s, window: window, slowAfter: 3, sleep: sleepCtx, maxWait: 15 * time.Second,
+		inFlight: inFlight{keys: map[string]*slots{}}}
 }
 
 // AddressKey is the counter of a client address; an unknown address ("")
@@ -51,64 +54,123 @@ func AddressKey(addr string, limit int64) Key {
 
 // Guard runs one guess at a secret.
 //
-// The guess is counted against the account and the address before check
-// runs, by an atomic increment in the store, and a guess that takes a key
-// over its limit is refused (429) without running check. So concurrent
-// guesses, at one account or at many, on one node or on several, never
-// check more secrets than a limit allows; an earlier design serialised
-// guesses per account instead, which let guesses at many accounts overshoot
-// the address's limit.
+// A key whose failures in the store are at its limit is refused (429)
+// without running check. Otherwise the guess takes a slot on this node
+// for each key: a key has as many slots as failures it may still have, so
+// concurrent guesses, at one account or at many accounts from one
+// address, never check more secrets than a limit allows (an earlier
+// design serialised guesses per account, which let guesses at many
+// accounts overshoot the address's limit). A guess that finds no free
+// slot waits for one of the guesses in flight on that key to end (a
+// client's own concurrent requests, which succeed, just queue briefly),
+// then looks at the store again. Across nodes, each node admits at most
+// the remaining allowance at a time.
 //
-// No lock is held: check (a bcrypt compare, a call to the identity
-// backend) and the slow-down after a failure delay this guess only, never
-// a guess at another account. (Guesses used to hold one of 256 striped
-// locks chosen by a public hash of the account name, so guesses at made-up
-// names stalled a real user's sign-in.)
+// No lock is held while check runs (a bcrypt compare, a call to the
+// identity backend) or while a failure is slowed down: they delay this
+// guess only, never a guess at another account. (Guesses used to hold one
+// of 256 striped locks chosen by a public hash of the account name, so
+// guesses at made-up names stalled a real user's sign-in.)
 //
-// After check: a failure stays counted on both keys and is answered with
-// refusal after the slow-down (a little longer for each failure past the
-// first few, up to 2s); a success clears the account's counter and takes
-// the guess back from the address's; an error from check takes the guess
-// back from both and is returned as it is.
+// After check: a failure is counted on both keys before the slots are
+// given back and is answered with refusal after the slow-down (a little
+// longer for each failure past the first few, up to 2s); a success
+// clears the account's counter when it had failures; an error from check
+// counts nothing and is returned as it is. Nothing is written to the
+// store for a success on a clean account.
 func (l *Limiter) Guard(ctx context.Context, account, address Key, check func() (bool, error), refusal error) error {
 	keys := named(account, address)
-	if err := l.locked(ctx, keys); err != nil {
-		return err
-	}
-	most, err := l.count(ctx, keys)
+	accountFailures, release, err := l.admit(ctx, keys)
 	if err != nil {
 		return err
 	}
 	ok, err := check()
 	switch {
 	case err != nil:
-		return and(err, l.uncount(ctx, keys))
+		release()
+		return err
 	case !ok:
+		most, err := l.countFailure(ctx, keys)
+		release()
+		if err != nil {
+			return err
+		}
 		l.slowDown(ctx, most)
 		return refusal
 	}
-	return l.succeeded(ctx, account, address)
+	release()
+	if account.Name == "" || accountFailures == 0 {
+		return nil
+	}
+	ctx, cancel := settling(ctx)
+	defer cancel()
+	return apierr.FromStore(l.store.ClearFailures(ctx, account.Name))
 }
 
-// succeeded clears the account's counter and takes the guess back from
-// the address's.
-func (l *Limiter) succeeded(ctx context.Context, account, address Key) error {
-	if account.Name != "" {
-		ctx, cancel := settling(ctx)
-		defer cancel()
-		if err := l.store.ClearFailures(ctx, account.Name); err != nil {
-			return apierr.FromStore(err)
+// admit waits until no key is at its limit and every key has a free slot,
+// takes the slots and returns the account's (first key's) failures and
+// the function that gives the slots back.
+func (l *Limiter) admit(ctx context.Context, keys []Key) (int64, func(), error) {
+	deadline := time.NewTimer(l.maxWait)
+	defer deadline.Stop()
+	for {
+		failures, err := l.failures(ctx, keys)
+		if err != nil {
+			return 0, nil, err
+		}
+		allow := make([]int64, len(keys))
+		for i, k := range keys {
+			if failures[i] >= k.Limit {
+				return 0, nil, l.refuse()
+			}
+			allow[i] = k.Limit - failures[i]
+		}
+		release, wait := l.inFlight.take(keys, allow)
+		if release != nil {
+			var first int64
+			if len(failures) > 0 {
+				first = failures[0]
+			}
+			return first, release, nil
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return 0, nil, ctx.Err()
+		case <-deadline.C:
+			return 0, nil, &apierr.RateLimited{RetryAfter: time.Second}
 		}
 	}
-	return l.uncount(ctx, named(address))
 }
 
-// and returns err, joined with more when there is more.
-func and(err, more error) error {
-	if more == nil {
-		return err
+// failures reads each key's failures from the store.
+func (l *Limiter) failures(ctx context.Context, keys []Key) ([]int64, error) {
+	out := make([]int64, len(keys))
+	for i, k := range keys {
+		n, err := l.store.FailureCount(ctx, k.Name)
+		if err != nil {
+			return nil, apierr.FromStore(err)
+		}
+		out[i] = n
 	}
-	return errors.Join(err, more)
+	return out, nil
+}
+
+// countFailure counts a failure against every key and returns the highest
+// new count. The client waits on it, so it is counted even when the
+// client has hung up (a guesser must not escape the count by hanging up).
+func (l *Limiter) countFailure(ctx context.Context, keys []Key) (int64, error) {
+	ctx, cancel := settling(ctx)
+	defer cancel()
+	var most int64
+	for _, k := range keys {
+		n, err := l.store.CountFailure(ctx, k.Name, l.window)
+		if err != nil {
+			return 0, apierr.FromStore(err)
+		}
+		most = max(most, n)
+	}
+	return most, nil
 }
 
 // named returns the keys that have a counter.
@@ -122,57 +184,9 @@ func named(keys ...Key) []Key {
 	return out
 }
 
-// locked refuses when a key is already at its limit: a read, so that a
-// flood of guesses at a locked key costs the store no writes.
-func (l *Limiter) locked(ctx context.Context, keys []Key) error {
-	for _, k := range keys {
-		n, err := l.store.FailureCount(ctx, k.Name)
-		if err != nil {
-			return apierr.FromStore(err)
-		}
-		if n >= k.Limit {
-			return l.refuse()
-		}
-	}
-	return nil
-}
-
-// count counts the attempt against every key and returns the highest new
-// count. When a key goes over its limit (concurrent guesses got there
-// first) or the store fails, what was counted is taken back and the error
-// returned.
-func (l *Limiter) count(ctx context.Context, keys []Key) (int64, error) {
-	var most int64
-	for i, k := range keys {
-		n, err := l.store.CountFailure(ctx, k.Name, l.window)
-		if err != nil {
-			return 0, and(apierr.FromStore(err), l.uncount(ctx, keys[:i]))
-		}
-		if n > k.Limit {
-			return 0, and(l.refuse(), l.uncount(ctx, keys[:i+1]))
-		}
-		most = max(most, n)
-	}
-	return most, nil
-}
-
-// uncount takes the attempt back from every key. A failure leaves a
-// counter one too high until its window ends (it fails closed); it is
-// returned so that the client is answered with it.
-func (l *Limiter) uncount(ctx context.Context, keys []Key) error {
-	ctx, cancel := settling(ctx)
-	defer cancel()
-	for _, k := range keys {
-		if err := l.store.UncountFailure(ctx, k.Name); err != nil {
-			return apierr.FromStore(err)
-		}
-	}
-	return nil
-}
-
 // settling returns a context for settling an attempt's counts that
-// outlives the request's: a client that hangs up must not leave its
-// attempt counted (a success, an error) or its account uncleared.
+// outlives the request's: a client that hangs up must neither escape a
+// failure's count nor leave its account uncleared after a success.
 func settling(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 }

@@ -282,7 +282,7 @@ func TestGuessesAtOtherAccountsDoNotDelayTheVictim(t *testing.T) {
 
 // Concurrent guesses from one address, at one account or at as many
 // accounts as guesses, never check more secrets than the limits allow:
-// every guess is counted before its check, not after.
+// a guess needs one of the slots its keys still have before its check.
 func TestConcurrentGuessesRespectTheLimits(t *testing.T) {
 	const guesses, limit = 40, 5
 	cases := []struct {
@@ -345,8 +345,8 @@ func TestConcurrentGuessesRespectTheLimits(t *testing.T) {
 }
 
 // A client that hangs up while its secret is checked still has its
-// attempt settled: a success clears the account and is taken back from
-// the address, an error is taken back from both.
+// attempt settled: a success clears the account (the address keeps its
+// failures), an error counts nothing.
 func TestAttemptSettledAfterTheClientHangsUp(t *testing.T) {
 	cases := []struct {
 		name string
@@ -369,4 +369,38 @@ func TestAttemptSettledAfterTheClientHangsUp(t *testing.T) {
 			e.assertCounts(t, c.want)
 		})
 	}
+}
+
+// A client's own concurrent requests, more at once than the limits, all
+// succeed: a guess that finds no free slot waits for one, and a success
+// gives its slot back without counting anything. (A design that counted
+// every guess before checking it refused them with 429.)
+func TestConcurrentSuccessesBeyondTheLimitsAllPass(t *testing.T) {
+	e := newEnv(t)
+	account := Key{Name: "client:tgc_busy", Limit: 3}
+	address := Key{Name: "addr:198.51.100.7", Limit: 5}
+	var checking, most atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := e.l.Guard(context.Background(), account, address, func() (bool, error) {
+				n := checking.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				time.Sleep(time.Millisecond)
+				checking.Add(-1)
+				return true, nil
+			}, errWrong)
+			if err != nil {
+				t.Errorf("request %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if m := most.Load(); m > account.Limit {
+		t.Errorf("%d checks ran at once, the account allows %d", m, account.Limit)
+	}
+	e.assertCounts(t, map[string]int64{account.Name: 0, address.Name: 0})
 }
