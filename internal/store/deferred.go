@@ -18,9 +18,15 @@ var ErrUnavailable = errors.New("the store is not open yet")
 // validated without opening, locking or creating anything) and keeps
 // working once it is. Until Attach succeeds every method returns
 // ErrUnavailable, except Subscribe, which is kept and set up on the backend
-// when it is attached.
+// when it is attached. While the first opening is still under way (Caddy
+// may start serving before the app that opens the store has started), a
+// call waits for it, up to its context or startWait; once that opening
+// has failed (Unreachable), calls answer ErrUnavailable at once.
 type Deferred struct {
 	live atomic.Pointer[Store]
+	// settled is closed by the first Attach or Unreachable.
+	settled    chan struct{}
+	settleOnce sync.Once
 
 	mu      sync.Mutex // serialises Attach, Subscribe and Close
 	pending []subscription
@@ -33,11 +39,31 @@ type subscription struct {
 	fn  func(Event)
 }
 
-// NewDeferred returns a Deferred store with no backend.
-func NewDeferred() *Deferred { return new(Deferred) }
+// startWait bounds how long a call waits for the first opening of the
+// store.
+const startWait = 10 * time.Second
 
-// store returns the backend, or a store that answers ErrUnavailable.
-func (d *Deferred) store() Store {
+// NewDeferred returns a Deferred store with no backend.
+func NewDeferred() *Deferred { return &Deferred{settled: make(chan struct{})} }
+
+// Unreachable says that the first opening failed (and is retried in the
+// background): until Attach, calls answer ErrUnavailable at once instead
+// of waiting.
+func (d *Deferred) Unreachable() { d.settleOnce.Do(func() { close(d.settled) }) }
+
+// store returns the backend, or a store that answers ErrUnavailable,
+// waiting first for the first opening to settle (see Deferred).
+func (d *Deferred) store(ctx context.Context) Store {
+	if s := d.live.Load(); s != nil {
+		return *s
+	}
+	t := time.NewTimer(startWait)
+	defer t.Stop()
+	select {
+	case <-d.settled:
+	case <-ctx.Done():
+	case <-t.C:
+	}
 	if s := d.live.Load(); s != nil {
 		return *s
 	}
@@ -84,6 +110,7 @@ func (d *Deferred) Attach(s Store) error {
 	}
 	d.pending = nil
 	d.live.Store(&s)
+	d.Unreachable() // settled: waiting calls go on with s
 	return nil
 }
 
@@ -106,6 +133,7 @@ func (d *Deferred) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.closed = true
+	d.Unreachable() // nothing will be attached: nobody waits
 	if s := d.live.Load(); s != nil {
 		return (*s).Close()
 	}
@@ -114,128 +142,128 @@ func (d *Deferred) Close() error {
 
 // CreateUser implements Store.
 func (d *Deferred) CreateUser(ctx context.Context, u User) error {
-	return d.store().CreateUser(ctx, u)
+	return d.store(ctx).CreateUser(ctx, u)
 }
 
 // GetUser implements Store.
 func (d *Deferred) GetUser(ctx context.Context, name string) (User, error) {
-	return d.store().GetUser(ctx, name)
+	return d.store(ctx).GetUser(ctx, name)
 }
 
 // ListUsers implements Store.
-func (d *Deferred) ListUsers(ctx context.Context) ([]User, error) { return d.store().ListUsers(ctx) }
+func (d *Deferred) ListUsers(ctx context.Context) ([]User, error) { return d.store(ctx).ListUsers(ctx) }
 
 // UpdateUser implements Store.
 func (d *Deferred) UpdateUser(ctx context.Context, name string, fn func(*User) error) (User, error) {
-	return d.store().UpdateUser(ctx, name, fn)
+	return d.store(ctx).UpdateUser(ctx, name, fn)
 }
 
 // DeleteUser implements Store.
 func (d *Deferred) DeleteUser(ctx context.Context, name string) error {
-	return d.store().DeleteUser(ctx, name)
+	return d.store(ctx).DeleteUser(ctx, name)
 }
 
 // CreateToken implements Store.
 func (d *Deferred) CreateToken(ctx context.Context, t Token, limit int) error {
-	return d.store().CreateToken(ctx, t, limit)
+	return d.store(ctx).CreateToken(ctx, t, limit)
 }
 
 // GetToken implements Store.
 func (d *Deferred) GetToken(ctx context.Context, owner, id string) (Token, error) {
-	return d.store().GetToken(ctx, owner, id)
+	return d.store(ctx).GetToken(ctx, owner, id)
 }
 
 // ListTokens implements Store.
 func (d *Deferred) ListTokens(ctx context.Context, owner string) ([]Token, error) {
-	return d.store().ListTokens(ctx, owner)
+	return d.store(ctx).ListTokens(ctx, owner)
 }
 
 // UpdateToken implements Store.
 func (d *Deferred) UpdateToken(ctx context.Context, owner, id string, fn func(*Token) error) (Token, error) {
-	return d.store().UpdateToken(ctx, owner, id, fn)
+	return d.store(ctx).UpdateToken(ctx, owner, id, fn)
 }
 
 // DeleteToken implements Store.
 func (d *Deferred) DeleteToken(ctx context.Context, owner, id string) (Token, error) {
-	return d.store().DeleteToken(ctx, owner, id)
+	return d.store(ctx).DeleteToken(ctx, owner, id)
 }
 
 // LookupToken implements Store.
 func (d *Deferred) LookupToken(ctx context.Context, h TokenHash) (Grant, error) {
-	return d.store().LookupToken(ctx, h)
+	return d.store(ctx).LookupToken(ctx, h)
 }
 
 // RecordLastUse implements Store.
 func (d *Deferred) RecordLastUse(ctx context.Context, uses []LastUse) error {
-	return d.store().RecordLastUse(ctx, uses)
+	return d.store(ctx).RecordLastUse(ctx, uses)
 }
 
 // CreateClient implements Store.
 func (d *Deferred) CreateClient(ctx context.Context, c Client) error {
-	return d.store().CreateClient(ctx, c)
+	return d.store(ctx).CreateClient(ctx, c)
 }
 
 // GetClient implements Store.
 func (d *Deferred) GetClient(ctx context.Context, id string) (Client, error) {
-	return d.store().GetClient(ctx, id)
+	return d.store(ctx).GetClient(ctx, id)
 }
 
 // ListClients implements Store.
 func (d *Deferred) ListClients(ctx context.Context) ([]Client, error) {
-	return d.store().ListClients(ctx)
+	return d.store(ctx).ListClients(ctx)
 }
 
 // UpdateClient implements Store.
 func (d *Deferred) UpdateClient(ctx context.Context, id string, fn func(*Client) error) (Client, error) {
-	return d.store().UpdateClient(ctx, id, fn)
+	return d.store(ctx).UpdateClient(ctx, id, fn)
 }
 
 // DeleteClient implements Store.
 func (d *Deferred) DeleteClient(ctx context.Context, id string) (Client, error) {
-	return d.store().DeleteClient(ctx, id)
+	return d.store(ctx).DeleteClient(ctx, id)
 }
 
 // GetDocument implements Store.
 func (d *Deferred) GetDocument(ctx context.Context, name string) ([]byte, error) {
-	return d.store().GetDocument(ctx, name)
+	return d.store(ctx).GetDocument(ctx, name)
 }
 
 // UpdateDocument implements Store.
 func (d *Deferred) UpdateDocument(ctx context.Context, name string, fn func([]byte) ([]byte, error)) ([]byte, error) {
-	return d.store().UpdateDocument(ctx, name, fn)
+	return d.store(ctx).UpdateDocument(ctx, name, fn)
 }
 
 // Deny implements Store.
-func (d *Deferred) Deny(ctx context.Context, den Denial) error { return d.store().Deny(ctx, den) }
+func (d *Deferred) Deny(ctx context.Context, den Denial) error { return d.store(ctx).Deny(ctx, den) }
 
 // ListDenied implements Store.
 func (d *Deferred) ListDenied(ctx context.Context) ([]Denial, error) {
-	return d.store().ListDenied(ctx)
+	return d.store(ctx).ListDenied(ctx)
 }
 
 // CountFailure implements Store.
 func (d *Deferred) CountFailure(ctx context.Context, key string, window time.Duration) (int64, error) {
-	return d.store().CountFailure(ctx, key, window)
+	return d.store(ctx).CountFailure(ctx, key, window)
 }
 
 // FailureCount implements Store.
 func (d *Deferred) FailureCount(ctx context.Context, key string) (int64, error) {
-	return d.store().FailureCount(ctx, key)
+	return d.store(ctx).FailureCount(ctx, key)
 }
 
 // UncountFailure implements Store.
 func (d *Deferred) UncountFailure(ctx context.Context, key string) error {
-	return d.store().UncountFailure(ctx, key)
+	return d.store(ctx).UncountFailure(ctx, key)
 }
 
 // ClearFailures implements Store.
 func (d *Deferred) ClearFailures(ctx context.Context, key string) error {
-	return d.store().ClearFailures(ctx, key)
+	return d.store(ctx).ClearFailures(ctx, key)
 }
 
 // Check implements Store.
 func (d *Deferred) Check(ctx context.Context, repair bool) (CheckReport, error) {
-	return d.store().Check(ctx, repair)
+	return d.store(ctx).Check(ctx, repair)
 }
 
 // unavailable is the backend of a Deferred before Attach: every method

@@ -22,6 +22,7 @@ func TestDeferredUnavailableThenAttached(t *testing.T) {
 	if err := d.Subscribe(sub, func(e store.Event) { events <- e }); err != nil {
 		t.Fatal(err)
 	}
+	d.Unreachable() // the first opening failed: answer at once
 	if _, err := d.GetUser(ctx, "alice"); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("GetUser before attach: %v, want ErrUnavailable", err)
 	}
@@ -73,7 +74,34 @@ func TestDeferredAttachFailureKeepsUnavailable(t *testing.T) {
 	if err := d.Attach(failingStore{}); err == nil {
 		t.Fatal("Attach succeeded although the subscription failed")
 	}
+	d.Unreachable()
 	if _, err := d.ListUsers(context.Background()); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("ListUsers after a failed attach: %v", err)
+	}
+}
+
+// While the first opening is under way (Caddy may serve before the app
+// that opens the store has started), a call waits for it instead of
+// answering 503.
+func TestDeferredCallWaitsForTheFirstOpening(t *testing.T) {
+	d := store.NewDeferred()
+	bolt, err := boltstore.Open(filepath.Join(t.TempDir(), "tg.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	done := make(chan error, 1)
+	go func() { done <- d.CreateUser(context.Background(), store.User{Name: "alice"}) }()
+	if err := d.Attach(bolt); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("a call made during the first opening: %v, want it to wait and succeed", err)
+	}
+	// A caller that gives up stops waiting.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := store.NewDeferred().GetUser(ctx, "alice"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("a cancelled call before any opening: %v, want ErrUnavailable", err)
 	}
 }

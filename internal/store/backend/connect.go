@@ -39,6 +39,7 @@ func Connect(ctx context.Context, d *store.Deferred, loc Location, logger *zap.L
 		closeStore(st, loc, logger)
 		return err
 	}
+	d.Unreachable()
 	logger.Error("store unreachable; answering 503 for what needs it and retrying in the background",
 		zap.String("store", loc.String()), zap.Error(err))
 	wg.Add(1)
