@@ -61,7 +61,7 @@ func TestIdentityIsOursByEveryRoute(t *testing.T) {
 	})
 	g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
 	tok, id := createPAT(t, g, "alice", alicePassword, `{"label":"ci","scopes":["read"]}`)
-	want := map[string][]string{"X-Remote-User": {"alice"}, "X-Auth-Token-Type": {"pat"}, "X-Auth-Token-Id": {id}, "X-Auth-Scopes": {"read"}}
+	want := map[string][]string{"X-Remote-User": {"alice"}, "X-Auth-Token-Type": {"pat"}, "X-Auth-Token-Id": {id}, "X-Auth-Scopes": {"read"}, "X-Auth-Issuer": {"tokengate"}}
 	check := func(t *testing.T, got received) {
 		t.Helper()
 		if got.Body != "hello" {
