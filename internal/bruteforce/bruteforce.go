@@ -6,9 +6,11 @@ package bruteforce
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/iplist"
 	"github.com/tokengate/tokengate/internal/store"
 )
 
@@ -43,11 +45,16 @@ func New(s store.Store, window time.Duration) *Limiter {
 		inFlight: inFlight{keys: map[string]*slots{}}}
 }
 
-// AddressKey is the counter of a client address; an unknown address ("")
-// has none.
+// AddressKey is the counter of a client address: of the address itself
+// for IPv4, of its /64 for IPv6 (iplist.ClientUnit), so that one host
+// cannot spread its guesses over the addresses of its prefix. An unknown
+// address ("") has none.
 func AddressKey(addr string, limit int64) Key {
 	if addr == "" {
 		return Key{}
+	}
+	if a, err := netip.ParseAddr(addr); err == nil {
+		addr = iplist.ClientUnit(a).String()
 	}
 	return Key{Name: "addr:" + addr, Limit: limit}
 }

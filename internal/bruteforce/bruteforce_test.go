@@ -404,3 +404,23 @@ func TestConcurrentSuccessesBeyondTheLimitsAllPass(t *testing.T) {
 	}
 	e.assertCounts(t, map[string]int64{account.Name: 0, address.Name: 0})
 }
+
+// An IPv6 client is counted per /64: guesses spread over the addresses of
+// one prefix share one counter; another prefix has its own.
+func TestAddressKeyCountsIPv6PerPrefix(t *testing.T) {
+	a := AddressKey("2001:db8:1:2::1", 5)
+	b := AddressKey("2001:db8:1:2:ffff::9", 5)
+	c := AddressKey("2001:db8:1:3::1", 5)
+	if a.Name != b.Name || a.Name == c.Name {
+		t.Errorf("keys %q %q %q: want the first two equal (one /64), the third apart", a.Name, b.Name, c.Name)
+	}
+	if v4 := AddressKey("192.0.2.7", 5); v4.Name != "addr:192.0.2.7" {
+		t.Errorf("IPv4 key %q", v4.Name)
+	}
+	if m := AddressKey("::ffff:192.0.2.7", 5); m.Name != "addr:192.0.2.7" {
+		t.Errorf("IPv4-mapped key %q", m.Name)
+	}
+	if (AddressKey("", 5) != Key{}) {
+		t.Error("an unknown address has a counter")
+	}
+}

@@ -17,6 +17,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/iplist"
 )
 
 // Options configure a Limiter.
@@ -74,15 +76,7 @@ func New(o Options) *Limiter {
 }
 
 // key is the counted unit of an address: itself (IPv4), or its /64.
-func key(a netip.Addr) netip.Addr {
-	a = a.Unmap().WithZone("")
-	if a.Is6() {
-		if p, err := a.Prefix(64); err == nil {
-			return p.Addr()
-		}
-	}
-	return a
-}
+func key(a netip.Addr) netip.Addr { return iplist.ClientUnit(a) }
 
 func (l *Limiter) shard(k netip.Addr) *shard {
 	b := k.As16()

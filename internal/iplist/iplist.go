@@ -82,3 +82,16 @@ func (l List) Allows(addr netip.Addr) bool {
 	}
 	return false
 }
+
+// ClientUnit is what per-address limits count for a client address: the
+// address itself for IPv4, its /64 for IPv6 (which one client usually
+// holds whole, so counting single addresses would give it 2^64 tries).
+func ClientUnit(a netip.Addr) netip.Addr {
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		if p, err := a.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return a
+}
