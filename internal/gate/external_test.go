@@ -3,6 +3,8 @@ package gate_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -12,6 +14,7 @@ import (
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/cache"
 	"github.com/tokengate/tokengate/internal/extjwt"
+	"github.com/tokengate/tokengate/internal/failrate"
 	"github.com/tokengate/tokengate/internal/gate"
 	"github.com/tokengate/tokengate/internal/identity"
 	"github.com/tokengate/tokengate/internal/jwks"
@@ -200,4 +203,39 @@ func TestOwnPATOnExternalSite(t *testing.T) {
 		}
 	}
 	x.wantCounts(t, v, 0, 0)
+}
+
+// Forged tokens of an external issuer naming made-up key ids are failed
+// look-ups like unknown PATs: past the limit the address gets 429 (they
+// used to be refunded as if the failure were ours).
+func TestForgedExternalJWTsCountAsFailedLookups(t *testing.T) {
+	x := newExtEnv(t)
+	limiter := failrate.New(failrate.Options{Limit: 3, Window: time.Minute, Now: x.clk.Now})
+	x.checker = gate.New(x.st, cache.New(cache.Options{Now: x.clk.Now}), x.uses,
+		gate.Options{Now: x.clk.Now, FailedLookups: limiter})
+	v := x.verifier(t)
+	forge := func(i int) string {
+		k, err := jwt.Generate(fmt.Sprintf("made-up-%d", i), jwt.ES256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := x.clk.Now()
+		tok, err := jwt.Sign(k, "at+jwt", map[string]any{
+			"iss": extIssuer, "aud": extAudience, "sub": "bob", "jti": fmt.Sprint("f", i),
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	for i := range 3 {
+		if _, err := x.checkSite(forge(i), v); !errors.Is(err, apierr.ErrInvalidToken) {
+			t.Fatalf("forgery %d: %v, want invalid_token", i, err)
+		}
+	}
+	var limited *apierr.RateLimited
+	if _, err := x.checkSite(forge(3), v); !errors.As(err, &limited) {
+		t.Fatalf("a forgery past the limit: %v, want 429", err)
+	}
 }

@@ -224,13 +224,14 @@ func (c *Checker) recordUse(e *cache.Entry, now int64, req Request) {
 // fill calls load for h after a cache miss, on behalf of a client at addr,
 // and caches the result. A client past its limit of failed look-ups is
 // refused before any I/O; a look-up that finds a token that could be good
-// (or fails on our side) is not counted against it.
+// (or fails on our side) is not counted against it, while one that finds
+// nothing or a forgery (an unknown key id too) is.
 func (c *Checker) fill(ctx context.Context, addr netip.Addr, h [32]byte, load func(context.Context, [32]byte) (*cache.Entry, error)) (*cache.Entry, error) {
 	if wait := c.failures.Reserve(addr); wait > 0 {
 		return nil, &apierr.RateLimited{RetryAfter: wait}
 	}
 	e, err := c.fillShared(ctx, h, load)
-	if err != nil || !e.Negative() {
+	if failed := errors.Is(err, apierr.ErrInvalidToken) || (err == nil && e.Negative()); !failed {
 		c.failures.Refund(addr)
 	}
 	return e, err

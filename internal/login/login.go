@@ -107,9 +107,12 @@ func (b *BackendSource) Authenticate(ctx context.Context, name, password, addr s
 	return b.provision(ctx, canon)
 }
 
-// ask sends the credentials to the backend.
+// ask sends the credentials to the backend. The call outlives the client's
+// request: once sent, the password is checked whether or not the client
+// hangs up, so hanging up must not make the guess an error that counts
+// nothing (that would give unlimited guesses at the backend).
 func (b *BackendSource) ask(ctx context.Context, name, password string) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.URL, nil)
 	if err != nil {

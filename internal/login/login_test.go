@@ -313,3 +313,32 @@ func TestProvisionedUserCannotLogInLocally(t *testing.T) {
 		wantStatus(t, err, http.StatusUnauthorized)
 	}
 }
+
+// A client that hangs up while the backend checks its password still has
+// the wrong guess counted: the backend saw the password, so hanging up
+// must not turn the guess into an error that counts nothing.
+func TestBackendGuessCountedWhenTheClientHangsUp(t *testing.T) {
+	e := newEnv(t)
+	arrived, answer := make(chan struct{}), make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-answer
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(slow.Close)
+	e.source.URL, e.source.Client = slow.URL, slow.Client()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-arrived
+		cancel()
+		time.Sleep(50 * time.Millisecond) // let the cancellation reach the call
+		close(answer)
+	}()
+	_, err := e.source.Authenticate(ctx, backendUser, "guess", addr)
+	if !errors.Is(err, apierr.ErrBadCredentials) {
+		t.Fatalf("err = %v, want ErrBadCredentials", err)
+	}
+	if n := e.failures(t, "acct:"+backendUser); n != 1 {
+		t.Fatalf("the account counter is %d after a wrong guess whose client hung up, want 1", n)
+	}
+}
