@@ -33,9 +33,11 @@ var schemeLike = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*)(://|:|//)`)
 // not one of those (an unknown or misspelt scheme, "redis//host",
 // "redis:/host", "host:6379") is refused with a hint naming the scheme
 // probably meant, rather than taken for a file name. Anything else is a
-// file path for the embedded store, made absolute against the working
-// directory (a relative path is accepted). A ':' before the first '/' of a
-// path is refused, except in a Windows volume name ("C:\...").
+// file path for the embedded store: absolute, or relative to the working
+// directory when it starts with ./ or ../ (a bare word such as "redis",
+// "localhost" or "redis.internal/0" is more likely a host than a file, so
+// it is refused with both readings as hints). A ':' before the first '/'
+// of a path is refused, except in a Windows volume name ("C:\...").
 //
 // Error messages never hold a password: the value is quoted redacted.
 func Parse(s string) (Location, error) {
@@ -52,6 +54,9 @@ func Parse(s string) (Location, error) {
 		}
 	}
 	if err := notAURL(s); err != nil {
+		return Location{}, err
+	}
+	if err := notABareWord(s); err != nil {
 		return Location{}, err
 	}
 	abs, err := filepath.Abs(s)
@@ -91,6 +96,21 @@ func notAURL(s string) error {
 			word, quoted, strings.Join(redisstore.Schemes()[1:], ", "))
 	}
 	return hostPortError(s)
+}
+
+// notABareWord refuses a relative path that does not start with ./ or ../
+// (it may be a host name written without redis://), and a path starting
+// with "//" (a URL without its scheme).
+func notABareWord(s string) error {
+	quoted := redisstore.Redacted(s)
+	switch {
+	case strings.HasPrefix(s, "//"):
+		return fmt.Errorf("store %q looks like a URL without its scheme: did you mean redis:%s?", quoted, quoted)
+	case filepath.IsAbs(s) || filepath.VolumeName(s) != "" ||
+		strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../") || s == "." || s == "..":
+		return nil
+	}
+	return fmt.Errorf("store %q is ambiguous: write ./%s for a file in the working directory, or redis://%s for a Redis server", quoted, quoted, quoted)
 }
 
 // hostPortError refuses s, which has a ':' before its first '/'.

@@ -27,12 +27,13 @@ func TestParseFilePaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	for in, want := range map[string]string{
-		"data/tg.db":         filepath.Join(wd, "data", "tg.db"),
-		"/var/lib/tg/tg.db":  "/var/lib/tg/tg.db",
-		"./redis:backup.db":  filepath.Join(wd, "redis:backup.db"),
-		"data//tokengate.db": filepath.Join(wd, "data", "tokengate.db"),
-		"/srv/redis//tg.db":  "/srv/redis/tg.db",
-		"tokengate-redis.db": filepath.Join(wd, "tokengate-redis.db"),
+		"./data/tg.db":         filepath.Join(wd, "data", "tg.db"),
+		"../tg.db":             filepath.Join(filepath.Dir(wd), "tg.db"),
+		"/var/lib/tg/tg.db":    "/var/lib/tg/tg.db",
+		"./redis:backup.db":    filepath.Join(wd, "redis:backup.db"),
+		"./data//tokengate.db": filepath.Join(wd, "data", "tokengate.db"),
+		"/srv/redis//tg.db":    "/srv/redis/tg.db",
+		"./tokengate-redis.db": filepath.Join(wd, "tokengate-redis.db"),
 	} {
 		loc, err := Parse(in)
 		if err != nil || loc.IsRedis() || loc.String() != want {
@@ -77,6 +78,25 @@ func TestParseErrorsHidePasswords(t *testing.T) {
 		_, err := Parse(in)
 		if err == nil || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("Parse(%q): %v", in, err)
+		}
+	}
+}
+
+// A bare word may be a host written without redis://: it is refused with
+// both readings as hints, never made a file in the working directory.
+func TestParseBareWordIsAmbiguous(t *testing.T) {
+	for in, hint := range map[string]string{
+		"redis":              "./redis for a file in the working directory, or redis://redis",
+		"localhost":          "redis://localhost",
+		"redis.internal":     "./redis.internal",
+		"redis/0":            "redis://redis/0",
+		"data/tg.db":         "./data/tg.db",
+		"//127.0.0.1:6379":   "redis://127.0.0.1:6379",
+		"tokengate-redis.db": "./tokengate-redis.db",
+	} {
+		_, err := Parse(in)
+		if err == nil || !strings.Contains(err.Error(), hint) {
+			t.Errorf("Parse(%q) = %v, want an error with the hint %q", in, err, hint)
 		}
 	}
 }
