@@ -44,3 +44,22 @@ func TestBearerToken(t *testing.T) {
 		})
 	}
 }
+
+func TestTakeQueryParam(t *testing.T) {
+	tests := []struct {
+		raw, name string
+		values    []string
+		rest      string
+	}{
+		{"a=1&token=abc&flag&b=%2F", "token", []string{"abc"}, "a=1&flag&b=%2F"},
+		{"token=x&token=y", "token", []string{"x", "y"}, ""},
+		{"tok%65n=x&z=1", "token", []string{"x"}, "z=1"},
+		{"a=1", "token", nil, "a=1"},
+	}
+	for _, tt := range tests {
+		values, rest := takeQueryParam(tt.raw, tt.name)
+		if strings.Join(values, ",") != strings.Join(tt.values, ",") || rest != tt.rest {
+			t.Errorf("takeQueryParam(%q) = %q, %q; want %q, %q", tt.raw, values, rest, tt.values, tt.rest)
+		}
+	}
+}
