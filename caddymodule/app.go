@@ -297,6 +297,11 @@ func (a *App) endpoint(realm string) *oauth.Endpoint {
 	}
 }
 
+// jwks returns the JWKS route.
+func (a *App) jwks() *oauth.JWKS {
+	return &oauth.JWKS{Keys: a.state.keys, MaxAge: time.Duration(a.JWKSMaxAge)}
+}
+
 // Validate checks the configuration without changing anything: it reads
 // the file system to tell that the audit directory could be made and
 // written, but creates nothing (see audit.CheckDir).

@@ -1,14 +1,10 @@
 package caddymodule
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
-	"net/url"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -22,7 +18,6 @@ import (
 	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/scope"
-	"github.com/tokengate/tokengate/internal/store"
 )
 
 func init() {
@@ -123,10 +118,12 @@ type Handler struct {
 	// never reaches the upstream or its logs.
 	KeepAuthorization bool `json:"keep_authorization,omitempty"`
 
-	app      *App
-	api      *pat.API
-	legacy   *legacy.API
-	external []gate.External
+	app         *App
+	api         *pat.API
+	legacy      *legacy.API
+	jwks        *oauth.JWKS
+	credentials gate.Credentials
+	external    []gate.External
 	// ours are the identity header names; consumed adds the /rest/token
 	// credential headers, removed from every request that goes on.
 	ours, consumed []string
@@ -172,7 +169,8 @@ func (h *Handler) setup(app *App) error {
 	h.routes = map[string]func(http.ResponseWriter, *http.Request, oauth.Request){}
 	h.headers = h.Headers.WithDefaults()
 	h.ours = h.headers.Guarded()
-	h.consumed = append(h.headers.Guarded(), legacyLoginHeaders...)
+	h.consumed = append(h.headers.Guarded(), legacy.LoginHeaders...)
+	h.credentials = gate.Credentials{LegacyHeader: h.LegacyTokenHeader, LegacyQuery: h.LegacyTokenQuery}
 	if !h.DisableTokensAPI {
 		h.api = &pat.API{Service: app.pats, Auth: app.logins.Default(), Prefix: h.TokensPath}
 	}
@@ -196,6 +194,7 @@ func (h *Handler) setup(app *App) error {
 		h.routes[orDefault(h.OAuthTokenPath, DefaultOAuthTokenPath)] = ep.ServeToken
 		h.routes[orDefault(h.IntrospectPath, DefaultIntrospectPath)] = ep.ServeIntrospect
 		h.routes[orDefault(h.RevokePath, DefaultRevokePath)] = ep.ServeRevoke
+		h.jwks = app.jwks()
 		h.routes[orDefault(h.JWKSPath, DefaultJWKSPath)] = h.serveJWKS
 	}
 	scopes, err := scope.Normalize(h.RequireScopes)
@@ -248,14 +247,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// One pass: our headers, and the /rest/token credentials, which have
 	// no business on other routes and never travel on to the upstream.
 	identity.Strip(r, h.consumed)
-	tok, fromLegacySource, err := h.credential(r)
+	cred, err := h.credentials.Take(r)
 	var id identity.Identity
 	if err == nil {
 		id, err = h.app.checker.Check(r.Context(), gate.Request{
-			Token: tok, ClientIP: clientIP, Required: h.required, Host: r.Host, External: h.external,
+			Token: cred.Token, ClientIP: clientIP, Required: h.required, Host: r.Host, External: h.external,
 		})
-		if err == nil && fromLegacySource && id.TokenType != store.KindLegacy {
-			err = fmt.Errorf("%w: only legacy tokens are accepted from %s", apierr.ErrUnsupportedToken, h.legacySourceName())
+		if err == nil {
+			err = h.credentials.Admit(cred, id.TokenType)
 		}
 	}
 	if err != nil {
@@ -301,96 +300,11 @@ func (h *Handler) serveLegacy(w http.ResponseWriter, r *http.Request, req oauth.
 	}
 }
 
-// credential takes the request's one credential: the bearer token, or a
-// legacy token from the configured header or query parameter. Several
-// credentials are a 400 (never pick one). The legacy sources are removed
-// from the request whatever happens, so they never travel on or reach
-// the access log.
-func (h *Handler) credential(r *http.Request) (tok string, legacySource bool, err error) {
-	var fromHeader, fromQuery []string
-	if h.LegacyTokenHeader != "" {
-		// Every spelling (X_Auth_Token too) is the same source.
-		fromHeader = identity.Take(r.Header, h.LegacyTokenHeader)
-	}
-	if h.LegacyTokenQuery != "" && r.URL.RawQuery != "" {
-		var rest string
-		if fromQuery, rest = takeQueryParam(r.URL.RawQuery, h.LegacyTokenQuery); fromQuery != nil {
-			r.URL.RawQuery = rest
-			r.RequestURI = r.URL.RequestURI()
-		}
-	}
-	bearer, err := gate.BearerToken(r.Header)
-	if err != nil {
-		return "", false, err
-	}
-	n := len(fromHeader) + len(fromQuery)
-	if bearer != "" {
-		n++
-	}
-	switch {
-	case n > 1:
-		return "", false, apierr.ErrMultipleCredentials
-	case len(fromHeader) == 1:
-		return fromHeader[0], true, nil
-	case len(fromQuery) == 1:
-		return fromQuery[0], true, nil
-	}
-	return bearer, false, nil
-}
-
-// legacyLoginHeaders are the /rest/token credential headers.
-var legacyLoginHeaders = []string{"Auth-User", "Auth-Pwd", "Auth-User-Type"}
-
-// takeQueryParam removes every name=value pair of name from a raw query
-// and returns their values and the rest, leaving the other pairs exactly
-// as the client wrote them (order, encoding, valueless flags).
-func takeQueryParam(raw, name string) (values []string, rest string) {
-	var kept []string
-	for _, pair := range strings.Split(raw, "&") {
-		k, v, _ := strings.Cut(pair, "=")
-		if key, err := url.QueryUnescape(k); err == nil && key == name {
-			if val, err := url.QueryUnescape(v); err == nil {
-				values = append(values, val)
-			} else {
-				values = append(values, v)
-			}
-			continue
-		}
-		kept = append(kept, pair)
-	}
-	return values, strings.Join(kept, "&")
-}
-
-func (h *Handler) legacySourceName() string {
-	if h.LegacyTokenHeader != "" {
-		return "the " + h.LegacyTokenHeader + " header"
-	}
-	return "the " + h.LegacyTokenQuery + " parameter"
-}
-
-// serveJWKS publishes the next, active and retiring public keys with a
-// max-age equal to the time a new key waits before it signs.
+// serveJWKS publishes the public signing keys.
 func (h *Handler) serveJWKS(w http.ResponseWriter, r *http.Request, _ oauth.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		h.fail(w, r, apierr.ErrMethodNotAllowed, "")
-		return
-	}
-	ks, err := h.app.state.keys.Get(r.Context())
-	if err != nil {
-		h.fail(w, r, apierr.FromStore(err), "")
-		return
-	}
-	body, err := json.Marshal(ks.JWKS())
-	if err != nil {
+	if err := h.jwks.Serve(w, r); err != nil {
 		h.fail(w, r, err, "")
-		return
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", "application/jwk-set+json")
-	hdr.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(time.Duration(h.app.JWKSMaxAge)/time.Second)))
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	_, _ = w.Write(body)
 }
 
 func orDefault(v, def string) string {

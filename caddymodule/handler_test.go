@@ -190,25 +190,6 @@ func TestHandlerTokensAPIRouting(t *testing.T) {
 
 func identityHeaders(user string) identity.Headers { return identity.Headers{User: user} }
 
-func TestTakeQueryParam(t *testing.T) {
-	tests := []struct {
-		raw, name string
-		values    []string
-		rest      string
-	}{
-		{"a=1&token=abc&flag&b=%2F", "token", []string{"abc"}, "a=1&flag&b=%2F"},
-		{"token=x&token=y", "token", []string{"x", "y"}, ""},
-		{"tok%65n=x&z=1", "token", []string{"x"}, "z=1"},
-		{"a=1", "token", nil, "a=1"},
-	}
-	for _, tt := range tests {
-		values, rest := takeQueryParam(tt.raw, tt.name)
-		if strings.Join(values, ",") != strings.Join(tt.values, ",") || rest != tt.rest {
-			t.Errorf("takeQueryParam(%q) = %q, %q; want %q, %q", tt.raw, values, rest, tt.values, tt.rest)
-		}
-	}
-}
-
 // Credentials meant for /rest/token, and every spelling of the legacy
 // token header, never reach the next handler.
 func TestHandlerConsumesLegacyCredentials(t *testing.T) {

@@ -1,4 +1,5 @@
-// Package gate is the edge check: it takes a bearer token, tells its kind
+// Package gate is the edge check: it takes a request's credential (the
+// bearer token, or a legacy token from a legacy source), tells its kind
 // by shape, looks it up through the decision cache (one store round trip
 // per miss, shared by concurrent misses), and enforces expiry, on/off
 // flags, the owner's token_login, the IP allow-list and required scopes.

@@ -234,6 +234,18 @@ type API struct {
 // maxHeader bounds the credential headers.
 const maxHeader = 1024
 
+// The credential headers of /rest/token (canonical spelling).
+const (
+	HeaderUser     = "Auth-User"
+	HeaderPassword = "Auth-Pwd"
+	HeaderUserType = "Auth-User-Type"
+)
+
+// LoginHeaders are the credential headers of /rest/token. They have no
+// business on other routes: the handler removes them from every request
+// that goes on to an upstream.
+var LoginHeaders = []string{HeaderUser, HeaderPassword, HeaderUserType}
+
 // Serve answers a request for Path. Credentials come from HTTP Basic
 // (`curl -u user:pwd`) or the headers auth-user, auth-pwd and
 // auth-user-type. It returns an error (unwritten) on failure.
@@ -273,7 +285,7 @@ func credentials(r *http.Request) (kind, name, password string, err error) {
 		return "", "", "", apierr.ErrMultipleCredentials
 	}
 	vals := map[string]string{}
-	for _, h := range []string{"Auth-User", "Auth-Pwd", "Auth-User-Type"} {
+	for _, h := range LoginHeaders {
 		v := r.Header[h]
 		if len(v) > 1 {
 			return "", "", "", apierr.Field(strings.ToLower(h), fmt.Errorf("header is repeated"))
@@ -286,8 +298,8 @@ func credentials(r *http.Request) (kind, name, password string, err error) {
 		}
 	}
 	user, pwd, basic := r.BasicAuth()
-	_, hasUser := vals["Auth-User"]
-	_, hasPwd := vals["Auth-Pwd"]
+	_, hasUser := vals[HeaderUser]
+	_, hasPwd := vals[HeaderPassword]
 	switch {
 	case basic && (hasUser || hasPwd):
 		return "", "", "", apierr.ErrMultipleCredentials
@@ -295,13 +307,13 @@ func credentials(r *http.Request) (kind, name, password string, err error) {
 		if checkHeader(user) != nil || checkHeader(pwd) != nil {
 			return "", "", "", apierr.BadRequest("malformed HTTP Basic credentials")
 		}
-		return vals["Auth-User-Type"], user, pwd, nil
+		return vals[HeaderUserType], user, pwd, nil
 	case hasUser && !hasPwd:
 		return "", "", "", apierr.Field("auth-pwd", fmt.Errorf("is required with auth-user"))
 	case hasPwd && !hasUser:
 		return "", "", "", apierr.Field("auth-user", fmt.Errorf("is required with auth-pwd"))
 	case hasUser:
-		return vals["Auth-User-Type"], vals["Auth-User"], vals["Auth-Pwd"], nil
+		return vals[HeaderUserType], vals[HeaderUser], vals[HeaderPassword], nil
 	}
 	return "", "", "", apierr.ErrUnauthenticated
 }

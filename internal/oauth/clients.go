@@ -1,8 +1,8 @@
 // Package oauth implements OAuth 2.0 client credentials for machine
 // clients (seed 001's "OAuth keys"): the clients and their secrets, the
 // token endpoint (RFC 6749 4.4), access tokens as JWTs (RFC 9068) and their
-// verification at the edge, and token introspection (RFC 7662) and
-// revocation (RFC 7009).
+// verification at the edge, token introspection (RFC 7662) and
+// revocation (RFC 7009), and the JWKS of the signing keys (RFC 7517).
 package oauth
 
 import (
