@@ -16,7 +16,8 @@
 //   - Errors are not kept: the next use reads again.
 //
 // Copy holds one value (a document); Map holds one value per key (the
-// OAuth clients by id).
+// OAuth clients by id); Flights is the shared load under both, for a
+// holder that keeps its values itself (the edge's decision cache).
 package nodecopy
 
 import (
@@ -46,7 +47,7 @@ type Copy[T any] struct {
 	// no load of an earlier generation can install its value.
 	mu      sync.Mutex
 	gen     atomic.Uint64
-	flights flights[T]
+	flights Flights[T]
 }
 
 // held is an installed value.
@@ -82,7 +83,7 @@ func (c *Copy[T]) Get(ctx context.Context) (T, error) {
 		return h.v, nil
 	}
 	gen := c.gen.Load()
-	return c.flights.do(ctx, gen, "", func(lctx context.Context) (T, error) {
+	return c.flights.Do(ctx, gen, "", func(lctx context.Context) (T, error) {
 		v, err := c.load(lctx)
 		if err == nil {
 			c.install(v, gen)
@@ -133,7 +134,7 @@ type Map[V any] struct {
 	mu      sync.RWMutex
 	m       map[string]V
 	gen     uint64 // counts invalidations of any key
-	flights flights[V]
+	flights Flights[V]
 }
 
 // NewMap returns an empty Map that reads the value of a key with load
@@ -155,7 +156,7 @@ func (m *Map[V]) Get(ctx context.Context, key string) (V, error) {
 	if ok {
 		return v, nil
 	}
-	return m.flights.do(ctx, gen, key, func(lctx context.Context) (V, error) {
+	return m.flights.Do(ctx, gen, key, func(lctx context.Context) (V, error) {
 		v, err := m.load(lctx, key)
 		if err == nil && (m.keep == nil || m.keep(v)) {
 			m.mu.Lock()
@@ -186,14 +187,18 @@ func (m *Map[V]) Clear() {
 	m.mu.Unlock()
 }
 
-// flights runs loads shared by the callers of one generation and key.
-type flights[T any] struct{ group singleflight.Group }
+// Flights shares loads among the callers of one generation and key, for
+// Copy, Map and any other holder with a generation of its own (the edge's
+// decision cache). The zero value is ready to use.
+type Flights[T any] struct{ group singleflight.Group }
 
-// do runs load once for every caller that asks for (gen, key) while it is
-// under way, in a context detached from the caller that began it. A
-// caller whose ctx ends stops waiting and gets its context's error; the
-// load goes on for the others.
-func (f *flights[T]) do(ctx context.Context, gen uint64, key string, load func(context.Context) (T, error)) (T, error) {
+// Do runs load once for every caller that asks for (gen, key) while it is
+// under way, in a context detached from the caller that began it and
+// bounded by LoadTimeout. A caller whose ctx ends stops waiting and gets
+// its context's error; the load goes on for the others. A caller that
+// read a newer generation (after an invalidation) does not share a load
+// of an older one.
+func (f *Flights[T]) Do(ctx context.Context, gen uint64, key string, load func(context.Context) (T, error)) (T, error) {
 	ch := f.group.DoChan(strconv.FormatUint(gen, 10)+"/"+key, func() (v any, err error) {
 		// The load runs on a goroutine of its own, where a panic would
 		// end the process (singleflight re-panics there): make it the
