@@ -54,6 +54,21 @@ func (s *source) next(t *testing.T) call {
 	}
 }
 
+// serve answers the one load that get has begun with v, and checks that
+// get returns v.
+func (s *source) serve(t *testing.T, get answered, v int) {
+	t.Helper()
+	s.next(t).reply <- result{v: v}
+	want(t, get.await(t), v)
+}
+
+// held checks that get returns v without a load.
+func (s *source) held(t *testing.T, get answered, v int) {
+	t.Helper()
+	want(t, get.await(t), v)
+	s.none(t)
+}
+
 // none fails if a load has begun.
 func (s *source) none(t *testing.T) {
 	t.Helper()
@@ -68,11 +83,12 @@ func (s *source) none(t *testing.T) {
 // answered is a Get under way.
 type answered chan result
 
-func start[T any](get func() (T, error), conv func(T) int) answered {
+// start runs get on a goroutine of the bubble.
+func start(get func() (int, error)) answered {
 	ch := make(answered, 1)
 	go func() {
 		v, err := get()
-		ch <- result{conv(v), err}
+		ch <- result{v, err}
 	}()
 	return ch
 }
@@ -101,10 +117,18 @@ func (a answered) waiting(t *testing.T) {
 	}
 }
 
-func id(v int) int { return v }
-
 func getCopy(ctx context.Context, c *nodecopy.Copy[int]) answered {
-	return start(func() (int, error) { return c.Get(ctx) }, id)
+	return start(func() (int, error) { return c.Get(ctx) })
+}
+
+func get(c *nodecopy.Copy[int]) answered { return getCopy(context.Background(), c) }
+
+// withCopy runs body in a bubble, with a Copy of a source.
+func withCopy(t *testing.T, o nodecopy.Options[int], body func(t *testing.T, s *source, c *nodecopy.Copy[int])) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newSource()
+		body(t, s, nodecopy.New(s.load, o))
+	})
 }
 
 func want(t *testing.T, r result, v int) {
@@ -115,57 +139,39 @@ func want(t *testing.T, r result, v int) {
 }
 
 func TestCopyLoadsOnceAndKeeps(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		s := newSource()
-		c := nodecopy.New(s.load, nodecopy.Options[int]{})
-		a := getCopy(context.Background(), c)
-		s.next(t).reply <- result{v: 1}
-		want(t, a.await(t), 1)
-		want(t, getCopy(context.Background(), c).await(t), 1)
-		s.none(t)
+	withCopy(t, nodecopy.Options[int]{}, func(t *testing.T, s *source, c *nodecopy.Copy[int]) {
+		s.serve(t, get(c), 1)
+		s.held(t, get(c), 1)
 	})
 }
 
 func TestCopyInvalidateReloads(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		s := newSource()
-		c := nodecopy.New(s.load, nodecopy.Options[int]{})
-		a := getCopy(context.Background(), c)
-		s.next(t).reply <- result{v: 1}
-		want(t, a.await(t), 1)
+	withCopy(t, nodecopy.Options[int]{}, func(t *testing.T, s *source, c *nodecopy.Copy[int]) {
+		s.serve(t, get(c), 1)
 		c.Invalidate()
-		b := getCopy(context.Background(), c)
-		s.next(t).reply <- result{v: 2}
-		want(t, b.await(t), 2)
-		want(t, getCopy(context.Background(), c).await(t), 2)
-		s.none(t)
+		s.serve(t, get(c), 2)
+		s.held(t, get(c), 2)
 	})
 }
 
 func TestCopyDoesNotKeepErrors(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		s := newSource()
-		c := nodecopy.New(s.load, nodecopy.Options[int]{})
+	withCopy(t, nodecopy.Options[int]{}, func(t *testing.T, s *source, c *nodecopy.Copy[int]) {
 		boom := errors.New("store down")
-		a := getCopy(context.Background(), c)
+		a := get(c)
 		s.next(t).reply <- result{err: boom}
 		if r := a.await(t); !errors.Is(r.err, boom) {
 			t.Fatalf("got %+v; want the load's error", r)
 		}
-		b := getCopy(context.Background(), c)
-		s.next(t).reply <- result{v: 1}
-		want(t, b.await(t), 1)
+		s.serve(t, get(c), 1)
 	})
 }
 
 // Callers of one generation share one load.
 func TestCopySharesALoad(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		s := newSource()
-		c := nodecopy.New(s.load, nodecopy.Options[int]{})
+	withCopy(t, nodecopy.Options[int]{}, func(t *testing.T, s *source, c *nodecopy.Copy[int]) {
 		gets := make([]answered, 5)
 		for i := range gets {
-			gets[i] = getCopy(context.Background(), c)
+			gets[i] = get(c)
 		}
 		l := s.next(t)
 		s.none(t)
@@ -179,45 +185,38 @@ func TestCopySharesALoad(t *testing.T) {
 // A load begun before an invalidation answers its own callers but is not
 // kept, and a Get after the invalidation does not share it.
 func TestCopyInvalidateDuringLoad(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		s := newSource()
-		c := nodecopy.New(s.load, nodecopy.Options[int]{})
-		before := getCopy(context.Background(), c)
+	withCopy(t, nodecopy.Options[int]{}, func(t *testing.T, s *source, c *nodecopy.Copy[int]) {
+		before := get(c)
 		old := s.next(t)
 		c.Invalidate()
-		after := getCopy(context.Background(), c)
+		after := get(c)
 		fresh := s.next(t) // a load of its own
 		fresh.reply <- result{v: 2}
 		want(t, after.await(t), 2) // without waiting for the old load
 		before.waiting(t)
 		old.reply <- result{v: 1}
 		want(t, before.await(t), 1)
-		want(t, getCopy(context.Background(), c).await(t), 2)
-		s.none(t)
+		s.held(t, get(c), 2)
 
 		// The old load finishing last must not install either.
 		c.Invalidate()
-		first := getCopy(context.Background(), c)
+		first := get(c)
 		old = s.next(t)
 		c.Invalidate()
 		old.reply <- result{v: 3}
 		want(t, first.await(t), 3)
-		next := getCopy(context.Background(), c)
-		s.next(t).reply <- result{v: 4}
-		want(t, next.await(t), 4)
+		s.serve(t, get(c), 4)
 	})
 }
 
 // One caller giving up neither cancels the shared load nor fails the
 // callers that wait for it, and it stops waiting at once.
 func TestCopyCallerCancels(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		s := newSource()
-		c := nodecopy.New(s.load, nodecopy.Options[int]{})
+	withCopy(t, nodecopy.Options[int]{}, func(t *testing.T, s *source, c *nodecopy.Copy[int]) {
 		ctx, cancel := context.WithCancel(context.Background())
 		first := getCopy(ctx, c) // begins the load
 		l := s.next(t)
-		other := getCopy(context.Background(), c)
+		other := get(c)
 		s.none(t)
 		cancel()
 		if r := first.await(t); !errors.Is(r.err, context.Canceled) {
@@ -229,8 +228,7 @@ func TestCopyCallerCancels(t *testing.T) {
 		}
 		l.reply <- result{v: 1}
 		want(t, other.await(t), 1)
-		want(t, getCopy(context.Background(), c).await(t), 1)
-		s.none(t)
+		s.held(t, get(c), 1)
 	})
 }
 
@@ -263,86 +261,65 @@ func TestCopyLoadPanics(t *testing.T) {
 			}
 			return v, err
 		}, nodecopy.Options[int]{})
-		a, b := getCopy(context.Background(), c), getCopy(context.Background(), c)
+		a, b := get(c), get(c)
 		s.next(t).reply <- result{v: -1}
 		for _, g := range []answered{a, b} {
 			if r := g.await(t); r.err == nil || !strings.Contains(r.err.Error(), "panic: bug") {
 				t.Fatalf("got %+v; want the panic as an error", r)
 			}
 		}
-		d := getCopy(context.Background(), c)
-		s.next(t).reply <- result{v: 1}
-		want(t, d.await(t), 1)
+		s.serve(t, get(c), 1)
 	})
 }
 
 func TestCopyExpires(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		s := newSource()
-		c := nodecopy.New(s.load, nodecopy.Options[int]{
-			Expires: func(v int, at time.Time) time.Time {
-				if v == 0 {
-					return time.Time{} // kept until invalidated
-				}
-				return at.Add(time.Duration(v) * time.Minute)
-			},
-		})
-		a := getCopy(context.Background(), c)
-		s.next(t).reply <- result{v: 1}
-		want(t, a.await(t), 1)
+	o := nodecopy.Options[int]{
+		Expires: func(v int, at time.Time) time.Time {
+			if v == 0 {
+				return time.Time{} // kept until invalidated
+			}
+			return at.Add(time.Duration(v) * time.Minute)
+		},
+	}
+	withCopy(t, o, func(t *testing.T, s *source, c *nodecopy.Copy[int]) {
+		s.serve(t, get(c), 1)
 		time.Sleep(time.Minute - time.Nanosecond)
-		want(t, getCopy(context.Background(), c).await(t), 1)
+		s.held(t, get(c), 1)
 		time.Sleep(time.Nanosecond)
-		b := getCopy(context.Background(), c)
-		s.next(t).reply <- result{v: 0}
-		want(t, b.await(t), 0)
+		s.serve(t, get(c), 0)
 		time.Sleep(24 * time.Hour)
-		want(t, getCopy(context.Background(), c).await(t), 0)
-		s.none(t)
+		s.held(t, get(c), 0)
 	})
+}
+
+func refresh(c *nodecopy.Copy[int], floor time.Duration) answered {
+	return start(func() (int, error) { return c.Refresh(context.Background(), floor) })
 }
 
 // Refresh reads again once the copy is floor old, not before.
 func TestCopyRefresh(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		s := newSource()
-		c := nodecopy.New(s.load, nodecopy.Options[int]{})
-		refresh := func() answered {
-			return start(func() (int, error) { return c.Refresh(context.Background(), time.Second) }, id)
-		}
-		a := refresh() // nothing held: loads
-		s.next(t).reply <- result{v: 1}
-		want(t, a.await(t), 1)
+	withCopy(t, nodecopy.Options[int]{}, func(t *testing.T, s *source, c *nodecopy.Copy[int]) {
+		s.serve(t, refresh(c, time.Second), 1) // nothing held: loads
 		time.Sleep(time.Second - time.Nanosecond)
-		want(t, refresh().await(t), 1)
-		s.none(t)
+		s.held(t, refresh(c, time.Second), 1)
 		time.Sleep(time.Nanosecond)
-		b := refresh()
-		s.next(t).reply <- result{v: 2}
-		want(t, b.await(t), 2)
-		want(t, getCopy(context.Background(), c).await(t), 2)
+		s.serve(t, refresh(c, time.Second), 2)
+		s.held(t, get(c), 2)
 	})
 }
 
 // Refresh within the floor still reads a copy that has expired.
 func TestCopyRefreshHonoursExpiry(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		s := newSource()
-		c := nodecopy.New(s.load, nodecopy.Options[int]{
-			Expires: func(v int, at time.Time) time.Time { return at.Add(time.Millisecond) },
-		})
-		a := getCopy(context.Background(), c)
-		s.next(t).reply <- result{v: 1}
-		want(t, a.await(t), 1)
+	o := nodecopy.Options[int]{Expires: func(v int, at time.Time) time.Time { return at.Add(time.Millisecond) }}
+	withCopy(t, o, func(t *testing.T, s *source, c *nodecopy.Copy[int]) {
+		s.serve(t, get(c), 1)
 		time.Sleep(time.Millisecond)
-		b := start(func() (int, error) { return c.Refresh(context.Background(), time.Second) }, id)
-		s.next(t).reply <- result{v: 2}
-		want(t, b.await(t), 2)
+		s.serve(t, refresh(c, time.Second), 2)
 	})
 }
 
 func getMap(m *nodecopy.Map[int], key string) answered {
-	return start(func() (int, error) { return m.Get(context.Background(), key) }, id)
+	return start(func() (int, error) { return m.Get(context.Background(), key) })
 }
 
 func TestMap(t *testing.T) {
@@ -362,26 +339,18 @@ func TestMap(t *testing.T) {
 		want(t, a.await(t), 1)
 		want(t, a2.await(t), 1)
 		want(t, b.await(t), 2)
-		want(t, getMap(m, "a").await(t), 1)
-		s.none(t)
+		s.held(t, getMap(m, "a"), 1)
 
 		m.Invalidate("a")
-		a = getMap(m, "a")
-		s.next(t).reply <- result{v: 3}
-		want(t, a.await(t), 3)
-		want(t, getMap(m, "b").await(t), 2) // b kept
-		s.none(t)
+		s.serve(t, getMap(m, "a"), 3)
+		s.held(t, getMap(m, "b"), 2) // b kept
 
 		m.Clear()
-		b = getMap(m, "b")
-		s.next(t).reply <- result{v: 4}
-		want(t, b.await(t), 4)
+		s.serve(t, getMap(m, "b"), 4)
 
 		// A value not kept is read on every use.
 		for range 2 {
-			z := getMap(m, "z")
-			s.next(t).reply <- result{v: 0}
-			want(t, z.await(t), 0)
+			s.serve(t, getMap(m, "z"), 0)
 		}
 	})
 }
@@ -393,21 +362,18 @@ func TestMapInvalidateDuringLoad(t *testing.T) {
 		before := getMap(m, "a")
 		old := s.next(t)
 		m.Invalidate("a")
-		after := getMap(m, "a")
-		s.next(t).reply <- result{v: 2}
-		want(t, after.await(t), 2)
+		s.serve(t, getMap(m, "a"), 2)
 		old.reply <- result{v: 1}
 		want(t, before.await(t), 1)
-		want(t, getMap(m, "a").await(t), 2)
+		s.held(t, getMap(m, "a"), 2)
 
 		before = getMap(m, "b")
 		old = s.next(t)
 		m.Clear()
+		s.serve(t, getMap(m, "b"), 2)
 		old.reply <- result{v: 1}
 		want(t, before.await(t), 1)
-		after = getMap(m, "b")
-		s.next(t).reply <- result{v: 2}
-		want(t, after.await(t), 2)
+		s.held(t, getMap(m, "b"), 2)
 	})
 }
 
@@ -416,7 +382,7 @@ func TestMapCallerCancels(t *testing.T) {
 		s := newSource()
 		m := nodecopy.NewMap(s.loadKey, nil)
 		ctx, cancel := context.WithCancel(context.Background())
-		first := start(func() (int, error) { return m.Get(ctx, "a") }, id)
+		first := start(func() (int, error) { return m.Get(ctx, "a") })
 		l := s.next(t)
 		other := getMap(m, "a")
 		cancel()
