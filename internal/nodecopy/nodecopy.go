@@ -13,7 +13,9 @@
 //     it, so that one caller giving up does not fail the others; it is
 //     bounded by LoadTimeout instead. A caller whose context ends stops
 //     waiting at once.
-//   - Errors are not kept: the next use reads again.
+//   - Errors are not kept: the next use reads again. A load that panics
+//     fails its callers with the panic as an error (it runs on a
+//     goroutine of its own, where a panic would end the process).
 //
 // Copy holds one value (a document); Map holds one value per key (the
 // OAuth clients by id); Flights is the shared load under both, for a
