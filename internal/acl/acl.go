@@ -12,12 +12,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"unicode"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/nodecopy"
 	"github.com/tokengate/tokengate/internal/store"
 )
 
@@ -56,49 +54,34 @@ type document struct {
 // ACL answers permission questions from this node's copy of the list.
 type ACL struct {
 	store store.Store
-	cur   atomic.Pointer[document]
-	gen   atomic.Uint64 // counts Invalidate calls
-	group singleflight.Group
+	cur   *nodecopy.Copy[*document]
 }
 
 // New returns an ACL that loads itself on first use.
-func New(s store.Store) *ACL { return &ACL{store: s} }
-
-// Invalidate makes the next question reload the list (after its event).
-func (a *ACL) Invalidate() {
-	a.gen.Add(1)
-	a.cur.Store(nil)
+func New(s store.Store) *ACL {
+	a := &ACL{store: s}
+	a.cur = nodecopy.New(a.read, nodecopy.Options[*document]{})
+	return a
 }
 
-func (a *ACL) load(ctx context.Context) (*document, error) {
-	if d := a.cur.Load(); d != nil {
-		return d, nil
-	}
-	v, err, _ := a.group.Do("load", func() (any, error) {
-		gen := a.gen.Load()
-		b, err := a.store.GetDocument(ctx, store.DocACL)
-		d := &document{}
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-		case err != nil:
-			return nil, apierr.FromStore(err)
-		default:
-			if err := json.Unmarshal(b, d); err != nil {
-				return nil, fmt.Errorf("decoding the ACL: %v", err)
-			}
+// Invalidate makes the next question reload the list (after its event).
+// A question already reading it gets what it read.
+func (a *ACL) Invalidate() { a.cur.Invalidate() }
+
+// read reads the stored list (none stored: no grants).
+func (a *ACL) read(ctx context.Context) (*document, error) {
+	b, err := a.store.GetDocument(ctx, store.DocACL)
+	d := &document{}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, apierr.FromStore(err)
+	default:
+		if err := json.Unmarshal(b, d); err != nil {
+			return nil, fmt.Errorf("decoding the ACL: %v", err)
 		}
-		a.cur.Store(d)
-		// An Invalidate during the read may announce a change the read
-		// missed: answer this call with d, but do not keep it.
-		if a.gen.Load() != gen {
-			a.cur.CompareAndSwap(d, nil)
-		}
-		return d, nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	return v.(*document), nil
+	return d, nil
 }
 
 // Allowed reports whether u may do action on resource: u has the admin
@@ -107,7 +90,7 @@ func (a *ACL) Allowed(ctx context.Context, u store.User, action, resource string
 	if slices.Contains(u.Roles, AdminRole) {
 		return true, nil
 	}
-	d, err := a.load(ctx)
+	d, err := a.cur.Get(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -120,18 +103,11 @@ func (a *ACL) Allowed(ctx context.Context, u store.User, action, resource string
 	return false, nil
 }
 
-// List returns every grant.
+// List returns every grant, read from the store (not this node's copy).
 func (a *ACL) List(ctx context.Context) ([]Grant, error) {
-	b, err := a.store.GetDocument(ctx, store.DocACL)
-	if errors.Is(err, store.ErrNotFound) {
-		return []Grant{}, nil
-	}
+	d, err := a.read(ctx)
 	if err != nil {
-		return nil, apierr.FromStore(err)
-	}
-	var d document
-	if err := json.Unmarshal(b, &d); err != nil {
-		return nil, fmt.Errorf("decoding the ACL: %v", err)
+		return nil, err
 	}
 	if d.Grants == nil {
 		d.Grants = []Grant{}

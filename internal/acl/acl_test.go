@@ -6,13 +6,13 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
-	"sync/atomic"
 	"testing"
 
 	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/store/boltstore"
+	"github.com/tokengate/tokengate/internal/testutil/pausetest"
 )
 
 const resource = "ws:::gen-ws-token"
@@ -211,17 +211,12 @@ func TestInvalidateReloadsAfterAnotherNodesGrant(t *testing.T) {
 // and its use.
 type pausingStore struct {
 	*boltstore.Store
-	armed  atomic.Bool
-	read   chan struct{}
-	resume chan struct{}
+	*pausetest.Gate
 }
 
 func (p *pausingStore) GetDocument(ctx context.Context, name string) ([]byte, error) {
 	b, err := p.Store.GetDocument(ctx, name)
-	if p.armed.CompareAndSwap(true, false) {
-		p.read <- struct{}{}
-		<-p.resume
-	}
+	p.Hold()
 	return b, err
 }
 
@@ -229,23 +224,48 @@ func (p *pausingStore) GetDocument(ctx context.Context, name string) ([]byte, er
 // B with the list it was reading (it may predate the change).
 func TestInvalidateDuringLoadIsNotLost(t *testing.T) {
 	st := openStore(t)
-	ps := &pausingStore{Store: st, read: make(chan struct{}), resume: make(chan struct{})}
+	ps := &pausingStore{Store: st, Gate: pausetest.New()}
 	nodeA, nodeB := acl.New(st), acl.New(ps)
 	bob := store.User{Name: "bob"}
 
-	ps.armed.Store(true)
+	ps.Arm()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		_, _ = nodeB.Allowed(context.Background(), bob, "use", resource)
 	}()
-	<-ps.read // B has read the list without the grant
+	ps.Read() // B has read the list without the grant
 	mustGrant(t, nodeA, acl.Grant{User: "bob", Action: "use", Resource: resource})
 	nodeB.Invalidate() // the grant's EventDocument
-	close(ps.resume)
+	ps.Release()
 	<-done
 
 	if !allowed(t, nodeB, bob, "use", resource) {
 		t.Fatal("node B kept the list it read before the Invalidate")
+	}
+}
+
+// A question asked after an Invalidate must not share the read begun
+// before it (which may predate the change the Invalidate announced).
+func TestQuestionAfterInvalidateDoesNotShareEarlierLoad(t *testing.T) {
+	st := openStore(t)
+	ps := &pausingStore{Store: st, Gate: pausetest.New()}
+	nodeA, nodeB := acl.New(st), acl.New(ps)
+	bob := store.User{Name: "bob"}
+	ask := func() (bool, error) { return nodeB.Allowed(context.Background(), bob, "use", resource) }
+
+	ps.Arm()
+	first := pausetest.Go(t, ask)
+	ps.Read() // B has read the list without the grant
+	mustGrant(t, nodeA, acl.Grant{User: "bob", Action: "use", Resource: resource})
+	nodeB.Invalidate() // the grant's EventDocument
+	later := pausetest.Within(t, ps.Gate, pausetest.Go(t, ask),
+		"a question after the Invalidate waited for the read begun before it")
+	ps.Release()
+	if <-first {
+		t.Error("the first question saw a grant made after its read")
+	}
+	if !later {
+		t.Error("a question after the Invalidate did not see the grant")
 	}
 }

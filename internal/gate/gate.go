@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/cache"
 	"github.com/tokengate/tokengate/internal/failrate"
@@ -22,13 +20,11 @@ import (
 	"github.com/tokengate/tokengate/internal/iplist"
 	"github.com/tokengate/tokengate/internal/jwt"
 	"github.com/tokengate/tokengate/internal/lastuse"
+	"github.com/tokengate/tokengate/internal/nodecopy"
 	"github.com/tokengate/tokengate/internal/scope"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/token"
 )
-
-// lookupTimeout bounds one store look-up shared by concurrent requests.
-const lookupTimeout = 5 * time.Second
 
 // AccessTokens verifies JWT access tokens without store I/O in the steady
 // state (package oauth). A refusal that will not change comes back as an
@@ -54,7 +50,7 @@ type Checker struct {
 	now   func() time.Time
 	// lastUseEvery: a token's use is queued at most this often per node.
 	lastUseEvery int64
-	group        singleflight.Group
+	loads        nodecopy.Flights[*cache.Entry]
 	// failures limits look-ups that miss the cache and fail, per address.
 	failures *failrate.Limiter
 }
@@ -238,20 +234,20 @@ func (c *Checker) fill(ctx context.Context, addr netip.Addr, h [32]byte, load fu
 	return e, err
 }
 
-// fillShared loads and caches h; concurrent misses for the same hash share
-// one load.
+// fillShared loads and caches h; concurrent misses for the same hash in
+// one generation of the cache share one load, detached from the first
+// caller's context (its cancellation must not fail the requests that
+// share the read). A miss after an invalidation does not share a load
+// begun before it, which may have read what the invalidation announced
+// was replaced.
 func (c *Checker) fillShared(ctx context.Context, h [32]byte, load func(context.Context, [32]byte) (*cache.Entry, error)) (*cache.Entry, error) {
-	v, err, _ := c.group.Do(string(h[:]), func() (any, error) {
+	gen := c.cache.Generation()
+	return c.loads.Do(ctx, gen, string(h[:]), func(lctx context.Context) (*cache.Entry, error) {
 		// A miss that reaches Do just after another look-up of h finished
 		// (and filled the cache) must not load again.
 		if e, ok := c.cache.Get(h); ok {
 			return e, nil
 		}
-		// Detached from the first caller's context: its cancellation must
-		// not fail the requests that share this read.
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
-		defer cancel()
-		gen := c.cache.Generation()
 		e, err := load(lctx, h)
 		if err != nil {
 			return nil, err
@@ -259,10 +255,6 @@ func (c *Checker) fillShared(ctx context.Context, h [32]byte, load func(context.
 		c.cache.Fill(h, e, gen)
 		return e, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*cache.Entry), nil
 }
 
 // loadStored reads a PAT or legacy token from the store.

@@ -3,12 +3,10 @@ package keyring
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
+	"github.com/tokengate/tokengate/internal/nodecopy"
 	"github.com/tokengate/tokengate/internal/store"
 )
 
@@ -26,18 +24,18 @@ const (
 
 // Holder keeps the parsed keyring of this node, loads it from the store
 // (creating it on first use), carries out due rotations and reloads after
-// an EventDocument. Get costs an atomic load when the copy is fresh.
+// an EventDocument. Get costs an atomic load and a clock read when the
+// copy is fresh.
 type Holder struct {
 	store store.Store
 	cfg   atomic.Pointer[holderConfig]
 	now   func() time.Time
-	cur   atomic.Pointer[snapshot]
-	// gen counts invalidations: a load that read the store before the
-	// latest one does not install what it read (it may be the keyring
-	// before an immediate rotation), and a Get after an invalidation does
-	// not share the result of a load begun before it.
-	gen   atomic.Uint64
-	group singleflight.Group
+	// keys is this node's copy. An invalidation moves it to a new
+	// generation: a load that read the store before the latest one does
+	// not install what it read (it may be the keyring before an immediate
+	// rotation), and a Get after an invalidation does not share the
+	// result of a load begun before it.
+	keys *nodecopy.Copy[snapshot]
 }
 
 // holderConfig is replaced as a whole by Configure.
@@ -48,42 +46,38 @@ type holderConfig struct {
 }
 
 type snapshot struct {
-	keys     *Keys
-	loadedAt time.Time
-	due      time.Time // next scheduled change (zero: none)
+	keys *Keys
+	due  time.Time // next scheduled change (zero: none)
 }
 
 // NewHolder returns a Holder. alg and lifetime are used only if the store
 // has no keyring yet (""/0: HS256, 1h). now nil means time.Now.
 func NewHolder(s store.Store, p Policy, alg string, lifetime time.Duration, now func() time.Time) *Holder {
-	if alg == "" {
-		alg = DefaultAlg
-	}
-	if lifetime <= 0 {
-		lifetime = DefaultLifetime
-	}
 	if now == nil {
 		now = time.Now
 	}
 	h := &Holder{store: s, now: now}
-	h.cfg.Store(&holderConfig{policy: p, alg: alg, lifetime: lifetime})
+	h.Configure(p, alg, lifetime)
+	h.keys = nodecopy.New(h.load, nodecopy.Options[snapshot]{Now: now, Expires: expires})
 	return h
+}
+
+// expires is when a copy loaded at loadedAt is read again: after
+// refreshEvery, or at the next scheduled change if that comes first.
+func expires(s snapshot, loadedAt time.Time) time.Time {
+	until := loadedAt.Add(refreshEvery)
+	if !s.due.IsZero() && s.due.Before(until) {
+		until = s.due
+	}
+	return until
 }
 
 func (h *Holder) policy() Policy { return h.cfg.Load().policy }
 
 // Get returns the current keys.
 func (h *Holder) Get(ctx context.Context) (*Keys, error) {
-	now := h.now()
-	if s := h.cur.Load(); s != nil && now.Sub(s.loadedAt) < refreshEvery && (s.due.IsZero() || now.Before(s.due)) {
-		return s.keys, nil
-	}
-	gen := h.gen.Load()
-	v, err, _ := h.group.Do(strconv.FormatUint(gen, 10), func() (any, error) { return h.load(ctx, gen) })
-	if err != nil {
-		return nil, err
-	}
-	return v.(*Keys), nil
+	s, err := h.keys.Get(ctx)
+	return s.keys, err
 }
 
 // Refresh reads the store again, unless this node's copy is younger than
@@ -92,23 +86,21 @@ func (h *Holder) Get(ctx context.Context) (*Keys, error) {
 // (an immediate reset signs with a new key at once) and its announcement
 // may not have arrived here yet.
 func (h *Holder) Refresh(ctx context.Context) (*Keys, error) {
-	s := h.cur.Load()
-	if s != nil && h.now().Sub(s.loadedAt) < refreshFloor {
-		return s.keys, nil
-	}
-	h.cur.CompareAndSwap(s, nil)
-	return h.Get(ctx)
+	s, err := h.keys.Refresh(ctx, refreshFloor)
+	return s.keys, err
 }
 
 // Invalidate makes the next Get read the store (after an EventDocument).
 // A load already under way keeps its result to itself.
-func (h *Holder) Invalidate() {
-	h.gen.Add(1)
-	h.cur.Store(nil)
-}
+func (h *Holder) Invalidate() { h.keys.Invalidate() }
 
 // Update changes the keyring with fn atomically and returns the result.
 func (h *Holder) Update(ctx context.Context, fn func(*Document) error) (*Keys, error) {
+	s, err := h.update(ctx, fn)
+	return s.keys, err
+}
+
+func (h *Holder) update(ctx context.Context, fn func(*Document) error) (snapshot, error) {
 	b, err := h.store.UpdateDocument(ctx, store.DocKeyring, func(current []byte) ([]byte, error) {
 		d, err := h.decodeOrNew(current)
 		if err != nil {
@@ -120,43 +112,42 @@ func (h *Holder) Update(ctx context.Context, fn func(*Document) error) (*Keys, e
 		return d.Encode()
 	})
 	if err != nil {
-		return nil, err
+		return snapshot{}, err
 	}
 	// The store announced the change (every node, this one included,
 	// drops its copy); drop ours here too, so that this node never signs
 	// or verifies with the keys just replaced, subscribed or not. The next
-	// Get reads the store: another node may have written since.
+	// Get reads the store: another node may have written since. (Called
+	// from load, this also keeps the load from installing its result.)
 	h.Invalidate()
-	d, err := Decode(b)
-	if err != nil {
-		return nil, err
-	}
-	return Parse(d)
+	return parse(b)
 }
 
-func (h *Holder) load(ctx context.Context, gen uint64) (*Keys, error) {
+// load reads the keyring for h.keys, creating it or carrying out a due
+// change first if need be.
+func (h *Holder) load(ctx context.Context) (snapshot, error) {
 	b, err := h.store.GetDocument(ctx, store.DocKeyring)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return h.Update(ctx, func(*Document) error { return nil })
+		return h.update(ctx, func(*Document) error { return nil })
 	case err != nil:
-		return nil, err
+		return snapshot{}, err
 	}
 	d, err := Decode(b)
 	if err != nil {
-		return nil, err
+		return snapshot{}, err
 	}
 	// A rotation or retirement is due: carry it out (atomically: another
 	// node may be doing the same; Advance on the current copy is idempotent).
 	if changed, err := d.Advance(h.policy(), h.now()); err != nil {
-		return nil, err
+		return snapshot{}, err
 	} else if changed {
-		return h.Update(ctx, func(d *Document) error {
+		return h.update(ctx, func(d *Document) error {
 			_, err := d.Advance(h.policy(), h.now())
 			return err
 		})
 	}
-	return h.install(b, gen)
+	return parse(b)
 }
 
 func (h *Holder) decodeOrNew(current []byte) (*Document, error) {
@@ -167,25 +158,17 @@ func (h *Holder) decodeOrNew(current []byte) (*Document, error) {
 	return Decode(current)
 }
 
-// install parses b and keeps it as this node's copy, unless an
-// invalidation came after gen was read (then the next Get reads again).
-func (h *Holder) install(b []byte, gen uint64) (*Keys, error) {
+// parse decodes a stored keyring.
+func parse(b []byte) (snapshot, error) {
 	d, err := Decode(b)
 	if err != nil {
-		return nil, err
+		return snapshot{}, err
 	}
 	ks, err := Parse(d)
 	if err != nil {
-		return nil, err
+		return snapshot{}, err
 	}
-	if h.gen.Load() == gen {
-		snap := &snapshot{keys: ks, loadedAt: h.now(), due: nextChange(d)}
-		h.cur.Store(snap)
-		if h.gen.Load() != gen { // an invalidation slipped in: take it back
-			h.cur.CompareAndSwap(snap, nil)
-		}
-	}
-	return ks, nil
+	return snapshot{keys: ks, due: nextChange(d)}, nil
 }
 
 // nextChange is the earliest scheduled rotation or retirement.

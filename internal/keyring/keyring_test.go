@@ -17,6 +17,7 @@ import (
 	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/store/boltstore"
+	"github.com/tokengate/tokengate/internal/testutil/pausetest"
 )
 
 var (
@@ -715,20 +716,16 @@ func TestRetiringKeyOutlivesItsLongestToken(t *testing.T) {
 	}
 }
 
-// blockingStore is a real store whose GetDocument waits until released,
-// so that a test can invalidate while a load is under way.
+// blockingStore is a real store whose GetDocument, once armed, waits
+// until released, so that a test can invalidate while a load is under way.
 type blockingStore struct {
 	store.Store
-	reading chan struct{}
-	release chan struct{}
+	*pausetest.Gate
 }
 
 func (s *blockingStore) GetDocument(ctx context.Context, name string) ([]byte, error) {
 	b, err := s.Store.GetDocument(ctx, name)
-	if s.reading != nil {
-		s.reading <- struct{}{}
-		<-s.release
-	}
+	s.Hold()
 	return b, err
 }
 
@@ -741,38 +738,25 @@ func TestHolderInvalidateDuringLoad(t *testing.T) {
 	clk := &clock{t: t0}
 	writer := keyring.NewHolder(st, policy, "", 0, clk.Now)
 	old := get(t, writer).Signer().ID
-	bs := &blockingStore{Store: st, reading: make(chan struct{}), release: make(chan struct{})}
+	bs := &blockingStore{Store: st, Gate: pausetest.New()}
 	h := keyring.NewHolder(bs, policy, "", 0, clk.Now)
-	done := make(chan string)
-	go func() {
+	signer := func() (string, error) {
 		ks, err := h.Get(context.Background())
 		if err != nil {
-			t.Error(err)
+			return "", err
 		}
-		done <- ks.Signer().ID
-	}()
-	<-bs.reading // the load has read the old keyring
+		return ks.Signer().ID, nil
+	}
+	bs.Arm()
+	done := pausetest.Go(t, signer)
+	bs.Read() // the load has read the old keyring
 	if _, err := writer.Apply(context.Background(), keyring.Change{Reset: true, Mode: keyring.ModeImmediate, Confirm: true}); err != nil {
 		t.Fatal(err)
 	}
 	h.Invalidate()
-	bs.reading = nil // later reads do not block
-	later := make(chan string)
-	go func() {
-		ks, err := h.Get(context.Background())
-		if err != nil {
-			t.Error(err)
-		}
-		later <- ks.Signer().ID
-	}()
-	var fresh string
-	select {
-	case fresh = <-later:
-	case <-time.After(5 * time.Second):
-		close(bs.release)
-		t.Fatal("a Get after the invalidation waited for the load begun before it")
-	}
-	close(bs.release)
+	fresh := pausetest.Within(t, bs.Gate, pausetest.Go(t, signer),
+		"a Get after the invalidation waited for the load begun before it")
+	bs.Release()
 	if first := <-done; first != old {
 		t.Fatalf("the first load read %s, want the old key %s", first, old)
 	}

@@ -6,10 +6,9 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/iplist"
+	"github.com/tokengate/tokengate/internal/nodecopy"
 	"github.com/tokengate/tokengate/internal/store"
 )
 
@@ -18,11 +17,7 @@ import (
 // A client is read from the store on first use and again after its
 // EventClient (Invalidate).
 type ClientTable struct {
-	store store.Store
-	mu    sync.RWMutex
-	m     map[string]*clientState
-	gen   uint64
-	group singleflight.Group
+	m *nodecopy.Map[*clientState]
 }
 
 // clientState is a client as the edge needs it; nil means deleted.
@@ -33,111 +28,80 @@ type clientState struct {
 
 // NewClientTable returns an empty table.
 func NewClientTable(s store.Store) *ClientTable {
-	return &ClientTable{store: s, m: make(map[string]*clientState)}
+	// A missing client is not remembered: anyone can send made-up ids,
+	// which must not grow the table (the token endpoint's limits pace
+	// the store reads they cost).
+	exists := func(c *clientState) bool { return c != nil }
+	return &ClientTable{m: nodecopy.NewMap(func(ctx context.Context, id string) (*clientState, error) {
+		return readClient(ctx, s, id)
+	}, exists)}
+}
+
+// readClient reads a client from the store (nil if it does not exist).
+func readClient(ctx context.Context, s store.Store, id string) (*clientState, error) {
+	sc, err := s.GetClient(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, apierr.FromStore(err)
+	}
+	ips, err := iplist.Parse(sc.AllowedIPs)
+	if err != nil {
+		// A stored list that does not parse must not widen access.
+		ips = iplist.List{}
+		sc.Enabled = false
+	}
+	return &clientState{Client: sc, ips: ips}, nil
 }
 
 // Get returns the client (nil if it does not exist).
 func (ct *ClientTable) Get(ctx context.Context, id string) (*clientState, error) {
-	ct.mu.RLock()
-	c, ok := ct.m[id]
-	gen := ct.gen
-	ct.mu.RUnlock()
-	if ok {
-		return c, nil
-	}
-	v, err, _ := ct.group.Do(id, func() (any, error) {
-		sc, err := ct.store.GetClient(ctx, id)
-		var c *clientState
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-		case err != nil:
-			return nil, apierr.FromStore(err)
-		default:
-			ips, err := iplist.Parse(sc.AllowedIPs)
-			if err != nil {
-				// A stored list that does not parse must not widen access.
-				ips = iplist.List{}
-				sc.Enabled = false
-			}
-			c = &clientState{Client: sc, ips: ips}
-		}
-		// A missing client is not remembered: anyone can send made-up ids,
-		// which must not grow the table (the token endpoint's limits pace
-		// the store reads they cost).
-		ct.mu.Lock()
-		if ct.gen == gen && c != nil { // no invalidation while we read
-			ct.m[id] = c
-		}
-		ct.mu.Unlock()
-		return c, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*clientState), nil
+	return ct.m.Get(ctx, id)
 }
 
 // Invalidate forgets one client (after its EventClient).
-func (ct *ClientTable) Invalidate(id string) {
-	ct.mu.Lock()
-	ct.gen++
-	delete(ct.m, id)
-	ct.mu.Unlock()
-}
+func (ct *ClientTable) Invalidate(id string) { ct.m.Invalidate(id) }
 
 // Clear forgets every client (after EventReset).
-func (ct *ClientTable) Clear() {
-	ct.mu.Lock()
-	ct.gen++
-	clear(ct.m)
-	ct.mu.Unlock()
-}
+func (ct *ClientTable) Clear() { ct.m.Clear() }
 
 // DenyList is this node's copy of the revoked access tokens (by jti),
 // loaded from the store once and then kept current by EventDenied.
 type DenyList struct {
-	store  store.Store
-	mu     sync.RWMutex
-	m      map[string]time.Time
-	loaded bool
-	gen    uint64
-	group  singleflight.Group
+	mu sync.RWMutex
+	m  map[string]time.Time
+	// loaded holds nothing: its load merges the stored list into m (so
+	// that a denial added by an event during the read is not lost), and
+	// it says whether m holds the stored list.
+	loaded *nodecopy.Copy[struct{}]
 }
 
 // NewDenyList returns a deny-list that loads itself on first use.
 func NewDenyList(s store.Store) *DenyList {
-	return &DenyList{store: s, m: make(map[string]time.Time)}
-}
-
-// Denied reports whether jti is revoked.
-func (d *DenyList) Denied(ctx context.Context, jti string, now time.Time) (bool, error) {
-	d.mu.RLock()
-	until, ok := d.m[jti]
-	loaded, gen := d.loaded, d.gen
-	d.mu.RUnlock()
-	if loaded {
-		return ok && now.Before(until), nil
-	}
-	_, err, _ := d.group.Do("load", func() (any, error) {
-		list, err := d.store.ListDenied(ctx)
+	d := &DenyList{m: make(map[string]time.Time)}
+	d.loaded = nodecopy.New(func(ctx context.Context) (struct{}, error) {
+		list, err := s.ListDenied(ctx)
 		if err != nil {
-			return nil, apierr.FromStore(err)
+			return struct{}{}, apierr.FromStore(err)
 		}
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		for _, x := range list {
 			d.addLocked(x.JTI, x.Until)
 		}
-		if d.gen == gen {
-			d.loaded = true
-		}
-		return nil, nil
-	})
-	if err != nil {
+		return struct{}{}, nil
+	}, nodecopy.Options[struct{}]{})
+	return d
+}
+
+// Denied reports whether jti is revoked.
+func (d *DenyList) Denied(ctx context.Context, jti string, now time.Time) (bool, error) {
+	if _, err := d.loaded.Get(ctx); err != nil {
 		return false, err
 	}
 	d.mu.RLock()
-	until, ok = d.m[jti]
+	until, ok := d.m[jti]
 	d.mu.RUnlock()
 	return ok && now.Before(until), nil
 }
@@ -164,9 +128,4 @@ func (d *DenyList) addLocked(jti string, until time.Time) {
 }
 
 // Reset makes the next check reload the list (after EventReset).
-func (d *DenyList) Reset() {
-	d.mu.Lock()
-	d.gen++
-	d.loaded = false
-	d.mu.Unlock()
-}
+func (d *DenyList) Reset() { d.loaded.Invalidate() }
