@@ -84,6 +84,12 @@ func (c *Copy[T]) Get(ctx context.Context) (T, error) {
 	if h := c.cur.Load(); h != nil && (h.until.IsZero() || c.now().Before(h.until)) {
 		return h.v, nil
 	}
+	return c.loadShared(ctx)
+}
+
+// loadShared loads the value (sharing a load under way in this
+// generation) and installs it on success.
+func (c *Copy[T]) loadShared(ctx context.Context) (T, error) {
 	gen := c.gen.Load()
 	return c.flights.Do(ctx, gen, "", func(lctx context.Context) (T, error) {
 		v, err := c.load(lctx)
@@ -97,10 +103,13 @@ func (c *Copy[T]) Get(ctx context.Context) (T, error) {
 // Refresh is Get, except that a value loaded floor or longer ago is read
 // again. For a caller that has reason to think the copy is behind (a
 // token names a key it does not know) before the announcement arrives;
-// the floor keeps made-up reasons from costing a store read each.
+// the floor keeps made-up reasons from costing a store read each. The held
+// value is replaced only by a successful read: a store that fails keeps
+// serving every other caller from the copy (only this caller gets the
+// error).
 func (c *Copy[T]) Refresh(ctx context.Context, floor time.Duration) (T, error) {
 	if h := c.cur.Load(); h != nil && c.now().Sub(h.loadedAt) >= floor {
-		c.cur.CompareAndSwap(h, nil)
+		return c.loadShared(ctx)
 	}
 	return c.Get(ctx)
 }

@@ -472,3 +472,19 @@ func TestMapConcurrentGetInvalidate(t *testing.T) {
 		m.Invalidate("b")
 	})
 }
+
+// A refresh whose read fails keeps the held copy: the store's blip costs
+// the refreshing caller its answer, not every other caller (a made-up key
+// id per floor used to empty the copy before reading).
+func TestCopyFailedRefreshKeepsTheCopy(t *testing.T) {
+	withCopy(t, nodecopy.Options[int]{}, func(t *testing.T, s *source, c *nodecopy.Copy[int]) {
+		s.serve(t, get(c), 1)
+		time.Sleep(time.Second)
+		r := refresh(c, time.Second)
+		s.next(t).reply <- result{err: errors.New("store down")}
+		if got := r.await(t); got.err == nil {
+			t.Fatalf("refresh = %+v, want the store's error", got)
+		}
+		s.held(t, get(c), 1)
+	})
+}
