@@ -7,6 +7,7 @@
 package apierr
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -163,12 +164,25 @@ func For(err error) Problem {
 		return p(http.StatusBadRequest, "invalid_request")
 	case errors.As(err, &rl):
 		return Problem{Status: http.StatusTooManyRequests, Code: "rate_limited", Description: rl.Error(), RetryAfter: rl.RetryAfter}
-	case errors.Is(err, ErrUnavailable), errors.Is(err, store.ErrUnavailable):
+	case errors.Is(err, ErrUnavailable), errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		// The wrapped detail (addresses, store errors) is for the log only.
-		return Problem{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Description: ErrUnavailable.Error()}
+		return Problem{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable",
+			Description: ErrUnavailable.Error(), RetryAfter: unavailableRetry}
+	case errors.Is(err, context.Canceled):
+		// The client hung up while we worked for it: nobody reads the
+		// answer, and it is no failure of ours (nginx's and Caddy's 499).
+		return Problem{Status: StatusClientClosedRequest, Code: "client_closed_request", Description: "the client closed the request"}
 	}
 	return Problem{Status: http.StatusInternalServerError, Code: "server_error", Description: "internal error"}
 }
+
+// StatusClientClosedRequest answers a request whose client hung up before
+// the answer was ready (nginx's 499, which Caddy's reverse proxy uses too).
+const StatusClientClosedRequest = 499
+
+// unavailableRetry is the Retry-After of a 503: a short pause, since the
+// store is retried at once.
+const unavailableRetry = time.Second
 
 // Challenge is how a route asks for credentials: the WWW-Authenticate
 // scheme ("Bearer" or "Basic") and realm.

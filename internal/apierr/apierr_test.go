@@ -1,6 +1,7 @@
 package apierr_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -54,5 +55,18 @@ func TestRefusedTokenSaysOnlyTheCode(t *testing.T) {
 	// Other refusals keep their descriptions: they are about the request.
 	if p := apierr.For(apierr.Field("label", errors.New("is required"))); p.Description != "is required" {
 		t.Fatalf("field error description = %q", p.Description)
+	}
+}
+
+// A store that cannot be reached says when to come back; a client that
+// hung up is no server error.
+func TestUnavailableAndClientGone(t *testing.T) {
+	for _, err := range []error{apierr.ErrUnavailable, fmt.Errorf("lookup: %w", context.DeadlineExceeded)} {
+		if p := apierr.For(err); p.Status != http.StatusServiceUnavailable || p.RetryAfter <= 0 {
+			t.Errorf("apierr.For(%v) = %+v, want 503 with Retry-After", err, p)
+		}
+	}
+	if p := apierr.For(fmt.Errorf("lookup: %w", context.Canceled)); p.Status != apierr.StatusClientClosedRequest {
+		t.Errorf("apierr.For(context.Canceled) = %+v, want %d", p, apierr.StatusClientClosedRequest)
 	}
 }
