@@ -55,14 +55,14 @@ type document struct {
 
 // ACL answers permission questions from this node's copy of the list.
 type ACL struct {
-	store store.Store
+	store store.Documents
 	cur   atomic.Pointer[document]
 	gen   atomic.Uint64 // counts Invalidate calls
 	group singleflight.Group
 }
 
 // New returns an ACL that loads itself on first use.
-func New(s store.Store) *ACL { return &ACL{store: s} }
+func New(s store.Documents) *ACL { return &ACL{store: s} }
 
 // Invalidate makes the next question reload the list (after its event).
 func (a *ACL) Invalidate() {

@@ -38,7 +38,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &env{l: New(st, window), st: st}
+	e := &env{l: New(st, Limits{Window: window}), st: st}
 	e.l.sleep = func(_ context.Context, d time.Duration) {
 		e.mu.Lock()
 		defer e.mu.Unlock()

@@ -28,7 +28,7 @@ const (
 // (creating it on first use), carries out due rotations and reloads after
 // an EventDocument. Get costs an atomic load when the copy is fresh.
 type Holder struct {
-	store store.Store
+	store store.Documents
 	cfg   atomic.Pointer[holderConfig]
 	now   func() time.Time
 	cur   atomic.Pointer[snapshot]
@@ -55,7 +55,7 @@ type snapshot struct {
 
 // NewHolder returns a Holder. alg and lifetime are used only if the store
 // has no keyring yet (""/0: HS256, 1h). now nil means time.Now.
-func NewHolder(s store.Store, p Policy, alg string, lifetime time.Duration, now func() time.Time) *Holder {
+func NewHolder(s store.Documents, p Policy, alg string, lifetime time.Duration, now func() time.Time) *Holder {
 	if alg == "" {
 		alg = DefaultAlg
 	}

@@ -18,7 +18,7 @@ import (
 // A client is read from the store on first use and again after its
 // EventClient (Invalidate).
 type ClientTable struct {
-	store store.Store
+	store store.Clients
 	mu    sync.RWMutex
 	m     map[string]*clientState
 	gen   uint64
@@ -32,7 +32,7 @@ type clientState struct {
 }
 
 // NewClientTable returns an empty table.
-func NewClientTable(s store.Store) *ClientTable {
+func NewClientTable(s store.Clients) *ClientTable {
 	return &ClientTable{store: s, m: make(map[string]*clientState)}
 }
 
@@ -96,7 +96,7 @@ func (ct *ClientTable) Clear() {
 // DenyList is this node's copy of the revoked access tokens (by jti),
 // loaded from the store once and then kept current by EventDenied.
 type DenyList struct {
-	store  store.Store
+	store  store.Denials
 	mu     sync.RWMutex
 	m      map[string]time.Time
 	loaded bool
@@ -105,7 +105,7 @@ type DenyList struct {
 }
 
 // NewDenyList returns a deny-list that loads itself on first use.
-func NewDenyList(s store.Store) *DenyList {
+func NewDenyList(s store.Denials) *DenyList {
 	return &DenyList{store: s, m: make(map[string]time.Time)}
 }
 
