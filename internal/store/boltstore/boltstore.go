@@ -65,12 +65,16 @@ type Options struct {
 	// harness fills a store with many tokens before the gateway starts);
 	// a crash may lose recent writes.
 	NoSync bool
+	// Now is the clock that failure windows and denials are measured by
+	// (nil: time.Now); tests inject one they can move.
+	Now func() time.Time
 }
 
 // Store is a store.Store kept in one bbolt file. It is safe for concurrent
 // use; bbolt serialises writers and lets readers run alongside them.
 type Store struct {
-	db *bolt.DB
+	db  *bolt.DB
+	now func() time.Time
 
 	ops      atomic.Uint64 // Store method calls that ran a transaction
 	failures atomic.Uint64 // CountFailure calls, to pace sweeps
@@ -104,24 +108,27 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open embedded store %s: %w", path, err)
 	}
-	if err := db.Update(initialize); err != nil {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { return initialize(tx, now()) }); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("initialize embedded store %s: %w", path, err)
 	}
-	return &Store{db: db, subs: make(map[*subscriber]struct{})}, nil
+	return &Store{db: db, now: now, subs: make(map[*subscriber]struct{})}, nil
 }
 
 // initialize creates the top-level buckets (so a file written by an older
 // version gains the new ones) and drops failure counters and denials that
-// ended while the process was down.
-func initialize(tx *bolt.Tx) error {
+// ended while the process was down (before now).
+func initialize(tx *bolt.Tx, now time.Time) error {
 	buckets := [][]byte{bucketUsers, bucketTokens, bucketIndex, bucketFailures, bucketClients, bucketDocuments, bucketDenied}
 	for _, name := range buckets {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
 	}
-	now := time.Now()
 	if err := sweepFailures(tx.Bucket(bucketFailures), now); err != nil {
 		return err
 	}

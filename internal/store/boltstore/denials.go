@@ -31,7 +31,7 @@ func (s *Store) Deny(ctx context.Context, d store.Denial) error {
 	}
 	return s.update(ctx, func(tx *bolt.Tx, emit func(store.Event)) error {
 		b := tx.Bucket(bucketDenied)
-		now := time.Now()
+		now := s.now()
 		if err := sweepDenied(b, now); err != nil {
 			return err
 		}
@@ -55,7 +55,7 @@ func (s *Store) Deny(ctx context.Context, d store.Denial) error {
 func (s *Store) ListDenied(ctx context.Context) ([]store.Denial, error) {
 	var denials []store.Denial
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		now := time.Now()
+		now := s.now()
 		return tx.Bucket(bucketDenied).ForEach(func(k, v []byte) error {
 			if until, ok := decodeUntil(v); ok && until.After(now) {
 				denials = append(denials, store.Denial{JTI: string(k), Until: until})

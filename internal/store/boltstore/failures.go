@@ -39,7 +39,7 @@ func (s *Store) CountFailure(ctx context.Context, key string, window time.Durati
 	sweep := s.failures.Add(1)%sweepEvery == 0
 	err := s.update(ctx, func(tx *bolt.Tx, _ func(store.Event)) error {
 		b := tx.Bucket(bucketFailures)
-		now := time.Now()
+		now := s.now()
 		if sweep {
 			if err := sweepFailures(b, now); err != nil {
 				return err
@@ -60,7 +60,7 @@ func (s *Store) CountFailure(ctx context.Context, key string, window time.Durati
 func (s *Store) FailureCount(ctx context.Context, key string) (int64, error) {
 	var n int64
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		if c, ok := decodeCounter(tx.Bucket(bucketFailures).Get([]byte(key))); ok && time.Now().Before(c.end) {
+		if c, ok := decodeCounter(tx.Bucket(bucketFailures).Get([]byte(key))); ok && s.now().Before(c.end) {
 			n = c.count
 		}
 		return nil
@@ -74,7 +74,7 @@ func (s *Store) UncountFailure(ctx context.Context, key string) error {
 	return s.update(ctx, func(tx *bolt.Tx, _ func(store.Event)) error {
 		b := tx.Bucket(bucketFailures)
 		c, ok := decodeCounter(b.Get([]byte(key)))
-		if !ok || !time.Now().Before(c.end) || c.count <= 0 {
+		if !ok || !s.now().Before(c.end) || c.count <= 0 {
 			return nil
 		}
 		c.count--
