@@ -155,17 +155,17 @@ func New(client redis.UniversalClient, opts Options) *Store {
 // Open connects to the Redis that url names (see ParseURL) and returns a
 // Store on it. It does not contact the server: the first call does.
 func Open(url string, opts Options) (*Store, error) {
-	uo, err := ParseURL(url)
+	co, err := ParseURL(url)
 	if err != nil {
 		return nil, err
 	}
-	if uo.IsClusterMode {
+	if co.Cluster != nil {
 		opts.Cluster = true
 	}
 	if _, err := opts.withDefaults(); err != nil {
 		return nil, err
 	}
-	return New(redis.NewUniversalClient(uo), opts), nil
+	return New(co.NewClient(), opts), nil
 }
 
 // newNodeID returns a random identifier for a Store.
