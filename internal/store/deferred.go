@@ -239,8 +239,16 @@ func (d *Deferred) Check(ctx context.Context, repair bool) (CheckReport, error) 
 }
 
 // unavailable is the backend of a Deferred before Attach: every method
-// fails with ErrUnavailable. (Subscribe and Close are Deferred's own.)
-type unavailable struct{ Store }
+// fails with ErrUnavailable. It implements the whole Store itself (no
+// embedded nil Store), so that a method added to a role and not here is a
+// compile error rather than a nil dereference before Attach. (Deferred
+// answers Subscribe and Close itself; unavailable's are never called.)
+type unavailable struct{}
+
+var _ Store = unavailable{}
+
+func (unavailable) Subscribe(context.Context, func(Event)) error { return ErrUnavailable }
+func (unavailable) Close() error                                 { return nil }
 
 func (unavailable) CreateUser(context.Context, User) error { return ErrUnavailable }
 func (unavailable) GetUser(context.Context, string) (User, error) {
