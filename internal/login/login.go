@@ -79,10 +79,9 @@ func truncate(s string) string {
 // "backend", no password, token_login on and DefaultRoles; a name that
 // belongs to one of the gateway's own users is refused (403).
 type BackendSource struct {
-	URL    string
-	Client *http.Client
-	Store  store.Users
-	// Limiter counts failures (shared with the other secrets).
+	URL          string
+	Client       *http.Client
+	Store        store.Users
 	Limiter      *bruteforce.Limiter
 	DefaultRoles []string
 	Now          func() time.Time
