@@ -248,12 +248,13 @@ func (a *App) setDefaults() {
 func (a *App) wire() error {
 	a.state.cache.SetLimits(a.CacheSize, time.Duration(a.CacheTTL))
 	a.users = users.NewService(a.state.store, a.BcryptCost, nil)
-	var err error
-	a.auth, err = users.NewAuthenticator(a.state.store, users.Limits{
+	a.limiter = bruteforce.New(a.state.store, bruteforce.Limits{
 		PerAccount: a.LoginFailuresPerAccount,
 		PerAddress: a.LoginFailuresPerAddress,
 		Window:     time.Duration(a.LoginFailureWindow),
-	}, a.BcryptCost)
+	})
+	var err error
+	a.auth, err = users.NewAuthenticator(a.state.store, a.limiter, a.BcryptCost)
 	if err != nil {
 		return fmt.Errorf("preparing password checks: %v", err)
 	}
@@ -261,7 +262,6 @@ func (a *App) wire() error {
 	a.state.keys.Configure(keyring.Policy{PublishDelay: time.Duration(a.JWKSMaxAge)}, a.Signing, time.Duration(a.AccessTokenTTL))
 	a.clients = oauth.NewClients(a.state.store, a.state.clients, nil)
 	a.tokens = oauth.NewTokens(a.state.keys, a.state.clients, a.state.denied, a.Issuer, a.Audience, nil)
-	a.limiter = a.auth.Limiter()
 	a.checker = gate.New(a.state.store, a.state.cache, a.state.uses, gate.Options{
 		AccessTokens: a.tokens,
 		FailedLookups: failrate.New(failrate.Options{
@@ -280,7 +280,7 @@ func (a *App) wireLogins() error {
 	if a.IdentityBackend != "" {
 		sources[login.Backend] = &login.BackendSource{
 			URL: a.IdentityBackend, Client: &http.Client{Timeout: 10 * time.Second}, Store: a.state.store,
-			Limiter: a.limiter, Limits: a.auth.Limits(),
+			Limiter:      a.limiter,
 			DefaultRoles: a.BackendRoles, Now: time.Now,
 		}
 	}
@@ -293,7 +293,7 @@ func (a *App) wireLogins() error {
 func (a *App) endpoint(realm string) *oauth.Endpoint {
 	return &oauth.Endpoint{
 		Clients: a.clients, Tokens: a.tokens, Users: a.logins.Default(), Inspector: a.checker, Store: a.state.store,
-		Limiter: a.limiter, PerClient: a.auth.Limits().PerAccount, PerAddress: a.auth.Limits().PerAddress, Audit: a.audit, Realm: realm,
+		Limiter: a.limiter, Audit: a.audit, Realm: realm,
 	}
 }
 

@@ -53,12 +53,12 @@ type document struct {
 
 // ACL answers permission questions from this node's copy of the list.
 type ACL struct {
-	store store.Store
+	store store.Documents
 	cur   *nodecopy.Copy[*document]
 }
 
 // New returns an ACL that loads itself on first use.
-func New(s store.Store) *ACL {
+func New(s store.Documents) *ACL {
 	a := &ACL{store: s}
 	a.cur = nodecopy.New(a.read, nodecopy.Options[*document]{})
 	return a

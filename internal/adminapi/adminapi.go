@@ -48,7 +48,7 @@ const Prefix = "/tokengate/"
 type API struct {
 	Users   *users.Service
 	Tokens  *pat.Service
-	Store   store.Store
+	Store   store.Checker
 	Clients *oauth.Clients
 	Keys    *keyring.Holder
 	ACL     *acl.ACL

@@ -22,12 +22,39 @@ type Key struct {
 	Limit int64
 }
 
+// Limits are the failure limits of every secret the gateway checks
+// (passwords, client secrets, the identity backend's passwords): one set,
+// kept by the one Limiter the app builds.
+type Limits struct {
+	// PerAccount failures within Window lock an account name or a client
+	// id (default 10).
+	PerAccount int64
+	// PerAddress failures within Window lock a source address (default 50).
+	PerAddress int64
+	// Window is how long failures are remembered (default 15m).
+	Window time.Duration
+}
+
+// withDefaults fills unset (or negative) limits.
+func (l Limits) withDefaults() Limits {
+	if l.PerAccount <= 0 {
+		l.PerAccount = 10
+	}
+	if l.PerAddress <= 0 {
+		l.PerAddress = 50
+	}
+	if l.Window <= 0 {
+		l.Window = 15 * time.Minute
+	}
+	return l
+}
+
 // Limiter counts failures in a store, so that every node agrees on them,
 // and keeps the checks in flight on this node within what the limits
 // still allow. It holds no lock across slow work.
 type Limiter struct {
-	store  store.Store
-	window time.Duration
+	store  store.FailureCounters
+	limits Limits
 	// slowAfter failures, each further failure is answered more slowly.
 	slowAfter int64
 	sleep     func(context.Context, time.Duration)
@@ -36,27 +63,37 @@ type Limiter struct {
 	inFlight inFlight
 }
 
-// New returns a Limiter with a failure window (<= 0: 15 minutes).
-func New(s store.Store, window time.Duration) *Limiter {
-	if window <= 0 {
-		window = 15 * time.Minute
-	}
-	return &Limiter{store: s, window: window, slowAfter: 3, sleep: sleepCtx, maxWait: 15 * time.Second,
+// New returns a Limiter with limits l (unset ones take their defaults).
+func New(s store.FailureCounters, l Limits) *Limiter {
+	return &Limiter{store: s, limits: l.withDefaults(), slowAfter: 3, sleep: sleepCtx, maxWait: 15 * time.Second,
 		inFlight: inFlight{keys: map[string]*slots{}}}
 }
 
-// AddressKey is the counter of a client address: of the address itself
-// for IPv4, of its /64 for IPv6 (iplist.ClientUnit), so that one host
-// cannot spread its guesses over the addresses of its prefix. An unknown
-// address ("") has none.
-func AddressKey(addr string, limit int64) Key {
+// Limits returns the limits in force (defaults applied).
+func (l *Limiter) Limits() Limits { return l.limits }
+
+// Account is the counter of an account name, limited per account.
+func (l *Limiter) Account(name string) Key {
+	return Key{Name: "acct:" + name, Limit: l.limits.PerAccount}
+}
+
+// Client is the counter of an OAuth client id, limited per account.
+func (l *Limiter) Client(id string) Key {
+	return Key{Name: "client:" + id, Limit: l.limits.PerAccount}
+}
+
+// Address is the counter of a client address, limited per address: of
+// the address itself for IPv4, of its /64 for IPv6 (iplist.ClientUnit),
+// so that one host cannot spread its guesses over the addresses of its
+// prefix. An unknown address ("") has none.
+func (l *Limiter) Address(addr string) Key {
 	if addr == "" {
 		return Key{}
 	}
 	if a, err := netip.ParseAddr(addr); err == nil {
 		addr = iplist.ClientUnit(a).String()
 	}
-	return Key{Name: "addr:" + addr, Limit: limit}
+	return Key{Name: "addr:" + addr, Limit: l.limits.PerAddress}
 }
 
 // Guard runs one guess at a secret.
@@ -171,7 +208,7 @@ func (l *Limiter) countFailure(ctx context.Context, keys []Key) (int64, error) {
 	defer cancel()
 	var most int64
 	for _, k := range keys {
-		n, err := l.store.CountFailure(ctx, k.Name, l.window)
+		n, err := l.store.CountFailure(ctx, k.Name, l.limits.Window)
 		if err != nil {
 			return 0, apierr.FromStore(err)
 		}
@@ -198,7 +235,7 @@ func settling(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 }
 
-func (l *Limiter) refuse() error { return &apierr.RateLimited{RetryAfter: l.window} }
+func (l *Limiter) refuse() error { return &apierr.RateLimited{RetryAfter: l.limits.Window} }
 
 // slowDown waits a little longer for each failure past the first few (up
 // to 2s), which slows a guesser down before the limit locks it out. It

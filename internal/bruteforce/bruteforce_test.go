@@ -38,7 +38,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &env{l: New(st, window), st: st}
+	e := &env{l: New(st, Limits{Window: window}), st: st}
 	e.l.sleep = func(_ context.Context, d time.Duration) {
 		e.mu.Lock()
 		defer e.mu.Unlock()
@@ -407,20 +407,21 @@ func TestConcurrentSuccessesBeyondTheLimitsAllPass(t *testing.T) {
 
 // An IPv6 client is counted per /64: guesses spread over the addresses of
 // one prefix share one counter; another prefix has its own.
-func TestAddressKeyCountsIPv6PerPrefix(t *testing.T) {
-	a := AddressKey("2001:db8:1:2::1", 5)
-	b := AddressKey("2001:db8:1:2:ffff::9", 5)
-	c := AddressKey("2001:db8:1:3::1", 5)
+func TestAddressCountsIPv6PerPrefix(t *testing.T) {
+	l := New(nil, Limits{PerAddress: 5})
+	a := l.Address("2001:db8:1:2::1")
+	b := l.Address("2001:db8:1:2:ffff::9")
+	c := l.Address("2001:db8:1:3::1")
 	if a.Name != b.Name || a.Name == c.Name {
 		t.Errorf("keys %q %q %q: want the first two equal (one /64), the third apart", a.Name, b.Name, c.Name)
 	}
-	if v4 := AddressKey("192.0.2.7", 5); v4.Name != "addr:192.0.2.7" {
+	if v4 := l.Address("192.0.2.7"); v4.Name != "addr:192.0.2.7" {
 		t.Errorf("IPv4 key %q", v4.Name)
 	}
-	if m := AddressKey("::ffff:192.0.2.7", 5); m.Name != "addr:192.0.2.7" {
+	if m := l.Address("::ffff:192.0.2.7"); m.Name != "addr:192.0.2.7" {
 		t.Errorf("IPv4-mapped key %q", m.Name)
 	}
-	if (AddressKey("", 5) != Key{}) {
+	if (l.Address("") != Key{}) {
 		t.Error("an unknown address has a counter")
 	}
 }

@@ -43,7 +43,7 @@ type External interface {
 
 // Checker checks bearer tokens. It is safe for concurrent use.
 type Checker struct {
-	store store.Store
+	store store.Tokens
 	cache *cache.Cache
 	uses  *lastuse.Recorder
 	jwts  AccessTokens
@@ -72,7 +72,7 @@ type Options struct {
 }
 
 // New returns a Checker.
-func New(s store.Store, c *cache.Cache, uses *lastuse.Recorder, o Options) *Checker {
+func New(s store.Tokens, c *cache.Cache, uses *lastuse.Recorder, o Options) *Checker {
 	if o.Now == nil {
 		o.Now = time.Now
 	}

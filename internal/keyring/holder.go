@@ -27,7 +27,7 @@ const (
 // an EventDocument. Get costs an atomic load and a clock read when the
 // copy is fresh.
 type Holder struct {
-	store store.Store
+	store store.Documents
 	cfg   atomic.Pointer[holderConfig]
 	now   func() time.Time
 	// keys is this node's copy. An invalidation moves it to a new
@@ -52,7 +52,7 @@ type snapshot struct {
 
 // NewHolder returns a Holder. alg and lifetime are used only if the store
 // has no keyring yet (""/0: HS256, 1h). now nil means time.Now.
-func NewHolder(s store.Store, p Policy, alg string, lifetime time.Duration, now func() time.Time) *Holder {
+func NewHolder(s store.Documents, p Policy, alg string, lifetime time.Duration, now func() time.Time) *Holder {
 	if now == nil {
 		now = time.Now
 	}

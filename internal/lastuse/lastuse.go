@@ -13,7 +13,7 @@ import (
 
 // Recorder collects token uses and writes them in batches.
 type Recorder struct {
-	store store.Store
+	store store.LastUses
 
 	mu      sync.Mutex
 	pending map[key]store.LastUse
@@ -22,7 +22,7 @@ type Recorder struct {
 type key struct{ owner, id string }
 
 // New returns a Recorder that writes to s.
-func New(s store.Store) *Recorder {
+func New(s store.LastUses) *Recorder {
 	return &Recorder{store: s, pending: make(map[key]store.LastUse)}
 }
 

@@ -67,9 +67,16 @@ type Cap struct {
 	Policy string
 }
 
+// Store is the part of the store legacy tokens live in: the tokens and
+// the users who own them.
+type Store interface {
+	store.Users
+	store.Tokens
+}
+
 // Service issues legacy tokens.
 type Service struct {
-	store    store.Store
+	store    Store
 	uses     *lastuse.Recorder
 	acl      *acl.ACL
 	cap      Cap
@@ -81,7 +88,7 @@ type Service struct {
 // NewService returns a Service; uses (may be nil) supplies last uses not
 // yet written; lifetime 0 means DefaultLifetime, now nil means time.Now,
 // log nil means no log.
-func NewService(s store.Store, uses *lastuse.Recorder, a *acl.ACL, c Cap, lifetime time.Duration, now func() time.Time, log *zap.Logger) *Service {
+func NewService(s Store, uses *lastuse.Recorder, a *acl.ACL, c Cap, lifetime time.Duration, now func() time.Time, log *zap.Logger) *Service {
 	if lifetime <= 0 {
 		lifetime = DefaultLifetime
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/bruteforce"
 	"github.com/tokengate/tokengate/internal/lastuse"
 	"github.com/tokengate/tokengate/internal/legacy"
 	"github.com/tokengate/tokengate/internal/login"
@@ -388,7 +389,7 @@ func TestUsages(t *testing.T) {
 // apierr with a Basic challenge.
 func (e *env) server(t *testing.T) *httptest.Server {
 	t.Helper()
-	auth, err := users.NewAuthenticator(e.st, users.Limits{}, 4)
+	auth, err := users.NewAuthenticator(e.st, bruteforce.New(e.st, bruteforce.Limits{}), 4)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,9 +81,8 @@ func truncate(s string) string {
 type BackendSource struct {
 	URL          string
 	Client       *http.Client
-	Store        store.Store
+	Store        store.Users
 	Limiter      *bruteforce.Limiter
-	Limits       users.Limits
 	DefaultRoles []string
 	Now          func() time.Time
 }
@@ -91,11 +90,11 @@ type BackendSource struct {
 // Authenticate implements Authenticator.
 func (b *BackendSource) Authenticate(ctx context.Context, name, password, addr string) (store.User, error) {
 	canon, nameErr := users.NormalizeName(name)
-	account := bruteforce.Key{Name: "acct:" + canon, Limit: b.Limits.PerAccount}
+	account := b.Limiter.Account(canon)
 	if nameErr != nil {
 		account.Name = "" // a malformed name owns no counter, and is never sent on
 	}
-	err := b.Limiter.Guard(ctx, account, bruteforce.AddressKey(addr, b.Limits.PerAddress), func() (bool, error) {
+	err := b.Limiter.Guard(ctx, account, b.Limiter.Address(addr), func() (bool, error) {
 		if nameErr != nil {
 			return false, nil
 		}

@@ -76,10 +76,10 @@ func newEnv(t *testing.T) *env {
 	e := &env{st: st, now: t0, backend: newBackend(t)}
 	e.source = &login.BackendSource{
 		URL: e.backend.srv.URL, Client: e.backend.srv.Client(), Store: st,
-		Limiter: bruteforce.New(st, 15*time.Minute), Limits: users.Limits{PerAccount: perAccount, PerAddress: 100},
+		Limiter:      bruteforce.New(st, bruteforce.Limits{PerAccount: perAccount, PerAddress: 100, Window: 15 * time.Minute}),
 		DefaultRoles: []string{"legacy"}, Now: func() time.Time { return e.now },
 	}
-	if e.local, err = users.NewAuthenticator(st, users.Limits{}, 4); err != nil {
+	if e.local, err = users.NewAuthenticator(st, bruteforce.New(st, bruteforce.Limits{}), 4); err != nil {
 		t.Fatal(err)
 	}
 	e.sources, err = login.NewSources(login.Local, map[string]login.Authenticator{login.Local: e.local, login.Backend: e.source})

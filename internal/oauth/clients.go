@@ -28,7 +28,7 @@ const MaxNameLen = 64
 
 // Clients manages OAuth clients.
 type Clients struct {
-	store store.Store
+	store store.Clients
 	// table, if set, answers Authenticate from this node's copy of the
 	// clients (kept current by EventClient) instead of the store.
 	table *ClientTable
@@ -40,7 +40,7 @@ type Clients struct {
 
 // NewClients returns a client service; table may be nil; now nil means
 // time.Now.
-func NewClients(s store.Store, table *ClientTable, now func() time.Time) *Clients {
+func NewClients(s store.Clients, table *ClientTable, now func() time.Time) *Clients {
 	if now == nil {
 		now = time.Now
 	}

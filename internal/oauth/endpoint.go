@@ -37,13 +37,20 @@ type Endpoint struct {
 	Tokens    *Tokens
 	Users     users.PasswordChecker
 	Inspector Inspector
-	Store     store.Store
-	Limiter   *bruteforce.Limiter
-	// PerClient and PerAddress are the failure limits of the token
-	// endpoint, per client id and per source address.
-	PerClient, PerAddress int64
-	Audit                 *audit.Log
-	Realm                 string
+	// Store is where revocation denies access tokens and deletes stored
+	// ones.
+	Store RevocationStore
+	// Limiter counts failed client authentications per client id and per
+	// source address (shared with the other secrets).
+	Limiter *bruteforce.Limiter
+	Audit   *audit.Log
+	Realm   string
+}
+
+// RevocationStore is the part of the store that revocation writes to.
+type RevocationStore interface {
+	store.Denials
+	store.Tokens
 }
 
 // Request is what the endpoint needs to know about the caller.
@@ -230,12 +237,12 @@ func (e *Endpoint) ServeToken(w http.ResponseWriter, r *http.Request, req Reques
 // authenticateClient checks the credentials with brute-force limits, the
 // client's on/off switch and its allowed IPs.
 func (e *Endpoint) authenticateClient(ctx context.Context, id, secret, ip string) (store.Client, error) {
-	clientKey := bruteforce.Key{Name: "client:" + id, Limit: e.PerClient}
+	clientKey := e.Limiter.Client(id)
 	if len(id) > 64 || !strings.HasPrefix(id, token.ClientIDPrefix) {
 		clientKey.Name = "" // not a client id: owns no counter
 	}
 	var c store.Client
-	err := e.Limiter.Guard(ctx, clientKey, bruteforce.AddressKey(ip, e.PerAddress), func() (bool, error) {
+	err := e.Limiter.Guard(ctx, clientKey, e.Limiter.Address(ip), func() (bool, error) {
 		var err error
 		c, err = e.Clients.Authenticate(ctx, id, secret)
 		if errors.Is(err, errBadClient) {

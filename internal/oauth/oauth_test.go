@@ -91,7 +91,7 @@ func newEnv(t *testing.T) *env {
 	if _, err := users.NewService(st, 4, clk.Now).Create(ctx, users.NewUser{Name: "alice", Password: alicePassword, TokenLogin: true}); err != nil {
 		t.Fatal(err)
 	}
-	auth, err := users.NewAuthenticator(st, users.Limits{}, 4)
+	auth, err := users.NewAuthenticator(st, bruteforce.New(st, bruteforce.Limits{}), 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,8 +100,8 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { log.Close() })
 	e.ep = &oauth.Endpoint{
 		Clients: e.clients, Tokens: e.tokens, Users: auth, Inspector: e.checker, Store: st,
-		Limiter: bruteforce.New(st, 15*time.Minute), PerClient: perClient, PerAddress: 1000,
-		Audit: log, Realm: "tokengate",
+		Limiter: bruteforce.New(st, bruteforce.Limits{PerAccount: perClient, PerAddress: 1000, Window: 15 * time.Minute}),
+		Audit:   log, Realm: "tokengate",
 	}
 	return e
 }

@@ -27,7 +27,7 @@ type clientState struct {
 }
 
 // NewClientTable returns an empty table.
-func NewClientTable(s store.Store) *ClientTable {
+func NewClientTable(s store.Clients) *ClientTable {
 	// A missing client is not remembered: anyone can send made-up ids,
 	// which must not grow the table (the token endpoint's limits pace
 	// the store reads they cost).
@@ -38,7 +38,7 @@ func NewClientTable(s store.Store) *ClientTable {
 }
 
 // readClient reads a client from the store (nil if it does not exist).
-func readClient(ctx context.Context, s store.Store, id string) (*clientState, error) {
+func readClient(ctx context.Context, s store.Clients, id string) (*clientState, error) {
 	sc, err := s.GetClient(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -78,7 +78,7 @@ type DenyList struct {
 }
 
 // NewDenyList returns a deny-list that loads itself on first use.
-func NewDenyList(s store.Store) *DenyList {
+func NewDenyList(s store.Denials) *DenyList {
 	d := &DenyList{m: make(map[string]time.Time)}
 	d.loaded = nodecopy.New(func(ctx context.Context) (struct{}, error) {
 		list, err := s.ListDenied(ctx)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/bruteforce"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/token"
 	"github.com/tokengate/tokengate/internal/users"
@@ -19,7 +20,7 @@ const prefix = "/api-user/tokens"
 // written by apierr with a Basic challenge.
 func newHandler(t *testing.T, e *env) http.Handler {
 	t.Helper()
-	auth, err := users.NewAuthenticator(e.st, users.Limits{}, testCost)
+	auth, err := users.NewAuthenticator(e.st, bruteforce.New(e.st, bruteforce.Limits{}), testCost)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ const MaxLifetime = 100 * 365 * 24 * time.Hour
 
 // Service manages personal access tokens.
 type Service struct {
-	store store.Store
+	store store.Tokens
 	uses  *lastuse.Recorder
 	now   func() time.Time
 	// limit is the most tokens a user may have (<= 0: no limit).
@@ -32,7 +32,7 @@ type Service struct {
 }
 
 // NewService returns a Service. uses may be nil; now nil means time.Now.
-func NewService(s store.Store, uses *lastuse.Recorder, limit int, now func() time.Time) *Service {
+func NewService(s store.Tokens, uses *lastuse.Recorder, limit int, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}

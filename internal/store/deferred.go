@@ -251,11 +251,6 @@ func (d *Deferred) FailureCount(ctx context.Context, key string) (int64, error) 
 	return d.store(ctx).FailureCount(ctx, key)
 }
 
-// UncountFailure implements Store.
-func (d *Deferred) UncountFailure(ctx context.Context, key string) error {
-	return d.store(ctx).UncountFailure(ctx, key)
-}
-
 // ClearFailures implements Store.
 func (d *Deferred) ClearFailures(ctx context.Context, key string) error {
 	return d.store(ctx).ClearFailures(ctx, key)
@@ -267,8 +262,16 @@ func (d *Deferred) Check(ctx context.Context, repair bool) (CheckReport, error) 
 }
 
 // unavailable is the backend of a Deferred before Attach: every method
-// fails with ErrUnavailable. (Subscribe and Close are Deferred's own.)
-type unavailable struct{ Store }
+// fails with ErrUnavailable. It implements the whole Store itself (no
+// embedded nil Store), so that a method added to a role and not here is a
+// compile error rather than a nil dereference before Attach. (Deferred
+// answers Subscribe and Close itself; unavailable's are never called.)
+type unavailable struct{}
+
+var _ Store = unavailable{}
+
+func (unavailable) Subscribe(context.Context, func(Event)) error { return ErrUnavailable }
+func (unavailable) Close() error                                 { return nil }
 
 func (unavailable) CreateUser(context.Context, User) error { return ErrUnavailable }
 func (unavailable) GetUser(context.Context, string) (User, error) {
@@ -316,7 +319,6 @@ func (unavailable) CountFailure(context.Context, string, time.Duration) (int64, 
 }
 func (unavailable) FailureCount(context.Context, string) (int64, error) { return 0, ErrUnavailable }
 func (unavailable) ClearFailures(context.Context, string) error         { return ErrUnavailable }
-func (unavailable) UncountFailure(context.Context, string) error        { return ErrUnavailable }
 func (unavailable) Check(context.Context, bool) (CheckReport, error) {
 	return CheckReport{}, ErrUnavailable
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -103,5 +104,32 @@ func TestDeferredCallWaitsForTheFirstOpening(t *testing.T) {
 	cancel()
 	if _, err := store.NewDeferred().GetUser(ctx, "alice"); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("a cancelled call before any opening: %v, want ErrUnavailable", err)
+	}
+}
+
+// Every Store method of a Deferred with no backend answers ErrUnavailable
+// (except Subscribe, which waits for the backend, and Close), whichever
+// role it comes from: a method forwarded by hand cannot be forgotten.
+func TestDeferredEveryMethodUnavailable(t *testing.T) {
+	none := store.NewDeferred()
+	none.Unreachable() // answer at once rather than wait for an opening
+	d := reflect.ValueOf(none)
+	methods := reflect.TypeFor[store.Store]()
+	for i := range methods.NumMethod() {
+		m := methods.Method(i)
+		if m.Name == "Subscribe" || m.Name == "Close" {
+			continue
+		}
+		fn := d.MethodByName(m.Name)
+		args := make([]reflect.Value, fn.Type().NumIn())
+		for j := range args {
+			args[j] = reflect.Zero(fn.Type().In(j))
+		}
+		args[0] = reflect.ValueOf(context.Background())
+		out := fn.Call(args)
+		err, _ := out[len(out)-1].Interface().(error)
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s before attach: %v, want ErrUnavailable", m.Name, err)
+		}
 	}
 }

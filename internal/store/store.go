@@ -1,6 +1,7 @@
-// Package store defines where tokengate keeps its state: users, tokens and
-// failure counters, behind one interface with two backends (an embedded file
-// and Redis) that pass one conformance suite (package storetest).
+// Package store defines where tokengate keeps its state: users, tokens,
+// clients, documents, denials and failure counters, one role interface
+// each, gathered in Store, with two backends (an embedded file and Redis)
+// that pass one conformance suite (package storetest).
 //
 // Secrets never reach the store in clear: a token is kept as the SHA-256 of
 // its secret and a password as a slow hash computed by the caller.
@@ -209,8 +210,11 @@ type CheckReport struct {
 	Repaired int `json:"repaired"`
 }
 
-// Store is the state behind the gateway. All methods are safe for
-// concurrent use. A method that fails leaves the store as it was.
+// Store is the state behind the gateway: every role below, plus Close.
+// All methods are safe for concurrent use. A method that fails leaves the
+// store as it was. A consumer asks for the narrowest role it uses (the
+// brute-force limiter takes FailureCounters, the edge check Tokens), so
+// that what it may touch is in its signature.
 //
 // Every successful write that changes what a node may have cached
 // (creating, updating or deleting a token, a user or a client; the
@@ -220,6 +224,21 @@ type CheckReport struct {
 // re-denial keeps an earlier, later Until, the event carries the Until
 // that is kept.
 type Store interface {
+	Users
+	Tokens
+	Clients
+	Documents
+	Denials
+	FailureCounters
+	Events
+	Checker
+
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Users are the accounts that may own tokens.
+type Users interface {
 	// CreateUser adds u; ErrUserExists if the name is taken.
 	CreateUser(ctx context.Context, u User) error
 	// GetUser returns the user or ErrNotFound.
@@ -235,7 +254,11 @@ type Store interface {
 	// DeleteUser removes the user and every token it owns. ErrNotFound if
 	// absent.
 	DeleteUser(ctx context.Context, name string) error
+}
 
+// Tokens are the stored tokens (personal and legacy), found by owner and
+// id or by the hash of their secret.
+type Tokens interface {
 	// CreateToken stores t. It fails with ErrNotFound if the owner does
 	// not exist, ErrLabelTaken if t.LabelKey is not empty and another token
 	// of the owner has it, and ErrTokenLimit if the owner already has limit
@@ -261,12 +284,21 @@ type Store interface {
 	// LookupToken finds a token by the hash of its secret, together with
 	// its owner. ErrNotFound if no token has that hash.
 	LookupToken(ctx context.Context, h TokenHash) (Grant, error)
-	// RecordLastUse writes a batch of last-use times (with IP and Host). Entries for tokens
-	// that no longer exist are ignored; an older time never overwrites a
+
+	LastUses
+}
+
+// LastUses records when and from where tokens were last used.
+type LastUses interface {
+	// RecordLastUse writes a batch of last-use times (with IP and Host).
+	// Entries for tokens that no longer exist are ignored; an older time never overwrites a
 	// newer one. It announces no event: last use is not a decision input,
 	// and an event per batch would empty every node's cache.
 	RecordLastUse(ctx context.Context, uses []LastUse) error
+}
 
+// Clients are the OAuth clients.
+type Clients interface {
 	// CreateClient stores c; ErrClientExists if the id is taken.
 	// Announces EventClient.
 	CreateClient(ctx context.Context, c Client) error
@@ -281,7 +313,11 @@ type Store interface {
 	// DeleteClient removes a client and returns it; ErrNotFound if absent.
 	// Announces EventClient.
 	DeleteClient(ctx context.Context, id string) (Client, error)
+}
 
+// Documents are the named documents the gateway keeps whole (the keyring,
+// the ACL).
+type Documents interface {
 	// GetDocument returns the named document (DocKeyring, DocACL), opaque
 	// bytes owned by the caller; ErrNotFound before its first update.
 	GetDocument(ctx context.Context, name string) ([]byte, error)
@@ -290,13 +326,19 @@ type Store interface {
 	// once; its error aborts. Returns what was written. Announces
 	// EventDocument with the name.
 	UpdateDocument(ctx context.Context, name string, fn func(current []byte) ([]byte, error)) ([]byte, error)
+}
 
+// Denials are the access tokens refused before they expire.
+type Denials interface {
 	// Deny puts an access token's jti on the deny-list until d.Until
 	// (entries past Until disappear by themselves). Announces EventDenied.
 	Deny(ctx context.Context, d Denial) error
 	// ListDenied returns the denials that have not ended.
 	ListDenied(ctx context.Context) ([]Denial, error)
+}
 
+// FailureCounters count failed guesses at secrets within a window.
+type FailureCounters interface {
 	// CountFailure adds one to the failure counter named key and returns
 	// the count within the current window, which starts at the first
 	// failure and lasts window.
@@ -305,28 +347,25 @@ type Store interface {
 	// changing it (0 for an unknown key or an ended window), so that a
 	// locked account is refused before any password work.
 	FailureCount(ctx context.Context, key string) (int64, error)
-	// UncountFailure takes one back from the counter named key within its
-	// current window, never going below zero; nil and no change for an
-	// unknown key or an ended window. A caller that counts an attempt
-	// before checking it uses it to take back an attempt that turned out
-	// not to be a failure (a success, a refusal, an error).
-	UncountFailure(ctx context.Context, key string) error
 	// ClearFailures resets the counter named key (nil for an unknown key).
 	ClearFailures(ctx context.Context, key string) error
+}
 
+// Events announce changes to the nodes that cache what the store holds.
+type Events interface {
 	// Subscribe calls fn for every Event, from this process and from
 	// others, until ctx is done; nothing is delivered once the cancel has
 	// returned. fn may be called from several goroutines at once; it must
 	// be quick and must not call the store. Subscribe returns once the
-	// subscription is in place, or an error if it cannot be set up. After a broken subscription is restored it calls fn with
-	// EventReset.
+	// subscription is in place, or an error if it cannot be set up.
+	// After a broken subscription is restored it calls fn with EventReset.
 	Subscribe(ctx context.Context, fn func(Event)) error
+}
 
+// Checker finds and repairs inconsistencies a crash could leave.
+type Checker interface {
 	// Check looks for inconsistencies a crash could leave between a
 	// token's record and its hash index (and the user and client lists),
 	// and repairs them when repair is true.
 	Check(ctx context.Context, repair bool) (CheckReport, error)
-
-	// Close releases the store's resources.
-	Close() error
 }

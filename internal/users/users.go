@@ -83,14 +83,14 @@ func normalizeRoles(roles []string) ([]string, error) {
 
 // Service manages users in a store.
 type Service struct {
-	store store.Store
+	store store.Users
 	now   func() time.Time
 	cost  int
 }
 
 // NewService returns a Service. cost is the bcrypt cost (0: bcrypt's
 // default); now is the clock (nil: time.Now).
-func NewService(s store.Store, cost int, now func() time.Time) *Service {
+func NewService(s store.Users, cost int, now func() time.Time) *Service {
 	if cost == 0 {
 		cost = bcrypt.DefaultCost
 	}

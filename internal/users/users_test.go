@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/bruteforce"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/store/boltstore"
 	"github.com/tokengate/tokengate/internal/users"
@@ -220,7 +221,7 @@ func TestUpdate(t *testing.T) {
 	newUser := func(t *testing.T) (*users.Service, *boltstore.Store, *users.Authenticator) {
 		s, st := newService(t)
 		mustCreate(t, s, users.NewUser{Name: "alice", Password: goodPass, Roles: []string{"ops"}})
-		auth, err := users.NewAuthenticator(st, users.Limits{}, testCost)
+		auth, err := users.NewAuthenticator(st, bruteforce.New(st, bruteforce.Limits{}), testCost)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -333,13 +334,13 @@ type authEnv struct {
 	auth *users.Authenticator
 }
 
-func newAuthEnv(t *testing.T, l users.Limits) *authEnv {
+func newAuthEnv(t *testing.T, l bruteforce.Limits) *authEnv {
 	t.Helper()
 	s, st := newService(t)
 	mustCreate(t, s, users.NewUser{Name: "alice", Password: goodPass})
 	mustCreate(t, s, users.NewUser{Name: "bob", Password: goodPass})
 	mustCreate(t, s, users.NewUser{Name: "dave", Password: goodPass, Disabled: true})
-	auth, err := users.NewAuthenticator(st, l, testCost)
+	auth, err := users.NewAuthenticator(st, bruteforce.New(st, l), testCost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +375,7 @@ func TestAuthenticate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newAuthEnv(t, users.Limits{})
+			e := newAuthEnv(t, bruteforce.Limits{})
 			u, err := e.auth.Authenticate(context.Background(), tt.user, tt.password, "192.0.2.1")
 			if tt.wantErr == nil {
 				if err != nil || u.Name != strings.ToLower(tt.user) {
@@ -398,7 +399,7 @@ func TestAuthenticate(t *testing.T) {
 func TestAccountLockout(t *testing.T) {
 	ctx := context.Background()
 	const perAccount = 3
-	limits := users.Limits{PerAccount: perAccount, PerAddress: 1000, Window: time.Hour}
+	limits := bruteforce.Limits{PerAccount: perAccount, PerAddress: 1000, Window: time.Hour}
 
 	t.Run("locked even with the right password", func(t *testing.T) {
 		e := newAuthEnv(t, limits)
@@ -453,7 +454,7 @@ func TestAccountLockout(t *testing.T) {
 func TestAddressLockout(t *testing.T) {
 	ctx := context.Background()
 	const perAddress = 4
-	limits := users.Limits{PerAccount: 1000, PerAddress: perAddress, Window: time.Hour}
+	limits := bruteforce.Limits{PerAccount: 1000, PerAddress: perAddress, Window: time.Hour}
 	const attacker, other = "203.0.113.66", "2001:db8::1"
 
 	tests := []struct {
@@ -493,7 +494,7 @@ func TestAddressLockout(t *testing.T) {
 }
 
 func TestAuthenticateStoreUnavailable(t *testing.T) {
-	e := newAuthEnv(t, users.Limits{})
+	e := newAuthEnv(t, bruteforce.Limits{})
 	if err := e.st.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -515,7 +516,7 @@ func TestConcurrentGuessesRespectTheLimit(t *testing.T) {
 	if _, err := svc.Create(context.Background(), users.NewUser{Name: "alice", Password: "correct horse"}); err != nil {
 		t.Fatal(err)
 	}
-	a, err := users.NewAuthenticator(st, users.Limits{PerAccount: 5, PerAddress: 1000}, 4)
+	a, err := users.NewAuthenticator(st, bruteforce.New(st, bruteforce.Limits{PerAccount: 5, PerAddress: 1000}), 4)
 	if err != nil {
 		t.Fatal(err)
 	}

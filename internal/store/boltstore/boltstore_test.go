@@ -19,8 +19,8 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		return openTemp(t)
+	storetest.Run(t, func(t *testing.T, clock *storetest.Clock) store.Store {
+		return openAt(t, filepath.Join(t.TempDir(), "tg.db"), Options{Now: clock.Now})
 	})
 }
 
@@ -286,8 +286,9 @@ func TestEndedDenialsPruned(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
-	s = openAt(t, path, Options{})
+	// Reopen 300ms later by the store's clock (no real sleep).
+	later := time.Now().Add(300 * time.Millisecond)
+	s = openAt(t, path, Options{Now: func() time.Time { return later }})
 	assertDeniedKeys(t, s, "live")
 }
 

@@ -61,7 +61,7 @@ return stored
 // what was stored (to the microsecond), and the stored end otherwise.
 func (s *Store) Deny(ctx context.Context, d store.Denial) error {
 	until := ceilMicros(d.Until)
-	bound := time.Now().Add(-pruneGrace).UnixMicro()
+	bound := s.now().Add(-pruneGrace).UnixMicro()
 	// The message head: encodeEvent's form with the time and jti left to
 	// the script.
 	head := s.node + " " + deniedTag
@@ -85,7 +85,7 @@ func (s *Store) Deny(ctx context.Context, d store.Denial) error {
 // ListDenied returns the denials that end after now, in the order of
 // their ends.
 func (s *Store) ListDenied(ctx context.Context) ([]store.Denial, error) {
-	after := "(" + strconv.FormatInt(time.Now().UnixMicro(), 10)
+	after := "(" + strconv.FormatInt(s.now().UnixMicro(), 10)
 	zs, err := s.client.ZRangeByScoreWithScores(ctx, s.keys.denied(), &redis.ZRangeBy{Min: after, Max: "+inf"}).Result()
 	if err != nil {
 		return nil, opErr(err, "list denied")

@@ -37,22 +37,6 @@ func (s *Store) FailureCount(ctx context.Context, key string) (int64, error) {
 	return n, opErr(err, "read failure count")
 }
 
-// uncountFailureScript takes one from a counter that exists and is above
-// zero. A plain DECR would create a missing (expired) counter at -1 with
-// no expiry.
-//
-//	KEYS[1] counter
-var uncountFailureScript = redis.NewScript(`
-if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
-return 0
-`)
-
-// UncountFailure takes one back from the counter named key, never below
-// zero; a counter that is gone (its window ended) stays gone.
-func (s *Store) UncountFailure(ctx context.Context, key string) error {
-	return opErr(uncountFailureScript.Run(ctx, s.client, []string{s.keys.failure(key)}).Err(), "uncount failure")
-}
-
 // ClearFailures deletes the counter named key.
 func (s *Store) ClearFailures(ctx context.Context, key string) error {
 	return opErr(s.client.Del(ctx, s.keys.failure(key)).Err(), "clear failures")

@@ -72,6 +72,10 @@ type Options struct {
 	// Channel is the pub/sub channel on which stores sharing the database
 	// announce changes to each other. Default Prefix + ":events".
 	Channel string
+	// Now is the clock that denials are measured by (nil: time.Now);
+	// tests inject one they can move. Failure windows are the keys' own
+	// time to live, kept by the server's clock.
+	Now func() time.Time
 }
 
 // withDefaults fills in defaults and checks the options.
@@ -85,6 +89,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Channel == "" {
 		o.Channel = o.Prefix + defaultChannelSuffix
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	return o, nil
 }
 
@@ -95,6 +102,7 @@ type Store struct {
 	keys    keys
 	channel string
 	cluster bool
+	now     func() time.Time
 	// node identifies this Store in published events, so that it can
 	// ignore its own: its subscribers got them when the write returned.
 	node       string
@@ -125,6 +133,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		keys:       k,
 		channel:    opts.Channel,
 		cluster:    opts.Cluster,
+		now:        opts.Now,
 		node:       newNodeID(),
 		lookupArgs: lookupArgs(k),
 	}
@@ -146,17 +155,17 @@ func New(client redis.UniversalClient, opts Options) *Store {
 // Open connects to the Redis that url names (see ParseURL) and returns a
 // Store on it. It does not contact the server: the first call does.
 func Open(url string, opts Options) (*Store, error) {
-	uo, err := ParseURL(url)
+	co, err := ParseURL(url)
 	if err != nil {
 		return nil, err
 	}
-	if uo.IsClusterMode {
+	if co.Cluster != nil {
 		opts.Cluster = true
 	}
 	if _, err := opts.withDefaults(); err != nil {
 		return nil, err
 	}
-	return New(redis.NewUniversalClient(uo), opts), nil
+	return New(co.NewClient(), opts), nil
 }
 
 // newNodeID returns a random identifier for a Store.

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -72,21 +73,78 @@ func openURL(t *testing.T, url string, opts Options) *Store {
 	return s
 }
 
+// openTimed is open for the conformance suite: the store reads clock, and
+// advancing clock moves Redis's time for the store's keys with it (see
+// advanceTTLs).
+func openTimed(t *testing.T, srv *redistest.Server, opts Options, clock *storetest.Clock) *Store {
+	t.Helper()
+	opts.Now = clock.Now
+	s := open(t, srv, opts)
+	clock.OnAdvance(func(d time.Duration) { advanceTTLs(t, s, d) })
+	return s
+}
+
+// advanceTTLs makes Redis's clock for the store's keys d later: every key
+// of the store that expires has d less to live, and a key whose time is
+// up is deleted, as Redis would have done d later. A failure window is
+// the counter's own time to live, kept by the server, so this is how the
+// suite moves it without sleeping.
+func advanceTTLs(t *testing.T, s *Store, d time.Duration) {
+	t.Helper()
+	ctx := t.Context()
+	shift := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, s.keys.prefix+":*", 100).Iterator()
+		for iter.Next(ctx) {
+			key := iter.Val()
+			ttl, err := c.PTTL(ctx, key).Result()
+			switch {
+			case err != nil:
+				return err
+			case ttl <= 0: // no expiry (-1), or gone (-2)
+			case ttl <= d:
+				err = c.Del(ctx, key).Err()
+			default:
+				err = c.PExpire(ctx, key, ttl-d).Err()
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return iter.Err()
+	}
+	var err error
+	switch c := s.client.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, shift)
+	case *redis.Client:
+		err = shift(ctx, c)
+	default:
+		t.Fatalf("advanceTTLs: client %T", s.client)
+	}
+	if err != nil {
+		t.Fatalf("advancing Redis's clock by %v: %v", d, err)
+	}
+}
+
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return open(t, shared, Options{}) })
+	storetest.Run(t, func(t *testing.T, clock *storetest.Clock) store.Store {
+		return openTimed(t, shared, Options{}, clock)
+	})
 }
 
 // TestConformanceClusterPath runs the suite with the code paths used on a
 // Redis Cluster (no script touches undeclared keys), on a single server.
 func TestConformanceClusterPath(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return open(t, shared, Options{Cluster: true}) })
+	storetest.Run(t, func(t *testing.T, clock *storetest.Clock) store.Store {
+		return openTimed(t, shared, Options{Cluster: true}, clock)
+	})
 }
 
 // TestConformanceCluster runs the suite with a cluster client against a
 // one-node cluster, which enforces the cluster's rules on slots.
 func TestConformanceCluster(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		s := open(t, sharedCluster, Options{})
+	storetest.Run(t, func(t *testing.T, clock *storetest.Clock) store.Store {
+		s := openTimed(t, sharedCluster, Options{}, clock)
 		if !s.cluster {
 			t.Fatal("a redis-cluster:// store is not in cluster mode")
 		}

@@ -1,10 +1,10 @@
 package redisstore
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,7 +71,33 @@ const (
 // secretParams are query parameters whose values Redacted hides.
 var secretParams = []string{paramSentinelPassword, "password"}
 
-// ParseURL parses a Redis URL into options for redis.NewUniversalClient:
+// ClientOptions are the options of the go-redis client that a URL names;
+// exactly one field is set.
+type ClientOptions struct {
+	// Single is one server (redis://, rediss://).
+	Single *redis.Options
+	// Failover is a master managed by Sentinels (redis-sentinel://,
+	// rediss-sentinel://).
+	Failover *redis.FailoverOptions
+	// Cluster is a Redis Cluster (redis-cluster://, rediss-cluster://),
+	// even when the URL names one seed node.
+	Cluster *redis.ClusterOptions
+}
+
+// NewClient returns the client the options describe. It does not contact
+// the server.
+func (o *ClientOptions) NewClient() redis.UniversalClient {
+	switch {
+	case o.Failover != nil:
+		return redis.NewFailoverClient(o.Failover)
+	case o.Cluster != nil:
+		return redis.NewClusterClient(o.Cluster)
+	default:
+		return redis.NewClient(o.Single)
+	}
+}
+
+// ParseURL parses a Redis URL into the options of a go-redis client:
 //
 //	redis://[user:pass@]host[:port][/db][?opts]
 //	rediss://...                                  (the same over TLS)
@@ -89,7 +115,7 @@ var secretParams = []string{paramSentinelPassword, "password"}
 // (in a query value) must therefore be written %40.
 //
 // Errors never contain the password.
-func ParseURL(s string) (*redis.UniversalOptions, error) {
+func ParseURL(s string) (*ClientOptions, error) {
 	p, err := splitURL(s)
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: bad Redis URL %q: %w", Redacted(s), err)
@@ -268,7 +294,7 @@ func parseHost(h, defaultPort string) (string, error) {
 
 // options turns the parsed URL into client options, letting go-redis
 // parse its own query parameters.
-func (p *parsedURL) options() (*redis.UniversalOptions, error) {
+func (p *parsedURL) options() (*ClientOptions, error) {
 	switch p.scheme.topology {
 	case sentinel:
 		return p.sentinelOptions()
@@ -280,19 +306,19 @@ func (p *parsedURL) options() (*redis.UniversalOptions, error) {
 }
 
 // singleOptions parses a redis:// or rediss:// URL with redis.ParseURL.
-func (p *parsedURL) singleOptions() (*redis.UniversalOptions, error) {
+func (p *parsedURL) singleOptions() (*ClientOptions, error) {
 	o, err := redis.ParseURL(p.goRedisURL())
 	if err != nil {
 		return nil, err
 	}
-	u := universal(o)
-	u.Addrs = p.addrs
-	return u, nil
+	return &ClientOptions{Single: o}, nil
 }
 
 // sentinelOptions parses a redis-sentinel:// URL: the host list names the
-// sentinels and the master parameter the monitored master.
-func (p *parsedURL) sentinelOptions() (*redis.UniversalOptions, error) {
+// sentinels and the master parameter the monitored master. go-redis
+// parses the rest as for one server (redis.ParseURL), and failover copies
+// what it parsed.
+func (p *parsedURL) sentinelOptions() (*ClientOptions, error) {
 	master := p.takeParam(paramMaster)
 	if master == "" {
 		return nil, fmt.Errorf("a sentinel URL needs ?%s=NAME (the monitored master's name)", paramMaster)
@@ -303,17 +329,52 @@ func (p *parsedURL) sentinelOptions() (*redis.UniversalOptions, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := universal(o)
-	u.Addrs = p.addrs
-	u.MasterName = master
-	u.SentinelUsername = sentinelUser
-	u.SentinelPassword = sentinelPassword
-	clearServerName(u)
-	return u, nil
+	f := failover(o)
+	f.SentinelAddrs = p.addrs
+	f.MasterName = master
+	f.SentinelUsername = sentinelUser
+	f.SentinelPassword = sentinelPassword
+	clearServerName(f.TLSConfig)
+	return &ClientOptions{Failover: f}, nil
 }
 
-// clusterOptions parses a redis-cluster:// URL with redis.ParseClusterURL.
-func (p *parsedURL) clusterOptions() (*redis.UniversalOptions, error) {
+// failover returns the options of a Sentinel-managed master with every
+// field of o that redis.ParseURL sets (see its setupConnParams), one by
+// one; o's Network and Addr name one server and have no counterpart.
+// TestEveryParsedOptionReachesTheClient checks that none is missed.
+func failover(o *redis.Options) *redis.FailoverOptions {
+	return &redis.FailoverOptions{
+		Username:                o.Username,
+		Password:                o.Password,
+		DB:                      o.DB,
+		TLSConfig:               o.TLSConfig,
+		Protocol:                o.Protocol,
+		ClientName:              o.ClientName,
+		MaxRetries:              o.MaxRetries,
+		MinRetryBackoff:         o.MinRetryBackoff,
+		MaxRetryBackoff:         o.MaxRetryBackoff,
+		DialTimeout:             o.DialTimeout,
+		ReadTimeout:             o.ReadTimeout,
+		WriteTimeout:            o.WriteTimeout,
+		PoolFIFO:                o.PoolFIFO,
+		PoolSize:                o.PoolSize,
+		PoolTimeout:             o.PoolTimeout,
+		MinIdleConns:            o.MinIdleConns,
+		MaxIdleConns:            o.MaxIdleConns,
+		MaxActiveConns:          o.MaxActiveConns,
+		MaxConcurrentDials:      o.MaxConcurrentDials,
+		PipelinePoolSize:        o.PipelinePoolSize,
+		PipelineReadBufferSize:  o.PipelineReadBufferSize,
+		PipelineWriteBufferSize: o.PipelineWriteBufferSize,
+		ConnMaxIdleTime:         o.ConnMaxIdleTime,
+		ConnMaxLifetime:         o.ConnMaxLifetime,
+		ConnMaxLifetimeJitter:   o.ConnMaxLifetimeJitter,
+	}
+}
+
+// clusterOptions parses a redis-cluster:// URL with redis.ParseClusterURL,
+// whose options are the cluster client's own.
+func (p *parsedURL) clusterOptions() (*ClientOptions, error) {
 	if strings.Trim(p.path, "/") != "" || p.query.Has("db") {
 		return nil, fmt.Errorf("a cluster URL cannot select a database (a cluster has only database 0)")
 	}
@@ -322,13 +383,9 @@ func (p *parsedURL) clusterOptions() (*redis.UniversalOptions, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := universal(o)
-	u.Addrs = p.addrs
-	// Make a one-seed URL a cluster client too (NewUniversalClient would
-	// otherwise take a single address for a single server).
-	u.IsClusterMode = true
-	clearServerName(u)
-	return u, nil
+	o.Addrs = p.addrs
+	clearServerName(o.TLSConfig)
+	return &ClientOptions{Cluster: o}, nil
 }
 
 // takeParam removes a parameter that go-redis does not know and returns
@@ -364,29 +421,8 @@ func (p *parsedURL) goRedisURL() string {
 // certificate against the host it dials (crypto/tls takes the name from
 // the address when ServerName is empty) rather than against the first
 // host, which go-redis puts there.
-func clearServerName(u *redis.UniversalOptions) {
-	if u.TLSConfig != nil {
-		u.TLSConfig.ServerName = ""
+func clearServerName(c *tls.Config) {
+	if c != nil {
+		c.ServerName = ""
 	}
-}
-
-// universal copies every field of a go-redis *Options or *ClusterOptions
-// into UniversalOptions when a field of the same name and type exists
-// there. Reflection keeps this in step with the query parameters go-redis
-// parses without listing them here.
-func universal(src any) *redis.UniversalOptions {
-	dst := new(redis.UniversalOptions)
-	dv := reflect.ValueOf(dst).Elem()
-	sv := reflect.ValueOf(src).Elem()
-	for i := range sv.NumField() {
-		f := sv.Type().Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		d := dv.FieldByName(f.Name)
-		if d.IsValid() && d.CanSet() && d.Type() == f.Type {
-			d.Set(sv.Field(i))
-		}
-	}
-	return dst
 }

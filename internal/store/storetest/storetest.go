@@ -1,9 +1,9 @@
 // Package storetest is the conformance suite that every store.Store backend
 // must pass. A backend's test calls Run with a function that opens a fresh,
-// empty store:
+// empty store whose clock is the given Clock:
 //
-//	storetest.Run(t, func(t *testing.T) store.Store {
-//		s, err := mybackend.Open(...)
+//	storetest.Run(t, func(t *testing.T, clock *storetest.Clock) store.Store {
+//		s, err := mybackend.Open(..., mybackend.Options{Now: clock.Now})
 //		if err != nil {
 //			t.Fatal(err)
 //		}
@@ -30,11 +30,16 @@ import (
 // opener returns a fresh, empty store whose cleanup is registered with t.
 type opener = func(t *testing.T) store.Store
 
+// timedOpener is an opener that also returns the store's clock.
+type timedOpener = func(t *testing.T) (store.Store, *Clock)
+
 // test is one named conformance test. It receives the opener rather than a
-// store so that table cases can each open their own fresh store.
+// store so that table cases can each open their own fresh store. A test
+// that moves the store's clock is timed instead of run.
 type test struct {
-	name string
-	run  func(t *testing.T, open opener)
+	name  string
+	run   func(t *testing.T, open opener)
+	timed func(t *testing.T, open timedOpener)
 }
 
 // errBoom is what update callbacks return to check that a failing callback
@@ -42,8 +47,18 @@ type test struct {
 var errBoom = errors.New("boom")
 
 // Run runs the whole suite against the backend that open returns. Every
-// subtest calls open once (or once per table case) and so starts empty.
-func Run(t *testing.T, open func(t *testing.T) store.Store) {
+// subtest calls open once (or once per table case) and so starts empty;
+// each store gets a Clock of its own, which stands still unless the test
+// moves it.
+func Run(t *testing.T, open func(t *testing.T, clock *Clock) store.Store) {
+	timed := func(t *testing.T) (store.Store, *Clock) {
+		c := NewClock()
+		return open(t, c), c
+	}
+	untimed := func(t *testing.T) store.Store {
+		s, _ := timed(t)
+		return s
+	}
 	groups := []struct {
 		name  string
 		tests []test
@@ -62,7 +77,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
 			for _, tc := range g.tests {
-				t.Run(tc.name, func(t *testing.T) { tc.run(t, open) })
+				t.Run(tc.name, func(t *testing.T) {
+					if tc.timed != nil {
+						tc.timed(t, timed)
+						return
+					}
+					tc.run(t, untimed)
+				})
 			}
 		})
 	}
@@ -71,15 +92,15 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 // ---- users ----
 
 var userTests = []test{
-	{"CreateGet", testCreateGetUser},
-	{"CreateDuplicate", testCreateDuplicateUser},
-	{"GetMissing", testGetMissingUser},
-	{"ListSorted", testListUsersSorted},
-	{"Update", testUpdateUser},
-	{"UpdateFnError", testUpdateUserFnError},
-	{"UpdateMissing", testUpdateMissingUser},
-	{"Delete", testDeleteUser},
-	{"DeleteMissing", testDeleteMissingUser},
+	{name: "CreateGet", run: testCreateGetUser},
+	{name: "CreateDuplicate", run: testCreateDuplicateUser},
+	{name: "GetMissing", run: testGetMissingUser},
+	{name: "ListSorted", run: testListUsersSorted},
+	{name: "Update", run: testUpdateUser},
+	{name: "UpdateFnError", run: testUpdateUserFnError},
+	{name: "UpdateMissing", run: testUpdateMissingUser},
+	{name: "Delete", run: testDeleteUser},
+	{name: "DeleteMissing", run: testDeleteMissingUser},
 }
 
 func testCreateGetUser(t *testing.T, open opener) {
@@ -201,25 +222,25 @@ func testDeleteMissingUser(t *testing.T, open opener) {
 // ---- tokens ----
 
 var tokenTests = []test{
-	{"CreateGetLookup", testCreateGetLookupToken},
-	{"RoundTrip", testTokenRoundTrip},
-	{"ListSorted", testListTokensSorted},
-	{"ListEmpty", testListTokensEmpty},
-	{"ListMissingOwner", testListTokensMissingOwner},
-	{"CreateMissingOwner", testCreateTokenMissingOwner},
-	{"LabelTaken", testCreateTokenLabelTaken},
-	{"LabelOtherOwner", testLabelOtherOwner},
-	{"EmptyLabelKey", testEmptyLabelKey},
-	{"Limit", testTokenLimit},
-	{"LimitPerKind", testTokenLimitPerKind},
-	{"Update", testUpdateToken},
-	{"UpdateLabelTaken", testUpdateTokenLabelTaken},
-	{"UpdateOwnLabel", testUpdateTokenOwnLabel},
-	{"UpdateFreesLabel", testUpdateTokenFreesLabel},
-	{"UpdateFnError", testUpdateTokenFnError},
-	{"Delete", testDeleteToken},
-	{"Missing", testMissingToken},
-	{"LookupSeesOwnerChanges", testLookupSeesOwnerChanges},
+	{name: "CreateGetLookup", run: testCreateGetLookupToken},
+	{name: "RoundTrip", run: testTokenRoundTrip},
+	{name: "ListSorted", run: testListTokensSorted},
+	{name: "ListEmpty", run: testListTokensEmpty},
+	{name: "ListMissingOwner", run: testListTokensMissingOwner},
+	{name: "CreateMissingOwner", run: testCreateTokenMissingOwner},
+	{name: "LabelTaken", run: testCreateTokenLabelTaken},
+	{name: "LabelOtherOwner", run: testLabelOtherOwner},
+	{name: "EmptyLabelKey", run: testEmptyLabelKey},
+	{name: "Limit", run: testTokenLimit},
+	{name: "LimitPerKind", run: testTokenLimitPerKind},
+	{name: "Update", run: testUpdateToken},
+	{name: "UpdateLabelTaken", run: testUpdateTokenLabelTaken},
+	{name: "UpdateOwnLabel", run: testUpdateTokenOwnLabel},
+	{name: "UpdateFreesLabel", run: testUpdateTokenFreesLabel},
+	{name: "UpdateFnError", run: testUpdateTokenFnError},
+	{name: "Delete", run: testDeleteToken},
+	{name: "Missing", run: testMissingToken},
+	{name: "LookupSeesOwnerChanges", run: testLookupSeesOwnerChanges},
 }
 
 func testCreateGetLookupToken(t *testing.T, open opener) {
@@ -517,10 +538,10 @@ func testLookupSeesOwnerChanges(t *testing.T, open opener) {
 // ---- last use ----
 
 var lastUseTests = []test{
-	{"Batch", testRecordLastUseBatch},
-	{"OlderDoesNotOverwrite", testRecordLastUseOlder},
-	{"MissingIgnored", testRecordLastUseMissing},
-	{"Host", testRecordLastUseHost},
+	{name: "Batch", run: testRecordLastUseBatch},
+	{name: "OlderDoesNotOverwrite", run: testRecordLastUseOlder},
+	{name: "MissingIgnored", run: testRecordLastUseMissing},
+	{name: "Host", run: testRecordLastUseHost},
 }
 
 func testRecordLastUseBatch(t *testing.T, open opener) {
@@ -593,15 +614,15 @@ func testRecordLastUseHost(t *testing.T, open opener) {
 // ---- OAuth clients ----
 
 var clientTests = []test{
-	{"CreateGet", testCreateGetClient},
-	{"RoundTrip", testClientRoundTrip},
-	{"CreateDuplicate", testCreateDuplicateClient},
-	{"ListSorted", testListClientsSorted},
-	{"Update", testUpdateClient},
-	{"UpdateFnError", testUpdateClientFnError},
-	{"UpdateMayNotChangeID", testUpdateClientID},
-	{"Delete", testDeleteClient},
-	{"Missing", testMissingClient},
+	{name: "CreateGet", run: testCreateGetClient},
+	{name: "RoundTrip", run: testClientRoundTrip},
+	{name: "CreateDuplicate", run: testCreateDuplicateClient},
+	{name: "ListSorted", run: testListClientsSorted},
+	{name: "Update", run: testUpdateClient},
+	{name: "UpdateFnError", run: testUpdateClientFnError},
+	{name: "UpdateMayNotChangeID", run: testUpdateClientID},
+	{name: "Delete", run: testDeleteClient},
+	{name: "Missing", run: testMissingClient},
 }
 
 func testCreateGetClient(t *testing.T, open opener) {
@@ -769,11 +790,11 @@ func testMissingClient(t *testing.T, open opener) {
 // ---- signing keyring ----
 
 var keyringTests = []test{
-	{"Missing", testKeyringMissing},
-	{"Update", testUpdateKeyring},
-	{"FnError", testUpdateKeyringFnError},
-	{"CallerOwnsCopy", testKeyringCopies},
-	{"NamesAreIndependent", testDocumentNames},
+	{name: "Missing", run: testKeyringMissing},
+	{name: "Update", run: testUpdateKeyring},
+	{name: "FnError", run: testUpdateKeyringFnError},
+	{name: "CallerOwnsCopy", run: testKeyringCopies},
+	{name: "NamesAreIndependent", run: testDocumentNames},
 }
 
 // testDocumentNames checks that documents of different names are kept
@@ -883,10 +904,10 @@ func testKeyringCopies(t *testing.T, open opener) {
 // ---- deny-list ----
 
 var denialTests = []test{
-	{"DenyList", testDenyList},
-	{"PastNotListed", testDenyPast},
-	{"ReDenyKeepsLater", testReDeny},
-	{"Ends", testDenialEnds},
+	{name: "DenyList", run: testDenyList},
+	{name: "PastNotListed", run: testDenyPast},
+	{name: "ReDenyKeepsLater", run: testReDeny},
+	{name: "Ends", timed: testDenialEnds},
 }
 
 func testDenyList(t *testing.T, open opener) {
@@ -929,18 +950,18 @@ func testReDeny(t *testing.T, open opener) {
 		store.Denial{JTI: "a", Until: later}, store.Denial{JTI: "b", Until: later})
 }
 
-// testDenialEnds sleeps past a short denial: once its Until has passed it
-// is no longer listed, before and after another Deny.
-func testDenialEnds(t *testing.T, open opener) {
-	s := open(t)
-	short := store.Denial{JTI: "short", Until: now().Add(300 * time.Millisecond)}
-	long := store.Denial{JTI: "long", Until: now().Add(time.Hour)}
+// testDenialEnds moves the store's clock past a short denial: once its
+// Until has passed it is no longer listed, before and after another Deny.
+func testDenialEnds(t *testing.T, open timedOpener) {
+	s, clock := open(t)
+	short := store.Denial{JTI: "short", Until: clock.Now().Add(300 * time.Millisecond)}
+	long := store.Denial{JTI: "long", Until: clock.Now().Add(time.Hour)}
 	must(t, s.Deny(t.Context(), short))
 	must(t, s.Deny(t.Context(), long))
 	assertDenials(t, listDenied(t, s), long, short)
-	time.Sleep(time.Until(short.Until) + 100*time.Millisecond)
+	clock.Advance(400 * time.Millisecond)
 	assertDenials(t, listDenied(t, s), long)
-	other := store.Denial{JTI: "other", Until: now().Add(time.Hour)}
+	other := store.Denial{JTI: "other", Until: clock.Now().Add(time.Hour)}
 	must(t, s.Deny(t.Context(), other))
 	assertDenials(t, listDenied(t, s), long, other)
 }
@@ -948,10 +969,9 @@ func testDenialEnds(t *testing.T, open opener) {
 // ---- failure counters ----
 
 var failureTests = []test{
-	{"Counts", testCountFailure},
-	{"Clear", testClearFailures},
-	{"Uncount", testUncountFailure},
-	{"WindowExpires", testFailureWindow},
+	{name: "Counts", run: testCountFailure},
+	{name: "Clear", run: testClearFailures},
+	{name: "WindowExpires", timed: testFailureWindow},
 }
 
 func testCountFailure(t *testing.T, open opener) {
@@ -990,39 +1010,20 @@ func testClearFailures(t *testing.T, open opener) {
 	must(t, s.ClearFailures(t.Context(), "never-counted"))
 }
 
-// testUncountFailure: UncountFailure takes one back from its own counter
-// only, never goes below zero, and creates nothing for an unknown key (a
-// counter created at -1 would let the next guesses pass the limit).
-func testUncountFailure(t *testing.T, open opener) {
-	s := open(t)
-	assertCount(t, s, "k", time.Hour, 1)
-	assertCount(t, s, "k", time.Hour, 2)
-	assertCount(t, s, "other", time.Hour, 1)
-	must(t, s.UncountFailure(t.Context(), "k"))
-	assertPeek(t, s, "k", 1)
-	assertPeek(t, s, "other", 1)
-	assertCount(t, s, "k", time.Hour, 2)
-	for range 3 {
-		must(t, s.UncountFailure(t.Context(), "k"))
-	}
-	assertPeek(t, s, "k", 0)
-	assertCount(t, s, "k", time.Hour, 1)
-	must(t, s.UncountFailure(t.Context(), "never-counted"))
-	assertPeek(t, s, "never-counted", 0)
-	assertCount(t, s, "never-counted", time.Hour, 1)
-}
-
-// testFailureWindow is one of two tests that sleep (with testDenialEnds):
-// the window is measured
-// from the first failure, so a failure 1.3s after the first one starts a
-// new window even though the previous failure was only 0.8s earlier.
-func testFailureWindow(t *testing.T, open opener) {
-	s := open(t)
-	const window = time.Second
+// testFailureWindow moves the store's clock (with testDenialEnds, the
+// tests of time): the window is measured from the first failure, so a
+// failure 78 minutes after the first one starts a new window of an hour
+// even though the previous failure was only 48 minutes earlier. (The
+// window is an hour, not a second, so that the real time a loaded machine
+// takes between the steps cannot end it early on a backend whose windows
+// the server times.)
+func testFailureWindow(t *testing.T, open timedOpener) {
+	s, clock := open(t)
+	const window = time.Hour
 	assertCount(t, s, "k", window, 1)
-	time.Sleep(500 * time.Millisecond)
+	clock.Advance(30 * time.Minute)
 	assertCount(t, s, "k", window, 2)
-	time.Sleep(800 * time.Millisecond)
+	clock.Advance(48 * time.Minute)
 	assertPeek(t, s, "k", 0)
 	assertCount(t, s, "k", window, 1)
 	assertCount(t, s, "k", window, 2)
@@ -1031,14 +1032,14 @@ func testFailureWindow(t *testing.T, open opener) {
 // ---- events ----
 
 var eventTests = []test{
-	{"Token", testTokenEvents},
-	{"User", testUserEvents},
-	{"FailedWrites", testNoEventOnFailure},
-	{"Unsubscribe", testUnsubscribe},
-	{"Client", testClientEvents},
-	{"Keyring", testKeyringEvents},
-	{"Denied", testDeniedEvents},
-	{"FailedNewWrites", testNoEventOnFailedNewWrites},
+	{name: "Token", run: testTokenEvents},
+	{name: "User", run: testUserEvents},
+	{name: "FailedWrites", run: testNoEventOnFailure},
+	{name: "Unsubscribe", run: testUnsubscribe},
+	{name: "Client", run: testClientEvents},
+	{name: "Keyring", run: testKeyringEvents},
+	{name: "Denied", run: testDeniedEvents},
+	{name: "FailedNewWrites", run: testNoEventOnFailedNewWrites},
 }
 
 func testTokenEvents(t *testing.T, open opener) {
@@ -1265,7 +1266,7 @@ func testNoEventOnFailedNewWrites(t *testing.T, open opener) {
 // ---- check ----
 
 var checkTests = []test{
-	{"Consistent", testCheckConsistent},
+	{name: "Consistent", run: testCheckConsistent},
 }
 
 func testCheckConsistent(t *testing.T, open opener) {
@@ -1296,14 +1297,14 @@ func testCheckConsistent(t *testing.T, open opener) {
 // ---- concurrency ----
 
 var concurrencyTests = []test{
-	{"Limit", testConcurrentLimit},
-	{"Label", testConcurrentLabel},
-	{"UpdateUser", testConcurrentUpdateUser},
-	{"CountFailure", testConcurrentCountFailure},
-	{"LookupDuringWrites", testLookupDuringWrites},
-	{"UpdateClient", testConcurrentUpdateClient},
-	{"UpdateKeyring", testConcurrentUpdateKeyring},
-	{"Deny", testConcurrentDeny},
+	{name: "Limit", run: testConcurrentLimit},
+	{name: "Label", run: testConcurrentLabel},
+	{name: "UpdateUser", run: testConcurrentUpdateUser},
+	{name: "CountFailure", run: testConcurrentCountFailure},
+	{name: "LookupDuringWrites", run: testLookupDuringWrites},
+	{name: "UpdateClient", run: testConcurrentUpdateClient},
+	{name: "UpdateKeyring", run: testConcurrentUpdateKeyring},
+	{name: "Deny", run: testConcurrentDeny},
 }
 
 func testConcurrentLimit(t *testing.T, open opener) {
@@ -1477,7 +1478,7 @@ func setup(t *testing.T, open opener) fixture {
 // now is the current time in a form every backend round-trips exactly.
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
-var clock struct {
+var ticks struct {
 	sync.Mutex
 	last time.Time
 }
@@ -1486,13 +1487,13 @@ var clock struct {
 // created one after another list in that order even on a backend fast
 // enough to create two within a microsecond.
 func tick() time.Time {
-	clock.Lock()
-	defer clock.Unlock()
-	next := clock.last.Add(time.Microsecond)
+	ticks.Lock()
+	defer ticks.Unlock()
+	next := ticks.last.Add(time.Microsecond)
 	if t := now(); t.After(next) {
 		next = t
 	}
-	clock.last = next
+	ticks.last = next
 	return next
 }
 

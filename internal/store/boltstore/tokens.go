@@ -1,0 +1,273 @@
+package boltstore
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tokengate/tokengate/internal/store"
+)
+
+func tokenDesc(owner, id string) string { return fmt.Sprintf("token %s/%s", owner, id) }
+
+// ownedBucket is owner's token bucket, or nil if owner never had a token.
+func ownedBucket(tx *bolt.Tx, owner string) *bolt.Bucket {
+	return tx.Bucket(bucketTokens).Bucket([]byte(owner))
+}
+
+func getToken(tx *bolt.Tx, owner, id string) (store.Token, error) {
+	var t store.Token
+	err := getJSON(ownedBucket(tx, owner), []byte(id), &t, tokenDesc(owner, id))
+	return t, err
+}
+
+// forEachToken decodes every token in an owner's bucket. fn must not
+// modify the bucket.
+func forEachToken(owned *bolt.Bucket, fn func(store.Token) error) error {
+	return owned.ForEach(func(k, v []byte) error {
+		var t store.Token
+		if err := decodeJSON(v, &t, fmt.Sprintf("token %s", k)); err != nil {
+			return err
+		}
+		return fn(t)
+	})
+}
+
+// putToken writes t's record and its index entry.
+func putToken(tx *bolt.Tx, owned *bolt.Bucket, t store.Token) error {
+	if err := putJSON(owned, []byte(t.ID), t); err != nil {
+		return err
+	}
+	return indexToken(tx, t)
+}
+
+func indexToken(tx *bolt.Tx, t store.Token) error {
+	return tx.Bucket(bucketIndex).Put(t.Hash[:], indexValue(t.Owner, t.ID))
+}
+
+// unindex removes t's index entry if it points to t.
+func unindex(tx *bolt.Tx, t store.Token) error {
+	index := tx.Bucket(bucketIndex)
+	if !bytes.Equal(index.Get(t.Hash[:]), indexValue(t.Owner, t.ID)) {
+		return nil
+	}
+	return index.Delete(t.Hash[:])
+}
+
+// checkLabel fails with ErrLabelTaken if a token other than id in owned
+// has the non-empty label key. It scans the owner's tokens, which the
+// token limit keeps few.
+func checkLabel(owned *bolt.Bucket, key, id string) error {
+	if key == "" {
+		return nil
+	}
+	return forEachToken(owned, func(t store.Token) error {
+		if t.ID != id && t.LabelKey == key {
+			return fmt.Errorf("label %q: %w", key, store.ErrLabelTaken)
+		}
+		return nil
+	})
+}
+
+// checkLimit fails with ErrTokenLimit if owned already holds limit tokens
+// of kind or more (limit <= 0: no limit).
+func checkLimit(owned *bolt.Bucket, kind string, limit int) error {
+	if limit <= 0 {
+		return nil
+	}
+	n := 0
+	return forEachToken(owned, func(t store.Token) error {
+		if t.Kind != kind {
+			return nil
+		}
+		if n++; n >= limit {
+			return fmt.Errorf("limit of %d %s tokens: %w", limit, kind, store.ErrTokenLimit)
+		}
+		return nil
+	})
+}
+
+// CreateToken stores t and its index entry and announces EventToken. The
+// owner, label and limit checks run in the same transaction as the insert.
+// An ID or hash already in use is refused with a non-sentinel error.
+func (s *Store) CreateToken(ctx context.Context, t store.Token, limit int) error {
+	return s.update(ctx, func(tx *bolt.Tx, emit func(store.Event)) error {
+		if err := userExists(tx, t.Owner); err != nil {
+			return err
+		}
+		owned, err := tx.Bucket(bucketTokens).CreateBucketIfNotExists([]byte(t.Owner))
+		if err != nil {
+			return err
+		}
+		if err := checkLabel(owned, t.LabelKey, t.ID); err != nil {
+			return err
+		}
+		if err := checkLimit(owned, t.Kind, limit); err != nil {
+			return err
+		}
+		if owned.Get([]byte(t.ID)) != nil {
+			return fmt.Errorf("%s already exists", tokenDesc(t.Owner, t.ID))
+		}
+		if tx.Bucket(bucketIndex).Get(t.Hash[:]) != nil {
+			return fmt.Errorf("%s: another token has the same hash", tokenDesc(t.Owner, t.ID))
+		}
+		emit(tokenEvent(t.Hash))
+		return putToken(tx, owned, t)
+	})
+}
+
+// GetToken returns one token of owner, or ErrNotFound.
+func (s *Store) GetToken(ctx context.Context, owner, id string) (store.Token, error) {
+	var t store.Token
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
+		t, err = getToken(tx, owner, id)
+		return err
+	})
+	return t, err
+}
+
+// ListTokens returns owner's tokens sorted by CreatedAt then ID.
+func (s *Store) ListTokens(ctx context.Context, owner string) ([]store.Token, error) {
+	var tokens []store.Token
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if err := userExists(tx, owner); err != nil {
+			return err
+		}
+		owned := ownedBucket(tx, owner)
+		if owned == nil {
+			return nil
+		}
+		return forEachToken(owned, func(t store.Token) error {
+			tokens = append(tokens, t)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(tokens, func(a, b store.Token) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return tokens, nil
+}
+
+// UpdateToken applies fn to the token in one transaction and announces
+// EventToken. If fn fails its error is returned unwrapped.
+func (s *Store) UpdateToken(ctx context.Context, owner, id string, fn func(*store.Token) error) (store.Token, error) {
+	var t store.Token
+	err := s.update(ctx, func(tx *bolt.Tx, emit func(store.Event)) (err error) {
+		if t, err = getToken(tx, owner, id); err != nil {
+			return err
+		}
+		before := t
+		if err := fn(&t); err != nil {
+			return err
+		}
+		if t.ID != before.ID || t.Owner != before.Owner || t.Kind != before.Kind || t.Hash != before.Hash {
+			return fmt.Errorf("%s: update may not change ID, Owner, Kind or Hash", tokenDesc(owner, id))
+		}
+		owned := ownedBucket(tx, owner)
+		if t.LabelKey != before.LabelKey {
+			if err := checkLabel(owned, t.LabelKey, id); err != nil {
+				return err
+			}
+		}
+		emit(tokenEvent(t.Hash))
+		return putJSON(owned, []byte(id), t)
+	})
+	if err != nil {
+		return store.Token{}, err
+	}
+	return t, nil
+}
+
+// DeleteToken removes the token and its index entry, announces EventToken
+// and returns what was removed.
+func (s *Store) DeleteToken(ctx context.Context, owner, id string) (store.Token, error) {
+	var t store.Token
+	err := s.update(ctx, func(tx *bolt.Tx, emit func(store.Event)) (err error) {
+		if t, err = getToken(tx, owner, id); err != nil {
+			return err
+		}
+		if err := ownedBucket(tx, owner).Delete([]byte(id)); err != nil {
+			return err
+		}
+		emit(tokenEvent(t.Hash))
+		return unindex(tx, t)
+	})
+	if err != nil {
+		return store.Token{}, err
+	}
+	return t, nil
+}
+
+// LookupToken reads the index entry, the token and its owner in one read
+// transaction. An index entry whose token or owner is gone, or whose token
+// has another hash, counts as not found (Check reports it).
+func (s *Store) LookupToken(ctx context.Context, h store.TokenHash) (store.Grant, error) {
+	var g store.Grant
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
+		g, err = lookup(tx, h[:])
+		return err
+	})
+	return g, err
+}
+
+var errNoSuchHash = fmt.Errorf("no token with that hash: %w", store.ErrNotFound)
+
+func lookup(tx *bolt.Tx, h []byte) (store.Grant, error) {
+	owner, id, ok := parseIndexValue(tx.Bucket(bucketIndex).Get(h))
+	if !ok {
+		return store.Grant{}, errNoSuchHash
+	}
+	t, err := getToken(tx, owner, id)
+	if err != nil {
+		return store.Grant{}, err
+	}
+	if !bytes.Equal(t.Hash[:], h) {
+		return store.Grant{}, errNoSuchHash
+	}
+	u, err := getUser(tx, owner)
+	if err != nil {
+		return store.Grant{}, err
+	}
+	return store.Grant{Token: t, Owner: u}, nil
+}
+
+// RecordLastUse writes a batch of last uses (time, IP and Host of the
+// newest use of each token) in one transaction. It
+// announces nothing: caches may show a slightly old LastUsedAt, and an
+// event per use would empty them on every request.
+func (s *Store) RecordLastUse(ctx context.Context, uses []store.LastUse) error {
+	if len(uses) == 0 {
+		return nil
+	}
+	return s.update(ctx, func(tx *bolt.Tx, _ func(store.Event)) error {
+		for _, u := range uses {
+			if err := recordLastUse(tx, u); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func recordLastUse(tx *bolt.Tx, u store.LastUse) error {
+	t, err := getToken(tx, u.Owner, u.TokenID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // deleted since it was used
+	}
+	if err != nil {
+		return err
+	}
+	if !u.At.After(t.LastUsedAt) {
+		return nil
+	}
+	t.LastUsedAt, t.LastUsedIP, t.LastUsedHost = u.At, u.IP, u.Host
+	return putJSON(ownedBucket(tx, u.Owner), []byte(u.TokenID), t)
+}
