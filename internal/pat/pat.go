@@ -164,7 +164,8 @@ type UpdateRequest struct {
 	Enabled    *bool     `json:"enabled"`
 	AllowedIPs *[]string `json:"allowed_ips"`
 	// ExpiresIn sets a new expiry, in seconds from now (seed 002: "set
-	// expiry"), validated like expires_in at creation.
+	// expiry"), validated like expires_in at creation. A token that has
+	// expired cannot be extended (409).
 	ExpiresIn *int64 `json:"expires_in"`
 }
 
@@ -172,7 +173,8 @@ type UpdateRequest struct {
 // its expiry. The store announces the change, so every node drops its
 // cached copy and the new expiry holds at the edge at once.
 func (s *Service) Update(ctx context.Context, owner, id string, req UpdateRequest) (View, error) {
-	expires, err := expiry(s.now().UTC().Truncate(time.Microsecond), req.ExpiresIn)
+	now := s.now().UTC().Truncate(time.Microsecond)
+	expires, err := expiry(now, req.ExpiresIn)
 	if err != nil {
 		return View{}, err
 	}
@@ -201,6 +203,11 @@ func (s *Service) Update(ctx context.Context, owner, id string, req UpdateReques
 			t.AllowedIPs = ips.Strings()
 		}
 		if req.ExpiresIn != nil {
+			// An expired token stays expired: extending it would bring
+			// back a secret its owner may have stopped guarding.
+			if !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) {
+				return apierr.Conflict("expires_in", errors.New("the token has expired and cannot be extended; create a new one"))
+			}
 			t.ExpiresAt = expires
 		}
 		return nil

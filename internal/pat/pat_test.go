@@ -546,4 +546,11 @@ func TestUpdateExpiresIn(t *testing.T) {
 	}
 	_, err = e.svc.Update(ctx, "bob", c.ID, pat.UpdateRequest{ExpiresIn: ptr[int64](60)})
 	wantProblem(t, err, http.StatusNotFound, "", "")
+	// Once expired, it stays expired.
+	e.clk.Advance(2 * time.Minute)
+	_, err = e.svc.Update(ctx, "alice", c.ID, pat.UpdateRequest{ExpiresIn: ptr[int64](3600)})
+	wantProblem(t, err, http.StatusConflict, "expires_in", "")
+	if got := e.view(t, "alice", c.ID); !got.ExpiresAt.Equal(want) {
+		t.Fatalf("an expired token was extended: %+v", got)
+	}
 }
