@@ -188,7 +188,7 @@ func (p *params) credentials(r *http.Request) error {
 // ServeToken answers POST /api-user/oauth/token (RFC 6749 4.4, and the
 // seed's JSON body). Every request is written to the audit log.
 func (e *Endpoint) ServeToken(w http.ResponseWriter, r *http.Request, req Request) {
-	clientID, basic := "", false
+	clientID, name, basic := "", "", false
 	issued, err := func() (Issued, error) {
 		p, err := readParams(w, r, true)
 		basic = p.viaBasic
@@ -210,6 +210,7 @@ func (e *Endpoint) ServeToken(w http.ResponseWriter, r *http.Request, req Reques
 			return Issued{}, fmt.Errorf("%w: client_id and client_secret are required", apierr.ErrInvalidClient)
 		}
 		c, err := e.authenticateClient(r.Context(), p.id, p.secret, req.ClientIP)
+		name = c.Name
 		if err != nil {
 			return Issued{}, err
 		}
@@ -219,7 +220,12 @@ func (e *Endpoint) ServeToken(w http.ResponseWriter, r *http.Request, req Reques
 		}
 		return e.Tokens.Issue(r.Context(), c, scopes)
 	}()
-	rec := audit.Record{Name: e.Clients.Name(r.Context(), clientID), ClientID: clientID, Hostname: r.Host, IP: req.ClientIP, Level: audit.LevelInfo, RespCode: http.StatusOK}
+	if name == "" && clientID != "" {
+		// Refused before the key was read (a locked id or address, a bad
+		// body): look its name up (an existing key is in the node's table).
+		name = e.Clients.Name(r.Context(), clientID)
+	}
+	rec := audit.Record{Name: name, ClientID: clientID, Hostname: r.Host, IP: req.ClientIP, Level: audit.LevelInfo, RespCode: http.StatusOK}
 	if err != nil {
 		pr := apierr.For(err)
 		rec.Level, rec.RespCode, rec.Response = audit.LevelError, pr.Status, pr.Code+": "+pr.Description
@@ -235,7 +241,8 @@ func (e *Endpoint) ServeToken(w http.ResponseWriter, r *http.Request, req Reques
 }
 
 // authenticateClient checks the credentials with brute-force limits, the
-// client's on/off switch and its allowed IPs.
+// client's on/off switch and its allowed IPs. With an error, the client
+// returned names the key when it was read (for the audit log).
 func (e *Endpoint) authenticateClient(ctx context.Context, id, secret, ip string) (store.Client, error) {
 	clientKey := e.Limiter.Client(id)
 	if len(id) > 64 || !strings.HasPrefix(id, token.ClientIDPrefix) {
@@ -250,13 +257,14 @@ func (e *Endpoint) authenticateClient(ctx context.Context, id, secret, ip string
 		}
 		return err == nil, err
 	}, apierr.ErrInvalidClient)
+	named := store.Client{ID: c.ID, Name: c.Name}
 	switch {
 	case err != nil:
-		return store.Client{}, err
+		return named, err
 	case !c.Enabled:
-		return store.Client{}, fmt.Errorf("%w: the OAuth key is switched off", apierr.ErrInvalidClient)
+		return named, fmt.Errorf("%w: the OAuth key is switched off", apierr.ErrInvalidClient)
 	case !clientAllowsIP(c, ip):
-		return store.Client{}, fmt.Errorf("%w: requests from this address are not allowed for this OAuth key", apierr.ErrUnauthorizedClient)
+		return named, fmt.Errorf("%w: requests from this address are not allowed for this OAuth key", apierr.ErrUnauthorizedClient)
 	}
 	return c, nil
 }
