@@ -61,7 +61,7 @@ func TestIdentityIsOursByEveryRoute(t *testing.T) {
 	})
 	g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
 	tok, id := createPAT(t, g, "alice", alicePassword, `{"label":"ci","scopes":["read"]}`)
-	want := map[string][]string{"X-Remote-User": {"alice"}, "X-Auth-Token-Type": {"pat"}, "X-Auth-Token-Id": {id}, "X-Auth-Scopes": {"read"}}
+	want := map[string][]string{"X-Remote-User": {"alice"}, "X-Auth-Token-Type": {"pat"}, "X-Auth-Token-Id": {id}, "X-Auth-Scopes": {"read"}, "X-Auth-Issuer": {"tokengate"}}
 	check := func(t *testing.T, got received) {
 		t.Helper()
 		if got.Body != "hello" {
@@ -79,26 +79,11 @@ func TestIdentityIsOursByEveryRoute(t *testing.T) {
 	}
 
 	t.Run("HTTP/1.1 chunked trailers and Connection", func(t *testing.T) {
-		c, err := net.Dial("tcp", strings.TrimPrefix(g.base, "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		fmt.Fprintf(c, "POST /echo HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"+
+		check(t, postChunked(t, g, "Authorization: Bearer "+tok+"\r\n"+
 			"Connection: keep-alive, X-Remote-User, x_auth_token_type\r\nConnection: X-AUTH-TOKEN-ID, X-Auth-Scopes\r\n"+
-			"Transfer-Encoding: chunked\r\nTrailer: X-Checksum, X-Auth-User, X-Remote-User\r\n\r\n"+
-			"5\r\nhello\r\n0\r\nX-Checksum: ok\r\nX-Auth-User: admin\r\nX_Auth_User: admin\r\nX-Remote-User: admin\r\n"+
-			"x-auth-token-type: oauth\r\nX_Auth_Scopes: admin\r\n\r\n", strings.TrimPrefix(g.base, "http://"), tok)
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var got received
-		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("status %d, %v", resp.StatusCode, err)
-		}
-		check(t, got)
+			"Trailer: X-Checksum, X-Auth-User, X-Remote-User\r\n",
+			"X-Checksum: ok\r\nX-Auth-User: admin\r\nX_Auth_User: admin\r\nX-Remote-User: admin\r\n"+
+				"x-auth-token-type: oauth\r\nX_Auth_Scopes: admin\r\n"))
 	})
 
 	t.Run("HTTP/2 trailers", func(t *testing.T) {
@@ -126,4 +111,51 @@ func TestIdentityIsOursByEveryRoute(t *testing.T) {
 		}
 		check(t, got)
 	})
+}
+
+// postChunked sends POST /echo with body "hello" as an HTTP/1.1 chunked
+// request with the raw header lines and trailer lines given (each ending
+// in CRLF), and returns what the reporting upstream received.
+func postChunked(t *testing.T, g *gateway, headers, trailers string) received {
+	t.Helper()
+	host := strings.TrimPrefix(g.base, "http://")
+	c, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /echo HTTP/1.1\r\nHost: %s\r\n%sTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n%s\r\n",
+		host, headers, trailers)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got received
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, %v", resp.StatusCode, err)
+	}
+	return got
+}
+
+// TestCredentialTrailersNeverReachTheUpstream: the configured legacy token
+// header and the /rest/token credentials (Auth-User, Auth-Pwd,
+// Auth-User-Type) are consumed from the headers; copies sent as trailers,
+// which arrive after the handler ran, are removed as well.
+func TestCredentialTrailersNeverReachTheUpstream(t *testing.T) {
+	up := reportingUpstream(t)
+	g := startGateway(t, embedded, up, gatewayConfig{siteOptions: "legacy_token_header X-Legacy-Token"})
+	g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
+	tok, _ := createPAT(t, g, "alice", alicePassword, `{"label":"ci"}`)
+	got := postChunked(t, g, "Authorization: Bearer "+tok+"\r\nTrailer: X-Checksum, X-Legacy-Token, Auth-User, Auth-Pwd\r\n",
+		"X-Checksum: ok\r\nX-Legacy-Token: 0123456789abcdef0123456789abcdef01234567\r\nx_legacy_token: 1\r\n"+
+			"Auth-User: alice\r\nAuth-Pwd: "+alicePassword+"\r\nAuth_User_Type: admin\r\n")
+	if got.Body != "hello" || got.Trailer.Get("X-Checksum") != "ok" {
+		t.Fatalf("the request did not go through as sent (body %q, trailers %v): the test would prove nothing", got.Body, got.Trailer)
+	}
+	for k := range got.Trailer {
+		if n := strings.ToLower(strings.ReplaceAll(k, "_", "-")); n != "x-checksum" {
+			t.Errorf("credential trailer %s reached the upstream", k)
+		}
+	}
 }
