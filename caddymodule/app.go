@@ -281,7 +281,11 @@ func (a *App) wireLogins() error {
 		sources[login.Backend] = &login.BackendSource{
 			URL: a.IdentityBackend, Client: &http.Client{Timeout: 10 * time.Second}, Store: a.state.store,
 			Limiter:      a.limiter,
-			DefaultRoles: a.BackendRoles, Now: time.Now,
+			DefaultRoles: a.BackendRoles, Now: time.Now, Logger: a.logger.Named("identity_backend"),
+		}
+		if login.PlainRemote(a.IdentityBackend) {
+			a.logger.Warn("identity_backend is plain http:// to a host that is not loopback: " +
+				"users' passwords cross the network in clear text (HTTP Basic); use https://")
 		}
 	}
 	var err error

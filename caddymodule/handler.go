@@ -125,7 +125,8 @@ type Handler struct {
 	credentials gate.Credentials
 	external    []gate.External
 	// ours are the identity header names; consumed adds the /rest/token
-	// credential headers, removed from every request that goes on.
+	// credential headers and the legacy token header, removed from every
+	// request that goes on.
 	ours, consumed []string
 	routes         map[string]func(http.ResponseWriter, *http.Request, oauth.Request)
 	headers        identity.Headers
@@ -170,6 +171,9 @@ func (h *Handler) setup(app *App) error {
 	h.headers = h.Headers.WithDefaults()
 	h.ours = h.headers.Guarded()
 	h.consumed = append(h.headers.Guarded(), legacy.LoginHeaders...)
+	if h.LegacyTokenHeader != "" {
+		h.consumed = append(h.consumed, h.LegacyTokenHeader)
+	}
 	h.credentials = gate.Credentials{LegacyHeader: h.LegacyTokenHeader, LegacyQuery: h.LegacyTokenQuery}
 	if !h.DisableTokensAPI {
 		h.api = &pat.API{Service: app.pats, Auth: app.logins.Default(), Prefix: h.TokensPath}
@@ -244,10 +248,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		route(w, r, oauth.Request{ClientIP: ipString(clientIP), Host: r.Host})
 		return nil
 	}
-	// One pass: our headers, and the /rest/token credentials, which have
-	// no business on other routes and never travel on to the upstream.
-	identity.Strip(r, h.consumed)
 	cred, err := h.credentials.Take(r)
+	// One pass: our headers, the /rest/token credentials and the legacy
+	// token header, which have no business on other routes and never
+	// travel on to the upstream. After Take took the legacy header from
+	// the headers: a trailer copy (arriving after us) is only removed.
+	identity.Strip(r, h.consumed)
 	var id identity.Identity
 	if err == nil {
 		id, err = h.app.checker.Check(r.Context(), gate.Request{

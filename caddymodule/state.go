@@ -89,9 +89,7 @@ func (s *sharedState) start(flushEvery time.Duration, logger *zap.Logger) error 
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.uses.Run(s.ctx, flushEvery, func(err error) {
-			logger.Warn("writing last token use failed; will retry", zap.Error(err))
-		})
+		s.uses.Run(s.ctx, flushEvery, logger)
 	}()
 	return nil
 }

@@ -12,7 +12,7 @@
 //	PATCH  /tokengate/users/{name}/tokens/{id}   rename one, switch it on/off, set its allowed IPs or expiry
 //	DELETE /tokengate/users/{name}/tokens/{id}   revoke one
 //	POST   /tokengate/store/check[?repair=true]  check (and repair) the store
-//	GET    /tokengate/store/stats                store operations so far (for benchmarks), audit write failures
+//	GET    /tokengate/store/stats                store operations so far (for benchmarks), audit and last-use write failures
 //	GET    /tokengate/oauth/clients              list OAuth keys
 //	POST   /tokengate/oauth/clients              add one (the secret is shown once)
 //	GET    /tokengate/oauth/clients/{id}         show one
@@ -56,6 +56,9 @@ type API struct {
 	// AuditFailures counts the audit records that could not be written
 	// (nil: none are kept).
 	AuditFailures func() uint64
+	// LastUseFailures counts the failed flushes of last token uses (nil:
+	// none are kept).
+	LastUseFailures func() uint64
 }
 
 // ServeHTTP routes an admin request. It returns errors for the caller to
@@ -181,14 +184,19 @@ func (a *API) storeCheck(w http.ResponseWriter, r *http.Request) error {
 
 // storeStats reports how many operations this node sent to the store (when
 // the backend counts them: Redis), so that a load harness can report store
-// calls per request, and how many audit records could not be written.
+// calls per request, how many audit records could not be written and how
+// many flushes of last token uses failed.
 func (a *API) storeStats(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return methodNotAllowed(w, "GET")
 	}
-	out := map[string]uint64{"audit_write_failures": 0}
-	if a.AuditFailures != nil {
-		out["audit_write_failures"] = a.AuditFailures()
+	out := map[string]uint64{"audit_write_failures": 0, "last_use_write_failures": 0}
+	for name, count := range map[string]func() uint64{
+		"audit_write_failures": a.AuditFailures, "last_use_write_failures": a.LastUseFailures,
+	} {
+		if count != nil {
+			out[name] = count()
+		}
 	}
 	st := a.Store
 	if d, ok := st.(*store.Deferred); ok {

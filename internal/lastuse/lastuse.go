@@ -6,7 +6,10 @@ package lastuse
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/internal/store"
 )
@@ -17,6 +20,11 @@ type Recorder struct {
 
 	mu      sync.Mutex
 	pending map[key]store.LastUse
+
+	// failures counts the flushes that failed; streak those since the
+	// last that worked (only Run's goroutine touches it).
+	failures atomic.Uint64
+	streak   uint64
 }
 
 type key struct{ owner, id string }
@@ -89,10 +97,20 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	return err
 }
 
+// Failures returns how many flushes by Run failed (each is retried at the
+// next interval with the uses it could not write). A nil Recorder has none.
+func (r *Recorder) Failures() uint64 {
+	if r == nil {
+		return 0
+	}
+	return r.failures.Load()
+}
+
 // Run flushes every interval until ctx is done, then flushes once more
 // (with a fresh, bounded context) so that a clean shutdown loses nothing.
-// onError is called with flush errors.
-func (r *Recorder) Run(ctx context.Context, interval time.Duration, onError func(error)) {
+// A failed flush is counted (Failures) and logged at Warn once per streak
+// of failures, and once more, with the count, when writing works again.
+func (r *Recorder) Run(ctx context.Context, interval time.Duration, logger *zap.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -100,14 +118,30 @@ func (r *Recorder) Run(ctx context.Context, interval time.Duration, onError func
 		case <-ctx.Done():
 			final, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if err := r.Flush(final); err != nil {
-				onError(err)
-			}
+			r.flushLogged(final, logger)
 			return
 		case <-t.C:
-			if err := r.Flush(ctx); err != nil {
-				onError(err)
-			}
+			r.flushLogged(ctx, logger)
 		}
+	}
+}
+
+// flushLogged flushes and reports the outcome as Run documents. Only one
+// goroutine at a time may call it.
+func (r *Recorder) flushLogged(ctx context.Context, logger *zap.Logger) {
+	// A failed flush queues its uses again, so the flush after it always
+	// writes: a nil error then means the store took them.
+	err := r.Flush(ctx)
+	switch {
+	case err != nil:
+		r.failures.Add(1)
+		r.streak++
+		if r.streak == 1 {
+			logger.Warn("writing last token use failed; will retry every interval (not logged again until it works)",
+				zap.Error(err))
+		}
+	case r.streak > 0:
+		logger.Info("writing last token use works again", zap.Uint64("failed_flushes", r.streak))
+		r.streak = 0
 	}
 }

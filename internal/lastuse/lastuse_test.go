@@ -2,9 +2,13 @@ package lastuse
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/store/boltstore"
@@ -185,19 +189,19 @@ func TestRunFlushesOnCancel(t *testing.T) {
 	r, st, _ := newEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	var errs []error
+	core, logs := observer.New(zap.InfoLevel)
 	go func() {
 		defer close(done)
 		// An interval that never ticks during the test: only the final
 		// flush can write.
-		r.Run(ctx, time.Hour, func(err error) { errs = append(errs, err) })
+		r.Run(ctx, time.Hour, zap.New(core))
 	}()
 	r.Record(use("a", t0.Add(time.Minute), "192.0.2.1"))
 	cancel()
 	<-done
 
-	if len(errs) != 0 {
-		t.Fatalf("Run reported errors: %v", errs)
+	if logs.Len() != 0 || r.Failures() != 0 {
+		t.Fatalf("Run reported errors: %v (%d failures)", logs.All(), r.Failures())
 	}
 	wantUse(t, "after Run returned", stored(t, st), "a", t0.Add(time.Minute), "192.0.2.1")
 	if p := r.Pending("alice"); len(p) != 0 {
@@ -213,12 +217,63 @@ func TestRunReportsFinalFlushError(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	var errs []error
-	r.Run(ctx, time.Hour, func(err error) { errs = append(errs, err) })
-	if len(errs) != 1 {
-		t.Fatalf("Run reported %d errors, want 1", len(errs))
+	core, logs := observer.New(zap.InfoLevel)
+	r.Run(ctx, time.Hour, zap.New(core))
+	if logs.FilterLevelExact(zap.WarnLevel).Len() != 1 || r.Failures() != 1 {
+		t.Fatalf("Run logged %v and counted %d failures, want one warning and 1", logs.All(), r.Failures())
 	}
 	if _, ok := r.Pending("alice")["a"]; !ok {
 		t.Fatal("the use was lost after the failed final flush")
+	}
+}
+
+// downStore is a real store whose RecordLastUse fails while down is set
+// (the store being unreachable, without stopping a server).
+type downStore struct {
+	store.Store
+	down bool
+}
+
+func (d *downStore) RecordLastUse(ctx context.Context, uses []store.LastUse) error {
+	if d.down {
+		return errors.New("store unreachable")
+	}
+	return d.Store.RecordLastUse(ctx, uses)
+}
+
+// TestFailedFlushesLoggedOncePerStreak: while the store is down every
+// flush fails and is counted, but only the first is logged; when it is
+// back one line says so, with how many flushes failed.
+func TestFailedFlushesLoggedOncePerStreak(t *testing.T) {
+	_, st, _ := newEnv(t)
+	ds := &downStore{Store: st, down: true}
+	r := New(ds)
+	core, logs := observer.New(zap.InfoLevel)
+	log := zap.New(core)
+	ctx := context.Background()
+	for i := range 5 {
+		r.Record(use("a", t0.Add(time.Duration(i)*time.Minute), "192.0.2.1"))
+		r.flushLogged(ctx, log)
+	}
+	if got := logs.FilterLevelExact(zap.WarnLevel).Len(); got != 1 {
+		t.Fatalf("%d warnings for one streak of 5 failed flushes, want 1: %v", got, logs.All())
+	}
+	if r.Failures() != 5 {
+		t.Fatalf("Failures() = %d, want 5", r.Failures())
+	}
+	ds.down = false
+	r.flushLogged(ctx, log)
+	back := logs.FilterMessageSnippet("works again").All()
+	if len(back) != 1 || back[0].ContextMap()["failed_flushes"] != uint64(5) {
+		t.Fatalf("recovery logged as %v, want one line with failed_flushes 5", back)
+	}
+	wantUse(t, "after recovery", stored(t, st), "a", t0.Add(4*time.Minute), "192.0.2.1")
+	// A new streak is logged again, and the count goes on.
+	ds.down = true
+	r.Record(use("b", t0, "192.0.2.2"))
+	r.flushLogged(ctx, log)
+	r.flushLogged(ctx, log)
+	if got := logs.FilterLevelExact(zap.WarnLevel).Len(); got != 2 || r.Failures() != 7 {
+		t.Fatalf("second streak: %d warnings (want 2), %d failures (want 7)", got, r.Failures())
 	}
 }

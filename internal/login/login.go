@@ -11,10 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/bruteforce"
+	"github.com/tokengate/tokengate/internal/jwks"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/users"
 )
@@ -78,6 +83,11 @@ func truncate(s string) string {
 // user seen for the first time is provisioned in the store with Source
 // "backend", no password, token_login on and DefaultRoles; a name that
 // belongs to one of the gateway's own users is refused (403).
+//
+// Redirects are never followed, whatever Client's policy: Go's default
+// keeps the Authorization header (the user's password) on a redirect to
+// the same host, even from https:// to http://. A 3xx answer is a failed
+// login (503), logged at Warn once per streak of redirects.
 type BackendSource struct {
 	URL          string
 	Client       *http.Client
@@ -85,6 +95,20 @@ type BackendSource struct {
 	Limiter      *bruteforce.Limiter
 	DefaultRoles []string
 	Now          func() time.Time
+	// Logger gets the redirect warning (nil: none).
+	Logger *zap.Logger
+
+	// redirecting is set while the backend answers with redirects.
+	redirecting atomic.Bool
+}
+
+// PlainRemote reports whether raw is a plain http:// URL to a host that
+// is not loopback: credentials sent there cross the network in clear
+// text (the rule of jwks.CheckURL, which allows plain http:// only to a
+// loopback host).
+func PlainRemote(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.Scheme == "http" && jwks.CheckURL(raw, true) != nil
 }
 
 // Authenticate implements Authenticator.
@@ -118,11 +142,24 @@ func (b *BackendSource) ask(ctx context.Context, name, password string) (bool, e
 		return false, err
 	}
 	req.SetBasicAuth(name, password)
-	resp, err := b.Client.Do(req)
+	client := *b.Client
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := client.Do(req)
 	if err != nil {
 		return false, fmt.Errorf("%w: identity backend: %v", apierr.ErrUnavailable, errors.Unwrap(err))
 	}
 	resp.Body.Close()
+	redirect := resp.StatusCode >= 300 && resp.StatusCode < 400
+	if b.redirecting.Swap(redirect) != redirect && redirect && b.Logger != nil {
+		// The Location's host only: its path or query might carry anything.
+		where := ""
+		if loc, err := resp.Location(); err == nil {
+			where = loc.Host
+		}
+		b.Logger.Warn("the identity backend answered with a redirect, which is never followed (the password would go along): "+
+			"logins through it fail until identity_backend names the final URL (not logged again until it answers otherwise)",
+			zap.Int("status", resp.StatusCode), zap.String("location_host", where))
+	}
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return true, nil

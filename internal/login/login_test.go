@@ -3,13 +3,18 @@ package login_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/bruteforce"
@@ -340,5 +345,74 @@ func TestBackendGuessCountedWhenTheClientHangsUp(t *testing.T) {
 	}
 	if n := e.failures(t, "acct:"+backendUser); n != 1 {
 		t.Fatalf("the account counter is %d after a wrong guess whose client hung up, want 1", n)
+	}
+}
+
+// TestBackendRedirectIsNotFollowed: a backend that redirects (to the same
+// host, where Go's default policy would resend the password) never sees
+// the credentials a second time; the login fails (503, not counted against
+// the user) and the redirect is logged once per streak, with the status and
+// the Location's host, never the password or the Location's query.
+func TestBackendRedirectIsNotFollowed(t *testing.T) {
+	e := newEnv(t)
+	var followed atomic.Int64
+	var redirecting atomic.Bool
+	redirecting.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/elsewhere" {
+			followed.Add(1)
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		if redirecting.Load() {
+			http.Redirect(w, r, "/elsewhere?leak="+backendPassword, http.StatusFound)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	e.source.URL, e.source.Client = srv.URL, srv.Client()
+	core, logs := observer.New(zap.InfoLevel)
+	e.source.Logger = zap.New(core)
+	for range 3 {
+		_, err := e.backendLogin(backendUser, backendPassword)
+		wantStatus(t, err, http.StatusServiceUnavailable)
+	}
+	if n := followed.Load(); n != 0 {
+		t.Fatalf("the redirect was followed %d times, with the password", n)
+	}
+	if n := e.failures(t, "acct:"+backendUser); n != 0 {
+		t.Fatalf("redirects counted %d failures against the user", n)
+	}
+	warns := logs.FilterLevelExact(zap.WarnLevel).All()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	if len(warns) != 1 || warns[0].ContextMap()["status"] != int64(http.StatusFound) || warns[0].ContextMap()["location_host"] != host {
+		t.Fatalf("warnings %v, want one with status 302 and location_host %s", warns, host)
+	}
+	if strings.Contains(fmt.Sprint(logs.All()), backendPassword) {
+		t.Fatal("the password reached the log")
+	}
+	// Once it answers without a redirect the streak ends; a new one warns.
+	redirecting.Store(false)
+	if _, err := e.backendLogin(backendUser, backendPassword); err != nil {
+		t.Fatal(err)
+	}
+	redirecting.Store(true)
+	_, err := e.backendLogin(backendUser, backendPassword)
+	wantStatus(t, err, http.StatusServiceUnavailable)
+	if n := logs.FilterLevelExact(zap.WarnLevel).Len(); n != 2 {
+		t.Fatalf("%d warnings after a second streak, want 2", n)
+	}
+}
+
+func TestPlainRemote(t *testing.T) {
+	for raw, want := range map[string]bool{
+		"http://backend.example/check": true, "http://10.0.0.5:8080/auth": true,
+		"https://backend.example/check": false, "http://127.0.0.1:9000/auth": false, "http://localhost/auth": false,
+		"http://[::1]/auth": false,
+	} {
+		if got := login.PlainRemote(raw); got != want {
+			t.Errorf("PlainRemote(%q) = %v, want %v", raw, got, want)
+		}
 	}
 }

@@ -107,7 +107,7 @@ func updateRecord[T any](ctx context.Context, s *Store, key string, ev store.Eve
 func (s *Store) DeleteClient(ctx context.Context, id string) (store.Client, error) {
 	var (
 		removed store.Client
-		undo    func() // of the first step, while the record is known to exist
+		undo    func(context.Context) error // of the first step, while the record is known to exist
 	)
 	ev := clientEvent(id)
 	err := s.watch(ctx, func(tx *redis.Tx) error {
@@ -118,11 +118,7 @@ func (s *Store) DeleteClient(ctx context.Context, id string) (store.Client, erro
 		if err != nil {
 			return err
 		}
-		undo = func() {
-			uctx, cancel := undoContext(ctx)
-			defer cancel()
-			s.client.SAdd(uctx, s.keys.clients(), id)
-		}
+		undo = func(uctx context.Context) error { return s.client.SAdd(uctx, s.keys.clients(), id).Err() }
 		if err := s.client.SRem(ctx, s.keys.clients(), id).Err(); err != nil {
 			return opErr(err, "delete client %q: client set", id)
 		}
@@ -135,10 +131,7 @@ func (s *Store) DeleteClient(ctx context.Context, id string) (store.Client, erro
 		return opErr(err, "delete client %q", id)
 	}, s.keys.client(id))
 	if err != nil {
-		if undo != nil {
-			undo()
-		}
-		return store.Client{}, err
+		return store.Client{}, undone(ctx, err, undo)
 	}
 	s.subs.deliver(ev)
 	return removed, nil

@@ -117,10 +117,9 @@ func (s *Store) createListed(ctx context.Context, key, data, list, member string
 		return nil
 	})
 	if err != nil {
-		uctx, cancel := undoContext(ctx)
-		defer cancel()
-		s.client.Del(uctx, key)
-		return opErr(err, "create %s %q: add to %s set", what, member, what)
+		return undone(ctx, opErr(err, "create %s %q: add to %s set", what, member, what), func(uctx context.Context) error {
+			return s.client.Del(uctx, key).Err()
+		})
 	}
 	if ev != nil {
 		s.subs.deliver(*ev)

@@ -250,6 +250,23 @@ func undoContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
 }
 
+// undone undoes a failed write's first steps with undo (nil: nothing to
+// undo) and returns err, joined with the undo's own failure if it failed
+// too: the store is then inconsistent (an index or set entry without its
+// record, or the reverse) until a repair, and the caller must hear it.
+func undone(ctx context.Context, err error, undo func(context.Context) error) error {
+	if undo == nil {
+		return err
+	}
+	uctx, cancel := undoContext(ctx)
+	defer cancel()
+	if uerr := undo(uctx); uerr != nil {
+		return errors.Join(err, opErr(uerr, "undoing the partial write failed too; "+
+			"run `tokengate store check --repair` to make the store consistent"))
+	}
+	return err
+}
+
 // ignoreNil drops redis.Nil, which a pipeline returns when one of its
 // reads found nothing; the caller checks each command instead.
 func ignoreNil(err error) error {

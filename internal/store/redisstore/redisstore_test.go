@@ -774,3 +774,28 @@ func (r *recorder) waitFor(t *testing.T, want store.Event) {
 	t.Helper()
 	poll(t, fmt.Sprintf("event %+v", want), func() bool { return slices.Contains(r.all(), want) })
 }
+
+// TestFailedUndoIsReported: when the undo of a partly failed write fails
+// too (here the server is gone), the caller gets both errors and the
+// command that repairs the store, instead of the undo's error being
+// dropped.
+func TestFailedUndoIsReported(t *testing.T) {
+	srv := redistest.Start(t)
+	s := openURL(t, srv.URL()+"?max_retries=-1", Options{})
+	ctx := t.Context()
+	write := errors.New("the write's own failure")
+	if err := undone(ctx, write, func(uctx context.Context) error { return s.relinkUser(uctx, "alice", nil) }); err != write {
+		t.Fatalf("an undo that worked changed the error: %v", err)
+	}
+	if err := undone(ctx, write, nil); err != write {
+		t.Fatalf("nothing to undo changed the error: %v", err)
+	}
+	srv.Stop()
+	err := undone(ctx, write, func(uctx context.Context) error { return s.relinkUser(uctx, "alice", nil) })
+	if !errors.Is(err, write) {
+		t.Fatalf("the write's error is lost: %v", err)
+	}
+	if err == write || !strings.Contains(err.Error(), "tokengate store check --repair") {
+		t.Fatalf("the failed undo is not reported with the repair command: %v", err)
+	}
+}

@@ -41,13 +41,13 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, limit int) error
 		return err
 	}
 	if err := s.linkToken(ctx, t); err != nil {
-		uctx, cancel := undoContext(ctx)
-		defer cancel()
-		_, _ = s.client.TxPipelined(uctx, func(p redis.Pipeliner) error {
-			s.dropToken(uctx, p, t)
-			return nil
+		return undone(ctx, opErr(err, "create token %s/%s: index", t.Owner, t.ID), func(uctx context.Context) error {
+			_, err := s.client.TxPipelined(uctx, func(p redis.Pipeliner) error {
+				s.dropToken(uctx, p, t)
+				return nil
+			})
+			return err
 		})
-		return opErr(err, "create token %s/%s: index", t.Owner, t.ID)
 	}
 	s.subs.deliver(tokenEvent(t.Hash))
 	return nil
@@ -233,7 +233,7 @@ func (s *Store) writeLastUse(ctx context.Context, p redis.Pipeliner, t store.Tok
 func (s *Store) DeleteToken(ctx context.Context, owner, id string) (store.Token, error) {
 	var (
 		removed store.Token
-		undo    func() // of the latest attempt's first step
+		undo    func(context.Context) error // of the latest attempt's first step
 	)
 	err := s.watch(ctx, func(tx *redis.Tx) error {
 		undo = nil
@@ -241,11 +241,7 @@ func (s *Store) DeleteToken(ctx context.Context, owner, id string) (store.Token,
 		if err != nil {
 			return err
 		}
-		undo = func() {
-			uctx, cancel := undoContext(ctx)
-			defer cancel()
-			_ = s.setIndexes(uctx, []store.Token{t}, true)
-		}
+		undo = func(uctx context.Context) error { return s.setIndexes(uctx, []store.Token{t}, true) }
 		if err := s.setIndexes(ctx, []store.Token{t}, false); err != nil {
 			return opErr(err, "delete token %s/%s: index", owner, id)
 		}
@@ -258,10 +254,7 @@ func (s *Store) DeleteToken(ctx context.Context, owner, id string) (store.Token,
 		return opErr(err, "delete token %s/%s", owner, id)
 	}, s.keys.tokens(owner))
 	if err != nil {
-		if undo != nil {
-			undo()
-		}
-		return store.Token{}, err
+		return store.Token{}, undone(ctx, err, undo)
 	}
 	s.subs.deliver(tokenEvent(removed.Hash))
 	return removed, nil

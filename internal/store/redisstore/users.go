@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -60,7 +61,7 @@ func (s *Store) UpdateUser(ctx context.Context, name string, fn func(*store.User
 // set and the tokens' hash indexes, then, in one transaction, the user's
 // record, tokens and last uses. If that fails the first steps are undone.
 func (s *Store) DeleteUser(ctx context.Context, name string) error {
-	var undo func() // of the latest attempt's first steps
+	var undo func(context.Context) error // of the latest attempt's first steps
 	ev := userEvent(name)
 	err := s.watch(ctx, func(tx *redis.Tx) error {
 		undo = nil
@@ -68,7 +69,7 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
-		undo = func() { s.relinkUser(ctx, name, toks) }
+		undo = func(uctx context.Context) error { return s.relinkUser(uctx, name, toks) }
 		if err := s.unlinkUser(ctx, name, toks); err != nil {
 			return opErr(err, "delete user %q", name)
 		}
@@ -80,10 +81,7 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 		return opErr(err, "delete user %q", name)
 	}, s.keys.user(name), s.keys.tokens(name))
 	if err != nil {
-		if undo != nil {
-			undo()
-		}
-		return err
+		return undone(ctx, err, undo)
 	}
 	s.subs.deliver(ev)
 	return nil
@@ -97,10 +95,7 @@ func (s *Store) unlinkUser(ctx context.Context, name string, toks []store.Token)
 	return s.setIndexes(ctx, toks, false)
 }
 
-// relinkUser undoes unlinkUser after a failed deletion (best effort).
-func (s *Store) relinkUser(ctx context.Context, name string, toks []store.Token) {
-	uctx, cancel := undoContext(ctx)
-	defer cancel()
-	s.client.SAdd(uctx, s.keys.users(), name)
-	_ = s.setIndexes(uctx, toks, true)
+// relinkUser undoes unlinkUser after a failed deletion.
+func (s *Store) relinkUser(ctx context.Context, name string, toks []store.Token) error {
+	return errors.Join(s.client.SAdd(ctx, s.keys.users(), name).Err(), s.setIndexes(ctx, toks, true))
 }
