@@ -127,8 +127,12 @@ func (hn Headers) Check() error {
 }
 
 // reserved are fields that proxies drop (Upgrade) or set themselves, besides
-// those forbidden in trailers (which include the other hop-by-hop fields).
-var reserved = []string{"Upgrade", "Alt-Svc", "Cookie", "Set-Cookie", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+// those forbidden in trailers (which include the other hop-by-hop fields):
+// no identity header may be named so, and none arrives as a trailer (a
+// trailer X-Forwarded-For would reach an upstream that merges trailers
+// beside the one the proxy set).
+var reserved = []string{"Upgrade", "Alt-Svc", "Cookie", "Set-Cookie", "Forwarded", "X-Forwarded-For",
+	"X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port", "X-Real-Ip"}
 
 // isTokenChar reports whether c may appear in a header field name (RFC
 // 9110 5.6.2 tchar).

@@ -97,7 +97,7 @@ func (g *trailerGuard) Read(p []byte) (int, error) {
 // trailers, from t.
 func stripTrailer(t http.Header, names []string) {
 	for k := range t {
-		if matchesAny(k, names) || notATrailer(k) {
+		if matchesAny(k, names) || notATrailer(k) || matchesAny(k, reserved) {
 			delete(t, k)
 		}
 	}

@@ -24,7 +24,8 @@ func readChunked(t *testing.T, raw string) *http.Request {
 func TestStripRemovesTrailersArrivingAtEOF(t *testing.T) {
 	names := DefaultHeaders.WithDefaults().Names()
 	r := readChunked(t, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum, X-Auth-User\r\n\r\n"+
-		"5\r\nhello\r\n0\r\nX-Checksum: ok\r\nX-Auth-User: admin\r\nX_Auth_User: admin\r\nx-auth-scopes: all\r\nAuthorization: Bearer smuggled\r\n\r\n")
+		"5\r\nhello\r\n0\r\nX-Checksum: ok\r\nX-Auth-User: admin\r\nX_Auth_User: admin\r\nx-auth-scopes: all\r\nAuthorization: Bearer smuggled\r\n"+
+		"X-Forwarded-For: 10.9.9.9\r\nX-Real-IP: 10.9.9.9\r\nForwarded: for=10.9.9.9\r\nCookie: s=1\r\n\r\n")
 	Strip(r, names)
 	if _, ok := r.Trailer["X-Auth-User"]; ok {
 		t.Fatal("a declared identity trailer survived at handler time")
