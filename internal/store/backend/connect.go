@@ -45,15 +45,19 @@ func Connect(ctx context.Context, d *store.Deferred, loc Location, logger *zap.L
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		retry(ctx, d, st, loc, logger)
+		retry(ctx, d, st, loc, err, logger)
 	}()
 	return nil
 }
 
 // retry attaches st to d, pausing between attempts, until it succeeds or
-// ctx ends (then st is closed).
-func retry(ctx context.Context, d *store.Deferred, st store.Store, loc Location, logger *zap.Logger) {
+// ctx ends (then st is closed). last is the error of the first attempt,
+// already logged: a different error is logged again (a Redis that answers
+// but refuses, a wrong password say, is not a passing outage), the same
+// one is only counted.
+func retry(ctx context.Context, d *store.Deferred, st store.Store, loc Location, last error, logger *zap.Logger) {
 	pause := minRetry
+	attempts := 1
 	for {
 		select {
 		case <-ctx.Done():
@@ -61,9 +65,16 @@ func retry(ctx context.Context, d *store.Deferred, st store.Store, loc Location,
 			return
 		case <-time.After(pause):
 		}
-		if err := d.Attach(st); err == nil {
-			logger.Info("store reachable again; serving", zap.String("store", loc.String()))
+		attempts++
+		err := d.Attach(st)
+		if err == nil {
+			logger.Info("store reachable again; serving", zap.String("store", loc.String()), zap.Int("attempts", attempts))
 			return
+		}
+		if err.Error() != last.Error() {
+			logger.Error("store still unreachable, now for another reason; retrying",
+				zap.String("store", loc.String()), zap.Int("attempts", attempts), zap.Error(err))
+			last = err
 		}
 		pause = min(2*pause, maxRetry)
 	}
