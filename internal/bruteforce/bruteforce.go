@@ -1,7 +1,8 @@
 // Package bruteforce limits guessing of passwords and client secrets:
-// attempts are counted per key (an account, a client id, a source address)
-// in the store, so that every gateway node agrees, and a key over its limit
-// is refused before any secret is checked.
+// failures are counted per key (an account, a client id, a source address)
+// in the store, so that every gateway node agrees, a key at its limit is
+// refused before any secret is checked, and the guesses in flight on a
+// node never exceed what a key's limit still allows.
 package bruteforce
 
 import (
