@@ -132,18 +132,18 @@ func (l *Limiter) Guard(ctx context.Context, account, address Key, check func() 
 	ok, err := check()
 	switch {
 	case err != nil:
-		release()
+		release(false)
 		return err
 	case !ok:
 		most, err := l.countFailure(ctx, keys)
-		release()
+		release(true)
 		if err != nil {
 			return err
 		}
 		l.slowDown(ctx, most)
 		return refusal
 	}
-	release()
+	release(false)
 	if account.Name == "" || accountFailures == 0 {
 		return nil
 	}
@@ -155,28 +155,34 @@ func (l *Limiter) Guard(ctx context.Context, account, address Key, check func() 
 // admit waits until no key is at its limit and every key has a free slot,
 // takes the slots and returns the account's (first key's) failures and
 // the function that gives the slots back.
-func (l *Limiter) admit(ctx context.Context, keys []Key) (int64, func(), error) {
+func (l *Limiter) admit(ctx context.Context, keys []Key) (int64, func(failed bool), error) {
 	deadline := time.NewTimer(l.maxWait)
 	defer deadline.Stop()
 	for {
+		seen := l.inFlight.begin(keys)
 		failures, err := l.failures(ctx, keys)
 		if err != nil {
+			l.inFlight.cancel(keys)
 			return 0, nil, err
 		}
 		allow := make([]int64, len(keys))
 		for i, k := range keys {
 			if failures[i] >= k.Limit {
+				l.inFlight.cancel(keys)
 				return 0, nil, l.refuse()
 			}
 			allow[i] = k.Limit - failures[i]
 		}
-		release, wait := l.inFlight.take(keys, allow)
-		if release != nil {
+		release, wait, stale := l.inFlight.take(keys, allow, seen)
+		switch {
+		case release != nil:
 			var first int64
 			if len(failures) > 0 {
 				first = failures[0]
 			}
 			return first, release, nil
+		case stale:
+			continue // a failure ended since the read: read again
 		}
 		select {
 		case <-wait:

@@ -132,16 +132,19 @@ func putToken(ctx context.Context, s store.Store, owner, kind string, now time.T
 	return secret, s.CreateToken(ctx, t, 0)
 }
 
-// putTokens stores n PATs spread over the bench users, in parallel.
+// putTokens stores n PATs spread over the bench users, in parallel: each
+// worker fills its own run of tokens, and so mostly its own users (16
+// writers on one user's token set would only fight over its transaction).
 func putTokens(ctx context.Context, s store.Store, n int, now time.Time) ([]revocable, error) {
+	const workers = 16
 	out := make([]revocable, n)
 	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for w := 0; w < 16; w++ {
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; i < n; i += 16 {
+			for i := w * n / workers; i < (w+1)*n/workers; i++ {
 				owner := fmt.Sprintf("bench%d", 1+i/tokensPerUser)
 				secret, err := token.NewPAT()
 				if err != nil {
