@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/decision"
 )
 
 type fakeClock struct {
@@ -37,7 +39,7 @@ func TestGetFillAndTTL(t *testing.T) {
 	if _, ok := c.Get(key("a")); ok {
 		t.Fatal("empty cache returned an entry")
 	}
-	if !c.Fill(key("a"), &Entry{Owner: "alice"}, c.Generation()) {
+	if !c.Fill(key("a"), &decision.Decision{Owner: "alice"}, c.Generation()) {
 		t.Fatal("fill refused")
 	}
 	e, ok := c.Get(key("a"))
@@ -52,9 +54,9 @@ func TestGetFillAndTTL(t *testing.T) {
 
 func TestInvalidate(t *testing.T) {
 	c, _ := newTestCache(100)
-	c.Fill(key("a"), &Entry{Owner: "alice"}, c.Generation())
-	c.Fill(key("b"), &Entry{Owner: "bob"}, c.Generation())
-	c.Fill(key("c"), &Entry{Owner: "alice"}, c.Generation())
+	c.Fill(key("a"), &decision.Decision{Owner: "alice"}, c.Generation())
+	c.Fill(key("b"), &decision.Decision{Owner: "bob"}, c.Generation())
+	c.Fill(key("c"), &decision.Decision{Owner: "alice"}, c.Generation())
 	c.Invalidate(key("b"))
 	if _, ok := c.Get(key("b")); ok {
 		t.Fatal("invalidated entry still there")
@@ -66,7 +68,7 @@ func TestInvalidate(t *testing.T) {
 	if _, ok := c.Get(key("c")); ok {
 		t.Fatal("owner's entry c still there")
 	}
-	c.Fill(key("d"), &Entry{}, c.Generation())
+	c.Fill(key("d"), &decision.Decision{}, c.Generation())
 	c.Clear()
 	if c.Len() != 0 {
 		t.Fatal("Clear left entries")
@@ -79,13 +81,13 @@ func TestFillAfterInvalidateIsDropped(t *testing.T) {
 	c, _ := newTestCache(100)
 	gen := c.Generation()  // the slow read starts
 	c.Invalidate(key("a")) // the revoke arrives
-	if c.Fill(key("a"), &Entry{Owner: "alice"}, gen) {
+	if c.Fill(key("a"), &decision.Decision{Owner: "alice"}, gen) {
 		t.Fatal("stale fill accepted")
 	}
 	if _, ok := c.Get(key("a")); ok {
 		t.Fatal("stale entry visible")
 	}
-	if !c.Fill(key("a"), &Entry{Owner: "alice"}, c.Generation()) {
+	if !c.Fill(key("a"), &decision.Decision{Owner: "alice"}, c.Generation()) {
 		t.Fatal("fresh fill refused")
 	}
 }
@@ -93,7 +95,7 @@ func TestFillAfterInvalidateIsDropped(t *testing.T) {
 func TestBoundedEntries(t *testing.T) {
 	c, _ := newTestCache(shardCount * 2)
 	for i := 0; i < 10000; i++ {
-		c.Fill(key(fmt.Sprint(i)), &Entry{}, c.Generation())
+		c.Fill(key(fmt.Sprint(i)), &decision.Decision{}, c.Generation())
 	}
 	if n := c.Len(); n > shardCount*2 {
 		t.Fatalf("cache holds %d entries, bound %d", n, shardCount*2)
@@ -115,7 +117,7 @@ func TestConcurrentUse(t *testing.T) {
 				case 1:
 					c.InvalidateOwner("x")
 				default:
-					c.Fill(k, &Entry{Owner: "x"}, c.Generation())
+					c.Fill(k, &decision.Decision{Owner: "x"}, c.Generation())
 					c.Get(k)
 				}
 			}
@@ -127,7 +129,7 @@ func TestConcurrentUse(t *testing.T) {
 	if n := c.Len(); n > 1000 {
 		t.Fatalf("cache holds %d entries, bound 1000", n)
 	}
-	c.Fill(key("after"), &Entry{Owner: "y"}, c.Generation())
+	c.Fill(key("after"), &decision.Decision{Owner: "y"}, c.Generation())
 	if e, ok := c.Get(key("after")); !ok || e.Owner != "y" {
 		t.Fatal("fill after concurrent use not visible")
 	}
@@ -140,7 +142,7 @@ func TestConcurrentUse(t *testing.T) {
 func BenchmarkGetHit(b *testing.B) {
 	c := New(Options{})
 	k := key("hot")
-	c.Fill(k, &Entry{Owner: "alice"}, c.Generation())
+	c.Fill(k, &decision.Decision{Owner: "alice"}, c.Generation())
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -159,7 +161,7 @@ func TestEntryNeverOutlivesTTL(t *testing.T) {
 		clk := &fakeClock{t: time.Unix(1700000000, 0)}
 		c := New(Options{TTL: 2 * time.Second, Now: clk.Now})
 		clk.Add(offset)
-		c.Fill(key("a"), &Entry{}, c.Generation())
+		c.Fill(key("a"), &decision.Decision{}, c.Generation())
 		clk.Add(2 * time.Second)
 		if _, ok := c.Get(key("a")); ok {
 			t.Errorf("filled %v into a second: still there after the TTL", offset)
@@ -172,12 +174,12 @@ func TestNegativeFloodKeepsPositiveEntries(t *testing.T) {
 	// Room for 64 live entries per shard: the 256 live ones fit.
 	c, _ := newTestCache(shardCount * 64)
 	for i := range shardCount * 4 {
-		c.Fill(key(fmt.Sprint("live", i)), &Entry{Owner: "alice"}, c.Generation())
+		c.Fill(key(fmt.Sprint("live", i)), &decision.Decision{Owner: "alice"}, c.Generation())
 	}
 	for i := range 100000 {
-		c.Fill(key(fmt.Sprint("fake", i)), &Entry{Missing: true}, c.Generation())
+		c.Fill(key(fmt.Sprint("fake", i)), &decision.Decision{Missing: true}, c.Generation())
 		if i%2 == 0 {
-			c.Fill(key(fmt.Sprint("forged-jwt", i)), &Entry{Refusal: fmt.Errorf("bad signature")}, c.Generation())
+			c.Fill(key(fmt.Sprint("forged-jwt", i)), &decision.Decision{Refusal: fmt.Errorf("bad signature")}, c.Generation())
 		}
 	}
 	for i := range shardCount * 4 {
@@ -193,7 +195,7 @@ func TestNegativeFloodKeepsPositiveEntries(t *testing.T) {
 	if e, ok := c.Get(h); !ok || !e.Missing {
 		t.Fatal("the last negative entry is not cached")
 	}
-	c.Fill(h, &Entry{Owner: "bob"}, c.Generation())
+	c.Fill(h, &decision.Decision{Owner: "bob"}, c.Generation())
 	if e, ok := c.Get(h); !ok || e.Owner != "bob" {
 		t.Fatal("a negative entry shadowed a positive fill")
 	}

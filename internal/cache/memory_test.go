@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+
+	"github.com/tokengate/tokengate/internal/decision"
 )
 
 // BenchmarkMemoryPerEntry reports the heap bytes per cached token with a
@@ -26,7 +28,7 @@ func BenchmarkMemoryPerEntry(b *testing.B) {
 			binary.LittleEndian.PutUint64(seed[:], uint64(i))
 			keys[i] = sha256.Sum256(seed[:])
 			owner := fmt.Sprintf("user%d", i%5000) // as decoded from the store: one string per entry
-			c.Fill(keys[i], &Entry{
+			c.Fill(keys[i], &decision.Decision{
 				Owner: owner, User: owner, TokenID: fmt.Sprintf("%016x", i), Kind: "pat",
 				ScopeHeader: "read",
 			}, c.Generation())

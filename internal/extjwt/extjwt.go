@@ -15,12 +15,12 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/internal/apierr"
-	"github.com/tokengate/tokengate/internal/cache"
+	"github.com/tokengate/tokengate/internal/decision"
 	"github.com/tokengate/tokengate/internal/jwks"
 	"github.com/tokengate/tokengate/internal/jwt"
 )
 
-// EntryKind is the cache entry kind and X-Auth-Token-Type of these tokens.
+// EntryKind is the decision Kind and X-Auth-Token-Type of these tokens.
 const EntryKind = "jwt"
 
 // Leeway is allowed on exp and nbf.
@@ -169,12 +169,12 @@ func (v *Verifier) CacheKey(h [32]byte) [32]byte {
 	return h
 }
 
-// Verify checks a token and returns its decision inputs. A refusal that
-// will not change comes back as an entry with Refusal; an error (the key
+// Verify checks a token and returns its decision. A refusal that
+// will not change comes back as a decision with Refusal; an error (the key
 // set is unavailable, nbf in the future) is not cached.
-func (v *Verifier) Verify(ctx context.Context, raw string) (*cache.Entry, error) {
-	invalid := func(why string) (*cache.Entry, error) {
-		return &cache.Entry{Refusal: fmt.Errorf("%w: %s", apierr.ErrInvalidToken, why)}, nil
+func (v *Verifier) Verify(ctx context.Context, raw string) (*decision.Decision, error) {
+	invalid := func(why string) (*decision.Decision, error) {
+		return &decision.Decision{Refusal: fmt.Errorf("%w: %s", apierr.ErrInvalidToken, why)}, nil
 	}
 	tok, err := jwt.Parse(raw)
 	if err != nil {
@@ -212,7 +212,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*cache.Entry, error)
 	case !expOK:
 		return invalid("no exp claim")
 	case !now.Before(time.Unix(exp, 0).Add(Leeway)):
-		return &cache.Entry{Refusal: apierr.ErrExpiredToken}, nil
+		return &decision.Decision{Refusal: apierr.ErrExpiredToken}, nil
 	case nbfOK && now.Add(Leeway).Before(time.Unix(nbf, 0)):
 		return nil, fmt.Errorf("%w: the token is not valid yet", apierr.ErrInvalidToken)
 	case user == "":
@@ -223,7 +223,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*cache.Entry, error)
 	}
 	scopes := scopesOf(claims, v.scopeClaim)
 	jti, _ := claims["jti"].(string)
-	return &cache.Entry{
+	return &decision.Decision{
 		Owner: "issuer:" + v.issuer, Issuer: v.issuer, User: user, TokenID: jti, Kind: EntryKind,
 		ScopeHeader: strings.Join(scopes, " "),
 		ExpiresAt:   time.Unix(exp, 0).Add(Leeway).UnixNano(),

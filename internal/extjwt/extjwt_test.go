@@ -22,7 +22,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/tokengate/tokengate/internal/apierr"
-	"github.com/tokengate/tokengate/internal/cache"
+	"github.com/tokengate/tokengate/internal/decision"
 	"github.com/tokengate/tokengate/internal/extjwt"
 )
 
@@ -150,12 +150,12 @@ func unsigned(t *testing.T, header string, c map[string]any, sig string) string 
 	return enc([]byte(header)) + "." + enc(payload) + "." + sig
 }
 
-func verify(t *testing.T, v *extjwt.Verifier, tok string) (*cache.Entry, error) {
+func verify(t *testing.T, v *extjwt.Verifier, tok string) (*decision.Decision, error) {
 	t.Helper()
 	return v.Verify(context.Background(), tok)
 }
 
-func wantAccepted(t *testing.T, v *extjwt.Verifier, tok string) *cache.Entry {
+func wantAccepted(t *testing.T, v *extjwt.Verifier, tok string) *decision.Decision {
 	t.Helper()
 	e, err := verify(t, v, tok)
 	if err != nil {

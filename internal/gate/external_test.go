@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/cache"
+	"github.com/tokengate/tokengate/internal/decision"
 	"github.com/tokengate/tokengate/internal/extjwt"
 	"github.com/tokengate/tokengate/internal/failrate"
 	"github.com/tokengate/tokengate/internal/gate"
@@ -35,7 +36,7 @@ type counted struct {
 	verifies atomic.Int64
 }
 
-func (c *counted) Verify(ctx context.Context, raw string) (*cache.Entry, error) {
+func (c *counted) Verify(ctx context.Context, raw string) (*decision.Decision, error) {
 	c.verifies.Add(1)
 	return c.Verifier.Verify(ctx, raw)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/cache"
+	"github.com/tokengate/tokengate/internal/decision"
 	"github.com/tokengate/tokengate/internal/failrate"
 	"github.com/tokengate/tokengate/internal/identity"
 	"github.com/tokengate/tokengate/internal/iplist"
@@ -28,9 +29,9 @@ import (
 
 // AccessTokens verifies JWT access tokens without store I/O in the steady
 // state (package oauth). A refusal that will not change comes back as an
-// entry with Refusal set, to be cached; an error is not cached.
+// decision with Refusal set, to be cached; an error is not cached.
 type AccessTokens interface {
-	Verify(ctx context.Context, raw string) (*cache.Entry, error)
+	Verify(ctx context.Context, raw string) (*decision.Decision, error)
 }
 
 // External verifies another issuer's JWTs for a site (package extjwt).
@@ -38,7 +39,7 @@ type AccessTokens interface {
 type External interface {
 	Issuer() string
 	CacheKey(h [32]byte) [32]byte
-	Verify(ctx context.Context, raw string) (*cache.Entry, error)
+	Verify(ctx context.Context, raw string) (*decision.Decision, error)
 }
 
 // Checker checks bearer tokens. It is safe for concurrent use.
@@ -50,7 +51,7 @@ type Checker struct {
 	now   func() time.Time
 	// lastUseEvery: a token's use is queued at most this often per node.
 	lastUseEvery int64
-	loads        nodecopy.Flights[*cache.Entry]
+	loads        nodecopy.Flights[*decision.Decision]
 	// failures limits look-ups that miss the cache and fail, per address.
 	failures *failrate.Limiter
 }
@@ -122,10 +123,10 @@ func (c *Checker) Check(ctx context.Context, req Request) (identity.Identity, er
 }
 
 // Active reports whether tok is a token of ours that would be accepted
-// (ignoring the caller's address and scopes), with its decision inputs:
+// (ignoring the caller's address and scopes), with its decision:
 // what introspection (RFC 7662) answers. A malformed or unknown token is
 // inactive, not an error; errors mean the store is unavailable.
-func (c *Checker) Active(ctx context.Context, tok string) (*cache.Entry, bool, error) {
+func (c *Checker) Active(ctx context.Context, tok string) (*decision.Decision, bool, error) {
 	e, err := c.Lookup(ctx, tok)
 	switch {
 	case errors.Is(err, apierr.ErrUnavailable):
@@ -137,7 +138,7 @@ func (c *Checker) Active(ctx context.Context, tok string) (*cache.Entry, bool, e
 }
 
 // usable applies what does not depend on the request.
-func usable(e *cache.Entry, now int64) error {
+func usable(e *decision.Decision, now int64) error {
 	switch {
 	case e.Missing:
 		return apierr.ErrInvalidToken
@@ -149,17 +150,17 @@ func usable(e *cache.Entry, now int64) error {
 	return nil
 }
 
-// Lookup returns the decision inputs for a token of ours (a PAT, a legacy
+// Lookup returns the decision for a token of ours (a PAT, a legacy
 // token or one of our access tokens), told by its shape, through the
 // cache. Malformed tokens are refused before any I/O; a cache hit costs a
 // hash and a map read, without allocation.
-func (c *Checker) Lookup(ctx context.Context, tok string) (*cache.Entry, error) {
+func (c *Checker) Lookup(ctx context.Context, tok string) (*decision.Decision, error) {
 	return c.lookup(ctx, tok, netip.Addr{}, nil)
 }
 
 // lookup is Lookup for a client at addr (invalid: not limited), on a site
 // that also accepts the external issuers.
-func (c *Checker) lookup(ctx context.Context, tok string, addr netip.Addr, external []External) (*cache.Entry, error) {
+func (c *Checker) lookup(ctx context.Context, tok string, addr netip.Addr, external []External) (*decision.Decision, error) {
 	kind := token.Classify(tok)
 	switch {
 	case kind == token.Malformed:
@@ -187,7 +188,7 @@ func (c *Checker) lookup(ctx context.Context, tok string, addr netip.Addr, exter
 		iss := jwt.UnverifiedIssuer(tok)
 		for _, x := range external {
 			if x.Issuer() == iss {
-				return c.fill(ctx, addr, x.CacheKey(h), func(ctx context.Context, _ [32]byte) (*cache.Entry, error) { return x.Verify(ctx, tok) })
+				return c.fill(ctx, addr, x.CacheKey(h), func(ctx context.Context, _ [32]byte) (*decision.Decision, error) { return x.Verify(ctx, tok) })
 			}
 		}
 	}
@@ -197,12 +198,12 @@ func (c *Checker) lookup(ctx context.Context, tok string, addr netip.Addr, exter
 	if c.jwts == nil {
 		return nil, fmt.Errorf("%w: unknown issuer", apierr.ErrInvalidToken)
 	}
-	return c.fill(ctx, addr, h, func(ctx context.Context, _ [32]byte) (*cache.Entry, error) { return c.jwts.Verify(ctx, tok) })
+	return c.fill(ctx, addr, h, func(ctx context.Context, _ [32]byte) (*decision.Decision, error) { return c.jwts.Verify(ctx, tok) })
 }
 
 // recordUse queues a last-use write at most once per lastUseEvery per
 // stored token on this node.
-func (c *Checker) recordUse(e *cache.Entry, now int64, req Request) {
+func (c *Checker) recordUse(e *decision.Decision, now int64, req Request) {
 	if e.Kind != store.KindPAT && e.Kind != store.KindLegacy {
 		// Access tokens and external JWTs have no stored record to update.
 		return
@@ -223,7 +224,7 @@ func (c *Checker) recordUse(e *cache.Entry, now int64, req Request) {
 // refused before any I/O; a look-up that finds a token that could be good
 // (or fails on our side) is not counted against it, while one that finds
 // nothing or a forgery (an unknown key id too) is.
-func (c *Checker) fill(ctx context.Context, addr netip.Addr, h [32]byte, load func(context.Context, [32]byte) (*cache.Entry, error)) (*cache.Entry, error) {
+func (c *Checker) fill(ctx context.Context, addr netip.Addr, h [32]byte, load func(context.Context, [32]byte) (*decision.Decision, error)) (*decision.Decision, error) {
 	if wait := c.failures.Reserve(addr); wait > 0 {
 		return nil, &apierr.RateLimited{RetryAfter: wait}
 	}
@@ -240,9 +241,9 @@ func (c *Checker) fill(ctx context.Context, addr netip.Addr, h [32]byte, load fu
 // share the read). A miss after an invalidation does not share a load
 // begun before it, which may have read what the invalidation announced
 // was replaced.
-func (c *Checker) fillShared(ctx context.Context, h [32]byte, load func(context.Context, [32]byte) (*cache.Entry, error)) (*cache.Entry, error) {
+func (c *Checker) fillShared(ctx context.Context, h [32]byte, load func(context.Context, [32]byte) (*decision.Decision, error)) (*decision.Decision, error) {
 	gen := c.cache.Generation()
-	return c.loads.Do(ctx, gen, string(h[:]), func(lctx context.Context) (*cache.Entry, error) {
+	return c.loads.Do(ctx, gen, string(h[:]), func(lctx context.Context) (*decision.Decision, error) {
 		// A miss that reaches Do just after another look-up of h finished
 		// (and filled the cache) must not load again.
 		if e, ok := c.cache.Get(h); ok {
@@ -258,21 +259,21 @@ func (c *Checker) fillShared(ctx context.Context, h [32]byte, load func(context.
 }
 
 // loadStored reads a PAT or legacy token from the store.
-func (c *Checker) loadStored(ctx context.Context, h [32]byte) (*cache.Entry, error) {
+func (c *Checker) loadStored(ctx context.Context, h [32]byte) (*decision.Decision, error) {
 	g, err := c.store.LookupToken(ctx, store.TokenHash(h))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return &cache.Entry{Missing: true}, nil
+		return &decision.Decision{Missing: true}, nil
 	case err != nil:
 		return nil, fmt.Errorf("%w: %v", apierr.ErrUnavailable, err)
 	}
-	return entryFor(g), nil
+	return decisionFor(g), nil
 }
 
-// entryFor turns a store grant into cached decision inputs.
-func entryFor(g store.Grant) *cache.Entry {
+// decisionFor turns a store grant into its decision.
+func decisionFor(g store.Grant) *decision.Decision {
 	t := g.Token
-	e := &cache.Entry{
+	e := &decision.Decision{
 		Owner:       t.Owner,
 		User:        t.Owner,
 		TokenID:     t.ID,

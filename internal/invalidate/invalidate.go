@@ -30,10 +30,10 @@ func (t Targets) Handle(ev store.Event) {
 		t.Cache.InvalidateOwner(ev.Owner)
 	case store.EventClient:
 		t.Clients.Invalidate(ev.ID)
-		t.Cache.InvalidateOwner(oauth.OwnerPrefix + ev.ID)
+		t.Cache.InvalidateOwner(oauth.ClientOwner(ev.ID))
 	case store.EventDenied:
 		t.Denied.Add(ev.ID, ev.Until)
-		t.Cache.InvalidateMatching(func(e *cache.Entry) bool { return e.Kind == oauth.EntryKind && e.TokenID == ev.ID })
+		t.Cache.InvalidateMatching(oauth.IsAccessToken(ev.ID))
 	case store.EventDocument:
 		switch ev.ID {
 		case store.DocKeyring:

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/cache"
+	"github.com/tokengate/tokengate/internal/decision"
 	"github.com/tokengate/tokengate/internal/invalidate"
 	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/oauth"
@@ -24,8 +25,8 @@ const (
 )
 
 // newEntries returns the cached entries, by name.
-func newEntries() map[string]*cache.Entry {
-	return map[string]*cache.Entry{
+func newEntries() map[string]*decision.Decision {
+	return map[string]*decision.Decision{
 		"alice pat":       {Owner: "alice", User: "alice", TokenID: "t1", Kind: store.KindPAT},
 		"bob pat":         {Owner: "bob", User: "bob", TokenID: "t2", Kind: store.KindPAT},
 		"client x jti-1":  {Owner: oauth.OwnerPrefix + clientX, User: clientX, TokenID: "jti-1", Kind: oauth.EntryKind},

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/internal/apierr"
-	"github.com/tokengate/tokengate/internal/cache"
+	"github.com/tokengate/tokengate/internal/decision"
 	"github.com/tokengate/tokengate/internal/jwt"
 	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/store"
@@ -22,11 +22,22 @@ import (
 // ours without it (an ID token, say) never passes as an access token.
 const TokenType = "at+jwt"
 
-// EntryKind is the cache entry kind and X-Auth-Token-Type of access tokens.
+// EntryKind is the decision Kind and X-Auth-Token-Type of access tokens.
 const EntryKind = "oauth"
 
-// OwnerPrefix namespaces clients in cache entries, apart from user names.
+// OwnerPrefix namespaces clients in decision owners, apart from user names.
 const OwnerPrefix = "client:"
+
+// ClientOwner is the decision Owner of the access tokens of the client
+// with this id: what invalidates them when the client changes.
+func ClientOwner(clientID string) string { return OwnerPrefix + clientID }
+
+// IsAccessToken returns a predicate that matches the decision of the
+// access token with this jti, for cache.InvalidateMatching when the token
+// is revoked.
+func IsAccessToken(jti string) func(*decision.Decision) bool {
+	return func(d *decision.Decision) bool { return d.Kind == EntryKind && d.TokenID == jti }
+}
 
 // Claims are the claims of an access token (RFC 9068 2.2).
 type Claims struct {
@@ -121,30 +132,30 @@ func (t *Tokens) Issue(ctx context.Context, c store.Client, scopes []string) (Is
 // errNotYetValid is returned (uncached) for a token used before its nbf.
 var errNotYetValid = fmt.Errorf("%w: the token is not valid yet", apierr.ErrInvalidToken)
 
-// Verify checks an access token and returns the decision inputs for the
-// edge cache. A refusal that will not change (bad signature, wrong claims,
-// expired) comes back as an entry with Refusal set, so that it is cached;
+// Verify checks an access token and returns its decision for the edge
+// cache. A refusal that will not change (bad signature, wrong claims,
+// expired) comes back as a decision with Refusal set, so that it is cached;
 // an error means "do not cache" (the store is down, or nbf is in the
 // future).
-func (t *Tokens) Verify(ctx context.Context, raw string) (*cache.Entry, error) {
+func (t *Tokens) Verify(ctx context.Context, raw string) (*decision.Decision, error) {
 	cl, err := t.verifyClaims(ctx, raw)
 	if err != nil {
 		if errors.Is(err, apierr.ErrUnavailable) || errors.Is(err, errNotYetValid) {
 			return nil, err
 		}
-		return &cache.Entry{Refusal: err}, nil
+		return &decision.Decision{Refusal: err}, nil
 	}
 	if denied, err := t.denied.Denied(ctx, cl.ID, t.now()); err != nil {
 		return nil, err
 	} else if denied {
-		return &cache.Entry{Refusal: fmt.Errorf("%w: the token was revoked", apierr.ErrInvalidToken)}, nil
+		return &decision.Decision{Refusal: fmt.Errorf("%w: the token was revoked", apierr.ErrInvalidToken)}, nil
 	}
 	c, err := t.clients.Get(ctx, cl.ClientID)
 	if err != nil {
 		return nil, err
 	}
-	e := &cache.Entry{
-		Owner: OwnerPrefix + cl.ClientID, User: cl.ClientID, TokenID: cl.ID, Kind: EntryKind,
+	e := &decision.Decision{
+		Owner: ClientOwner(cl.ClientID), User: cl.ClientID, TokenID: cl.ID, Kind: EntryKind,
 		ScopeHeader: strings.Join(strings.Fields(cl.Scope), " "),
 		ExpiresAt:   time.Unix(cl.Expiry, 0).Add(keyring.Leeway).UnixNano(),
 	}

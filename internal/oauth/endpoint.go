@@ -17,7 +17,7 @@ import (
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/audit"
 	"github.com/tokengate/tokengate/internal/bruteforce"
-	"github.com/tokengate/tokengate/internal/cache"
+	"github.com/tokengate/tokengate/internal/decision"
 	"github.com/tokengate/tokengate/internal/iplist"
 	"github.com/tokengate/tokengate/internal/jsonbody"
 	"github.com/tokengate/tokengate/internal/scope"
@@ -28,7 +28,7 @@ import (
 
 // Inspector tells whether a token of any kind is active (package gate).
 type Inspector interface {
-	Active(ctx context.Context, tok string) (*cache.Entry, bool, error)
+	Active(ctx context.Context, tok string) (*decision.Decision, bool, error)
 }
 
 // Endpoint serves the token, introspection and revocation endpoints.
@@ -323,11 +323,11 @@ func (e *Endpoint) authenticateCaller(ctx context.Context, p params, ip string) 
 	return caller{user: &u}, nil
 }
 
-// owns reports whether the caller may see or revoke the token of entry.
-func (c caller) owns(en *cache.Entry) bool {
+// owns reports whether the caller may see or revoke the token of this decision.
+func (c caller) owns(en *decision.Decision) bool {
 	switch {
 	case c.client != nil:
-		return en.Owner == OwnerPrefix+c.client.ID
+		return en.Owner == ClientOwner(c.client.ID)
 	case c.user != nil:
 		return en.Kind != EntryKind && en.Owner == c.user.Name
 	}
@@ -365,7 +365,7 @@ func (e *Endpoint) ServeIntrospect(w http.ResponseWriter, r *http.Request, req R
 }
 
 // describe builds an active introspection answer.
-func (e *Endpoint) describe(ctx context.Context, tok string, en *cache.Entry) map[string]any {
+func (e *Endpoint) describe(ctx context.Context, tok string, en *decision.Decision) map[string]any {
 	out := map[string]any{"active": true, "token_type": "Bearer", "scope": en.ScopeHeader, "tokengate_kind": en.Kind}
 	if en.Kind == EntryKind {
 		if cl, err := e.Tokens.Inspect(ctx, tok); err == nil {

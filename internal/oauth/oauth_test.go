@@ -18,6 +18,7 @@ import (
 	"github.com/tokengate/tokengate/internal/audit"
 	"github.com/tokengate/tokengate/internal/bruteforce"
 	"github.com/tokengate/tokengate/internal/cache"
+	"github.com/tokengate/tokengate/internal/decision"
 	"github.com/tokengate/tokengate/internal/gate"
 	"github.com/tokengate/tokengate/internal/invalidate"
 	"github.com/tokengate/tokengate/internal/jwt"
@@ -141,7 +142,7 @@ func (e *env) issue(t *testing.T, id string, scopes ...string) oauth.Issued {
 	return is
 }
 
-func (e *env) verify(t *testing.T, raw string) (*cache.Entry, error) {
+func (e *env) verify(t *testing.T, raw string) (*decision.Decision, error) {
 	t.Helper()
 	return e.tokens.Verify(context.Background(), raw)
 }

@@ -1,0 +1,68 @@
+// Package decision is the edge's decision about a token: what every
+// verifier (stored PATs and legacy tokens, the gateway's own OAuth access
+// tokens, external issuers' JWTs) returns and the decision cache holds, so
+// that a request is accepted or refused without a store round trip.
+package decision
+
+import (
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/tokengate/tokengate/internal/identity"
+	"github.com/tokengate/tokengate/internal/iplist"
+)
+
+// Decision is what the edge knows about one token. Decisions are immutable
+// once cached, except for LastUse which the gateway updates atomically.
+type Decision struct {
+	// Missing marks a negative decision: no token has this hash.
+	Missing bool
+	// CachedAt is set by the decision cache when it stores the decision:
+	// the time in whole seconds since the cache's epoch (4 bytes that
+	// share a word with Missing, so a cached token is kept small). Only
+	// package cache reads or writes it.
+	CachedAt uint32
+	// Owner is what invalidates the decision (a user name, or "client:" +
+	// an OAuth client id), User the identity shown to the upstream,
+	// TokenID the token's public id (a jti for access tokens), Kind its
+	// kind.
+	Owner, User, TokenID, Kind string
+	// Issuer is the "iss" of an external issuer's JWT ("" for the
+	// gateway's own tokens), so the upstream can tell its users apart.
+	Issuer string
+	// ScopeHeader holds the granted scopes, separated by single spaces
+	// (one string per decision rather than a slice: a cached token costs
+	// less memory, and scope.CoversString checks it without allocating).
+	ScopeHeader string
+	// ExpiresAt in Unix nanoseconds; 0 means never.
+	ExpiresAt int64
+	// Refusal is why the token must be refused whatever the request (token
+	// switched off, owner disabled, token login off); nil if usable.
+	Refusal error
+	// AllowedIPs is the token's allow-list (empty: any).
+	AllowedIPs iplist.List
+	// LastUse is the Unix nanosecond time of the last use this node
+	// recorded, so that a hot token is queued for a store write at most
+	// once per interval.
+	LastUse atomic.Int64
+}
+
+// Identity returns who the decision says the caller is, with Stable
+// pointing at the decision's own fields, so that setting headers and
+// placeholders for a cached token allocates nothing and costs no memory
+// per decision.
+func (d *Decision) Identity() identity.Identity {
+	return identity.Identity{
+		User: d.User, TokenType: d.Kind, TokenID: d.TokenID, Scopes: d.ScopeHeader, Issuer: d.Issuer,
+		Stable: [5]*string{&d.User, &d.Kind, &d.TokenID, &d.ScopeHeader, &d.Issuer},
+	}
+}
+
+// Negative reports whether the decision refuses a token that anyone can
+// make up: an unknown PAT or legacy token, or a JWT refused before it
+// named an owner (bad signature, unknown key, expired). The cache keeps
+// such decisions apart, and they count as failed look-ups.
+func (d *Decision) Negative() bool { return d.Missing || (d.Refusal != nil && d.Owner == "") }
+
+// AllowsIP applies the decision's allow-list.
+func (d *Decision) AllowsIP(a netip.Addr) bool { return d.AllowedIPs.Allows(a) }
