@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokengate/tokengate/internal/accesstoken"
 	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/audit"
@@ -25,6 +26,7 @@ import (
 	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/lastuse"
 	"github.com/tokengate/tokengate/internal/oauth"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/store/boltstore"
@@ -58,9 +60,9 @@ func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 type env struct {
 	st       *boltstore.Store
 	clk      *clock
-	clients  *oauth.Clients
+	clients  *oauthclient.Clients
 	keys     *keyring.Holder
-	tokens   *oauth.Tokens
+	tokens   *accesstoken.Tokens
 	checker  *gate.Checker
 	pats     *pat.Service
 	ep       *oauth.Endpoint
@@ -77,10 +79,10 @@ func newEnv(t *testing.T) *env {
 	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
 	e := &env{st: st, clk: clk, auditDir: t.TempDir()}
 	c := cache.New(cache.Options{Now: clk.Now})
-	table, denied := oauth.NewClientTable(st), oauth.NewDenyList(st)
+	table, denied := oauthclient.NewTable(st), accesstoken.NewDenyList(st)
 	e.keys = keyring.NewHolder(st, keyring.Policy{}, "", 0, clk.Now)
-	e.tokens = oauth.NewTokens(e.keys, table, denied, issuer, audience, clk.Now)
-	e.clients = oauth.NewClients(st, nil, clk.Now)
+	e.tokens = accesstoken.NewTokens(e.keys, table, denied, issuer, audience, clk.Now)
+	e.clients = oauthclient.NewClients(st, nil, clk.Now)
 	uses := lastuse.New(st)
 	e.checker = gate.New(st, c, uses, gate.Options{Now: clk.Now, AccessTokens: e.tokens})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -109,7 +111,7 @@ func newEnv(t *testing.T) *env {
 
 // newClient creates a client; by default named "ci" with scopes read and
 // write.
-func (e *env) newClient(t *testing.T, req oauth.NewClient) oauth.CreatedClient {
+func (e *env) newClient(t *testing.T, req oauthclient.NewClient) oauthclient.CreatedClient {
 	t.Helper()
 	if req.Name == "" {
 		req.Name = "ci"
@@ -133,7 +135,7 @@ func (e *env) stored(t *testing.T, id string) store.Client {
 	return c
 }
 
-func (e *env) issue(t *testing.T, id string, scopes ...string) oauth.Issued {
+func (e *env) issue(t *testing.T, id string, scopes ...string) accesstoken.Issued {
 	t.Helper()
 	is, err := e.tokens.Issue(context.Background(), e.stored(t, id), scopes)
 	if err != nil {
@@ -148,7 +150,7 @@ func (e *env) verify(t *testing.T, raw string) (*decision.Decision, error) {
 }
 
 // sign signs claims with k as a JWT of type typ.
-func sign(t *testing.T, k *jwt.Key, typ string, cl oauth.Claims) string {
+func sign(t *testing.T, k *jwt.Key, typ string, cl accesstoken.Claims) string {
 	t.Helper()
 	s, err := jwt.Sign(k, typ, cl)
 	if err != nil {
@@ -174,11 +176,11 @@ func TestCreateClient(t *testing.T) {
 	off := false
 	cases := []struct {
 		name    string
-		req     oauth.NewClient
+		req     oauthclient.NewClient
 		enabled bool
 	}{
-		{"defaults", oauth.NewClient{Name: "  ci  ", AllowedIPs: []string{"10.1.2.3/8", "192.0.2.7"}, Scopes: []string{"write", "read", "read"}}, true},
-		{"disabled", oauth.NewClient{Name: "off", Enabled: &off}, false},
+		{"defaults", oauthclient.NewClient{Name: "  ci  ", AllowedIPs: []string{"10.1.2.3/8", "192.0.2.7"}, Scopes: []string{"write", "read", "read"}}, true},
+		{"disabled", oauthclient.NewClient{Name: "off", Enabled: &off}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -212,7 +214,7 @@ func TestCreateClient(t *testing.T) {
 
 func TestAuthenticate(t *testing.T) {
 	e := newEnv(t)
-	c := e.newClient(t, oauth.NewClient{})
+	c := e.newClient(t, oauthclient.NewClient{})
 	other, _ := token.NewClientSecret()
 	flipped := c.ClientSecret[:len(c.ClientSecret)-1] + "A"
 	if strings.HasSuffix(c.ClientSecret, "A") {
@@ -253,17 +255,17 @@ func TestAuthenticate(t *testing.T) {
 func TestUpdateAndDeleteClient(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	c := e.newClient(t, oauth.NewClient{})
+	c := e.newClient(t, oauthclient.NewClient{})
 	name, off, ips, scopes := "deploy", false, []string{"2001:db8::1/32"}, []string{"admin"}
 	cases := []struct {
 		name  string
-		ch    oauth.ClientChanges
+		ch    oauthclient.ClientChanges
 		check func(store.Client) bool
 	}{
-		{"name", oauth.ClientChanges{Name: &name}, func(s store.Client) bool { return s.Name == "deploy" }},
-		{"enabled", oauth.ClientChanges{Enabled: &off}, func(s store.Client) bool { return !s.Enabled }},
-		{"allowed IPs", oauth.ClientChanges{AllowedIPs: &ips}, func(s store.Client) bool { return slices.Equal(s.AllowedIPs, []string{"2001:db8::/32"}) }},
-		{"scopes", oauth.ClientChanges{Scopes: &scopes}, func(s store.Client) bool { return slices.Equal(s.Scopes, []string{"admin"}) }},
+		{"name", oauthclient.ClientChanges{Name: &name}, func(s store.Client) bool { return s.Name == "deploy" }},
+		{"enabled", oauthclient.ClientChanges{Enabled: &off}, func(s store.Client) bool { return !s.Enabled }},
+		{"allowed IPs", oauthclient.ClientChanges{AllowedIPs: &ips}, func(s store.Client) bool { return slices.Equal(s.AllowedIPs, []string{"2001:db8::/32"}) }},
+		{"scopes", oauthclient.ClientChanges{Scopes: &scopes}, func(s store.Client) bool { return slices.Equal(s.Scopes, []string{"admin"}) }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -292,7 +294,7 @@ func TestUpdateAndDeleteClient(t *testing.T) {
 		for what, err := range map[string]error{
 			"Delete": e.clients.Delete(ctx, c.ClientID),
 			"Update": func() error {
-				_, err := e.clients.Update(ctx, c.ClientID, oauth.ClientChanges{Name: &name})
+				_, err := e.clients.Update(ctx, c.ClientID, oauthclient.ClientChanges{Name: &name})
 				return err
 			}(),
 		} {
@@ -306,31 +308,31 @@ func TestUpdateAndDeleteClient(t *testing.T) {
 	})
 }
 
-func equalViews(a, b oauth.ClientView) bool {
+func equalViews(a, b oauthclient.ClientView) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
 }
 
 func TestClientFieldErrors(t *testing.T) {
-	long := strings.Repeat("é", oauth.MaxNameLen+1)
+	long := strings.Repeat("é", oauthclient.MaxNameLen+1)
 	cases := []struct {
 		name, field string
-		req         oauth.NewClient
+		req         oauthclient.NewClient
 	}{
-		{"empty name", "name", oauth.NewClient{Name: " "}},
-		{"long name", "name", oauth.NewClient{Name: long}},
-		{"control character", "name", oauth.NewClient{Name: "ci\x00"}},
-		{"invalid UTF-8", "name", oauth.NewClient{Name: "ci\xff"}},
-		{"bad CIDR", "allowed_ips", oauth.NewClient{Name: "ci", AllowedIPs: []string{"10.0.0.0/33"}}},
-		{"not an address", "allowed_ips", oauth.NewClient{Name: "ci", AllowedIPs: []string{"localhost"}}},
-		{"scope with a space", "scopes", oauth.NewClient{Name: "ci", Scopes: []string{"read write"}}},
-		{"empty scope", "scopes", oauth.NewClient{Name: "ci", Scopes: []string{""}}},
-		{"scope with a quote", "scopes", oauth.NewClient{Name: "ci", Scopes: []string{`re"ad`}}},
+		{"empty name", "name", oauthclient.NewClient{Name: " "}},
+		{"long name", "name", oauthclient.NewClient{Name: long}},
+		{"control character", "name", oauthclient.NewClient{Name: "ci\x00"}},
+		{"invalid UTF-8", "name", oauthclient.NewClient{Name: "ci\xff"}},
+		{"bad CIDR", "allowed_ips", oauthclient.NewClient{Name: "ci", AllowedIPs: []string{"10.0.0.0/33"}}},
+		{"not an address", "allowed_ips", oauthclient.NewClient{Name: "ci", AllowedIPs: []string{"localhost"}}},
+		{"scope with a space", "scopes", oauthclient.NewClient{Name: "ci", Scopes: []string{"read write"}}},
+		{"empty scope", "scopes", oauthclient.NewClient{Name: "ci", Scopes: []string{""}}},
+		{"scope with a quote", "scopes", oauthclient.NewClient{Name: "ci", Scopes: []string{`re"ad`}}},
 	}
 	e := newEnv(t)
 	ctx := context.Background()
-	existing := e.newClient(t, oauth.NewClient{})
+	existing := e.newClient(t, oauthclient.NewClient{})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			check := func(what string, err error) {
@@ -341,7 +343,7 @@ func TestClientFieldErrors(t *testing.T) {
 			}
 			_, err := e.clients.Create(ctx, c.req)
 			check("Create", err)
-			ch := oauth.ClientChanges{}
+			ch := oauthclient.ClientChanges{}
 			switch c.field {
 			case "name":
 				ch.Name = &c.req.Name
@@ -364,7 +366,7 @@ func TestClientFieldErrors(t *testing.T) {
 
 func TestIssueVerify(t *testing.T) {
 	e := newEnv(t)
-	c := e.newClient(t, oauth.NewClient{AllowedIPs: []string{"192.0.2.0/24"}})
+	c := e.newClient(t, oauthclient.NewClient{AllowedIPs: []string{"192.0.2.0/24"}})
 	is := e.issue(t, c.ClientID, "read")
 	en, err := e.verify(t, is.Token)
 	if err != nil || en.Refusal != nil {
@@ -382,7 +384,7 @@ func TestIssueVerify(t *testing.T) {
 		{"scopes", en.ScopeHeader == "read"},
 		{"expires at exp plus leeway", en.ExpiresAt == wantExp},
 		{"allowed IPs", len(en.AllowedIPs) == 1 && en.AllowedIPs[0].String() == "192.0.2.0/24"},
-		{"claims", is.Claims.Issuer == issuer && slices.Equal(is.Claims.Audience, oauth.Audience{audience}) && is.Claims.ClientID == c.ClientID && is.Claims.Subject == c.ClientID},
+		{"claims", is.Claims.Issuer == issuer && slices.Equal(is.Claims.Audience, accesstoken.Audience{audience}) && is.Claims.ClientID == c.ClientID && is.Claims.Subject == c.ClientID},
 		{"expires in", is.ExpiresIn == int64(keyring.DefaultLifetime/time.Second) && is.Claims.Expiry-is.Claims.IssuedAt == is.ExpiresIn},
 	}
 	for _, ch := range checks {
@@ -394,7 +396,7 @@ func TestIssueVerify(t *testing.T) {
 	}
 	t.Run("typ header", func(t *testing.T) {
 		tok, err := jwt.Parse(is.Token)
-		if err != nil || tok.Header.Typ != oauth.TokenType || tok.Header.Kid != e.signer(t).ID {
+		if err != nil || tok.Header.Typ != accesstoken.TokenType || tok.Header.Kid != e.signer(t).ID {
 			t.Errorf("header %+v, %v", tok, err)
 		}
 	})
@@ -405,7 +407,7 @@ func TestVerifyRefuses(t *testing.T) {
 	// Each case returns a token that must be refused. Where a change
 	// makes it so, the token is first accepted, so that the client table
 	// and the deny-list are warm and must learn of the change.
-	claims := func(e *env, t *testing.T, id string) oauth.Claims { return e.issue(t, id, "read").Claims }
+	claims := func(e *env, t *testing.T, id string) accesstoken.Claims { return e.issue(t, id, "read").Claims }
 	cases := []struct {
 		name string
 		make func(*testing.T, *env, string) string
@@ -423,12 +425,12 @@ func TestVerifyRefuses(t *testing.T) {
 		{"wrong iss", func(t *testing.T, e *env, id string) string {
 			cl := claims(e, t, id)
 			cl.Issuer = "https://evil.example"
-			return sign(t, e.signer(t), oauth.TokenType, cl)
+			return sign(t, e.signer(t), accesstoken.TokenType, cl)
 		}, apierr.ErrInvalidToken, false},
 		{"wrong aud", func(t *testing.T, e *env, id string) string {
 			cl := claims(e, t, id)
-			cl.Audience = oauth.Audience{"https://other.example", "https://evil.example"}
-			return sign(t, e.signer(t), oauth.TokenType, cl)
+			cl.Audience = accesstoken.Audience{"https://other.example", "https://evil.example"}
+			return sign(t, e.signer(t), accesstoken.TokenType, cl)
 		}, apierr.ErrInvalidToken, false},
 		{"expired", func(t *testing.T, e *env, id string) string {
 			raw := e.issue(t, id).Token
@@ -440,19 +442,19 @@ func TestVerifyRefuses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return sign(t, k, oauth.TokenType, claims(e, t, id))
+			return sign(t, k, accesstoken.TokenType, claims(e, t, id))
 		}, apierr.ErrInvalidToken, false},
 		{"known kid, other secret", func(t *testing.T, e *env, id string) string {
 			k, err := jwt.Generate(e.signer(t).ID, jwt.HS256)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return sign(t, k, oauth.TokenType, claims(e, t, id))
+			return sign(t, k, accesstoken.TokenType, claims(e, t, id))
 		}, apierr.ErrInvalidToken, false},
 		{"client switched off", func(t *testing.T, e *env, id string) string {
 			raw, off := e.issue(t, id).Token, false
 			mustVerify(t, e, raw)
-			if _, err := e.clients.Update(ctx, id, oauth.ClientChanges{Enabled: &off}); err != nil {
+			if _, err := e.clients.Update(ctx, id, oauthclient.ClientChanges{Enabled: &off}); err != nil {
 				t.Fatal(err)
 			}
 			return raw
@@ -476,13 +478,13 @@ func TestVerifyRefuses(t *testing.T) {
 		{"not valid yet", func(t *testing.T, e *env, id string) string {
 			cl := claims(e, t, id)
 			cl.NotBefore = e.clk.Now().Add(time.Minute).Unix()
-			return sign(t, e.signer(t), oauth.TokenType, cl)
+			return sign(t, e.signer(t), accesstoken.TokenType, cl)
 		}, apierr.ErrInvalidToken, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t)
-			id := e.newClient(t, oauth.NewClient{}).ClientID
+			id := e.newClient(t, oauthclient.NewClient{}).ClientID
 			en, err := e.verify(t, c.make(t, e, id))
 			switch {
 			case c.asError && (en != nil || !errors.Is(err, c.want)):
@@ -510,7 +512,7 @@ func mustVerify(t *testing.T, e *env, raw string) {
 func TestImmediateResetRefusesCachedToken(t *testing.T) {
 	e := newEnv(t)
 	e.keys.Configure(keyring.Policy{PublishDelay: time.Hour}, jwt.RS256, 0)
-	c := e.newClient(t, oauth.NewClient{})
+	c := e.newClient(t, oauthclient.NewClient{})
 	old := e.issue(t, c.ClientID, "read")
 	if got := e.signer(t).Alg; got != jwt.RS256 {
 		t.Fatalf("signing with %s", got)
@@ -545,10 +547,10 @@ func TestImmediateResetRefusesCachedToken(t *testing.T) {
 func TestVerifyLearnsKeyOfAnotherNode(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	c := e.newClient(t, oauth.NewClient{})
+	c := e.newClient(t, oauthclient.NewClient{})
 	// This node: not subscribed to the store, as if announcements were late.
 	mine := keyring.NewHolder(e.st, keyring.Policy{}, "", 0, e.clk.Now)
-	tokens := oauth.NewTokens(mine, oauth.NewClientTable(e.st), oauth.NewDenyList(e.st), issuer, audience, e.clk.Now)
+	tokens := accesstoken.NewTokens(mine, oauthclient.NewTable(e.st), accesstoken.NewDenyList(e.st), issuer, audience, e.clk.Now)
 	for range 2 { // the first Get creates the keyring, the second keeps it
 		if _, err := mine.Get(ctx); err != nil {
 			t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/jwt"
-	"github.com/tokengate/tokengate/internal/oauth"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
 // TestVerifyReadsExactNames: our access tokens are read with JOSE's
@@ -20,7 +20,7 @@ import (
 // so only the spelling is wrong.
 func TestVerifyReadsExactNames(t *testing.T) {
 	e := newEnv(t)
-	id := e.newClient(t, oauth.NewClient{}).ClientID
+	id := e.newClient(t, oauthclient.NewClient{}).ClientID
 	k := e.signer(t)
 	if k.Alg != jwt.HS256 {
 		t.Fatalf("the test signs by hand with HS256; the signer is %s", k.Alg)

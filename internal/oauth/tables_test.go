@@ -5,7 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokengate/tokengate/internal/oauth"
+	"github.com/tokengate/tokengate/internal/accesstoken"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/store/boltstore"
 	"github.com/tokengate/tokengate/internal/testutil/pausetest"
@@ -36,9 +37,9 @@ func (p *pausingStore) ListDenied(ctx context.Context) ([]store.Denial, error) {
 // and that read must not be kept.
 func TestClientTableInvalidateDuringLoad(t *testing.T) {
 	e := newEnv(t)
-	id := e.newClient(t, oauth.NewClient{}).ClientID
+	id := e.newClient(t, oauthclient.NewClient{}).ClientID
 	ps := &pausingStore{Store: e.st, Gate: pausetest.New()}
-	table := oauth.NewClientTable(ps)
+	table := oauthclient.NewTable(ps)
 	ctx := context.Background()
 	enabled := func() (bool, error) {
 		c, err := table.Get(ctx, id)
@@ -49,7 +50,7 @@ func TestClientTableInvalidateDuringLoad(t *testing.T) {
 	first := pausetest.Go(t, enabled)
 	ps.Read() // the table has read the client while it was enabled
 	off := false
-	if _, err := e.clients.Update(ctx, id, oauth.ClientChanges{Enabled: &off}); err != nil {
+	if _, err := e.clients.Update(ctx, id, oauthclient.ClientChanges{Enabled: &off}); err != nil {
 		t.Fatal(err)
 	}
 	table.Invalidate(id) // the update's EventClient
@@ -72,7 +73,7 @@ func TestClientTableInvalidateDuringLoad(t *testing.T) {
 func TestDenyListResetDuringLoad(t *testing.T) {
 	e := newEnv(t)
 	ps := &pausingStore{Store: e.st, Gate: pausetest.New()}
-	d := oauth.NewDenyList(ps)
+	d := accesstoken.NewDenyList(ps)
 	ctx, now := context.Background(), time.Now()
 	denied := func() (bool, error) { return d.Denied(ctx, "jti-1", now) }
 
