@@ -89,7 +89,7 @@ func TestTokenSeedBodies(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			c := e.newClient(t, oauthclient.NewClient{})
+			c := e.NewClient(t, oauthclient.NewClient{})
 			w := e.do(t, tc.call(t, c))
 			if w.Code != tc.status {
 				t.Fatalf("status %d, want %d: %s", w.Code, tc.status, w.Body)

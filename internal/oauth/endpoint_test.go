@@ -148,7 +148,7 @@ func TestTokenSuccess(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			c := e.newClient(t, oauthclient.NewClient{})
+			c := e.NewClient(t, oauthclient.NewClient{})
 			w := e.do(t, tc.call(c))
 			if w.Code != http.StatusOK {
 				t.Fatalf("status %d: %s", w.Code, w.Body)
@@ -163,7 +163,7 @@ func TestTokenSuccess(t *testing.T) {
 			if m["token_type"] != "Bearer" || m["expires_in"] != float64(3600) || m["scope"] != tc.scope {
 				t.Errorf("answer %v", m)
 			}
-			en, err := e.verify(t, m["access_token"].(string))
+			en, err := e.Verify(t, m["access_token"].(string))
 			if err != nil || en.Refusal != nil || en.ScopeHeader != tc.scope {
 				t.Errorf("the access token does not verify: %+v, %v", en, err)
 			}
@@ -175,7 +175,7 @@ func TestTokenWithOAuth2Library(t *testing.T) {
 	for _, style := range []oauth2.AuthStyle{oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams} {
 		t.Run(map[oauth2.AuthStyle]string{oauth2.AuthStyleInHeader: "header", oauth2.AuthStyleInParams: "params"}[style], func(t *testing.T) {
 			e := newEnv(t)
-			c := e.newClient(t, oauthclient.NewClient{})
+			c := e.NewClient(t, oauthclient.NewClient{})
 			srv := httptest.NewServer(e.handler())
 			defer srv.Close()
 			cfg := clientcredentials.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, TokenURL: srv.URL + "/token", Scopes: []string{"read"}, AuthStyle: style}
@@ -183,7 +183,7 @@ func TestTokenWithOAuth2Library(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Token: %v", err)
 			}
-			if en, err := e.verify(t, tok.AccessToken); err != nil || en.Refusal != nil || en.ScopeHeader != "read" {
+			if en, err := e.Verify(t, tok.AccessToken); err != nil || en.Refusal != nil || en.ScopeHeader != "read" {
 				t.Errorf("Verify = %+v, %v", en, err)
 			}
 		})
@@ -260,7 +260,7 @@ func TestTokenErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			w := e.do(t, tc.call(e.newClient(t, tc.client)))
+			w := e.do(t, tc.call(e.NewClient(t, tc.client)))
 			if w.Code != tc.status {
 				t.Fatalf("status %d, want %d: %s", w.Code, tc.status, w.Body)
 			}
@@ -283,7 +283,7 @@ func TestTokenErrors(t *testing.T) {
 
 func TestTokenRateLimit(t *testing.T) {
 	e := newEnv(t)
-	c := e.newClient(t, oauthclient.NewClient{})
+	c := e.NewClient(t, oauthclient.NewClient{})
 	other, _ := token.NewClientSecret()
 	wrong := call{body: form("grant_type", "client_credentials"), basic: []string{c.ClientID, other}}
 	for i := range perClient {
@@ -306,7 +306,7 @@ func TestTokenRateLimit(t *testing.T) {
 		})
 	}
 	t.Run("other client", func(t *testing.T) {
-		if w := e.do(t, viaBasic(e.newClient(t, oauthclient.NewClient{}))); w.Code != http.StatusOK {
+		if w := e.do(t, viaBasic(e.NewClient(t, oauthclient.NewClient{}))); w.Code != http.StatusOK {
 			t.Errorf("status %d: a locked client locked another", w.Code)
 		}
 	})
@@ -315,7 +315,7 @@ func TestTokenRateLimit(t *testing.T) {
 // auditLines reads today's audit file.
 func (e *env) auditLines(t *testing.T) ([]audit.Record, string) {
 	t.Helper()
-	b, err := os.ReadFile(e.ep.Audit.Path(e.clk.Now()))
+	b, err := os.ReadFile(e.ep.Audit.Path(e.Clk.Now()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,13 +332,13 @@ func (e *env) auditLines(t *testing.T) ([]audit.Record, string) {
 
 func TestTokenAudit(t *testing.T) {
 	e := newEnv(t)
-	c := e.newClient(t, oauthclient.NewClient{Name: "deploy bot"})
+	c := e.NewClient(t, oauthclient.NewClient{Name: "deploy bot"})
 	other, _ := token.NewClientSecret()
 	disabled := false
-	off := e.newClient(t, oauthclient.NewClient{Name: "switched off", Enabled: &disabled})
-	fenced := e.newClient(t, oauthclient.NewClient{Name: "fenced", AllowedIPs: []string{"198.51.100.0/24"}})
-	unknown := e.newClient(t, oauthclient.NewClient{Name: "deleted"})
-	if err := e.clients.Delete(context.Background(), unknown.ClientID); err != nil {
+	off := e.NewClient(t, oauthclient.NewClient{Name: "switched off", Enabled: &disabled})
+	fenced := e.NewClient(t, oauthclient.NewClient{Name: "fenced", AllowedIPs: []string{"198.51.100.0/24"}})
+	unknown := e.NewClient(t, oauthclient.NewClient{Name: "deleted"})
+	if err := e.Clients.Delete(context.Background(), unknown.ClientID); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -413,8 +413,8 @@ func (e *env) newPAT(t *testing.T) pat.Created {
 
 func TestIntrospect(t *testing.T) {
 	e := newEnv(t)
-	rs := e.newClient(t, oauthclient.NewClient{Name: "resource server"})
-	c := e.newClient(t, oauthclient.NewClient{})
+	rs := e.NewClient(t, oauthclient.NewClient{Name: "resource server"})
+	c := e.NewClient(t, oauthclient.NewClient{})
 	at := e.accessToken(t, c)
 	p := e.newPAT(t)
 	unknownPAT, _ := token.NewPAT()
@@ -455,14 +455,14 @@ func TestIntrospect(t *testing.T) {
 
 func TestRevoke(t *testing.T) {
 	e := newEnv(t)
-	a := e.newClient(t, oauthclient.NewClient{Name: "a"})
-	b := e.newClient(t, oauthclient.NewClient{Name: "b"})
+	a := e.NewClient(t, oauthclient.NewClient{Name: "a"})
+	b := e.NewClient(t, oauthclient.NewClient{Name: "b"})
 	at := e.accessToken(t, a)
 	p := e.newPAT(t)
 	aCreds, bCreds, alice := []string{a.ClientID, a.ClientSecret}, []string{b.ClientID, b.ClientSecret}, []string{"alice", alicePassword}
 	unknownPAT, _ := token.NewPAT()
 	check := func(tok string) error {
-		_, err := e.checker.Check(context.Background(), gate.Request{Token: tok})
+		_, err := e.Checker.Check(context.Background(), gate.Request{Token: tok})
 		return err
 	}
 	// Steps run in order: the refused ones first, while the tokens live.
@@ -494,7 +494,7 @@ func TestRevoke(t *testing.T) {
 			if err := check(p.Token); !errors.Is(err, apierr.ErrInvalidToken) {
 				t.Errorf("Check after revocation: %v", err)
 			}
-			if _, err := e.st.GetToken(context.Background(), "alice", p.ID); !errors.Is(err, store.ErrNotFound) {
+			if _, err := e.St.GetToken(context.Background(), "alice", p.ID); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("GetToken after revocation: %v", err)
 			}
 		}},
