@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/internal/accesstoken"
 	"github.com/tokengate/tokengate/internal/audit"
 	"github.com/tokengate/tokengate/internal/bruteforce"
 	"github.com/tokengate/tokengate/internal/failrate"
@@ -23,6 +24,7 @@ import (
 	"github.com/tokengate/tokengate/internal/legacy"
 	"github.com/tokengate/tokengate/internal/login"
 	"github.com/tokengate/tokengate/internal/oauth"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/store/backend"
 	"github.com/tokengate/tokengate/internal/users"
@@ -159,8 +161,8 @@ type App struct {
 	users     *users.Service
 	auth      *users.Authenticator
 	pats      *pat.Service
-	clients   *oauth.Clients
-	tokens    *oauth.Tokens
+	clients   *oauthclient.Clients
+	tokens    *accesstoken.Tokens
 	audit     *audit.Log
 	limiter   *bruteforce.Limiter
 	checker   *gate.Checker
@@ -260,8 +262,8 @@ func (a *App) wire() error {
 	}
 	a.pats = pat.NewService(a.state.store, a.state.uses, a.MaxTokensPerUser, nil)
 	a.state.keys.Configure(keyring.Policy{PublishDelay: time.Duration(a.JWKSMaxAge)}, a.Signing, time.Duration(a.AccessTokenTTL))
-	a.clients = oauth.NewClients(a.state.store, a.state.clients, nil)
-	a.tokens = oauth.NewTokens(a.state.keys, a.state.clients, a.state.denied, a.Issuer, a.Audience, nil)
+	a.clients = oauthclient.NewClients(a.state.store, a.state.clients, nil)
+	a.tokens = accesstoken.NewTokens(a.state.keys, a.state.clients, a.state.denied, a.Issuer, a.Audience, nil)
 	a.checker = gate.New(a.state.store, a.state.cache, a.state.uses, gate.Options{
 		AccessTokens: a.tokens,
 		FailedLookups: failrate.New(failrate.Options{

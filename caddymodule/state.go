@@ -10,12 +10,13 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/internal/accesstoken"
 	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/cache"
 	"github.com/tokengate/tokengate/internal/invalidate"
 	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/lastuse"
-	"github.com/tokengate/tokengate/internal/oauth"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/store/backend"
 )
@@ -42,8 +43,8 @@ type sharedState struct {
 	store   *store.Deferred
 	cache   *cache.Cache
 	uses    *lastuse.Recorder
-	clients *oauth.ClientTable
-	denied  *oauth.DenyList
+	clients *oauthclient.Table
+	denied  *accesstoken.DenyList
 	keys    *keyring.Holder
 	acl     *acl.ACL
 	ctx     context.Context
@@ -61,7 +62,7 @@ func newSharedState(loc backend.Location) (*sharedState, error) {
 	st := store.NewDeferred()
 	s := &sharedState{
 		loc: loc, store: st, cache: cache.New(cache.Options{}), uses: lastuse.New(st),
-		clients: oauth.NewClientTable(st), denied: oauth.NewDenyList(st),
+		clients: oauthclient.NewTable(st), denied: accesstoken.NewDenyList(st),
 		keys: keyring.NewHolder(st, keyring.Policy{}, "", 0, nil), acl: acl.New(st),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())

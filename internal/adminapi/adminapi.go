@@ -35,7 +35,7 @@ import (
 	"github.com/tokengate/tokengate/internal/jsonbody"
 	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/legacy"
-	"github.com/tokengate/tokengate/internal/oauth"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/users"
@@ -49,7 +49,7 @@ type API struct {
 	Users   *users.Service
 	Tokens  *pat.Service
 	Store   store.Checker
-	Clients *oauth.Clients
+	Clients *oauthclient.Clients
 	Keys    *keyring.Holder
 	ACL     *acl.ACL
 	Legacy  *legacy.Service

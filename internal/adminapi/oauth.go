@@ -6,7 +6,7 @@ import (
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/jsonbody"
 	"github.com/tokengate/tokengate/internal/keyring"
-	"github.com/tokengate/tokengate/internal/oauth"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
 // oauth routes /tokengate/oauth/... (parts after "oauth").
@@ -32,7 +32,7 @@ func (a *API) clients(w http.ResponseWriter, r *http.Request) error {
 		jsonbody.Write(w, http.StatusOK, map[string]any{"clients": list})
 		return nil
 	case http.MethodPost:
-		var req oauth.NewClient
+		var req oauthclient.NewClient
 		if err := jsonbody.Decode(w, r, &req, 0); err != nil {
 			return err
 		}
@@ -52,7 +52,7 @@ func (a *API) client(w http.ResponseWriter, r *http.Request, id string) error {
 		v, err := a.Clients.Get(r.Context(), id)
 		return writeOK(w, v, err)
 	case http.MethodPatch:
-		var ch oauth.ClientChanges
+		var ch oauthclient.ClientChanges
 		if err := jsonbody.Decode(w, r, &ch, 0); err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokengate/tokengate/internal/accesstoken"
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/cache"
 	"github.com/tokengate/tokengate/internal/decision"
@@ -21,7 +22,7 @@ import (
 	"github.com/tokengate/tokengate/internal/jwks"
 	"github.com/tokengate/tokengate/internal/jwt"
 	"github.com/tokengate/tokengate/internal/keyring"
-	"github.com/tokengate/tokengate/internal/oauth"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/pat"
 )
 
@@ -55,8 +56,8 @@ func newExtEnv(t *testing.T) *extEnv {
 	t.Helper()
 	x := &extEnv{env: newEnv(t)}
 	st, clk := x.st, x.clk
-	tokens := oauth.NewTokens(keyring.NewHolder(st, keyring.Policy{}, "", 0, clk.Now),
-		oauth.NewClientTable(st), oauth.NewDenyList(st), "tokengate", "tokengate", clk.Now)
+	tokens := accesstoken.NewTokens(keyring.NewHolder(st, keyring.Policy{}, "", 0, clk.Now),
+		oauthclient.NewTable(st), accesstoken.NewDenyList(st), "tokengate", "tokengate", clk.Now)
 	// A cache of its own: these tests change nothing that an event would
 	// have to invalidate.
 	x.checker = gate.New(st, cache.New(cache.Options{Now: clk.Now}), x.uses,

@@ -28,7 +28,7 @@ import (
 )
 
 // AccessTokens verifies JWT access tokens without store I/O in the steady
-// state (package oauth). A refusal that will not change comes back as an
+// state (accesstoken.Tokens). A refusal that will not change comes back as an
 // decision with Refusal set, to be cached; an error is not cached.
 type AccessTokens interface {
 	Verify(ctx context.Context, raw string) (*decision.Decision, error)

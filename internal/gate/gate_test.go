@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokengate/tokengate/internal/accesstoken"
 	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/cache"
@@ -18,7 +19,7 @@ import (
 	"github.com/tokengate/tokengate/internal/invalidate"
 	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/lastuse"
-	"github.com/tokengate/tokengate/internal/oauth"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/store/boltstore"
@@ -65,7 +66,7 @@ func newEnv(tb testing.TB) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
 	targets := invalidate.Targets{
-		Cache: c, Clients: oauth.NewClientTable(st), Denied: oauth.NewDenyList(st),
+		Cache: c, Clients: oauthclient.NewTable(st), Denied: accesstoken.NewDenyList(st),
 		Keys: keyring.NewHolder(st, keyring.Policy{}, "", 0, clk.Now), ACL: acl.New(st),
 	}
 	if err := st.Subscribe(ctx, targets.Handle); err != nil {

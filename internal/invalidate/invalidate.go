@@ -4,18 +4,19 @@
 package invalidate
 
 import (
+	"github.com/tokengate/tokengate/internal/accesstoken"
 	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/cache"
 	"github.com/tokengate/tokengate/internal/keyring"
-	"github.com/tokengate/tokengate/internal/oauth"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/store"
 )
 
 // Targets are a node's caches.
 type Targets struct {
 	Cache   *cache.Cache
-	Clients *oauth.ClientTable
-	Denied  *oauth.DenyList
+	Clients *oauthclient.Table
+	Denied  *accesstoken.DenyList
 	Keys    *keyring.Holder
 	ACL     *acl.ACL
 }
@@ -30,10 +31,10 @@ func (t Targets) Handle(ev store.Event) {
 		t.Cache.InvalidateOwner(ev.Owner)
 	case store.EventClient:
 		t.Clients.Invalidate(ev.ID)
-		t.Cache.InvalidateOwner(oauth.ClientOwner(ev.ID))
+		t.Cache.InvalidateOwner(accesstoken.ClientOwner(ev.ID))
 	case store.EventDenied:
 		t.Denied.Add(ev.ID, ev.Until)
-		t.Cache.InvalidateMatching(oauth.IsAccessToken(ev.ID))
+		t.Cache.InvalidateMatching(accesstoken.IsAccessToken(ev.ID))
 	case store.EventDocument:
 		switch ev.ID {
 		case store.DocKeyring:

@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokengate/tokengate/internal/accesstoken"
 	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/cache"
 	"github.com/tokengate/tokengate/internal/decision"
 	"github.com/tokengate/tokengate/internal/invalidate"
 	"github.com/tokengate/tokengate/internal/keyring"
-	"github.com/tokengate/tokengate/internal/oauth"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/store/boltstore"
 )
@@ -29,8 +30,8 @@ func newEntries() map[string]*decision.Decision {
 	return map[string]*decision.Decision{
 		"alice pat":       {Owner: "alice", User: "alice", TokenID: "t1", Kind: store.KindPAT},
 		"bob pat":         {Owner: "bob", User: "bob", TokenID: "t2", Kind: store.KindPAT},
-		"client x jti-1":  {Owner: oauth.OwnerPrefix + clientX, User: clientX, TokenID: "jti-1", Kind: oauth.EntryKind},
-		"client y jti-2":  {Owner: oauth.OwnerPrefix + clientY, User: clientY, TokenID: "jti-2", Kind: oauth.EntryKind},
+		"client x jti-1":  {Owner: accesstoken.OwnerPrefix + clientX, User: clientX, TokenID: "jti-1", Kind: accesstoken.Kind},
+		"client y jti-2":  {Owner: accesstoken.OwnerPrefix + clientY, User: clientY, TokenID: "jti-2", Kind: accesstoken.Kind},
 		"carol pat jti-1": {Owner: "carol", User: "carol", TokenID: "jti-1", Kind: store.KindPAT},
 	}
 }
@@ -63,8 +64,8 @@ func newFixture(t *testing.T) *fixture {
 	now := time.Now()
 	clk := func() time.Time { return now }
 	f := &fixture{t: t, now: now, targets: invalidate.Targets{
-		Cache: cache.New(cache.Options{Now: clk}), Clients: oauth.NewClientTable(st),
-		Denied: oauth.NewDenyList(st), Keys: keyring.NewHolder(st, keyring.Policy{}, "", 0, clk), ACL: acl.New(st),
+		Cache: cache.New(cache.Options{Now: clk}), Clients: oauthclient.NewTable(st),
+		Denied: accesstoken.NewDenyList(st), Keys: keyring.NewHolder(st, keyring.Policy{}, "", 0, clk), ACL: acl.New(st),
 	}}
 	must := func(err error) {
 		t.Helper()

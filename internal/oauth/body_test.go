@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokengate/tokengate/internal/oauth"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
 // multipartOf encodes name, value pairs as multipart/form-data, as
@@ -31,7 +31,7 @@ func multipartOf(t *testing.T, kv ...string) (string, string) {
 // get a token in every body form; RFC 6749 names keep needing grant_type;
 // mixed or repeated names are 400 naming the field.
 func TestTokenSeedBodies(t *testing.T) {
-	seed := func(c oauth.CreatedClient) []string {
+	seed := func(c oauthclient.CreatedClient) []string {
 		return []string{"clientId", c.ClientID, "clientSecret", c.ClientSecret}
 	}
 	mp := func(t *testing.T, kv []string) call {
@@ -40,37 +40,37 @@ func TestTokenSeedBodies(t *testing.T) {
 	}
 	cases := []struct {
 		name   string
-		call   func(*testing.T, oauth.CreatedClient) call
+		call   func(*testing.T, oauthclient.CreatedClient) call
 		status int
 		field  string
 	}{
-		{"urlencoded seed names", func(_ *testing.T, c oauth.CreatedClient) call { return call{body: form(seed(c)...)} }, 200, ""},
-		{"multipart seed names", func(t *testing.T, c oauth.CreatedClient) call { return mp(t, seed(c)) }, 200, ""},
-		{"multipart seed names with scope", func(t *testing.T, c oauth.CreatedClient) call {
+		{"urlencoded seed names", func(_ *testing.T, c oauthclient.CreatedClient) call { return call{body: form(seed(c)...)} }, 200, ""},
+		{"multipart seed names", func(t *testing.T, c oauthclient.CreatedClient) call { return mp(t, seed(c)) }, 200, ""},
+		{"multipart seed names with scope", func(t *testing.T, c oauthclient.CreatedClient) call {
 			return mp(t, append(seed(c), "scope", "read"))
 		}, 200, ""},
-		{"JSON seed names", func(_ *testing.T, c oauth.CreatedClient) call {
+		{"JSON seed names", func(_ *testing.T, c oauthclient.CreatedClient) call {
 			return call{ctype: "application/json", body: `{"clientId":"` + c.ClientID + `","clientSecret":"` + c.ClientSecret + `"}`}
 		}, 200, ""},
-		{"multipart RFC names with grant_type", func(t *testing.T, c oauth.CreatedClient) call {
+		{"multipart RFC names with grant_type", func(t *testing.T, c oauthclient.CreatedClient) call {
 			return mp(t, []string{"grant_type", "client_credentials", "client_id", c.ClientID, "client_secret", c.ClientSecret})
 		}, 200, ""},
-		{"multipart RFC names without grant_type", func(t *testing.T, c oauth.CreatedClient) call {
+		{"multipart RFC names without grant_type", func(t *testing.T, c oauthclient.CreatedClient) call {
 			return mp(t, []string{"client_id", c.ClientID, "client_secret", c.ClientSecret})
 		}, 400, "grant_type"},
-		{"mixed spellings", func(_ *testing.T, c oauth.CreatedClient) call {
+		{"mixed spellings", func(_ *testing.T, c oauthclient.CreatedClient) call {
 			return call{body: form("clientId", c.ClientID, "client_secret", c.ClientSecret)}
 		}, 400, "client_secret"},
-		{"both spellings of the id", func(t *testing.T, c oauth.CreatedClient) call {
+		{"both spellings of the id", func(t *testing.T, c oauthclient.CreatedClient) call {
 			return mp(t, append(seed(c), "client_id", c.ClientID))
 		}, 400, "client_id"},
-		{"repeated multipart field", func(t *testing.T, c oauth.CreatedClient) call {
+		{"repeated multipart field", func(t *testing.T, c oauthclient.CreatedClient) call {
 			return mp(t, append(seed(c), "clientId", c.ClientID))
 		}, 400, "clientId"},
-		{"seed names and Basic", func(_ *testing.T, c oauth.CreatedClient) call {
+		{"seed names and Basic", func(_ *testing.T, c oauthclient.CreatedClient) call {
 			return call{body: form(seed(c)...), basic: []string{c.ClientID, c.ClientSecret}}
 		}, 400, ""},
-		{"multipart file part", func(t *testing.T, c oauth.CreatedClient) call {
+		{"multipart file part", func(t *testing.T, c oauthclient.CreatedClient) call {
 			var b bytes.Buffer
 			mw := multipart.NewWriter(&b)
 			fw, _ := mw.CreateFormFile("clientSecret", "secret.txt")
@@ -79,17 +79,17 @@ func TestTokenSeedBodies(t *testing.T) {
 			mw.Close()
 			return call{ctype: mw.FormDataContentType(), body: b.String()}
 		}, 400, "clientSecret"},
-		{"multipart without boundary", func(_ *testing.T, c oauth.CreatedClient) call {
+		{"multipart without boundary", func(_ *testing.T, c oauthclient.CreatedClient) call {
 			return call{ctype: "multipart/form-data", body: "x"}
 		}, 400, ""},
-		{"oversize multipart", func(t *testing.T, c oauth.CreatedClient) call {
+		{"oversize multipart", func(t *testing.T, c oauthclient.CreatedClient) call {
 			return mp(t, append(seed(c), "scope", strings.Repeat("a", 70<<10)))
 		}, 413, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			c := e.newClient(t, oauth.NewClient{})
+			c := e.NewClient(t, oauthclient.NewClient{})
 			w := e.do(t, tc.call(t, c))
 			if w.Code != tc.status {
 				t.Fatalf("status %d, want %d: %s", w.Code, tc.status, w.Body)

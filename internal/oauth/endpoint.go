@@ -1,3 +1,9 @@
+// Package oauth serves the OAuth 2.0 HTTP endpoints for machine clients:
+// the token endpoint (client credentials, RFC 6749 4.4, and the seed's
+// JSON and multipart bodies), token introspection (RFC 7662), revocation
+// (RFC 7009) and the JWKS of the signing keys (RFC 7517). The clients are
+// in package oauthclient, the access tokens in package accesstoken, and
+// whether a token is active is asked of the edge check (Inspector).
 package oauth
 
 import (
@@ -14,27 +20,29 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokengate/tokengate/internal/accesstoken"
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/audit"
 	"github.com/tokengate/tokengate/internal/bruteforce"
 	"github.com/tokengate/tokengate/internal/decision"
 	"github.com/tokengate/tokengate/internal/iplist"
 	"github.com/tokengate/tokengate/internal/jsonbody"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/scope"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/token"
 	"github.com/tokengate/tokengate/internal/users"
 )
 
-// Inspector tells whether a token of any kind is active (package gate).
+// Inspector tells whether a token of any kind is active (gate.Checker).
 type Inspector interface {
 	Active(ctx context.Context, tok string) (*decision.Decision, bool, error)
 }
 
 // Endpoint serves the token, introspection and revocation endpoints.
 type Endpoint struct {
-	Clients   *Clients
-	Tokens    *Tokens
+	Clients   *oauthclient.Clients
+	Tokens    *accesstoken.Tokens
 	Users     users.PasswordChecker
 	Inspector Inspector
 	// Store is where revocation denies access tokens and deletes stored
@@ -189,11 +197,11 @@ func (p *params) credentials(r *http.Request) error {
 // seed's JSON body). Every request is written to the audit log.
 func (e *Endpoint) ServeToken(w http.ResponseWriter, r *http.Request, req Request) {
 	clientID, name, basic := "", "", false
-	issued, err := func() (Issued, error) {
+	issued, err := func() (accesstoken.Issued, error) {
 		p, err := readParams(w, r, true)
 		basic = p.viaBasic
 		if err != nil {
-			return Issued{}, err
+			return accesstoken.Issued{}, err
 		}
 		if strings.HasPrefix(p.id, token.ClientIDPrefix) && len(p.id) <= 64 {
 			// Only what has a client id's shape: a secret sent as the id
@@ -203,20 +211,20 @@ func (e *Endpoint) ServeToken(w http.ResponseWriter, r *http.Request, req Reques
 		}
 		switch gt, ok := p.values["grant_type"]; {
 		case !ok:
-			return Issued{}, apierr.Field("grant_type", errors.New("is required"))
+			return accesstoken.Issued{}, apierr.Field("grant_type", errors.New("is required"))
 		case gt != "client_credentials":
-			return Issued{}, apierr.ErrUnsupportedGrantType
+			return accesstoken.Issued{}, apierr.ErrUnsupportedGrantType
 		case !p.hasCreds || p.id == "" || p.secret == "":
-			return Issued{}, fmt.Errorf("%w: client_id and client_secret are required", apierr.ErrInvalidClient)
+			return accesstoken.Issued{}, fmt.Errorf("%w: client_id and client_secret are required", apierr.ErrInvalidClient)
 		}
 		c, err := e.authenticateClient(r.Context(), p.id, p.secret, req.ClientIP)
 		name = c.Name
 		if err != nil {
-			return Issued{}, err
+			return accesstoken.Issued{}, err
 		}
 		scopes, err := grantScopes(c, p.values)
 		if err != nil {
-			return Issued{}, err
+			return accesstoken.Issued{}, err
 		}
 		return e.Tokens.Issue(r.Context(), c, scopes)
 	}()
@@ -252,7 +260,7 @@ func (e *Endpoint) authenticateClient(ctx context.Context, id, secret, ip string
 	err := e.Limiter.Guard(ctx, clientKey, e.Limiter.Address(ip), func() (bool, error) {
 		var err error
 		c, err = e.Clients.Authenticate(ctx, id, secret)
-		if errors.Is(err, errBadClient) {
+		if errors.Is(err, oauthclient.ErrBadClient) {
 			return false, nil
 		}
 		return err == nil, err
@@ -327,9 +335,9 @@ func (e *Endpoint) authenticateCaller(ctx context.Context, p params, ip string) 
 func (c caller) owns(en *decision.Decision) bool {
 	switch {
 	case c.client != nil:
-		return en.Owner == ClientOwner(c.client.ID)
+		return en.Owner == accesstoken.ClientOwner(c.client.ID)
 	case c.user != nil:
-		return en.Kind != EntryKind && en.Owner == c.user.Name
+		return en.Kind != accesstoken.Kind && en.Owner == c.user.Name
 	}
 	return false
 }
@@ -367,7 +375,7 @@ func (e *Endpoint) ServeIntrospect(w http.ResponseWriter, r *http.Request, req R
 // describe builds an active introspection answer.
 func (e *Endpoint) describe(ctx context.Context, tok string, en *decision.Decision) map[string]any {
 	out := map[string]any{"active": true, "token_type": "Bearer", "scope": en.ScopeHeader, "tokengate_kind": en.Kind}
-	if en.Kind == EntryKind {
+	if en.Kind == accesstoken.Kind {
 		if cl, err := e.Tokens.Inspect(ctx, tok); err == nil {
 			out["client_id"], out["sub"], out["iss"], out["aud"] = cl.ClientID, cl.Subject, cl.Issuer, cl.Audience
 			out["exp"], out["iat"], out["nbf"], out["jti"] = cl.Expiry, cl.IssuedAt, cl.NotBefore, cl.ID
@@ -406,7 +414,7 @@ func (e *Endpoint) ServeRevoke(w http.ResponseWriter, r *http.Request, req Reque
 			return nil // not a token of ours (any more): nothing to do
 		case !who.owns(en):
 			return fmt.Errorf("%w: the token was not issued to you", apierr.ErrUnauthorizedClient)
-		case en.Kind == EntryKind:
+		case en.Kind == accesstoken.Kind:
 			return apierr.FromStore(e.Store.Deny(r.Context(), store.Denial{JTI: en.TokenID, Until: time.Unix(0, en.ExpiresAt)}))
 		}
 		_, err = e.Store.DeleteToken(r.Context(), en.Owner, en.TokenID)

@@ -20,6 +20,7 @@ import (
 	"github.com/tokengate/tokengate/internal/audit"
 	"github.com/tokengate/tokengate/internal/gate"
 	"github.com/tokengate/tokengate/internal/oauth"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/token"
@@ -109,17 +110,17 @@ func fieldNames(m map[string]any) []string {
 }
 
 // viaBody is a token request with the credentials in the form body.
-func viaBody(c oauth.CreatedClient, extra ...string) call {
+func viaBody(c oauthclient.CreatedClient, extra ...string) call {
 	return call{body: form(append([]string{"grant_type", "client_credentials", "client_id", c.ClientID, "client_secret", c.ClientSecret}, extra...)...)}
 }
 
 // viaBasic is a token request with HTTP Basic.
-func viaBasic(c oauth.CreatedClient, extra ...string) call {
+func viaBasic(c oauthclient.CreatedClient, extra ...string) call {
 	return call{body: form(append([]string{"grant_type", "client_credentials"}, extra...)...), basic: []string{c.ClientID, c.ClientSecret}}
 }
 
 // accessToken gets an access token for c through the endpoint.
-func (e *env) accessToken(t *testing.T, c oauth.CreatedClient) string {
+func (e *env) accessToken(t *testing.T, c oauthclient.CreatedClient) string {
 	t.Helper()
 	w := e.do(t, viaBasic(c))
 	if w.Code != http.StatusOK {
@@ -131,23 +132,23 @@ func (e *env) accessToken(t *testing.T, c oauth.CreatedClient) string {
 func TestTokenSuccess(t *testing.T) {
 	cases := []struct {
 		name  string
-		call  func(oauth.CreatedClient) call
+		call  func(oauthclient.CreatedClient) call
 		scope string
 	}{
-		{"seed JSON body", func(c oauth.CreatedClient) call {
+		{"seed JSON body", func(c oauthclient.CreatedClient) call {
 			return call{ctype: "application/json", body: `{"clientId":"` + c.ClientID + `","clientSecret":"` + c.ClientSecret + `"}`}
 		}, "read write"},
-		{"seed JSON body with grant type", func(c oauth.CreatedClient) call {
+		{"seed JSON body with grant type", func(c oauthclient.CreatedClient) call {
 			return call{ctype: "application/json; charset=utf-8", body: `{"grant_type":"client_credentials","clientId":"` + c.ClientID + `","clientSecret":"` + c.ClientSecret + `"}`}
 		}, "read write"},
-		{"form and HTTP Basic", func(c oauth.CreatedClient) call { return viaBasic(c) }, "read write"},
-		{"form body credentials", func(c oauth.CreatedClient) call { return viaBody(c) }, "read write"},
-		{"scope narrowing", func(c oauth.CreatedClient) call { return viaBasic(c, "scope", "write") }, "write"},
+		{"form and HTTP Basic", func(c oauthclient.CreatedClient) call { return viaBasic(c) }, "read write"},
+		{"form body credentials", func(c oauthclient.CreatedClient) call { return viaBody(c) }, "read write"},
+		{"scope narrowing", func(c oauthclient.CreatedClient) call { return viaBasic(c, "scope", "write") }, "write"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			c := e.newClient(t, oauth.NewClient{})
+			c := e.NewClient(t, oauthclient.NewClient{})
 			w := e.do(t, tc.call(c))
 			if w.Code != http.StatusOK {
 				t.Fatalf("status %d: %s", w.Code, w.Body)
@@ -162,7 +163,7 @@ func TestTokenSuccess(t *testing.T) {
 			if m["token_type"] != "Bearer" || m["expires_in"] != float64(3600) || m["scope"] != tc.scope {
 				t.Errorf("answer %v", m)
 			}
-			en, err := e.verify(t, m["access_token"].(string))
+			en, err := e.Verify(t, m["access_token"].(string))
 			if err != nil || en.Refusal != nil || en.ScopeHeader != tc.scope {
 				t.Errorf("the access token does not verify: %+v, %v", en, err)
 			}
@@ -174,7 +175,7 @@ func TestTokenWithOAuth2Library(t *testing.T) {
 	for _, style := range []oauth2.AuthStyle{oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams} {
 		t.Run(map[oauth2.AuthStyle]string{oauth2.AuthStyleInHeader: "header", oauth2.AuthStyleInParams: "params"}[style], func(t *testing.T) {
 			e := newEnv(t)
-			c := e.newClient(t, oauth.NewClient{})
+			c := e.NewClient(t, oauthclient.NewClient{})
 			srv := httptest.NewServer(e.handler())
 			defer srv.Close()
 			cfg := clientcredentials.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, TokenURL: srv.URL + "/token", Scopes: []string{"read"}, AuthStyle: style}
@@ -182,7 +183,7 @@ func TestTokenWithOAuth2Library(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Token: %v", err)
 			}
-			if en, err := e.verify(t, tok.AccessToken); err != nil || en.Refusal != nil || en.ScopeHeader != "read" {
+			if en, err := e.Verify(t, tok.AccessToken); err != nil || en.Refusal != nil || en.ScopeHeader != "read" {
 				t.Errorf("Verify = %+v, %v", en, err)
 			}
 		})
@@ -193,64 +194,64 @@ func TestTokenErrors(t *testing.T) {
 	off := false
 	cases := []struct {
 		name   string
-		client oauth.NewClient
-		call   func(oauth.CreatedClient) call
+		client oauthclient.NewClient
+		call   func(oauthclient.CreatedClient) call
 		status int
 		code   string
 		// challenge: a WWW-Authenticate: Basic is expected.
 		challenge bool
 	}{
-		{"unsupported grant type", oauth.NewClient{}, func(c oauth.CreatedClient) call {
+		{"unsupported grant type", oauthclient.NewClient{}, func(c oauthclient.CreatedClient) call {
 			return call{body: form("grant_type", "password", "client_id", c.ClientID, "client_secret", c.ClientSecret)}
 		}, 400, "unsupported_grant_type", false},
-		{"unsupported grant type with Basic", oauth.NewClient{}, func(c oauth.CreatedClient) call {
+		{"unsupported grant type with Basic", oauthclient.NewClient{}, func(c oauthclient.CreatedClient) call {
 			return call{body: form("grant_type", "authorization_code"), basic: []string{c.ClientID, c.ClientSecret}}
 		}, 400, "unsupported_grant_type", false},
-		{"missing grant type", oauth.NewClient{}, func(c oauth.CreatedClient) call {
+		{"missing grant type", oauthclient.NewClient{}, func(c oauthclient.CreatedClient) call {
 			return call{body: form("client_id", c.ClientID, "client_secret", c.ClientSecret)}
 		}, 400, "invalid_request", false},
-		{"repeated parameter", oauth.NewClient{}, func(c oauth.CreatedClient) call {
+		{"repeated parameter", oauthclient.NewClient{}, func(c oauthclient.CreatedClient) call {
 			return viaBody(c, "grant_type", "client_credentials")
 		}, 400, "invalid_request", false},
-		{"repeated scope", oauth.NewClient{}, func(c oauth.CreatedClient) call {
+		{"repeated scope", oauthclient.NewClient{}, func(c oauthclient.CreatedClient) call {
 			return viaBasic(c, "scope", "read", "scope", "write")
 		}, 400, "invalid_request", false},
-		{"Basic and body credentials", oauth.NewClient{}, func(c oauth.CreatedClient) call {
+		{"Basic and body credentials", oauthclient.NewClient{}, func(c oauthclient.CreatedClient) call {
 			return viaBasic(c, "client_id", c.ClientID)
 		}, 400, "invalid_request", false},
-		{"no credentials", oauth.NewClient{}, func(oauth.CreatedClient) call {
+		{"no credentials", oauthclient.NewClient{}, func(oauthclient.CreatedClient) call {
 			return call{body: form("grant_type", "client_credentials")}
 		}, 401, "invalid_client", false},
-		{"wrong secret with Basic", oauth.NewClient{}, func(c oauth.CreatedClient) call {
+		{"wrong secret with Basic", oauthclient.NewClient{}, func(c oauthclient.CreatedClient) call {
 			other, _ := token.NewClientSecret()
 			return call{body: form("grant_type", "client_credentials"), basic: []string{c.ClientID, other}}
 		}, 401, "invalid_client", true},
-		{"wrong secret in the body", oauth.NewClient{}, func(c oauth.CreatedClient) call {
+		{"wrong secret in the body", oauthclient.NewClient{}, func(c oauthclient.CreatedClient) call {
 			other, _ := token.NewClientSecret()
 			return call{body: form("grant_type", "client_credentials", "client_id", c.ClientID, "client_secret", other)}
 		}, 401, "invalid_client", false},
-		{"unknown client", oauth.NewClient{}, func(c oauth.CreatedClient) call {
+		{"unknown client", oauthclient.NewClient{}, func(c oauthclient.CreatedClient) call {
 			return call{body: form("grant_type", "client_credentials"), basic: []string{"tgc_0000000000000000", c.ClientSecret}}
 		}, 401, "invalid_client", true},
-		{"disabled client", oauth.NewClient{Enabled: &off}, func(c oauth.CreatedClient) call { return viaBasic(c) }, 401, "invalid_client", true},
-		{"outside allowed IPs", oauth.NewClient{AllowedIPs: []string{"10.0.0.0/8"}}, func(c oauth.CreatedClient) call { return viaBasic(c) }, 400, "unauthorized_client", false},
-		{"scope not allowed", oauth.NewClient{}, func(c oauth.CreatedClient) call { return viaBasic(c, "scope", "admin") }, 400, "invalid_scope", false},
-		{"scope partly allowed", oauth.NewClient{}, func(c oauth.CreatedClient) call { return viaBody(c, "scope", "read admin") }, 400, "invalid_scope", false},
-		{"malformed scope", oauth.NewClient{}, func(c oauth.CreatedClient) call { return viaBody(c, "scope", `re"ad`) }, 400, "invalid_scope", false},
-		{"wrong content type", oauth.NewClient{}, func(c oauth.CreatedClient) call {
+		{"disabled client", oauthclient.NewClient{Enabled: &off}, func(c oauthclient.CreatedClient) call { return viaBasic(c) }, 401, "invalid_client", true},
+		{"outside allowed IPs", oauthclient.NewClient{AllowedIPs: []string{"10.0.0.0/8"}}, func(c oauthclient.CreatedClient) call { return viaBasic(c) }, 400, "unauthorized_client", false},
+		{"scope not allowed", oauthclient.NewClient{}, func(c oauthclient.CreatedClient) call { return viaBasic(c, "scope", "admin") }, 400, "invalid_scope", false},
+		{"scope partly allowed", oauthclient.NewClient{}, func(c oauthclient.CreatedClient) call { return viaBody(c, "scope", "read admin") }, 400, "invalid_scope", false},
+		{"malformed scope", oauthclient.NewClient{}, func(c oauthclient.CreatedClient) call { return viaBody(c, "scope", `re"ad`) }, 400, "invalid_scope", false},
+		{"wrong content type", oauthclient.NewClient{}, func(c oauthclient.CreatedClient) call {
 			w := viaBody(c)
 			w.ctype = "text/plain"
 			return w
 		}, 400, "invalid_request", false},
-		{"JSON with unknown field", oauth.NewClient{}, func(c oauth.CreatedClient) call {
+		{"JSON with unknown field", oauthclient.NewClient{}, func(c oauthclient.CreatedClient) call {
 			return call{ctype: "application/json", body: `{"clientId":"` + c.ClientID + `","clientSecret":"` + c.ClientSecret + `","x":1}`}
 		}, 400, "invalid_request", false},
-		{"GET", oauth.NewClient{}, func(c oauth.CreatedClient) call {
+		{"GET", oauthclient.NewClient{}, func(c oauthclient.CreatedClient) call {
 			w := viaBasic(c)
 			w.method = http.MethodGet
 			return w
 		}, 405, "method_not_allowed", false},
-		{"query string", oauth.NewClient{}, func(c oauth.CreatedClient) call {
+		{"query string", oauthclient.NewClient{}, func(c oauthclient.CreatedClient) call {
 			w := viaBasic(c)
 			w.query = "scope=read"
 			return w
@@ -259,7 +260,7 @@ func TestTokenErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			w := e.do(t, tc.call(e.newClient(t, tc.client)))
+			w := e.do(t, tc.call(e.NewClient(t, tc.client)))
 			if w.Code != tc.status {
 				t.Fatalf("status %d, want %d: %s", w.Code, tc.status, w.Body)
 			}
@@ -282,7 +283,7 @@ func TestTokenErrors(t *testing.T) {
 
 func TestTokenRateLimit(t *testing.T) {
 	e := newEnv(t)
-	c := e.newClient(t, oauth.NewClient{})
+	c := e.NewClient(t, oauthclient.NewClient{})
 	other, _ := token.NewClientSecret()
 	wrong := call{body: form("grant_type", "client_credentials"), basic: []string{c.ClientID, other}}
 	for i := range perClient {
@@ -305,7 +306,7 @@ func TestTokenRateLimit(t *testing.T) {
 		})
 	}
 	t.Run("other client", func(t *testing.T) {
-		if w := e.do(t, viaBasic(e.newClient(t, oauth.NewClient{}))); w.Code != http.StatusOK {
+		if w := e.do(t, viaBasic(e.NewClient(t, oauthclient.NewClient{}))); w.Code != http.StatusOK {
 			t.Errorf("status %d: a locked client locked another", w.Code)
 		}
 	})
@@ -314,7 +315,7 @@ func TestTokenRateLimit(t *testing.T) {
 // auditLines reads today's audit file.
 func (e *env) auditLines(t *testing.T) ([]audit.Record, string) {
 	t.Helper()
-	b, err := os.ReadFile(e.ep.Audit.Path(e.clk.Now()))
+	b, err := os.ReadFile(e.ep.Audit.Path(e.Clk.Now()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,13 +332,13 @@ func (e *env) auditLines(t *testing.T) ([]audit.Record, string) {
 
 func TestTokenAudit(t *testing.T) {
 	e := newEnv(t)
-	c := e.newClient(t, oauth.NewClient{Name: "deploy bot"})
+	c := e.NewClient(t, oauthclient.NewClient{Name: "deploy bot"})
 	other, _ := token.NewClientSecret()
 	disabled := false
-	off := e.newClient(t, oauth.NewClient{Name: "switched off", Enabled: &disabled})
-	fenced := e.newClient(t, oauth.NewClient{Name: "fenced", AllowedIPs: []string{"198.51.100.0/24"}})
-	unknown := e.newClient(t, oauth.NewClient{Name: "deleted"})
-	if err := e.clients.Delete(context.Background(), unknown.ClientID); err != nil {
+	off := e.NewClient(t, oauthclient.NewClient{Name: "switched off", Enabled: &disabled})
+	fenced := e.NewClient(t, oauthclient.NewClient{Name: "fenced", AllowedIPs: []string{"198.51.100.0/24"}})
+	unknown := e.NewClient(t, oauthclient.NewClient{Name: "deleted"})
+	if err := e.Clients.Delete(context.Background(), unknown.ClientID); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -412,8 +413,8 @@ func (e *env) newPAT(t *testing.T) pat.Created {
 
 func TestIntrospect(t *testing.T) {
 	e := newEnv(t)
-	rs := e.newClient(t, oauth.NewClient{Name: "resource server"})
-	c := e.newClient(t, oauth.NewClient{})
+	rs := e.NewClient(t, oauthclient.NewClient{Name: "resource server"})
+	c := e.NewClient(t, oauthclient.NewClient{})
 	at := e.accessToken(t, c)
 	p := e.newPAT(t)
 	unknownPAT, _ := token.NewPAT()
@@ -454,14 +455,14 @@ func TestIntrospect(t *testing.T) {
 
 func TestRevoke(t *testing.T) {
 	e := newEnv(t)
-	a := e.newClient(t, oauth.NewClient{Name: "a"})
-	b := e.newClient(t, oauth.NewClient{Name: "b"})
+	a := e.NewClient(t, oauthclient.NewClient{Name: "a"})
+	b := e.NewClient(t, oauthclient.NewClient{Name: "b"})
 	at := e.accessToken(t, a)
 	p := e.newPAT(t)
 	aCreds, bCreds, alice := []string{a.ClientID, a.ClientSecret}, []string{b.ClientID, b.ClientSecret}, []string{"alice", alicePassword}
 	unknownPAT, _ := token.NewPAT()
 	check := func(tok string) error {
-		_, err := e.checker.Check(context.Background(), gate.Request{Token: tok})
+		_, err := e.Checker.Check(context.Background(), gate.Request{Token: tok})
 		return err
 	}
 	// Steps run in order: the refused ones first, while the tokens live.
@@ -493,7 +494,7 @@ func TestRevoke(t *testing.T) {
 			if err := check(p.Token); !errors.Is(err, apierr.ErrInvalidToken) {
 				t.Errorf("Check after revocation: %v", err)
 			}
-			if _, err := e.st.GetToken(context.Background(), "alice", p.ID); !errors.Is(err, store.ErrNotFound) {
+			if _, err := e.St.GetToken(context.Background(), "alice", p.ID); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("GetToken after revocation: %v", err)
 			}
 		}},

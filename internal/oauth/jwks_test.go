@@ -14,7 +14,7 @@ import (
 
 func TestJWKSServe(t *testing.T) {
 	e := newEnv(t)
-	j := &oauth.JWKS{Keys: e.keys, MaxAge: 90 * time.Second}
+	j := &oauth.JWKS{Keys: e.Keys, MaxAge: 90 * time.Second}
 
 	w := httptest.NewRecorder()
 	if err := j.Serve(w, httptest.NewRequest(http.MethodGet, "/.well-known/jwks.json", nil)); err != nil {

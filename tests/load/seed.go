@@ -11,9 +11,9 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/tokengate/tokengate/internal/accesstoken"
 	"github.com/tokengate/tokengate/internal/jwt"
 	"github.com/tokengate/tokengate/internal/keyring"
-	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/token"
 )
@@ -230,12 +230,12 @@ func mintAccessTokens(k *jwt.Key, clientID string, n int) ([]string, error) {
 			for i := w; i < n; i += workers {
 				var b [16]byte
 				_, _ = rand.Read(b[:])
-				cl := oauth.Claims{
-					Issuer: "tokengate", Subject: clientID, Audience: oauth.Audience{"tokengate"},
+				cl := accesstoken.Claims{
+					Issuer: "tokengate", Subject: clientID, Audience: accesstoken.Audience{"tokengate"},
 					Expiry: now + 3*3600, NotBefore: now - 60, IssuedAt: now - 60, ID: hex.EncodeToString(b[:]),
 					ClientID: clientID, Scope: "read",
 				}
-				s, err := jwt.Sign(k, oauth.TokenType, cl)
+				s, err := jwt.Sign(k, accesstoken.TokenType, cl)
 				if err != nil {
 					mu.Lock()
 					firstErr = err

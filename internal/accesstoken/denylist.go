@@ -1,70 +1,14 @@
-package oauth
+package accesstoken
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
 	"github.com/tokengate/tokengate/internal/apierr"
-	"github.com/tokengate/tokengate/internal/iplist"
 	"github.com/tokengate/tokengate/internal/nodecopy"
 	"github.com/tokengate/tokengate/internal/store"
 )
-
-// ClientTable keeps this node's copy of the OAuth clients whose tokens it
-// has seen, so that checking an access token needs no store round trip.
-// A client is read from the store on first use and again after its
-// EventClient (Invalidate).
-type ClientTable struct {
-	m *nodecopy.Map[*clientState]
-}
-
-// clientState is a client as the edge needs it; nil means deleted.
-type clientState struct {
-	store.Client
-	ips iplist.List
-}
-
-// NewClientTable returns an empty table.
-func NewClientTable(s store.Clients) *ClientTable {
-	// A missing client is not remembered: anyone can send made-up ids,
-	// which must not grow the table (the token endpoint's limits pace
-	// the store reads they cost).
-	exists := func(c *clientState) bool { return c != nil }
-	return &ClientTable{m: nodecopy.NewMap(func(ctx context.Context, id string) (*clientState, error) {
-		return readClient(ctx, s, id)
-	}, exists)}
-}
-
-// readClient reads a client from the store (nil if it does not exist).
-func readClient(ctx context.Context, s store.Clients, id string) (*clientState, error) {
-	sc, err := s.GetClient(ctx, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil, nil
-	case err != nil:
-		return nil, apierr.FromStore(err)
-	}
-	ips, err := iplist.Parse(sc.AllowedIPs)
-	if err != nil {
-		// A stored list that does not parse must not widen access.
-		ips = iplist.List{}
-		sc.Enabled = false
-	}
-	return &clientState{Client: sc, ips: ips}, nil
-}
-
-// Get returns the client (nil if it does not exist).
-func (ct *ClientTable) Get(ctx context.Context, id string) (*clientState, error) {
-	return ct.m.Get(ctx, id)
-}
-
-// Invalidate forgets one client (after its EventClient).
-func (ct *ClientTable) Invalidate(id string) { ct.m.Invalidate(id) }
-
-// Clear forgets every client (after EventReset).
-func (ct *ClientTable) Clear() { ct.m.Clear() }
 
 // DenyList is this node's copy of the revoked access tokens (by jti),
 // loaded from the store once and then kept current by EventDenied.

@@ -1,9 +1,7 @@
-// Package oauth implements OAuth 2.0 client credentials for machine
-// clients (seed 001's "OAuth keys"): the clients and their secrets, the
-// token endpoint (RFC 6749 4.4), access tokens as JWTs (RFC 9068) and their
-// verification at the edge, token introspection (RFC 7662) and
-// revocation (RFC 7009), and the JWKS of the signing keys (RFC 7517).
-package oauth
+// Package oauthclient holds the OAuth clients (seed 001's "OAuth keys"):
+// adding, changing and removing them, checking a client's secret, and
+// this node's copy of the clients the edge has seen (Table).
+package oauthclient
 
 import (
 	"context"
@@ -31,7 +29,7 @@ type Clients struct {
 	store store.Clients
 	// table, if set, answers Authenticate from this node's copy of the
 	// clients (kept current by EventClient) instead of the store.
-	table *ClientTable
+	table *Table
 	now   func() time.Time
 	// dummy is compared against when the client is unknown, so that an
 	// unknown id and a wrong secret take the same path.
@@ -40,7 +38,7 @@ type Clients struct {
 
 // NewClients returns a client service; table may be nil; now nil means
 // time.Now.
-func NewClients(s store.Clients, table *ClientTable, now func() time.Time) *Clients {
+func NewClients(s store.Clients, table *Table, now func() time.Time) *Clients {
 	if now == nil {
 		now = time.Now
 	}
@@ -239,16 +237,16 @@ func (cs *Clients) lookup(ctx context.Context, id string) (store.Client, error) 
 	return c.Client, nil
 }
 
-// errBadClient is the one answer for an unknown id, a wrong secret and a
+// ErrBadClient is the one answer for an unknown id, a wrong secret and a
 // secret of the wrong shape (RFC 6749 5.2 invalid_client).
-var errBadClient = errors.New("client authentication failed")
+var ErrBadClient = errors.New("client authentication failed")
 
 // Authenticate checks a client id and secret. The secret's shape and
 // checksum are checked first (no store look-up for garbage); the hash is
 // compared in constant time.
 func (cs *Clients) Authenticate(ctx context.Context, id, secret string) (store.Client, error) {
 	if !token.IsClientSecret(secret) || !strings.HasPrefix(id, token.ClientIDPrefix) || len(id) > 64 {
-		return store.Client{}, errBadClient
+		return store.Client{}, ErrBadClient
 	}
 	c, err := cs.lookup(ctx, id)
 	want := c.SecretHash
@@ -260,7 +258,7 @@ func (cs *Clients) Authenticate(ctx context.Context, id, secret string) (store.C
 	}
 	got := token.Hash(secret)
 	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || err != nil {
-		return store.Client{}, errBadClient
+		return store.Client{}, ErrBadClient
 	}
 	return c, nil
 }

@@ -1,4 +1,7 @@
-package oauth
+// Package accesstoken issues and verifies our OAuth access tokens: JWTs
+// of RFC 9068 signed with the keyring's keys, checked at the edge against
+// this node's copy of the clients and the deny-list of revoked tokens.
+package accesstoken
 
 import (
 	"context"
@@ -15,6 +18,7 @@ import (
 	"github.com/tokengate/tokengate/internal/decision"
 	"github.com/tokengate/tokengate/internal/jwt"
 	"github.com/tokengate/tokengate/internal/keyring"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/store"
 )
 
@@ -22,8 +26,8 @@ import (
 // ours without it (an ID token, say) never passes as an access token.
 const TokenType = "at+jwt"
 
-// EntryKind is the decision Kind and X-Auth-Token-Type of access tokens.
-const EntryKind = "oauth"
+// Kind is the decision Kind and X-Auth-Token-Type of access tokens.
+const Kind = "oauth"
 
 // OwnerPrefix namespaces clients in decision owners, apart from user names.
 const OwnerPrefix = "client:"
@@ -36,7 +40,7 @@ func ClientOwner(clientID string) string { return OwnerPrefix + clientID }
 // access token with this jti, for cache.InvalidateMatching when the token
 // is revoked.
 func IsAccessToken(jti string) func(*decision.Decision) bool {
-	return func(d *decision.Decision) bool { return d.Kind == EntryKind && d.TokenID == jti }
+	return func(d *decision.Decision) bool { return d.Kind == Kind && d.TokenID == jti }
 }
 
 // Claims are the claims of an access token (RFC 9068 2.2).
@@ -81,7 +85,7 @@ func (a *Audience) UnmarshalJSON(b []byte) error {
 // Tokens issues and verifies access tokens.
 type Tokens struct {
 	keys     *keyring.Holder
-	clients  *ClientTable
+	clients  *oauthclient.Table
 	denied   *DenyList
 	issuer   string
 	audience string
@@ -90,7 +94,7 @@ type Tokens struct {
 
 // NewTokens returns the access token service. issuer and audience are
 // the values of iss and aud.
-func NewTokens(keys *keyring.Holder, clients *ClientTable, denied *DenyList, issuer, audience string, now func() time.Time) *Tokens {
+func NewTokens(keys *keyring.Holder, clients *oauthclient.Table, denied *DenyList, issuer, audience string, now func() time.Time) *Tokens {
 	if now == nil {
 		now = time.Now
 	}
@@ -155,7 +159,7 @@ func (t *Tokens) Verify(ctx context.Context, raw string) (*decision.Decision, er
 		return nil, err
 	}
 	e := &decision.Decision{
-		Owner: ClientOwner(cl.ClientID), User: cl.ClientID, TokenID: cl.ID, Kind: EntryKind,
+		Owner: ClientOwner(cl.ClientID), User: cl.ClientID, TokenID: cl.ID, Kind: Kind,
 		ScopeHeader: strings.Join(strings.Fields(cl.Scope), " "),
 		ExpiresAt:   time.Unix(cl.Expiry, 0).Add(keyring.Leeway).UnixNano(),
 	}
@@ -165,7 +169,7 @@ func (t *Tokens) Verify(ctx context.Context, raw string) (*decision.Decision, er
 	case !c.Enabled:
 		e.Refusal = apierr.ErrClientDisabled
 	default:
-		e.AllowedIPs = c.ips
+		e.AllowedIPs = c.IPs
 	}
 	return e, nil
 }

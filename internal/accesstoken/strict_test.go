@@ -1,4 +1,4 @@
-package oauth_test
+package accesstoken_test
 
 import (
 	"crypto/hmac"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/jwt"
-	"github.com/tokengate/tokengate/internal/oauth"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
 // TestVerifyReadsExactNames: our access tokens are read with JOSE's
@@ -20,12 +20,12 @@ import (
 // so only the spelling is wrong.
 func TestVerifyReadsExactNames(t *testing.T) {
 	e := newEnv(t)
-	id := e.newClient(t, oauth.NewClient{}).ClientID
-	k := e.signer(t)
+	id := e.NewClient(t, oauthclient.NewClient{}).ClientID
+	k := e.Signer(t)
 	if k.Alg != jwt.HS256 {
 		t.Fatalf("the test signs by hand with HS256; the signer is %s", k.Alg)
 	}
-	payload, err := json.Marshal(e.issue(t, id, "read").Claims)
+	payload, err := json.Marshal(e.Issue(t, id, "read").Claims)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestVerifyReadsExactNames(t *testing.T) {
 		m.Write([]byte(input))
 		return input + "." + enc(m.Sum(nil))
 	}
-	if en, err := e.verify(t, signed(header, good)); err != nil || en.Refusal != nil {
+	if en, err := e.Verify(t, signed(header, good)); err != nil || en.Refusal != nil {
 		t.Fatalf("the well-spelt token: %+v, %v", en, err)
 	}
 	for name, tok := range map[string]string{
@@ -52,7 +52,7 @@ func TestVerifyReadsExactNames(t *testing.T) {
 		"Typ is not typ":      signed(strings.Replace(header, `"typ"`, `"Typ"`, 1), good),
 	} {
 		t.Run(name, func(t *testing.T) {
-			en, err := e.verify(t, tok)
+			en, err := e.Verify(t, tok)
 			if err != nil || en == nil || !errors.Is(en.Refusal, apierr.ErrInvalidToken) {
 				t.Errorf("Verify = %+v, %v; want an entry refused as invalid", en, err)
 			}
