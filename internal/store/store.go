@@ -202,6 +202,15 @@ type Event struct {
 	Until time.Time
 }
 
+// TokenEvent announces a change of the token with hash h.
+func TokenEvent(h TokenHash) Event { return Event{Kind: EventToken, Hash: h} }
+
+// UserEvent announces a change of the user name and all its tokens.
+func UserEvent(name string) Event { return Event{Kind: EventUser, Owner: name} }
+
+// ClientEvent announces a change of the OAuth client id.
+func ClientEvent(id string) Event { return Event{Kind: EventClient, ID: id} }
+
 // CheckReport is the result of a consistency check (see Store.Check).
 type CheckReport struct {
 	// Problems found, one human-readable line each.

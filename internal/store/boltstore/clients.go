@@ -27,7 +27,7 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 		if b.Get([]byte(c.ID)) != nil {
 			return fmt.Errorf("%s: %w", clientDesc(c.ID), store.ErrClientExists)
 		}
-		emit(clientEvent(c.ID))
+		emit(store.ClientEvent(c.ID))
 		return putJSON(b, []byte(c.ID), c)
 	})
 }
@@ -77,7 +77,7 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*store.Clie
 		if c.ID != id {
 			return fmt.Errorf("%s: update may not change its ID to %q", clientDesc(id), c.ID)
 		}
-		emit(clientEvent(id))
+		emit(store.ClientEvent(id))
 		return putJSON(tx.Bucket(bucketClients), []byte(id), c)
 	})
 	if err != nil {
@@ -94,7 +94,7 @@ func (s *Store) DeleteClient(ctx context.Context, id string) (store.Client, erro
 		if c, err = getClient(tx, id); err != nil {
 			return err
 		}
-		emit(clientEvent(id))
+		emit(store.ClientEvent(id))
 		return tx.Bucket(bucketClients).Delete([]byte(id))
 	})
 	if err != nil {

@@ -48,15 +48,3 @@ func (s *Store) publish(events []store.Event) {
 		}
 	}
 }
-
-func tokenEvent(h store.TokenHash) store.Event {
-	return store.Event{Kind: store.EventToken, Hash: h}
-}
-
-func userEvent(name string) store.Event {
-	return store.Event{Kind: store.EventUser, Owner: name}
-}
-
-func clientEvent(id string) store.Event {
-	return store.Event{Kind: store.EventClient, ID: id}
-}

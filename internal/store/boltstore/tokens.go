@@ -116,7 +116,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, limit int) error
 		if tx.Bucket(bucketIndex).Get(t.Hash[:]) != nil {
 			return fmt.Errorf("%s: another token has the same hash", tokenDesc(t.Owner, t.ID))
 		}
-		emit(tokenEvent(t.Hash))
+		emit(store.TokenEvent(t.Hash))
 		return putToken(tx, owned, t)
 	})
 }
@@ -177,7 +177,7 @@ func (s *Store) UpdateToken(ctx context.Context, owner, id string, fn func(*stor
 				return err
 			}
 		}
-		emit(tokenEvent(t.Hash))
+		emit(store.TokenEvent(t.Hash))
 		return putJSON(owned, []byte(id), t)
 	})
 	if err != nil {
@@ -197,7 +197,7 @@ func (s *Store) DeleteToken(ctx context.Context, owner, id string) (store.Token,
 		if err := ownedBucket(tx, owner).Delete([]byte(id)); err != nil {
 			return err
 		}
-		emit(tokenEvent(t.Hash))
+		emit(store.TokenEvent(t.Hash))
 		return unindex(tx, t)
 	})
 	if err != nil {

@@ -73,7 +73,7 @@ func (s *Store) UpdateUser(ctx context.Context, name string, fn func(*store.User
 		if u.Name != name {
 			return fmt.Errorf("%s: update may not rename it to %q", userDesc(name), u.Name)
 		}
-		emit(userEvent(name))
+		emit(store.UserEvent(name))
 		return putJSON(tx.Bucket(bucketUsers), []byte(name), u)
 	})
 	if err != nil {
@@ -92,7 +92,7 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 		if err := deleteOwnerTokens(tx, name); err != nil {
 			return err
 		}
-		emit(userEvent(name))
+		emit(store.UserEvent(name))
 		return tx.Bucket(bucketUsers).Delete([]byte(name))
 	})
 }

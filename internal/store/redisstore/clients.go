@@ -23,7 +23,7 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 	if err != nil {
 		return err
 	}
-	ev := clientEvent(c.ID)
+	ev := store.ClientEvent(c.ID)
 	return s.createListed(ctx, s.keys.client(c.ID), data, s.keys.clients(), c.ID, &ev, store.ErrClientExists, "client")
 }
 
@@ -59,7 +59,7 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*store.Clie
 		}
 		return nil
 	}
-	return updateRecord(ctx, s, s.keys.client(id), clientEvent(id), read, encodeClient, fn, sameKey, fmt.Sprintf("update client %q", id))
+	return updateRecord(ctx, s, s.keys.client(id), store.ClientEvent(id), read, encodeClient, fn, sameKey, fmt.Sprintf("update client %q", id))
 }
 
 // updateRecord is the read-modify-write of one JSON record at key: read
@@ -109,7 +109,7 @@ func (s *Store) DeleteClient(ctx context.Context, id string) (store.Client, erro
 		removed store.Client
 		undo    func(context.Context) error // of the first step, while the record is known to exist
 	)
-	ev := clientEvent(id)
+	ev := store.ClientEvent(id)
 	err := s.watch(ctx, func(tx *redis.Tx) error {
 		c, err := s.readClient(ctx, tx, id)
 		if errors.Is(err, store.ErrNotFound) {

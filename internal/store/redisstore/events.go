@@ -15,21 +15,6 @@ import (
 	"github.com/tokengate/tokengate/internal/store"
 )
 
-// tokenEvent announces a change of the token with hash h.
-func tokenEvent(h store.TokenHash) store.Event {
-	return store.Event{Kind: store.EventToken, Hash: h}
-}
-
-// userEvent announces a change of the user name and all its tokens.
-func userEvent(name string) store.Event {
-	return store.Event{Kind: store.EventUser, Owner: name}
-}
-
-// clientEvent announces a change of the OAuth client id.
-func clientEvent(id string) store.Event {
-	return store.Event{Kind: store.EventClient, ID: id}
-}
-
 // documentEvent announces a change of the named document.
 func documentEvent(name string) store.Event {
 	return store.Event{Kind: store.EventDocument, ID: name}
@@ -84,9 +69,9 @@ func decodeEvent(msg string) (node string, ev store.Event, ok bool) {
 	}
 	switch tag {
 	case userTag:
-		return node, userEvent(rest), true
+		return node, store.UserEvent(rest), true
 	case clientTag:
-		return node, clientEvent(rest), true
+		return node, store.ClientEvent(rest), true
 	case documentTag:
 		return node, documentEvent(rest), rest != ""
 	case deniedTag:

@@ -45,7 +45,7 @@ type indexChange struct {
 func (c indexChange) call(s *Store) scriptCall {
 	channel, msg := "", ""
 	if c.publish {
-		channel, msg = s.channel, s.encodeEvent(tokenEvent(c.hash))
+		channel, msg = s.channel, s.encodeEvent(store.TokenEvent(c.hash))
 	}
 	return scriptCall{
 		keys: []string{s.keys.index(c.hash)},

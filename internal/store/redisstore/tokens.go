@@ -49,7 +49,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, limit int) error
 			return err
 		})
 	}
-	s.subs.deliver(tokenEvent(t.Hash))
+	s.subs.deliver(store.TokenEvent(t.Hash))
 	return nil
 }
 
@@ -185,7 +185,7 @@ func (s *Store) UpdateToken(ctx context.Context, owner, id string, fn func(*stor
 			if !next.LastUsedAt.Equal(cur.LastUsedAt) || next.LastUsedIP != cur.LastUsedIP || next.LastUsedHost != cur.LastUsedHost {
 				s.writeLastUse(ctx, p, next)
 			}
-			s.publishIn(ctx, p, tokenEvent(next.Hash))
+			s.publishIn(ctx, p, store.TokenEvent(next.Hash))
 			return nil
 		})
 		out = next
@@ -194,7 +194,7 @@ func (s *Store) UpdateToken(ctx context.Context, owner, id string, fn func(*stor
 	if err != nil {
 		return store.Token{}, err
 	}
-	s.subs.deliver(tokenEvent(out.Hash))
+	s.subs.deliver(store.TokenEvent(out.Hash))
 	return out, nil
 }
 
@@ -247,7 +247,7 @@ func (s *Store) DeleteToken(ctx context.Context, owner, id string) (store.Token,
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			s.dropToken(ctx, p, t)
-			s.publishIn(ctx, p, tokenEvent(t.Hash))
+			s.publishIn(ctx, p, store.TokenEvent(t.Hash))
 			return nil
 		})
 		removed = t
@@ -256,7 +256,7 @@ func (s *Store) DeleteToken(ctx context.Context, owner, id string) (store.Token,
 	if err != nil {
 		return store.Token{}, undone(ctx, err, undo)
 	}
-	s.subs.deliver(tokenEvent(removed.Hash))
+	s.subs.deliver(store.TokenEvent(removed.Hash))
 	return removed, nil
 }
 

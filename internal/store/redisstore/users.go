@@ -54,7 +54,7 @@ func (s *Store) UpdateUser(ctx context.Context, name string, fn func(*store.User
 		}
 		return nil
 	}
-	return updateRecord(ctx, s, s.keys.user(name), userEvent(name), read, encodeUser, fn, sameKey, fmt.Sprintf("update user %q", name))
+	return updateRecord(ctx, s, s.keys.user(name), store.UserEvent(name), read, encodeUser, fn, sameKey, fmt.Sprintf("update user %q", name))
 }
 
 // DeleteUser removes the user and its tokens: first the name from the user
@@ -62,7 +62,7 @@ func (s *Store) UpdateUser(ctx context.Context, name string, fn func(*store.User
 // record, tokens and last uses. If that fails the first steps are undone.
 func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	var undo func(context.Context) error // of the latest attempt's first steps
-	ev := userEvent(name)
+	ev := store.UserEvent(name)
 	err := s.watch(ctx, func(tx *redis.Tx) error {
 		undo = nil
 		toks, err := s.readUserTokens(ctx, tx, name)
