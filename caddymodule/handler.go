@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -170,7 +171,7 @@ func (h *Handler) setup(app *App) error {
 	h.routes = map[string]func(http.ResponseWriter, *http.Request, oauth.Request){}
 	h.headers = h.Headers.WithDefaults()
 	h.ours = h.headers.Guarded()
-	h.consumed = append(h.headers.Guarded(), legacy.LoginHeaders...)
+	h.consumed = append(slices.Clip(h.ours), legacy.LoginHeaders...)
 	if h.LegacyTokenHeader != "" {
 		h.consumed = append(h.consumed, h.LegacyTokenHeader)
 	}
@@ -239,10 +240,10 @@ func (h Handler) Validate() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	clientIP := clientIP(r)
 	// Our identity headers are ours alone: client-sent copies go on every
 	// request, whatever happens next, from headers, trailers (which arrive
 	// after this handler ran) and Connection tokens (see identity.Strip).
-	clientIP := clientIP(r)
 	if route := h.ownRoute(r.URL.Path); route != nil {
 		identity.Strip(r, h.ours)
 		route(w, r, oauth.Request{ClientIP: ipString(clientIP), Host: r.Host})

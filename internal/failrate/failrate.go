@@ -75,9 +75,6 @@ func New(o Options) *Limiter {
 	return l
 }
 
-// key is the counted unit of an address: itself (IPv4), or its /64.
-func key(a netip.Addr) netip.Addr { return iplist.ClientUnit(a) }
-
 func (l *Limiter) shard(k netip.Addr) *shard {
 	b := k.As16()
 	var h uint32 = 2166136261 // FNV-1a
@@ -95,7 +92,7 @@ func (l *Limiter) Reserve(a netip.Addr) time.Duration {
 	if l == nil || !a.IsValid() {
 		return 0
 	}
-	k := key(a)
+	k := iplist.ClientUnit(a)
 	now := l.now().UnixNano()
 	s := l.shard(k)
 	s.mu.Lock()
@@ -120,7 +117,7 @@ func (l *Limiter) Refund(a netip.Addr) {
 	if l == nil || !a.IsValid() {
 		return
 	}
-	k := key(a)
+	k := iplist.ClientUnit(a)
 	s := l.shard(k)
 	s.mu.Lock()
 	if tat, ok := s.tat[k]; ok {

@@ -43,11 +43,10 @@ func Strip(r *http.Request, names []string) {
 // nothing is left. What the gateway sets is then never hop-by-hop.
 func StripConnection(h http.Header, names []string) {
 	vals, ok := h["Connection"]
-	if !ok {
-		return
+	if !ok || !connectionNames(vals, names) {
+		return // the common case (none, or "keep-alive"): no allocation
 	}
 	var kept []string
-	changed := false
 	for _, v := range vals {
 		var toks []string
 		for tok := range strings.SplitSeq(v, ",") {
@@ -55,23 +54,32 @@ func StripConnection(h http.Header, names []string) {
 			if tok == "" {
 				continue
 			}
-			if matchesAny(tok, names) {
-				changed = true
-				continue
+			if !matchesAny(tok, names) {
+				toks = append(toks, tok)
 			}
-			toks = append(toks, tok)
 		}
 		if len(toks) > 0 {
 			kept = append(kept, strings.Join(toks, ", "))
 		}
 	}
-	switch {
-	case !changed:
-	case len(kept) == 0:
+	if len(kept) == 0 {
 		delete(h, "Connection")
-	default:
+	} else {
 		h["Connection"] = kept
 	}
+}
+
+// connectionNames reports whether a token of the Connection values names
+// one of names.
+func connectionNames(vals, names []string) bool {
+	for _, v := range vals {
+		for tok := range strings.SplitSeq(v, ",") {
+			if matchesAny(strings.TrimSpace(tok), names) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // trailerGuard removes our names from the request's trailers when a read

@@ -81,7 +81,9 @@ func TestCheckNames(t *testing.T) {
 
 func TestStripWithoutBodyDoesNotAllocate(t *testing.T) {
 	names := DefaultHeaders.WithDefaults().Names()
-	r := &http.Request{Header: http.Header{"Accept": {"*/*"}}, Body: http.NoBody}
+	// A Connection header that names none of ours (keep-alive) is read,
+	// not rewritten.
+	r := &http.Request{Header: http.Header{"Accept": {"*/*"}, "Connection": {"keep-alive"}}, Body: http.NoBody}
 	if n := testing.AllocsPerRun(100, func() { Strip(r, names) }); n != 0 {
 		t.Fatalf("%v allocations", n)
 	}
