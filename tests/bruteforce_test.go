@@ -71,7 +71,6 @@ type blockingBackend struct {
 	*httptest.Server
 	release  chan struct{}
 	arrived  chan string  // names of held requests, as they arrive
-	held     atomic.Int64 // requests being held now
 	finished atomic.Int64 // held requests that have been answered
 	once     sync.Once
 }
