@@ -207,6 +207,11 @@ func (a *App) parseTokenFailureLimit(d *caddyfile.Dispenser) error {
 //		header_scopes <name>
 //		header_issuer <name>
 //		keep_authorization
+//		ui [<prefix>] {
+//			scopes <scope...>
+//			session_idle <duration>
+//			session_lifetime <duration>
+//		}
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return eachSubdirective(d, func(sub string) (err error) {
@@ -257,6 +262,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Headers.Issuer, err = oneArg(d)
 		case "keep_authorization":
 			h.KeepAuthorization, err = flagArg(d)
+		case "ui":
+			if h.UI != nil {
+				return d.Err("ui: given twice")
+			}
+			h.UI, err = parseUI(d)
 		default:
 			err = d.Errf("unrecognized subdirective %q", sub)
 		}

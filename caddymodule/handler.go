@@ -19,6 +19,8 @@ import (
 	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/scope"
+	"github.com/tokengate/tokengate/internal/session"
+	"github.com/tokengate/tokengate/internal/web"
 )
 
 func init() {
@@ -119,10 +121,15 @@ type Handler struct {
 	// never reaches the upstream or its logs.
 	KeepAuthorization bool `json:"keep_authorization,omitempty"`
 
+	// UI turns on the web pages (sign-in, token management, the
+	// administrator's pages) under a prefix of this site. Off by default.
+	UI *UIConfig `json:"ui,omitempty"`
+
 	app         *App
 	api         *pat.API
 	legacy      *legacy.API
 	jwks        *oauth.JWKS
+	ui          *web.UI
 	credentials gate.Credentials
 	external    []gate.External
 	// ours are the identity header names; consumed adds the /rest/token
@@ -206,6 +213,14 @@ func (h *Handler) setup(app *App) error {
 	if err != nil {
 		return fmt.Errorf("require_scope: %v", err)
 	}
+	if h.UI != nil {
+		if err := h.UI.validate(); err != nil {
+			return err
+		}
+		if h.ui, err = h.UI.build(app, h); err != nil {
+			return err
+		}
+	}
 	h.required = scopes
 	h.scope = strings.Join(scopes, " ")
 	return nil
@@ -235,7 +250,31 @@ func (h Handler) Validate() error {
 			return err
 		}
 	}
+	if h.UI != nil {
+		if err := h.UI.validate(); err != nil {
+			return err
+		}
+		if p := h.UI.prefix(); h.clashesWithUI(p) {
+			return fmt.Errorf("ui: prefix %q overlaps one of the gateway's own routes", p)
+		}
+	}
 	return nil
+}
+
+// clashesWithUI reports whether one of the handler's own routes lies
+// under the pages' prefix (or the prefix under the token API).
+func (h Handler) clashesWithUI(prefix string) bool {
+	under := func(p string) bool { return p == prefix || strings.HasPrefix(p, prefix+"/") }
+	for _, p := range []string{
+		orDefault(h.TokensPath, DefaultTokensPath), orDefault(h.OAuthTokenPath, DefaultOAuthTokenPath),
+		orDefault(h.IntrospectPath, DefaultIntrospectPath), orDefault(h.RevokePath, DefaultRevokePath),
+		orDefault(h.JWKSPath, DefaultJWKSPath), orDefault(h.LegacyTokenPath, DefaultLegacyPath),
+	} {
+		if under(p) || strings.HasPrefix(prefix, p+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
@@ -244,6 +283,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// Our identity headers are ours alone: client-sent copies go on every
 	// request, whatever happens next, from headers, trailers (which arrive
 	// after this handler ran) and Connection tokens (see identity.Strip).
+	if h.ui != nil && h.ui.Matches(r.URL.Path) {
+		// The pages are ours: answered here, never proxied.
+		identity.Strip(r, h.consumed)
+		h.ui.ServeHTTP(w, r, ipString(clientIP))
+		return nil
+	}
 	if route := h.ownRoute(r.URL.Path); route != nil {
 		identity.Strip(r, h.ours)
 		route(w, r, oauth.Request{ClientIP: ipString(clientIP), Host: r.Host})
@@ -271,6 +316,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !h.KeepAuthorization {
 		delete(r.Header, "Authorization")
 	}
+	// The pages' session cookie is a credential for the pages only: the
+	// upstream never sees it.
+	session.StripCookie(r.Header)
 	if id.Issuer == "" { // one of our own tokens: we are its issuer
 		id.Issuer, id.Stable[4] = h.app.Issuer, &h.app.Issuer
 	}

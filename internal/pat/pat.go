@@ -52,6 +52,8 @@ type View struct {
 	AllowedIPs []string   `json:"allowed_ips"`
 	LastUsedAt *time.Time `json:"last_used_at"`
 	LastUsedIP *string    `json:"last_used_ip"`
+	// LastUsedHost is the site (Host) of the last use; null when never used.
+	LastUsedHost *string `json:"last_used_host"`
 }
 
 // ViewOf returns the owner's view of t.
@@ -67,6 +69,9 @@ func ViewOf(t store.Token) View {
 		v.LastUsedAt = &t.LastUsedAt
 		if t.LastUsedIP != "" {
 			v.LastUsedIP = &t.LastUsedIP
+		}
+		if t.LastUsedHost != "" {
+			v.LastUsedHost = &t.LastUsedHost
 		}
 	}
 	return v

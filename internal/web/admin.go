@@ -1,0 +1,4 @@
+package web
+
+// adminRoutes registers the administrator's pages.
+func (u *UI) adminRoutes() {}
