@@ -106,7 +106,9 @@ type view struct {
 func (v *view) T(key string, args ...any) string { return i18n.T(v.L, key, args...) }
 
 // Plural returns a plural message of the page's language.
-func (v *view) Plural(key string, n int, args ...any) string { return i18n.Plural(v.L, key, n, args...) }
+func (v *view) Plural(key string, n int, args ...any) string {
+	return i18n.Plural(v.L, key, n, args...)
+}
 
 // Time renders t as a <time> element: the server writes UTC, the page's
 // script rewrites it in the browser's locale and time zone.
