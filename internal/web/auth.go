@@ -71,10 +71,7 @@ type signInData struct {
 }
 
 func (u *UI) signInPage(req *request) error {
-	next := req.r.URL.Query().Get("next")
-	if !u.safeNext(next) {
-		next = ""
-	}
+	next := u.afterSignIn(req.r.URL.Query().Get("next"))
 	v := u.newView(req, "signin.title", "", signInData{Next: next})
 	if req.r.URL.Query().Get("ended") != "" {
 		v.Message = i18n.T(req.lang, "signin.ended")
@@ -88,10 +85,7 @@ func (u *UI) signInPage(req *request) error {
 // names exist or are switched off.
 func (u *UI) signIn(req *request) error {
 	f := req.r.PostForm
-	name, next := strings.TrimSpace(f.Get("name")), f.Get("next")
-	if !u.safeNext(next) {
-		next = ""
-	}
+	name, next := strings.TrimSpace(f.Get("name")), u.afterSignIn(f.Get("next"))
 	user, err := u.opts.Logins.Authenticate(req.r.Context(), name, f.Get("password"), req.ip)
 	if err != nil {
 		var limited *apierr.RateLimited
@@ -138,7 +132,16 @@ func (u *UI) safeNext(next string) bool {
 	}
 	p, err := url.Parse(next)
 	return err == nil && p.Scheme == "" && p.Host == "" && p.Opaque == "" && u.Matches(p.Path) &&
-		!strings.HasPrefix(p.Path, u.url("/signin")) && !strings.HasPrefix(p.Path, u.url("/assets/")) && !strings.Contains(p.Path, "/..")
+		!strings.HasPrefix(p.Path, u.url("/assets/")) && !strings.Contains(p.Path, "/..")
+}
+
+// afterSignIn is where sign-in goes on to: next when it is one of these
+// pages (but not sign-in itself), else the token page.
+func (u *UI) afterSignIn(next string) string {
+	if !u.safeNext(next) || strings.HasPrefix(next, u.url("/signin")) {
+		return ""
+	}
+	return next
 }
 
 func queryEscape(s string) string { return url.QueryEscape(s) }

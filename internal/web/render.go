@@ -66,6 +66,12 @@ var funcs = template.FuncMap{
 		return m
 	},
 	"list": func(v ...any) []any { return v },
+	// around splits a message at its "{0}", so that a template can put
+	// markup (a name in <strong>, filled by the script) in its place.
+	"around": func(msg string) [2]string {
+		before, after, _ := strings.Cut(msg, "{0}")
+		return [2]string{before, after}
+	},
 	"has": func(list []string, s string) bool {
 		for _, x := range list {
 			if x == s {

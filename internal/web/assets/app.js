@@ -22,8 +22,30 @@
 
   // Dialogs: open from a button, give focus back to it when closed.
   var opener = new WeakMap();
+  // A dialog shared by the rows of a table takes the row's data from the
+  // button that opened it: data-action (the forms' address), and the
+  // values named by [data-from] and [data-when] inside the dialog.
+  function prepare(dialog, from) {
+    var d = (from && from.dataset) || {};
+    if (d.action === undefined) return;
+    dialog.querySelectorAll('form[data-action-suffix]').forEach(function (f) { f.action = d.action + f.dataset.actionSuffix; });
+    dialog.querySelectorAll('[data-from]').forEach(function (el) {
+      var v = d[el.dataset.from] || '';
+      if (el.tagName === 'INPUT' || el.tagName === 'TEXTAREA') {
+        el.value = v;
+        if (el.hasAttribute('data-label-check')) el.dataset.labelSelf = v;
+      } else {
+        el.textContent = v;
+      }
+    });
+    dialog.querySelectorAll('[data-when]').forEach(function (el) {
+      var kv = el.dataset.when.split('=');
+      el.hidden = (d[kv[0]] || '') !== kv[1];
+    });
+  }
   function open(dialog, from) {
     if (!dialog || dialog.open) return;
+    prepare(dialog, from);
     opener.set(dialog, from || document.activeElement);
     dialog.querySelectorAll('[data-error], [data-error-for]').forEach(function (e) { e.hidden = true; e.textContent = ''; });
     dialog.showModal();
