@@ -1,0 +1,116 @@
+package tests
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// uiSite turns the pages on at /account.
+const uiSite = "ui /account {\n\t\t\tscopes read write\n\t\t}"
+
+// pageClient signs in through the form, as a browser would, without
+// following redirects, and returns the session cookie.
+func pageSignIn(t *testing.T, g *gateway, name, password string) *http.Cookie {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, g.base+"/account/signin", strings.NewReader(url.Values{"name": {name}, "password": {password}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", g.base)
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	for _, c := range resp.Cookies() {
+		if strings.HasSuffix(c.Name, "tokengate-session") {
+			return c
+		}
+	}
+	t.Fatal("sign-in set no session cookie")
+	return nil
+}
+
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// TestPagesAreNeverProxied: every path under the prefix is answered by
+// the gateway, whatever it is; the upstream never sees it, and never sees
+// the session cookie on the requests it does get.
+func TestPagesAreNeverProxied(t *testing.T) {
+	forEachStore(t, func(t *testing.T, kind storeKind) {
+		up := startUpstream(t)
+		g := startGateway(t, kind, up, gatewayConfig{siteOptions: uiSite})
+		g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
+		for _, p := range []string{"/account", "/account/", "/account/signin", "/account/tokens", "/account/nope", "/account/admin/users", "/account/assets/app.js"} {
+			r := do(t, http.MethodGet, g.base+p, nil, "")
+			if r.status >= 500 || up.count() != 0 {
+				t.Fatalf("%s: %d, upstream saw %d requests", p, r.status, up.count())
+			}
+		}
+		if r := do(t, http.MethodGet, g.base+"/account/signin", nil, ""); !strings.Contains(string(r.body), "<form") ||
+			!strings.Contains(r.header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+			t.Errorf("sign-in page: %d %v", r.status, r.header)
+		}
+
+		cookie := pageSignIn(t, g, "alice", alicePassword)
+		secret, _ := createPAT(t, g, "alice", alicePassword, `{"label":"laptop"}`)
+		h := bearer(secret)
+		h["Cookie"] = []string{"theme=dark; " + cookie.Name + "=" + cookie.Value + "; lang=ru"}
+		if r := do(t, http.MethodGet, g.base+"/orders", h, ""); r.status != http.StatusOK {
+			t.Fatalf("proxied call: %d %s", r.status, r.body)
+		}
+		got := up.last(t).Header.Values("Cookie")
+		if strings.Contains(strings.Join(got, ";"), "tokengate-session") || !strings.Contains(strings.Join(got, ";"), "theme=dark") {
+			t.Errorf("the upstream saw cookies %q", got)
+		}
+		// A session cookie is no credential for the upstream.
+		h = map[string][]string{"Cookie": {cookie.Name + "=" + cookie.Value}}
+		if r := do(t, http.MethodGet, g.base+"/orders", h, ""); r.status != http.StatusUnauthorized {
+			t.Errorf("a session cookie alone reached the upstream: %d", r.status)
+		}
+		g.assertNoSecrets(secret, cookie.Value)
+	})
+}
+
+// TestPageFormLimits: a 1 MB form gets 413 from the real server, a form
+// from another origin 403, and nothing is made.
+func TestPageFormLimits(t *testing.T) {
+	up := startUpstream(t)
+	g := startGateway(t, embedded, up, gatewayConfig{siteOptions: uiSite})
+	g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
+	cookie := pageSignIn(t, g, "alice", alicePassword)
+	send := func(body, origin string) int {
+		req, _ := http.NewRequest(http.MethodPost, g.base+"/account/tokens", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Accept", "application/json")
+		req.AddCookie(cookie)
+		resp, err := noRedirects.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := send("label=big&expires=30&allowed_ips="+strings.Repeat("1", 1<<20), g.base); s != http.StatusRequestEntityTooLarge {
+		t.Errorf("1 MB form: %d", s)
+	}
+	if s := send("label=evil&expires=30", "http://evil.example"); s != http.StatusForbidden {
+		t.Errorf("cross-origin form: %d", s)
+	}
+	if s := send("label=nocsrf&expires=30", g.base); s != http.StatusForbidden {
+		t.Errorf("form without CSRF token: %d", s)
+	}
+	if out := g.mustCLI("", "user", "tokens", "alice"); strings.Contains(out, "big") || strings.Contains(out, "evil") || strings.Contains(out, "nocsrf") {
+		t.Errorf("a refused form made a token: %s", out)
+	}
+	if up.count() != 0 {
+		t.Errorf("the upstream saw %d requests", up.count())
+	}
+}
