@@ -378,15 +378,3 @@ type Checker interface {
 	// and repairs them when repair is true.
 	Check(ctx context.Context, repair bool) (CheckReport, error)
 }
-
-// Session: TEMPORARY (stub), replaced by branch i13sessions.
-type Session struct {
-	ID        TokenHash
-	User      string
-	CSRF      string
-	CreatedAt time.Time
-	SeenAt    time.Time
-	ExpiresAt time.Time
-	IP        string
-	UserAgent string
-}
