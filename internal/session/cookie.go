@@ -11,7 +11,9 @@ import (
 // HTTP (development, or TLS ended by a proxy in front) it is
 // "tokengate-session".
 const (
-	CookieNameTLS   = "__Host-tokengate-session"
+	// CookieNameTLS is the cookie's name over TLS.
+	CookieNameTLS = "__Host-tokengate-session"
+	// CookieNamePlain is the cookie's name over plain HTTP.
 	CookieNamePlain = "tokengate-session"
 )
 

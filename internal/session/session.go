@@ -32,7 +32,9 @@ var ErrNoSession = errors.New("not signed in")
 
 // Defaults of Options.
 const (
-	DefaultIdle     = 30 * time.Minute
+	// DefaultIdle is Options.Idle's default.
+	DefaultIdle = 30 * time.Minute
+	// DefaultAbsolute is Options.Absolute's default.
 	DefaultAbsolute = 12 * time.Hour
 )
 
@@ -106,8 +108,11 @@ func (m *Manager) Lifetimes() (idle, absolute time.Duration) { return m.idle, m.
 
 // Active is a loaded session with its user as the store has it now.
 type Active struct {
+	// Session is the session's record (SeenAt as of this request when
+	// Load recorded activity).
 	Session store.Session
-	User    store.User
+	// User is the session's user, enabled.
+	User store.User
 }
 
 // CSRF returns the token the pages put in forms (the session's CSRF secret).
