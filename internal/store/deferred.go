@@ -256,6 +256,31 @@ func (d *Deferred) ClearFailures(ctx context.Context, key string) error {
 	return d.store(ctx).ClearFailures(ctx, key)
 }
 
+// CreateSession implements Store.
+func (d *Deferred) CreateSession(ctx context.Context, s Session) error {
+	return d.store(ctx).CreateSession(ctx, s)
+}
+
+// GetSession implements Store.
+func (d *Deferred) GetSession(ctx context.Context, id TokenHash) (Session, error) {
+	return d.store(ctx).GetSession(ctx, id)
+}
+
+// TouchSession implements Store.
+func (d *Deferred) TouchSession(ctx context.Context, id TokenHash, at time.Time) error {
+	return d.store(ctx).TouchSession(ctx, id, at)
+}
+
+// DeleteSession implements Store.
+func (d *Deferred) DeleteSession(ctx context.Context, id TokenHash) error {
+	return d.store(ctx).DeleteSession(ctx, id)
+}
+
+// DeleteUserSessions implements Store.
+func (d *Deferred) DeleteUserSessions(ctx context.Context, user string) (int, error) {
+	return d.store(ctx).DeleteUserSessions(ctx, user)
+}
+
 // Check implements Store.
 func (d *Deferred) Check(ctx context.Context, repair bool) (CheckReport, error) {
 	return d.store(ctx).Check(ctx, repair)
@@ -322,6 +347,14 @@ func (unavailable) ClearFailures(context.Context, string) error         { return
 func (unavailable) Check(context.Context, bool) (CheckReport, error) {
 	return CheckReport{}, ErrUnavailable
 }
+
+func (unavailable) CreateSession(context.Context, Session) error { return ErrUnavailable }
+func (unavailable) GetSession(context.Context, TokenHash) (Session, error) {
+	return Session{}, ErrUnavailable
+}
+func (unavailable) TouchSession(context.Context, TokenHash, time.Time) error { return ErrUnavailable }
+func (unavailable) DeleteSession(context.Context, TokenHash) error           { return ErrUnavailable }
+func (unavailable) DeleteUserSessions(context.Context, string) (int, error)  { return 0, ErrUnavailable }
 
 // Interface guard
 var _ Store = (*Deferred)(nil)

@@ -30,6 +30,9 @@ func TestDeferredUnavailableThenAttached(t *testing.T) {
 	if err := d.CreateUser(ctx, store.User{Name: "alice"}); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("CreateUser before attach: %v, want ErrUnavailable", err)
 	}
+	if _, err := d.GetSession(ctx, store.TokenHash{1}); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("GetSession before attach: %v, want ErrUnavailable", err)
+	}
 	if d.Backend() != nil {
 		t.Fatal("a backend before attach")
 	}
@@ -46,6 +49,22 @@ func TestDeferredUnavailableThenAttached(t *testing.T) {
 	}
 	if err := d.CreateUser(ctx, store.User{Name: "alice"}); err != nil {
 		t.Fatal(err)
+	}
+	sess := store.Session{ID: store.TokenHash{1}, User: "alice", ExpiresAt: time.Now().Add(time.Hour)}
+	if err := d.CreateSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.TouchSession(ctx, sess.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.GetSession(ctx, sess.ID); err != nil || got.User != "alice" {
+		t.Fatalf("GetSession after attach: %+v, %v", got, err)
+	}
+	if err := d.DeleteSession(ctx, sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := d.DeleteUserSessions(ctx, "alice"); err != nil || n != 0 {
+		t.Fatalf("DeleteUserSessions after attach: %d, %v", n, err)
 	}
 	if _, err := d.UpdateUser(ctx, "alice", func(u *store.User) error { u.Disabled = true; return nil }); err != nil {
 		t.Fatal(err)

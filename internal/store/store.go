@@ -1,5 +1,5 @@
 // Package store defines where tokengate keeps its state: users, tokens,
-// clients, documents, denials and failure counters, one role interface
+// clients, documents, denials, failure counters and web sessions, one role interface
 // each, gathered in Store, with two backends (an embedded file and Redis)
 // that pass one conformance suite (package storetest).
 //
@@ -33,6 +33,8 @@ var (
 	// ErrConflict: an UpdateKeyring lost a race with another writer more
 	// times than the backend retries.
 	ErrConflict = errors.New("concurrent update, try again")
+	// ErrExists: CreateSession for an id that is already taken.
+	ErrExists = errors.New("already exists")
 )
 
 // TokenHash is the SHA-256 of a token's secret: the only form in which a
@@ -168,6 +170,35 @@ type Denial struct {
 	Until time.Time
 }
 
+// Session is a signed-in browser. It is kept under the SHA-256 of the
+// cookie value (ID), so a copy of the store holds no usable cookie.
+type Session struct {
+	// ID is the SHA-256 of the cookie value.
+	ID TokenHash `json:"id"`
+	// User is the canonical user name.
+	User string `json:"user"`
+	// CSRF is the random per-session CSRF secret (base64url, 32 bytes of
+	// entropy).
+	CSRF string `json:"csrf"`
+	// CreatedAt is when the user signed in.
+	CreatedAt time.Time `json:"created_at"`
+	// SeenAt is the last activity (for the idle timeout).
+	SeenAt time.Time `json:"seen_at"`
+	// ExpiresAt is the absolute end; the backend forgets the session
+	// after this.
+	ExpiresAt time.Time `json:"expires_at"`
+	// IP is the client address at sign-in.
+	IP string `json:"ip,omitempty"`
+	// UserAgent is the browser's User-Agent at sign-in, truncated to 256
+	// bytes by the session manager.
+	UserAgent string `json:"user_agent,omitempty"`
+}
+
+// MaxSessionsPerUser bounds the live sessions of one user in every
+// backend: CreateSession of one more removes the oldest (by CreatedAt,
+// then ID), so that signing in again and again cannot grow the store.
+const MaxSessionsPerUser = 64
+
 // EventKind says what an Event invalidates.
 type EventKind uint8
 
@@ -239,6 +270,7 @@ type Store interface {
 	Documents
 	Denials
 	FailureCounters
+	Sessions
 	Events
 	Checker
 
@@ -260,8 +292,8 @@ type Users interface {
 	// backend retries when a concurrent write got in first), so it must
 	// have no side effects. ErrNotFound if absent.
 	UpdateUser(ctx context.Context, name string, fn func(*User) error) (User, error)
-	// DeleteUser removes the user and every token it owns. ErrNotFound if
-	// absent.
+	// DeleteUser removes the user, every token it owns and its sessions
+	// (see Sessions). ErrNotFound if absent.
 	DeleteUser(ctx context.Context, name string) error
 }
 
@@ -358,6 +390,33 @@ type FailureCounters interface {
 	FailureCount(ctx context.Context, key string) (int64, error)
 	// ClearFailures resets the counter named key (nil for an unknown key).
 	ClearFailures(ctx context.Context, key string) error
+}
+
+// Sessions are the signed-in browsers of the web pages. They announce no
+// events: a session is read from the store on every request, so no node
+// caches one. A session is live until its ExpiresAt (by the store's
+// clock); one that has reached it is never returned, and the backend
+// removes it by itself (Redis: key expiry; bbolt: lazily, see boltstore).
+// A user has at most MaxSessionsPerUser live sessions.
+type Sessions interface {
+	// CreateSession stores s (ErrExists if its ID is taken by a live
+	// session, ErrNotFound if s.User does not exist). When s.User already
+	// has MaxSessionsPerUser live sessions, the oldest is removed in the
+	// same write. A session whose ExpiresAt has passed is not kept.
+	CreateSession(ctx context.Context, s Session) error
+	// GetSession returns a session that has not reached ExpiresAt, or
+	// ErrNotFound.
+	GetSession(ctx context.Context, id TokenHash) (Session, error)
+	// TouchSession sets SeenAt to at unless SeenAt is later already (it
+	// never moves backwards); ErrNotFound if the session is gone or has
+	// expired.
+	TouchSession(ctx context.Context, id TokenHash, at time.Time) error
+	// DeleteSession removes one session (ErrNotFound if absent or
+	// expired).
+	DeleteSession(ctx context.Context, id TokenHash) error
+	// DeleteUserSessions removes every session of user and returns how
+	// many live ones there were; 0, nil when none (or no such user).
+	DeleteUserSessions(ctx context.Context, user string) (int, error)
 }
 
 // Events announce changes to the nodes that cache what the store holds.

@@ -83,10 +83,22 @@ func normalizeRoles(roles []string) ([]string, error) {
 
 // Service manages users in a store.
 type Service struct {
-	store store.Users
-	now   func() time.Time
-	cost  int
+	store    store.Users
+	now      func() time.Time
+	cost     int
+	sessions SessionEnder
 }
+
+// SessionEnder ends a user's web sessions (package session's Manager implements it).
+type SessionEnder interface {
+	EndUser(ctx context.Context, user string) error
+}
+
+// SetSessions makes Update end the user's web sessions when it disables
+// the user, turns token_login off or sets a new password. Call it while
+// wiring, before the Service is used; without it no session is ended
+// (Delete needs none: the store removes a deleted user's sessions).
+func (s *Service) SetSessions(e SessionEnder) { s.sessions = e }
 
 // NewService returns a Service. cost is the bcrypt cost (0: bcrypt's
 // default); now is the clock (nil: time.Now).
@@ -187,7 +199,9 @@ func (s *Service) Update(ctx context.Context, name string, c Changes) (View, err
 			return View{}, apierr.Field("roles", err)
 		}
 	}
+	var tokenLoginWas bool
 	u, err := s.store.UpdateUser(ctx, CanonicalName(name), func(u *store.User) error {
+		tokenLoginWas = u.TokenLogin // set on every run: the last one is what was written
 		if hash != nil {
 			u.PasswordHash = string(hash)
 		}
@@ -205,6 +219,18 @@ func (s *Service) Update(ctx context.Context, name string, c Changes) (View, err
 	})
 	if err != nil {
 		return View{}, apierr.FromStore(err)
+	}
+	// The user's web sessions end at once, like their tokens' cached
+	// decisions: on a new password, when disabled, and when token_login
+	// goes off (the pages manage tokens). The user record change has been
+	// written and stays if this fails; the admin is told (503) so that
+	// they can retry, and a disabled user's sessions are refused by
+	// session.Manager.Load meanwhile anyway.
+	disabled := c.Disabled != nil && *c.Disabled
+	if s.sessions != nil && (hash != nil || disabled || (tokenLoginWas && !u.TokenLogin)) {
+		if err := s.sessions.EndUser(ctx, u.Name); err != nil {
+			return View{}, apierr.FromStore(fmt.Errorf("user %q was updated, but ending their web sessions failed: %w", u.Name, err))
+		}
 	}
 	return ViewOf(u), nil
 }
@@ -231,7 +257,8 @@ func (s *Service) List(ctx context.Context) ([]View, error) {
 	return out, nil
 }
 
-// Delete removes a user and all its tokens.
+// Delete removes a user and all its tokens and web sessions (the store
+// removes them together).
 func (s *Service) Delete(ctx context.Context, name string) error {
 	return apierr.FromStore(s.store.DeleteUser(ctx, CanonicalName(name)))
 }

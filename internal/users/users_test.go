@@ -2,6 +2,7 @@ package users_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/bruteforce"
+	"github.com/tokengate/tokengate/internal/session"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/store/boltstore"
 	"github.com/tokengate/tokengate/internal/users"
@@ -323,6 +325,144 @@ func TestDelete(t *testing.T) {
 	list, err := s.List(ctx)
 	if err != nil || len(list) != 1 || list[0].Name != "bob" {
 		t.Fatalf("List = %+v, %v; want only bob", list, err)
+	}
+}
+
+// ---- web sessions ----
+
+// sessionEnv is a Service whose updates end web sessions kept by a real
+// session.Manager on the same real store.
+type sessionEnv struct {
+	svc *users.Service
+	st  *boltstore.Store
+	m   *session.Manager
+}
+
+func newSessionEnv(t *testing.T) *sessionEnv {
+	t.Helper()
+	s, st := newService(t)
+	m := session.New(st, st, session.Options{})
+	s.SetSessions(m)
+	mustCreate(t, s, users.NewUser{Name: "alice", Password: goodPass, TokenLogin: true})
+	mustCreate(t, s, users.NewUser{Name: "bob", Password: goodPass})
+	return &sessionEnv{svc: s, st: st, m: m}
+}
+
+// signIn starts a session for user and returns a request carrying it.
+func (e *sessionEnv) signIn(t *testing.T, user string) *http.Request {
+	t.Helper()
+	value, err := e.m.Start(context.Background(), user, "192.0.2.1", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := http.NewRequest(http.MethodGet, "http://gw.example/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.AddCookie(&http.Cookie{Name: session.CookieNamePlain, Value: value})
+	return r
+}
+
+// signedIn reports whether the request's session is still good.
+func (e *sessionEnv) signedIn(t *testing.T, r *http.Request) bool {
+	t.Helper()
+	_, err := e.m.Load(context.Background(), r)
+	if err != nil && !errors.Is(err, session.ErrNoSession) {
+		t.Fatalf("Load: %v", err)
+	}
+	return err == nil
+}
+
+func TestUpdateEndsWebSessions(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		c     users.Changes
+		ended bool
+	}{
+		{"new password", users.Changes{Password: ptr("brand new secret")}, true},
+		{"disabled", users.Changes{Disabled: ptr(true)}, true},
+		{"token_login off", users.Changes{TokenLogin: ptr(false)}, true},
+		{"token_login stays on", users.Changes{TokenLogin: ptr(true)}, false},
+		{"roles", users.Changes{Roles: &[]string{"ops"}}, false},
+		{"enabled", users.Changes{Disabled: ptr(false)}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newSessionEnv(t)
+			a1, a2, b := e.signIn(t, "alice"), e.signIn(t, "alice"), e.signIn(t, "bob")
+			if _, err := e.svc.Update(ctx, "alice", tc.c); err != nil {
+				t.Fatal(err)
+			}
+			// Gone from the store (not only refused by Load, which
+			// would delete a disabled user's session itself).
+			for _, r := range []*http.Request{a1, a2} {
+				_, err := e.st.GetSession(ctx, sha256.Sum256([]byte(session.CookieValue(r))))
+				if gone := errors.Is(err, store.ErrNotFound); gone != tc.ended {
+					t.Fatalf("session in the store after the update: err %v, want gone %v", err, tc.ended)
+				}
+			}
+			for _, r := range []*http.Request{a1, a2} {
+				if got := e.signedIn(t, r); got == tc.ended {
+					t.Fatalf("alice signed in after the update: %v, want %v", got, !tc.ended)
+				}
+			}
+			if !e.signedIn(t, b) {
+				t.Fatal("bob's session ended with alice's update")
+			}
+		})
+	}
+}
+
+func TestTokenLoginOnDoesNotEndSessions(t *testing.T) {
+	ctx := context.Background()
+	e := newSessionEnv(t)
+	r := e.signIn(t, "bob") // token_login off
+	if _, err := e.svc.Update(ctx, "bob", users.Changes{TokenLogin: ptr(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if !e.signedIn(t, r) {
+		t.Fatal("turning token_login on ended the session")
+	}
+	if _, err := e.svc.Update(ctx, "bob", users.Changes{TokenLogin: ptr(false)}); err != nil {
+		t.Fatal(err)
+	}
+	if e.signedIn(t, r) {
+		t.Fatal("turning token_login off kept the session")
+	}
+}
+
+func TestDeleteEndsWebSessions(t *testing.T) {
+	e := newSessionEnv(t)
+	r := e.signIn(t, "alice")
+	if err := e.svc.Delete(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if e.signedIn(t, r) {
+		t.Fatal("a deleted user is still signed in")
+	}
+}
+
+// When the sessions cannot be ended the admin gets a 503, and the user
+// record change stays.
+func TestUpdateReportsFailureToEndSessions(t *testing.T) {
+	ctx := context.Background()
+	s, st := newService(t)
+	mustCreate(t, s, users.NewUser{Name: "alice", Password: goodPass})
+	// The sessions live in a store that has gone away.
+	down := openStore(t)
+	if err := down.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.SetSessions(session.New(down, st, session.Options{}))
+
+	_, err := s.Update(ctx, "alice", users.Changes{Disabled: ptr(true)})
+	wantProblem(t, err, http.StatusServiceUnavailable, "")
+	if u, err := st.GetUser(ctx, "alice"); err != nil || !u.Disabled {
+		t.Fatalf("user after the update: %+v, %v; want it disabled", u, err)
+	}
+	// Changes that end no session do not need the session store.
+	if _, err := s.Update(ctx, "alice", users.Changes{Roles: &[]string{"ops"}}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -10,6 +10,8 @@
 //	clients      client id -> JSON store.Client
 //	documents    name -> a document (the keyring, the ACL), as the caller wrote it
 //	denied       jti -> end of the denial (time.Time.MarshalBinary)
+//	sessions       32-byte session id -> JSON store.Session
+//	user_sessions  user -> nested bucket: session id -> nothing
 //
 // Every write is one bbolt read-write transaction, so a write that fails
 // leaves the file exactly as it was, and checks such as label uniqueness
@@ -44,6 +46,9 @@ var (
 	bucketClients   = []byte("clients")
 	bucketDocuments = []byte("documents")
 	bucketDenied    = []byte("denied")
+	bucketSessions  = []byte("sessions")
+	// bucketUserSessions lists each user's sessions (see sessions.go).
+	bucketUserSessions = []byte("user_sessions")
 )
 
 const (
@@ -120,10 +125,11 @@ func Open(path string, opts Options) (*Store, error) {
 }
 
 // initialize creates the top-level buckets (so a file written by an older
-// version gains the new ones) and drops failure counters and denials that
-// ended while the process was down (before now).
+// version gains the new ones) and drops failure counters, denials and
+// sessions that ended while the process was down (before now).
 func initialize(tx *bolt.Tx, now time.Time) error {
-	buckets := [][]byte{bucketUsers, bucketTokens, bucketIndex, bucketFailures, bucketClients, bucketDocuments, bucketDenied}
+	buckets := [][]byte{bucketUsers, bucketTokens, bucketIndex, bucketFailures, bucketClients, bucketDocuments, bucketDenied,
+		bucketSessions, bucketUserSessions}
 	for _, name := range buckets {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
@@ -132,7 +138,10 @@ func initialize(tx *bolt.Tx, now time.Time) error {
 	if err := sweepFailures(tx.Bucket(bucketFailures), now); err != nil {
 		return err
 	}
-	return sweepDenied(tx.Bucket(bucketDenied), now)
+	if err := sweepDenied(tx.Bucket(bucketDenied), now); err != nil {
+		return err
+	}
+	return sweepSessions(tx, now)
 }
 
 // Ops returns how many Store method calls have run a transaction on the

@@ -417,3 +417,47 @@ func ignoreNotFound(err error) error {
 	}
 	return err
 }
+
+// Open sweeps the sessions that expired while the file was closed, with
+// their entries in their users' buckets.
+func TestOpenSweepsExpiredSessions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tg.db")
+	at := time.Now().UTC()
+	clock := func() time.Time { return at }
+	s := openAt(t, path, Options{Now: clock})
+	ctx := t.Context()
+	if err := s.CreateUser(ctx, store.User{Name: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	newSession := func(life time.Duration) store.Session {
+		var id store.TokenHash
+		rand.Read(id[:])
+		sess := store.Session{ID: id, User: "alice", CreatedAt: at, SeenAt: at, ExpiresAt: at.Add(life)}
+		if err := s.CreateSession(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+		return sess
+	}
+	short, long := newSession(time.Minute), newSession(time.Hour)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	at = at.Add(2 * time.Minute)
+	s = openAt(t, path, Options{Now: clock})
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, c := range []struct {
+			sess store.Session
+			kept bool
+		}{{short, false}, {long, true}} {
+			rec := tx.Bucket(bucketSessions).Get(c.sess.ID[:]) != nil
+			entry := userSessions(tx, "alice").Get(c.sess.ID[:]) != nil
+			if rec != c.kept || entry != c.kept {
+				t.Errorf("session expiring at %v: record %v, user entry %v; want both %v", c.sess.ExpiresAt, rec, entry, c.kept)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

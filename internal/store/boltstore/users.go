@@ -82,14 +82,18 @@ func (s *Store) UpdateUser(ctx context.Context, name string, fn func(*store.User
 	return u, nil
 }
 
-// DeleteUser removes the user, its tokens and their index entries, and
-// announces EventUser, which covers every token the user owned.
+// DeleteUser removes the user, its tokens and their index entries and its
+// sessions in one transaction, and announces EventUser, which covers every
+// token the user owned.
 func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	return s.update(ctx, func(tx *bolt.Tx, emit func(store.Event)) error {
 		if err := userExists(tx, name); err != nil {
 			return err
 		}
 		if err := deleteOwnerTokens(tx, name); err != nil {
+			return err
+		}
+		if _, err := deleteUserSessions(tx, name, s.now()); err != nil {
 			return err
 		}
 		emit(store.UserEvent(name))

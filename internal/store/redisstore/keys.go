@@ -16,6 +16,10 @@ import (
 //	PREFIX:{u:NAME}:user    string  the user, JSON
 //	PREFIX:{u:NAME}:tokens  hash    token ID -> token, JSON
 //	PREFIX:{u:NAME}:used    hash    token ID -> last use (see lastUse)
+//	PREFIX:{u:NAME}:sessions hash   session id (hex) -> session, JSON;
+//	                                expires with the latest session
+//	PREFIX:{s:HEX}          string  session index: NAME of the session's
+//	                                user; expires with the session
 //	PREFIX:{t:HEX}          string  hash index: "OWNER\x00ID" of the token
 //	PREFIX:users            set     user names
 //	PREFIX:{f:KEY}          string  failure counter, expires with its window
@@ -24,7 +28,8 @@ import (
 //	PREFIX:doc:NAME         string  a document (the keyring, the ACL), opaque bytes
 //	PREFIX:denied           zset    denied jti -> Until (Unix microseconds)
 //
-// The hash index and the user and client sets live in slots of their own;
+// The hash index, the session index and the user and client sets live in
+// slots of their own;
 // see the package comment for how writes that span two slots stay
 // consistent. Each document and the deny-list are one key each.
 // Names may contain '}' without harm: the tag then ends early, but it ends
@@ -50,6 +55,12 @@ func (k keys) tokens(name string) string { return k.userBase(name) + "tokens" }
 
 // used is the key of the hash of the last uses of the user's tokens.
 func (k keys) used(name string) string { return k.userBase(name) + "used" }
+
+// sessions is the key of the hash of the user's sessions.
+func (k keys) sessions(name string) string { return k.userBase(name) + "sessions" }
+
+// sessionIndex is the key that names the user of the session with id h.
+func (k keys) sessionIndex(h store.TokenHash) string { return k.prefix + ":{s:" + h.String() + "}" }
 
 // index is the key of the hash index of one token secret.
 func (k keys) index(h store.TokenHash) string { return k.indexHead() + h.String() + "}" }

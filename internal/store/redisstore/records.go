@@ -76,6 +76,24 @@ func decodeClient(data string) (store.Client, error) {
 	return c, nil
 }
 
+// encodeSession returns the stored form of s.
+func encodeSession(s store.Session) (string, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return "", fmt.Errorf("redisstore: encode session: %w", err)
+	}
+	return string(b), nil
+}
+
+// decodeSession reads a stored session.
+func decodeSession(data string) (store.Session, error) {
+	var s store.Session
+	if err := json.Unmarshal([]byte(data), &s); err != nil {
+		return store.Session{}, fmt.Errorf("redisstore: decode session: %w", err)
+	}
+	return s, nil
+}
+
 // stampLayout formats last-use times in UTC with a fixed width, so that
 // comparing two stamps as strings (in Lua) compares the times.
 const stampLayout = "2006-01-02T15:04:05.000000000Z"

@@ -3,12 +3,13 @@
 //
 // # Consistency
 //
-// Everything about one user (record, tokens, last uses) shares one cluster
-// slot (see keys) and is changed in one MULTI/EXEC, with WATCH for
-// read-modify-write and a bounded number of retries when another client
-// got in between; so is each OAuth client, the keyring and the deny-list.
-// Three things live in slots of their own: the hash index that
-// LookupToken reads, the set of user names and the set of client IDs.
+// Everything about one user (record, tokens, last uses, web sessions)
+// shares one cluster slot (see keys) and is changed in one MULTI/EXEC,
+// with WATCH for read-modify-write and a bounded number of retries when
+// another client got in between; so is each OAuth client, the keyring and
+// the deny-list. Four things live in slots of their own: the hash index
+// that LookupToken reads, the session index that GetSession reads (see
+// sessions.go), the set of user names and the set of client IDs.
 // Writes that touch them
 // cannot be atomic in a cluster, so they follow one order: a record is
 // written first and its index (or list entry) last, and deleted in the

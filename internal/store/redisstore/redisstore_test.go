@@ -799,3 +799,40 @@ func TestFailedUndoIsReported(t *testing.T) {
 		t.Fatalf("the failed undo is not reported with the repair command: %v", err)
 	}
 }
+
+// A session's index expires with the session and the user's hash with the
+// latest one; a sign-in prunes the fields of expired sessions, so the hash
+// does not grow with sessions nobody ends.
+func TestSessionKeysExpireAndArePruned(t *testing.T) {
+	onEach(t, func(t *testing.T, srv *redistest.Server) {
+		clock := storetest.NewClock()
+		s := openTimed(t, srv, Options{}, clock)
+		ctx := t.Context()
+		must(t, s.CreateUser(ctx, newUser("alice")))
+		session := func(life time.Duration) store.Session {
+			var id store.TokenHash
+			rand.Read(id[:])
+			at := clock.Now()
+			sess := store.Session{ID: id, User: "alice", CSRF: "x", CreatedAt: at, SeenAt: at, ExpiresAt: at.Add(life)}
+			must(t, s.CreateSession(ctx, sess))
+			return sess
+		}
+		short, long := session(time.Minute), session(time.Hour)
+		for key, max := range map[string]time.Duration{
+			s.keys.sessionIndex(short.ID): time.Minute,
+			s.keys.sessionIndex(long.ID):  time.Hour,
+			s.keys.sessions("alice"):      time.Hour,
+		} {
+			ttl, err := s.client.PTTL(ctx, key).Result()
+			must(t, err)
+			if ttl <= max-10*time.Second || ttl > max {
+				t.Errorf("%s expires in %v, want about %v", key, ttl, max)
+			}
+		}
+		clock.Advance(2 * time.Minute)
+		session(time.Hour)
+		if n, err := s.client.HLen(ctx, s.keys.sessions("alice")).Result(); err != nil || n != 2 {
+			t.Fatalf("the user's hash holds %d sessions (%v), want the 2 live ones", n, err)
+		}
+	})
+}

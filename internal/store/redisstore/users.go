@@ -59,7 +59,9 @@ func (s *Store) UpdateUser(ctx context.Context, name string, fn func(*store.User
 
 // DeleteUser removes the user and its tokens: first the name from the user
 // set and the tokens' hash indexes, then, in one transaction, the user's
-// record, tokens and last uses. If that fails the first steps are undone.
+// record, tokens, last uses and sessions. If that fails the first steps
+// are undone. The session index keys are left to expire with their
+// sessions: they lead to no session any more.
 func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	var undo func(context.Context) error // of the latest attempt's first steps
 	ev := store.UserEvent(name)
@@ -74,12 +76,12 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 			return opErr(err, "delete user %q", name)
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Del(ctx, s.keys.user(name), s.keys.tokens(name), s.keys.used(name))
+			p.Del(ctx, s.keys.user(name), s.keys.tokens(name), s.keys.used(name), s.keys.sessions(name))
 			s.publishIn(ctx, p, ev)
 			return nil
 		})
 		return opErr(err, "delete user %q", name)
-	}, s.keys.user(name), s.keys.tokens(name))
+	}, s.keys.user(name), s.keys.tokens(name), s.keys.sessions(name))
 	if err != nil {
 		return undone(ctx, err, undo)
 	}

@@ -70,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T, clock *Clock) store.Store) {
 		{"Keyring", keyringTests},
 		{"Denials", denialTests},
 		{"Failures", failureTests},
+		{"Sessions", sessionTests},
 		{"Events", eventTests},
 		{"Check", checkTests},
 		{"Concurrency", concurrencyTests},
@@ -1278,7 +1279,12 @@ func testCheckConsistent(t *testing.T, open opener) {
 	createUser(t, f.s, "carol")
 	createToken(t, f.s, "carol", "")
 	must(t, f.s.DeleteUser(t.Context(), "carol"))
-	// Clients, the keyring and the deny-list are not inconsistencies.
+	createUser(t, f.s, "carol2")
+	// Clients, the keyring, the deny-list and sessions (also those of a
+	// deleted user) are not inconsistencies.
+	createSession(t, f.s, "alice", now())
+	createSession(t, f.s, "carol2", now())
+	must(t, f.s.DeleteUser(t.Context(), "carol2"))
 	createClient(t, f.s, "app")
 	_, err = f.s.UpdateDocument(t.Context(), store.DocKeyring, func([]byte) ([]byte, error) { return []byte("ring"), nil })
 	must(t, err)

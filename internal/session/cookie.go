@@ -1,0 +1,121 @@
+package session
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Cookie names. Over TLS the cookie is "__Host-tokengate-session": browsers
+// accept it only with Secure, Path=/ and no Domain, so neither a sibling
+// subdomain nor a plain-HTTP page can plant or overwrite it. Over plain
+// HTTP (development, or TLS ended by a proxy in front) it is
+// "tokengate-session".
+const (
+	// CookieNameTLS is the cookie's name over TLS.
+	CookieNameTLS = "__Host-tokengate-session"
+	// CookieNamePlain is the cookie's name over plain HTTP.
+	CookieNamePlain = "tokengate-session"
+)
+
+// cookieName is the name of the session cookie for r.
+func cookieName(r *http.Request) string {
+	if r.TLS != nil {
+		return CookieNameTLS
+	}
+	return CookieNamePlain
+}
+
+// SetCookie sets the session cookie: "__Host-tokengate-session" when r.TLS != nil (Secure;
+// Path=/; no Domain, as the __Host- prefix requires) and "tokengate-session" over plain HTTP
+// (no Secure). Always HttpOnly, SameSite=Strict, Path=/; a session cookie (no Max-Age), so it
+// ends with the browser at the latest.
+func SetCookie(w http.ResponseWriter, r *http.Request, value string) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     cookieName(r),
+		Value:    value,
+		Path:     "/",
+		Secure:   r.TLS != nil,
+		HttpOnly: true,
+		SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// ClearCookie tells the browser to forget both session cookies (Max-Age=0, which
+// net/http writes for MaxAge -1), with the attributes they were set with.
+func ClearCookie(w http.ResponseWriter, r *http.Request) {
+	for _, c := range []struct {
+		name   string
+		secure bool
+	}{{CookieNameTLS, true}, {CookieNamePlain, false}} {
+		http.SetCookie(w, &http.Cookie{
+			Name:     c.name,
+			Value:    "",
+			Path:     "/",
+			MaxAge:   -1,
+			Secure:   c.secure,
+			HttpOnly: true,
+			SameSite: http.SameSiteStrictMode,
+		})
+	}
+}
+
+// CookieValue returns the session cookie's value from the request; "" when there is none or
+// it is malformed (not 43 characters of base64url), so that Load rejects it without asking the
+// store. Over TLS only "__Host-tokengate-session" counts: a "tokengate-session" cookie there
+// could have been planted by a sibling subdomain or a plain-HTTP response. Over plain HTTP
+// either name counts. Of several cookies of one name the first well-formed one counts.
+func CookieValue(r *http.Request) string {
+	names := []string{CookieNameTLS}
+	if r.TLS == nil {
+		names = append(names, CookieNamePlain)
+	}
+	for _, name := range names {
+		for _, c := range r.CookiesNamed(name) {
+			if wellFormed(c.Value) {
+				return c.Value
+			}
+		}
+	}
+	return ""
+}
+
+// StripCookie removes both session cookies from a header set's Cookie lines, keeping the other
+// cookies (the gateway calls it before proxying so the upstream never sees the session). A
+// Cookie line left empty is removed, and so is the header when no line is left; lines without
+// a session cookie are left exactly as they were.
+func StripCookie(h http.Header) {
+	lines := h["Cookie"]
+	if len(lines) == 0 {
+		return
+	}
+	kept := make([]string, 0, len(lines))
+	changed := false
+	for _, line := range lines {
+		pairs := strings.Split(line, ";")
+		out := make([]string, 0, len(pairs))
+		for _, p := range pairs {
+			p = strings.TrimSpace(p)
+			name, _, _ := strings.Cut(p, "=")
+			if n := strings.TrimSpace(name); n == CookieNameTLS || n == CookieNamePlain {
+				changed = true
+				continue
+			}
+			if p != "" {
+				out = append(out, p)
+			}
+		}
+		if len(out) == len(pairs) {
+			kept = append(kept, line) // nothing of ours, nothing empty: as it was
+		} else if len(out) > 0 {
+			kept = append(kept, strings.Join(out, "; "))
+		}
+	}
+	if !changed {
+		return
+	}
+	if len(kept) == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	h["Cookie"] = kept
+}
