@@ -26,6 +26,7 @@ import (
 	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/pat"
+	"github.com/tokengate/tokengate/internal/session"
 	"github.com/tokengate/tokengate/internal/store/backend"
 	"github.com/tokengate/tokengate/internal/users"
 )
@@ -250,6 +251,9 @@ func (a *App) setDefaults() {
 func (a *App) wire() error {
 	a.state.cache.SetLimits(a.CacheSize, time.Duration(a.CacheTTL))
 	a.users = users.NewService(a.state.store, a.BcryptCost, nil)
+	// Every change of a user (admin API, CLI, pages) that must end their
+	// web sessions ends them, whether or not a site shows the pages.
+	a.users.SetSessions(session.New(a.state.store, a.state.store, session.Options{Logger: a.logger.Named("session")}))
 	a.limiter = bruteforce.New(a.state.store, bruteforce.Limits{
 		PerAccount: a.LoginFailuresPerAccount,
 		PerAddress: a.LoginFailuresPerAddress,
