@@ -170,7 +170,7 @@ func startBrowser(t *testing.T, opts ...browserOption) *browser {
 	err := chromedp.Do(ctx)
 	watchdog.Stop()
 	if err != nil {
-		t.Fatalf("starting chromium: %v\nits output:\n%s", err, tail(b.output.String(), 4000))
+		t.Fatalf("starting chromium: %v\nits output:\n%s", err, lastBytes(b.output.String(), 4000))
 	}
 
 	setup := []chromedp.Action[chromedp.Void]{
@@ -582,8 +582,8 @@ func (b *browser) screenshot(t testing.TB, name string) {
 	}
 }
 
-// tail returns at most the last n bytes of s.
-func tail(s string, n int) string {
+// lastBytes returns at most the last n bytes of s.
+func lastBytes(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]
 	}
