@@ -6,7 +6,8 @@
 run:
 	go run ./cmd/tokengate run --config Caddyfile.example --adapter caddyfile
 
-# Run the whole test suite (installs redis-server if missing).
+# Run the whole test suite (installs redis-server, chromium and
+# fonts-dejavu-core if missing); page screenshots go to tests/screenshots/.
 test:
 	./scripts/test.sh
 

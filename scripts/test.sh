@@ -1,21 +1,36 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need
-# (redis-server from Debian's packages) if it is missing, then runs vet and
-# every test with the race detector. Tests start and stop their own
-# redis-server on a free loopback port; nothing else needs to be running.
+# from Debian's packages if it is missing (redis-server; chromium for the
+# browser tests, and fonts-dejavu-core so their screenshots show Cyrillic),
+# then runs vet and every test with the race detector. Tests start and stop
+# their own redis-server on a free loopback port and their own headless
+# chromium; nothing else needs to be running. Screenshots of the pages land
+# in tests/screenshots/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+apt_install() { # apt_install <debian package>
+	local sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$1" >/dev/null
+}
 
 need_pkg() { # need_pkg <command> <debian package>
 	command -v "$1" >/dev/null 2>&1 && return 0
 	echo "installing $2 (needed for $1)..." >&2
-	local sudo=""
-	[ "$(id -u)" -eq 0 ] || sudo="sudo"
-	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
+	apt_install "$2"
+}
+
+need_file() { # need_file <path> <debian package>
+	[ -e "$1" ] && return 0
+	echo "installing $2 (needed for $1)..." >&2
+	apt_install "$2"
 }
 
 need_pkg redis-server redis-server
+need_pkg chromium chromium
+need_file /usr/share/fonts/truetype/dejavu fonts-dejavu-core
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then

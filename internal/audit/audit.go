@@ -9,7 +9,8 @@
 // lines from concurrent requests, and from several processes sharing the
 // directory, never interleave. Days begin in a configured time zone. The
 // same records can also go to a zap
-// logger for users who ship logs elsewhere.
+// logger for users who ship logs elsewhere. Days and Read (read.go) read
+// the files back, for the admin pages.
 package audit
 
 import (
