@@ -28,7 +28,8 @@
   function prepare(dialog, from) {
     var d = (from && from.dataset) || {};
     if (d.action === undefined) return;
-    dialog.querySelectorAll('form[data-action-suffix]').forEach(function (f) { f.action = d.action + f.dataset.actionSuffix; });
+    // setAttribute, not f.action: a field named "action" would shadow it.
+    dialog.querySelectorAll('form[data-action-suffix]').forEach(function (f) { f.setAttribute('action', d.action + f.dataset.actionSuffix); });
     dialog.querySelectorAll('[data-from]').forEach(function (el) {
       var v = d[el.dataset.from] || '';
       if (el.tagName === 'INPUT' || el.tagName === 'TEXTAREA') {
@@ -199,7 +200,7 @@
       var buttons = form.querySelectorAll('button[type=submit]');
       buttons.forEach(function (b) { b.disabled = true; b.setAttribute('aria-busy', 'true'); });
       var done = function () { busy = false; buttons.forEach(function (b) { b.disabled = false; b.removeAttribute('aria-busy'); }); };
-      fetch(form.action, {
+      fetch(form.getAttribute('action'), {
         method: 'POST',
         body: new URLSearchParams(new FormData(form)),
         headers: { 'Accept': 'application/json', 'X-Page': location.pathname },
