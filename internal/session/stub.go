@@ -45,8 +45,8 @@ func (m *Manager) Load(ctx context.Context, r *http.Request) (*Active, error) {
 	}
 	return &Active{Session: store.Session{User: v, CSRF: "csrf-" + v}, User: u}, nil
 }
-func (m *Manager) End(ctx context.Context, r *http.Request) error     { return nil }
-func (m *Manager) EndUser(ctx context.Context, user string) error     { return nil }
+func (m *Manager) End(ctx context.Context, r *http.Request) error { return nil }
+func (m *Manager) EndUser(ctx context.Context, user string) error { return nil }
 func SetCookie(w http.ResponseWriter, r *http.Request, value string) {
 	http.SetCookie(w, &http.Cookie{Name: "tokengate-session", Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
 }
