@@ -47,6 +47,9 @@ var (
 	ErrUnsupported  = errors.New("unsupported algorithm")
 )
 
+// Algorithms returns the supported algorithms, HS256 (the default) first.
+func Algorithms() []string { return []string{HS256, RS256, ES256, EdDSA} }
+
 // IsAsymmetric reports whether alg has a public key that may be published.
 func IsAsymmetric(alg string) bool { return alg == RS256 || alg == ES256 || alg == EdDSA }
 

@@ -241,7 +241,10 @@ func (u *UI) describe(req *request, err error) (int, failure) {
 	p := apierr.For(err)
 	f := failure{Error: p.Code, Field: p.Field}
 	var limited *apierr.RateLimited
+	var refused *pageRefusal
 	switch {
+	case errors.As(err, &refused):
+		f.Message, f.Field = t(refused.Key), refused.Field
 	case errors.Is(err, label.ErrEmpty):
 		f.Message = t("err.label_empty")
 	case errors.Is(err, label.ErrTooLong):
@@ -252,6 +255,8 @@ func (u *UI) describe(req *request, err error) (int, failure) {
 		f.Message = t("err.label_taken")
 	case p.Status == http.StatusConflict && p.Field == "label":
 		f.Message = t("err.label_taken")
+	case errors.Is(err, store.ErrUserExists):
+		f.Message = t("admin.err.user_exists")
 	case errors.Is(err, store.ErrTokenLimit):
 		f.Message = t("err.token_limit")
 	case errors.As(err, &limited):
@@ -267,6 +272,18 @@ func (u *UI) describe(req *request, err error) (int, failure) {
 	}
 	return p.Status, f
 }
+
+// pageRefusal is a refusal of the pages' own, not of a service: Err says
+// the status and code (through apierr), Key is the catalogue message and
+// Field the form field it belongs next to ("" for the form as a whole).
+type pageRefusal struct {
+	Err   error
+	Key   string
+	Field string
+}
+
+func (e *pageRefusal) Error() string { return e.Err.Error() }
+func (e *pageRefusal) Unwrap() error { return e.Err }
 
 // signInURL is the sign-in page that comes back to this page afterwards.
 func (u *UI) signInURL(req *request) string {

@@ -151,7 +151,8 @@
     if (!b) return;
     var input = document.getElementById(b.dataset.copy);
     var dialog = b.closest('dialog');
-    var status = dialog && dialog.querySelector('.copy-status');
+    var place = dialog || b.closest('section, form'); // where its "Copied" goes
+    var status = place && place.querySelector('.copy-status');
     copyFrom(input).then(function () {
       if (status) status.textContent = msg('Copied');
       if (dialog && !b.hasAttribute('data-copy-stay')) dialog.close();
