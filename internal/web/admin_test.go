@@ -58,6 +58,7 @@ func newAdminEnv(t *testing.T) *adminEnv {
 		clients: oauthclient.NewClients(st, nil, nil), keys: keyring.NewHolder(st, keyring.Policy{}, "", 0, nil),
 		acl: acl.New(st), sessions: session.New(st, st, session.Options{}),
 	}
+	e.users.SetSessions(e.sessions) // as the app wires it
 	e.ui, err = web.New(web.Options{
 		Prefix: prefix, Sessions: e.sessions,
 		Users: e.users, Tokens: e.pats, Clients: e.clients, Keys: e.keys, ACL: e.acl,

@@ -139,19 +139,18 @@ func (u *UI) updateUser(req *request) error {
 	f := req.r.PostForm
 	name, self := u.target(req)
 	var c users.Changes
-	endSessions := false
+	// users.Service.Update ends the user's sessions where it must (a new
+	// password, disabled, token login off), as it does for the admin API.
 	switch f.Get("action") {
 	case "password":
 		pw := f.Get("password")
 		c.Password = &pw
-		endSessions = !self // another browser of theirs must sign in again
 	case "disable":
 		if self {
 			return refuse(apierr.ErrForbidden, "admin.err.self_disable", "")
 		}
 		on := true
 		c.Disabled = &on
-		endSessions = true
 	case "enable":
 		off := false
 		c.Disabled = &off
@@ -171,11 +170,6 @@ func (u *UI) updateUser(req *request) error {
 	if err != nil {
 		return err
 	}
-	if endSessions {
-		if err := u.opts.Sessions.EndUser(ctx, v.Name); err != nil {
-			return err
-		}
-	}
 	page := "/admin/users/" + v.Name
 	if f.Get("back") == "list" {
 		page = "/admin/users"
@@ -191,10 +185,8 @@ func (u *UI) deleteUser(req *request) error {
 	if self {
 		return refuse(apierr.ErrForbidden, "admin.err.self_delete", "")
 	}
+	// The store removes the user's sessions with the user.
 	if err := u.opts.Users.Delete(ctx, name); err != nil {
-		return err
-	}
-	if err := u.opts.Sessions.EndUser(ctx, name); err != nil {
 		return err
 	}
 	return u.done(req, map[string]string{"deleted": name}, "/admin/users")

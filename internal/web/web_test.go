@@ -48,8 +48,10 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	pats := pat.NewService(st, lastuse.New(st), 0, nil)
+	sessions := session.New(st, st, session.Options{})
+	us.SetSessions(sessions) // as the app wires it
 	ui, err := New(Options{
-		Prefix: "/account", Sessions: session.New(st, st, session.Options{}), Logins: auth,
+		Prefix: "/account", Sessions: sessions, Logins: auth,
 		Users: us, Tokens: pats, Scopes: []string{"read", "write"},
 	})
 	if err != nil {
@@ -522,3 +524,31 @@ func BenchmarkTokensPage(b *testing.B) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// An administrator's change to a user ends that user's sessions at once
+// (the same path as the admin API): disabled, token login off, new password.
+func TestUserChangesEndSessions(t *testing.T) {
+	f := newFixture(t)
+	for name, change := range map[string]users.Changes{
+		"disabled":        {Disabled: ptr(true)},
+		"token-login-off": {TokenLogin: ptr(false)},
+		"new-password":    {Password: ptr("another long password")},
+	} {
+		f.addUser(t, name, true)
+		b := f.signIn(t, name)
+		if _, err := f.users.Update(context.Background(), name, change); err != nil {
+			t.Fatal(err)
+		}
+		if r := b.do(t, "GET", "/account/tokens", nil); r.status != http.StatusSeeOther {
+			t.Errorf("%s: the old session still opens the page (%d)", name, r.status)
+		}
+	}
+	f.addUser(t, "gone", true)
+	b := f.signIn(t, "gone")
+	if err := f.users.Delete(context.Background(), "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.post(t, "/account/tokens", url.Values{"label": {"x"}, "expires": {"30"}}); r.status != http.StatusUnauthorized {
+		t.Errorf("deleted user: %d", r.status)
+	}
+}
