@@ -32,10 +32,24 @@ func signInPage(t *testing.T, b *browser, g *gateway, name, password string) {
 	b.typeInto(t, "#signin-password", password)
 	b.click(t, "form[action='/account/signin'] button[type=submit]")
 	b.waitJS(t, `location.pathname !== "/account/signin"`)
-	b.waitVisible(t, "main h1")
+	b.waitReady(t)
 	if u := b.url(t); !strings.HasSuffix(u, "/account/tokens") {
 		t.Fatalf("after sign-in the browser is at %s: %s", u, b.text(t, "main"))
 	}
+}
+
+// waitReady waits until the page's script has wired the page up (after a
+// navigation or a reload the script's own actions cause).
+func (b *browser) waitReady(t testing.TB) {
+	t.Helper()
+	b.waitJS(t, `document.readyState === "complete" && document.documentElement.dataset.ready === "1"`)
+}
+
+// waitReload waits for a reload the page started itself to finish.
+func (b *browser) waitReload(t testing.TB) {
+	t.Helper()
+	b.waitJS(t, `performance.getEntriesByType("navigation")[0].type === "reload"`)
+	b.waitReady(t)
 }
 
 // labelError is the message shown next to the label field of a form.
@@ -107,6 +121,7 @@ func TestBrowserTokenFlow(t *testing.T) {
 		pageShot(t, b, kind, "tokens-secret-dialog")
 		b.click(t, "#secret-dialog [data-copy]")
 		b.waitGone(t, "#secret-dialog")
+		b.waitReload(t)
 		if got := b.clipboard(t); got != secret {
 			t.Errorf("the clipboard holds %q", got)
 		}
@@ -123,6 +138,7 @@ func TestBrowserTokenFlow(t *testing.T) {
 			t.Fatalf("the new token: %d %s", r.status, r.body)
 		}
 		b.navigate(t, g.base+"/account/tokens")
+		b.waitReady(t)
 		laptop := evalJS[string](t, b, `[...document.querySelectorAll("tr[data-token]")].find(r => r.querySelector(".label-text").textContent === "laptop <b>1</b>").dataset.token`)
 		sel := `tr[data-token="` + laptop + `"]`
 		if got := b.text(t, sel+" .last-access"); strings.Contains(got, "No access yet") || got == "" {
@@ -135,26 +151,29 @@ func TestBrowserTokenFlow(t *testing.T) {
 		if html := evalJS[string](t, b, `document.documentElement.outerHTML`); strings.Contains(html, secret) {
 			t.Error("the page shows the secret again after a reload")
 		}
-		b.exec(t, (`history.back()`))
+		b.run(t, chromedp.NavigateBack())
 		b.waitVisible(t, "main h1")
 		if html := evalJS[string](t, b, `document.documentElement.outerHTML`); strings.Contains(html, secret) {
 			t.Error("going back shows the secret again")
 		}
 		b.navigate(t, g.base+"/account/tokens")
+		b.waitReady(t)
 
 		// Switch it off: refused; on again: works.
 		b.click(t, sel+` button[data-open=edit-dialog]`)
 		b.waitVisible(t, "#edit-dialog")
 		pageShot(t, b, kind, "tokens-edit-dialog")
 		b.click(t, `#edit-dialog form:not([hidden]) input[value=disable] ~ .buttons button`)
-		b.waitJS(t, `document.querySelector(`+jsString(sel)+`) && document.querySelector(`+jsString(sel+" .status")+`).textContent === "Switched off"`)
+		b.waitJS(t, `document.querySelector(`+jsString(sel+" .status")+`)?.textContent === "Switched off"`)
+		b.waitReady(t)
 		if r := do(t, http.MethodGet, g.base+"/orders", bearer(secret), ""); r.status != http.StatusUnauthorized {
 			t.Errorf("a switched-off token: %d", r.status)
 		}
 		b.click(t, sel+` button[data-open=edit-dialog]`)
 		b.waitVisible(t, "#edit-dialog")
 		b.click(t, `#edit-dialog form:not([hidden]) input[value=enable] ~ .buttons button`)
-		b.waitJS(t, `document.querySelector(`+jsString(sel+" .status")+`).textContent === "Active"`)
+		b.waitJS(t, `document.querySelector(`+jsString(sel+" .status")+`)?.textContent === "Active"`)
+		b.waitReady(t)
 		if r := do(t, http.MethodGet, g.base+"/orders", bearer(secret), ""); r.status != http.StatusOK {
 			t.Errorf("switched on again: %d", r.status)
 		}

@@ -273,4 +273,6 @@
   });
 
   localTimes(document);
+  // Tests (and anyone curious) can tell the page is wired up.
+  document.documentElement.dataset.ready = '1';
 })();
