@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/tokengate/tokengate/internal/apierr"
@@ -88,14 +89,20 @@ func (u *UI) signIn(req *request) error {
 	name, next := strings.TrimSpace(f.Get("name")), u.afterSignIn(f.Get("next"))
 	user, err := u.opts.Logins.Authenticate(req.r.Context(), name, f.Get("password"), req.ip)
 	if err != nil {
-		var limited *apierr.RateLimited
-		switch {
-		case errors.As(err, &limited), apierr.For(err).Status >= 500:
+		if apierr.For(err).Status >= 500 {
 			return err
 		}
 		v := u.newView(req, "signin.title", "", signInData{Name: name, Next: next})
+		status := http.StatusUnauthorized
 		v.Message = i18n.T(req.lang, "signin.failed")
-		return u.render(req, http.StatusUnauthorized, "signin", v)
+		var limited *apierr.RateLimited
+		if errors.As(err, &limited) {
+			// Locked by the brute-force limits: say when to come back.
+			secs := int(limited.RetryAfter.Seconds() + 0.999)
+			req.w.Header().Set("Retry-After", strconv.Itoa(secs))
+			v.Message, status = i18n.T(req.lang, "err.rate_limited", secs), http.StatusTooManyRequests
+		}
+		return u.render(req, status, "signin", v)
 	}
 	// A new id on every sign-in (no fixation); an old session of this
 	// browser ends.
