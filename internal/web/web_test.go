@@ -552,3 +552,25 @@ func TestUserChangesEndSessions(t *testing.T) {
 		t.Errorf("deleted user: %d", r.status)
 	}
 }
+
+// BenchmarkCreateTokenPage creates tokens through the page (a session, no
+// password check per action; the JSON API pays a bcrypt check per call).
+func BenchmarkCreateTokenPage(b *testing.B) {
+	f := newFixture(b)
+	f.addUser(b, "alice", true)
+	br := f.signIn(b, "alice")
+	i := 0
+	for b.Loop() {
+		i++
+		if r := br.post(b, "/account/tokens", url.Values{"label": {fmt.Sprintf("t%d", i)}, "expires": {"30"}}); r.status != http.StatusCreated {
+			b.Fatal(r.status, r.body)
+		}
+		if i%40 == 0 { // stay under the per-user cap
+			for _, tk := range f.tokens(b, "alice") {
+				if err := f.pats.Delete(context.Background(), "alice", tk.ID); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+}
