@@ -361,6 +361,11 @@ func TestBrowserAdminFlow(t *testing.T) {
 		if !admin.disabled(t, apply) {
 			t.Error("“Yes, apply” is enabled before “I understand” is ticked")
 		}
+		// The mode's radio buttons sit next to their words, not stretched
+		// across the dialog with the words squeezed beside them.
+		if w := evalJS[float64](t, admin, `document.querySelector("#reset-dialog input[name=mode][value=immediate]").getBoundingClientRect().width`); w > 40 {
+			t.Errorf("the mode's radio button is %.0f px wide", w)
+		}
 		admin.click(t, `#reset-dialog input[name=mode][value=immediate]`)
 		if !admin.disabled(t, apply) {
 			t.Error("“Yes, apply” is enabled with a mode but without “I understand”")
