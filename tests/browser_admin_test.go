@@ -283,9 +283,22 @@ func TestBrowserAdminFlow(t *testing.T) {
 			admin.click(t, row+` details.menu summary`)
 			admin.click(t, row+` button[data-open="edit-`+clientID+`"]`)
 			admin.waitVisible(t, "#edit-"+clientID)
+			if evalJS[bool](t, admin, `document.querySelector(`+jsString(row+" details.menu")+`).open`) {
+				t.Error("the row's menu stays open under the edit dialog")
+			}
 			admin.typeInto(t, "#edit-"+clientID+"-ips", ips)
 			if ips != "127.0.0.1" {
 				pageShot(t, admin, kind, "admin-oauth-edit-dialog")
+				// Cancel: nothing changes, the focus is back on the menu.
+				admin.click(t, "#edit-"+clientID+` button[data-close]`)
+				admin.waitGone(t, "#edit-"+clientID)
+				if !evalJS[bool](t, admin, `document.activeElement.matches(`+jsString(row+" details.menu summary")+`)`) {
+					t.Errorf("after Cancel the focus is on %s", evalJS[string](t, admin, `document.activeElement.outerHTML.slice(0, 80)`))
+				}
+				admin.click(t, row+` details.menu summary`)
+				admin.click(t, row+` button[data-open="edit-`+clientID+`"]`)
+				admin.waitVisible(t, "#edit-"+clientID)
+				admin.typeInto(t, "#edit-"+clientID+"-ips", ips)
 			}
 			admin.submitAndReload(t, "#edit-"+clientID+` button[type=submit]`)
 			admin.waitText(t, row, ips)

@@ -47,6 +47,10 @@
   function open(dialog, from) {
     if (!dialog || dialog.open) return;
     prepare(dialog, from);
+    // A dialog opened from a row's menu closes the menu; the focus goes
+    // back to the menu's button (the item is hidden with the menu).
+    var menu = from && from.closest && from.closest('details.menu');
+    if (menu) { menu.open = false; from = menu.querySelector('summary') || from; }
     opener.set(dialog, from || document.activeElement);
     dialog.querySelectorAll('[data-error], [data-error-for]').forEach(function (e) { e.hidden = true; e.textContent = ''; });
     dialog.showModal();
