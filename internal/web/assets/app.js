@@ -261,6 +261,9 @@
     if (data.signin) {
       var a = document.createElement('a');
       a.href = data.signin;
+      // The message says so: in a new tab, so that this form is kept.
+      a.target = '_blank';
+      a.rel = 'noopener';
       a.textContent = ' ' + msg('Signin');
       general.appendChild(a);
     }
