@@ -112,7 +112,7 @@ func TestBrowserAdminFlow(t *testing.T) {
 		pageShot(t, admin, kind, "admin-users")
 		admin.typeInto(t, "#users-q", "BO")
 		admin.click(t, `form[role=search] button[type=submit]`)
-		admin.waitJS(t, `location.search.includes("q=BO")`)
+		admin.waitJS(t, `document.readyState === "complete" && location.search.includes("q=BO")`)
 		admin.waitVisible(t, "table.users")
 		if n := evalJS[int](t, admin, `document.querySelectorAll("table.users tbody tr").length`); n != 1 ||
 			!admin.visible(t, `table.users a[href="/account/admin/users/bob"]`) {
@@ -123,7 +123,7 @@ func TestBrowserAdminFlow(t *testing.T) {
 		}
 		pageShot(t, admin, kind, "admin-users-search")
 		admin.click(t, `table.users a.label-text[href="/account/admin/users/bob"]`)
-		admin.waitJS(t, `location.pathname === "/account/admin/users/bob"`)
+		admin.waitJS(t, `document.readyState === "complete" && location.pathname === "/account/admin/users/bob"`)
 		if got := admin.text(t, "main h1"); got != "User bob" {
 			t.Errorf("bob's page heading %q", got)
 		}
@@ -191,7 +191,7 @@ func TestBrowserAdminFlow(t *testing.T) {
 
 		// A new password and a permission on carol's page.
 		admin.click(t, `table.users a.label-text[href="/account/admin/users/carol"]`)
-		admin.waitJS(t, `location.pathname === "/account/admin/users/carol"`)
+		admin.waitJS(t, `document.readyState === "complete" && location.pathname === "/account/admin/users/carol"`)
 		admin.typeInto(t, "#user-password", "carol second 456")
 		admin.submitAndReload(t, `#user-password ~ .buttons button[type=submit]`)
 		pageSignIn(t, g, "carol", "carol second 456")
@@ -219,7 +219,7 @@ func TestBrowserAdminFlow(t *testing.T) {
 		}
 		pageShot(t, admin, kind, "admin-user-delete-dialog")
 		admin.click(t, `#delete-user button[type=submit]`)
-		admin.waitJS(t, `location.pathname === "/account/admin/users" && document.readyState === "complete"`)
+		admin.waitJS(t, `document.readyState === "complete" && location.pathname === "/account/admin/users"`)
 		admin.waitVisible(t, "table.users")
 		if admin.visible(t, `table.users a[href="/account/admin/users/carol"]`) {
 			t.Error("carol is still listed")
@@ -252,7 +252,9 @@ func TestBrowserAdminFlow(t *testing.T) {
 		if !strings.HasPrefix(clientSecret, "tgs_") || clientSecret != admin.value(t, "#key-secret-value") {
 			t.Fatalf("the clipboard holds %.6q..., the field %.6q...", clientSecret, admin.value(t, "#key-secret-value"))
 		}
+		admin.exec(t, `document.querySelector("#key-secret .copy-status").textContent = ""`)
 		admin.click(t, `#key-secret button[data-copy=key-secret-id]`)
+		admin.waitText(t, "#key-secret .copy-status", "Copied")
 		if got := admin.clipboard(t); got != clientID {
 			t.Errorf("Copy of the clientId gave %q", got)
 		}
@@ -451,7 +453,7 @@ func TestBrowserAdminFlow(t *testing.T) {
 		}
 		admin.selectOption(t, "#log-level", "ERROR")
 		admin.click(t, `form[role=search] button[type=submit]`)
-		admin.waitJS(t, `location.search.includes("level=ERROR")`)
+		admin.waitJS(t, `document.readyState === "complete" && location.search.includes("level=ERROR")`)
 		admin.waitVisible(t, "table.log")
 		levels := column(4)
 		if len(levels) == 0 {
@@ -469,7 +471,7 @@ func TestBrowserAdminFlow(t *testing.T) {
 		admin.selectOption(t, "#log-level", "")
 		admin.typeInto(t, "#log-key", "signer")
 		admin.click(t, `form[role=search] button[type=submit]`)
-		admin.waitJS(t, `location.search.includes("key=signer")`)
+		admin.waitJS(t, `document.readyState === "complete" && location.search.includes("key=signer")`)
 		admin.waitVisible(t, "table.log")
 		names := column(1)
 		if len(names) == 0 {
