@@ -139,6 +139,21 @@ func TestBrowserSessionEnds(t *testing.T) {
 			t.Errorf("a token was made with an ended session: %s", out)
 		}
 
+		// Signing in again (as the link's new tab would: same browser, same
+		// cookie jar) lets the kept form go through: the page takes the new
+		// session's CSRF token and sends it once more.
+		a.exec(t, `fetch("/account/signin", {method: "POST", credentials: "same-origin",
+			body: new URLSearchParams({name: "alice", password: `+jsString(alicePassword)+`})}).then(r => { window.__signedIn = r.ok })`)
+		a.waitJS(t, `window.__signedIn === true`)
+		a.click(t, "#create-form button[type=submit]")
+		a.waitVisible(t, "#secret-dialog")
+		if secret := a.value(t, "#secret-value"); !strings.HasPrefix(secret, "tgp_") {
+			t.Errorf("after signing in again the kept form gave %q", secret)
+		}
+		if out := g.mustCLI("", "user", "tokens", "alice"); !strings.Contains(out, label) {
+			t.Errorf("the kept form made no token after signing in again: %s", out)
+		}
+
 		// (b) The copied cookie, after the sign-out, in a third browser:
 		// refused on every node.
 		for _, base := range []string{g.base, other.base} {
@@ -156,7 +171,7 @@ func TestBrowserSessionEnds(t *testing.T) {
 			t.Errorf("the ended session over HTTP: %d", r.status)
 		}
 
-		a.assertNoConsoleErrors(t, "401 (Unauthorized)")
+		a.assertNoConsoleErrors(t, "401 (Unauthorized)", "403 (Forbidden)") // the ended session; the old CSRF token, on purpose
 		elsewhere.assertNoConsoleErrors(t)
 		g.assertNoSecrets(own.Value)
 	})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/i18n"
+	"github.com/tokengate/tokengate/internal/jsonbody"
 	"github.com/tokengate/tokengate/internal/session"
 )
 
@@ -23,6 +24,7 @@ func (u *UI) routes() {
 	u.handle("GET", "/signin", public, u.signInPage)
 	u.handle("POST", "/signin", public, u.signIn)
 	u.handle("POST", "/signout", signedIn, u.signOut)
+	u.handle("GET", "/csrf", signedIn, u.csrfToken)
 	u.handle("GET", "/tokens", signedIn, u.tokensPage)
 	u.handle("POST", "/tokens", signedIn, u.createToken)
 	u.handle("POST", "/tokens/{id}", signedIn, u.updateToken)
@@ -128,6 +130,15 @@ func (u *UI) signOut(req *request) error {
 	}
 	session.ClearCookie(req.w, req.r)
 	http.Redirect(req.w, req.r, u.url("/signin"), http.StatusSeeOther)
+	return nil
+}
+
+// csrfToken gives the page's script the session's CSRF token, for a page
+// loaded before the user signed in again in another tab. Only a same-origin
+// script can read the answer (no CORS), and the cookie is SameSite=Strict.
+func (u *UI) csrfToken(req *request) error {
+	req.w.Header().Set("Cache-Control", "no-store")
+	jsonbody.Write(req.w, http.StatusOK, map[string]string{"csrf": req.active.CSRF()})
 	return nil
 }
 

@@ -574,3 +574,19 @@ func BenchmarkCreateTokenPage(b *testing.B) {
 		}
 	}
 }
+
+// The page's script can fetch the current session's CSRF token (after a
+// sign-in in another tab); signed out it gets 401.
+func TestCSRFRefresh(t *testing.T) {
+	f := newFixture(t)
+	f.addUser(t, "alice", true)
+	b := f.signIn(t, "alice")
+	r := b.do(t, "GET", "/account/csrf", nil, "Accept", "application/json")
+	if r.status != 200 || r.json(t)["csrf"] != b.csrf || r.header.Get("Cache-Control") != "no-store" {
+		t.Errorf("csrf: %d %s", r.status, r.body)
+	}
+	anon := &browser{f: f}
+	if r := anon.do(t, "GET", "/account/csrf", nil, "Accept", "application/json"); r.status != http.StatusUnauthorized || strings.Contains(r.body, b.csrf) {
+		t.Errorf("csrf signed out: %d %s", r.status, r.body)
+	}
+}

@@ -205,14 +205,25 @@
       var buttons = form.querySelectorAll('button[type=submit]');
       buttons.forEach(function (b) { b.disabled = true; b.setAttribute('aria-busy', 'true'); });
       var done = function () { busy = false; buttons.forEach(function (b) { b.disabled = false; b.removeAttribute('aria-busy'); }); };
-      fetch(form.getAttribute('action'), {
-        method: 'POST',
-        body: new URLSearchParams(new FormData(form)),
-        headers: { 'Accept': 'application/json', 'X-Page': location.pathname },
-        credentials: 'same-origin',
-        cache: 'no-store'
-      }).then(function (res) {
-        return res.json().catch(function () { return {}; }).then(function (data) { return { res: res, data: data }; });
+      var post = function () {
+        return fetch(form.getAttribute('action'), {
+          method: 'POST',
+          body: new URLSearchParams(new FormData(form)),
+          headers: { 'Accept': 'application/json', 'X-Page': location.pathname },
+          credentials: 'same-origin',
+          cache: 'no-store'
+        }).then(function (res) {
+          return res.json().catch(function () { return {}; }).then(function (data) { return { res: res, data: data }; });
+        });
+      };
+      post().then(function (r) {
+        // Signed in again in another tab: this page's CSRF token is the old
+        // session's. Take the new one and send once more, so that what was
+        // typed is not lost.
+        if (r.res.status === 403 && r.data.error === 'csrf') {
+          return refreshCSRF().then(function (ok) { return ok ? post() : r; });
+        }
+        return r;
       }).then(function (r) {
         if (r.res.ok) {
           succeeded(form, r.data);
@@ -228,6 +239,20 @@
       });
     });
   });
+
+  // refreshCSRF asks for the current session's CSRF token and puts it in
+  // every form of the page.
+  function refreshCSRF() {
+    var url = body.dataset.csrfUrl;
+    if (!url) return Promise.resolve(false);
+    return fetch(url, { headers: { 'Accept': 'application/json' }, credentials: 'same-origin', cache: 'no-store' })
+      .then(function (res) { return res.ok ? res.json() : null; })
+      .then(function (data) {
+        if (!data || !data.csrf) return false;
+        document.querySelectorAll('input[name=csrf]').forEach(function (i) { i.value = data.csrf; });
+        return true;
+      }, function () { return false; });
+  }
 
   function succeeded(form, data) {
     var how = form.dataset.done;
