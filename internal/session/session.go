@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -130,21 +131,26 @@ func (a *Active) CheckCSRF(token string) bool {
 // Start makes a session for user (already authenticated by the caller) and returns the cookie
 // value (32 random bytes, base64url, crypto/rand). ip and userAgent are kept for the record
 // (userAgent cut to 256 bytes). The session lasts until the absolute lifetime at most.
-func (m *Manager) Start(ctx context.Context, user, ip, userAgent string) (value string, err error) {
+func (m *Manager) Start(ctx context.Context, user store.User, ip, userAgent string) (value string, err error) {
 	value, csrf := randomSecret(), randomSecret()
 	now := m.now().UTC()
 	s := store.Session{
 		ID:        idOf(value),
-		User:      user,
+		User:      user.Name,
 		CSRF:      csrf,
 		CreatedAt: now,
 		SeenAt:    now,
 		ExpiresAt: now.Add(m.absolute),
 		IP:        ip,
 		UserAgent: truncate(userAgent, maxUserAgent),
+		// The user as the caller authenticated it: a change between that
+		// check and now (a new password, token login off) must still end
+		// this session, so Load compares these with the user as stored.
+		Credential: credential(user),
+		TokenLogin: user.TokenLogin,
 	}
 	if err := m.sessions.CreateSession(ctx, s); err != nil {
-		return "", fmt.Errorf("session: start a session for %q: %w", user, err)
+		return "", fmt.Errorf("session: start a session for %q: %w", user.Name, err)
 	}
 	return value, nil
 }
@@ -181,6 +187,12 @@ func (m *Manager) Load(ctx context.Context, r *http.Request) (*Active, error) {
 		return nil, err
 	case u.Disabled:
 		m.drop(ctx, id, "its user is disabled")
+		return nil, ErrNoSession
+	case s.Credential != credential(u):
+		m.drop(ctx, id, "its user's password has changed")
+		return nil, ErrNoSession
+	case s.TokenLogin && !u.TokenLogin:
+		m.drop(ctx, id, "its user's token login was switched off")
 		return nil, ErrNoSession
 	}
 	if now.Sub(s.SeenAt) >= touchEvery {
@@ -271,4 +283,11 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:n], "")
+}
+
+// credential names the password a user has now without revealing it: a
+// hash of the stored (bcrypt) hash.
+func credential(u store.User) string {
+	sum := sha256.Sum256([]byte("tokengate session credential\x00" + u.PasswordHash))
+	return hex.EncodeToString(sum[:16])
 }

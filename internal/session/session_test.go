@@ -119,7 +119,7 @@ func onStores(t *testing.T, o session.Options, test func(t *testing.T, e *env)) 
 // start signs user in and returns a request that carries the cookie.
 func (e *env) start(t *testing.T, user string) *http.Request {
 	t.Helper()
-	value, err := e.m.Start(t.Context(), user, "192.0.2.1", "test browser")
+	value, err := e.m.Start(t.Context(), store.User{Name: user}, "192.0.2.1", "test browser")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,14 +164,14 @@ func (e *env) wantDeleted(t *testing.T, r *http.Request) {
 func TestStartAndLoad(t *testing.T) {
 	onStores(t, session.Options{}, func(t *testing.T, e *env) {
 		ua := strings.Repeat("é", 200) // 400 bytes
-		value, err := e.m.Start(t.Context(), "alice", "192.0.2.9", ua)
+		value, err := e.m.Start(t.Context(), store.User{Name: "alice"}, "192.0.2.9", ua)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(value) != 43 || strings.ContainsAny(value, "+/=") {
 			t.Fatalf("cookie value %q is not 32 bytes of base64url", value)
 		}
-		other, err := e.m.Start(t.Context(), "alice", "", "")
+		other, err := e.m.Start(t.Context(), store.User{Name: "alice"}, "", "")
 		if err != nil || other == value {
 			t.Fatalf("second Start = %q, %v", other, err)
 		}
@@ -208,7 +208,7 @@ func TestStartAndLoad(t *testing.T) {
 
 func TestStartUnknownUser(t *testing.T) {
 	onStores(t, session.Options{}, func(t *testing.T, e *env) {
-		if _, err := e.m.Start(t.Context(), "nobody", "", ""); !errors.Is(err, store.ErrNotFound) {
+		if _, err := e.m.Start(t.Context(), store.User{Name: "nobody"}, "", ""); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("Start for an unknown user: %v, want ErrNotFound", err)
 		}
 	})
@@ -379,7 +379,7 @@ func TestStoreOutageIsNotNoSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := session.New(st, st, session.Options{})
-	value, err := m.Start(t.Context(), "alice", "", "")
+	value, err := m.Start(t.Context(), store.User{Name: "alice"}, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,7 +396,7 @@ func TestStoreOutageIsNotNoSession(t *testing.T) {
 	if err := m.EndUser(t.Context(), "alice"); err == nil {
 		t.Fatal("EndUser on a closed store succeeded")
 	}
-	if _, err := m.Start(t.Context(), "alice", "", ""); err == nil {
+	if _, err := m.Start(t.Context(), store.User{Name: "alice"}, "", ""); err == nil {
 		t.Fatal("Start on a closed store succeeded")
 	}
 }
@@ -424,7 +424,7 @@ func TestFailedTouchIsLoggedOncePerStreak(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
 	c := newClock()
 	m := session.New(st, st, session.Options{Now: c.Now, Logger: zap.New(core)})
-	value, err := m.Start(t.Context(), "alice", "", "")
+	value, err := m.Start(t.Context(), store.User{Name: "alice"}, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -573,5 +573,58 @@ func TestStripCookie(t *testing.T) {
 		if h.Get("X-Other") != "kept" {
 			t.Errorf("%s: another header was touched", tc.name)
 		}
+	}
+}
+
+// A sign-in that checked the old password while the password changed
+// (its session is made after the change ended the user's sessions) is
+// refused: the session remembers which password it was made with. The same
+// for token login switched off in between.
+func TestSessionFromBeforeAChangeIsRefused(t *testing.T) {
+	st := openBolt(t)
+	old := store.User{Name: "alice", PasswordHash: "$2a$04$old", TokenLogin: true}
+	if err := st.CreateUser(t.Context(), old); err != nil {
+		t.Fatal(err)
+	}
+	m := session.New(st, st, session.Options{})
+	for name, change := range map[string]func(*store.User) error{
+		"new password":    func(u *store.User) error { u.PasswordHash = "$2a$04$new"; return nil },
+		"token login off": func(u *store.User) error { u.TokenLogin = false; return nil },
+	} {
+		if _, err := st.UpdateUser(t.Context(), "alice", func(u *store.User) error { *u = old; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		authenticated, err := st.GetUser(t.Context(), "alice") // what the sign-in checked
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.UpdateUser(t.Context(), "alice", change); err != nil { // the change lands
+			t.Fatal(err)
+		}
+		value, err := m.Start(t.Context(), authenticated, "", "") // then the session is made
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Load(t.Context(), withCookie(session.CookieNamePlain, value)); !errors.Is(err, session.ErrNoSession) {
+			t.Errorf("%s: a session signed in before it still loads (%v)", name, err)
+		}
+	}
+	// Switching token login on does not end a session.
+	if _, err := st.UpdateUser(t.Context(), "alice", func(u *store.User) error { u.TokenLogin = false; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	u, err := st.GetUser(t.Context(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, err := m.Start(t.Context(), u, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UpdateUser(t.Context(), "alice", func(u *store.User) error { u.TokenLogin = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Load(t.Context(), withCookie(session.CookieNamePlain, value)); err != nil {
+		t.Errorf("token login switched on ended the session: %v", err)
 	}
 }

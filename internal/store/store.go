@@ -192,6 +192,14 @@ type Session struct {
 	// UserAgent is the browser's User-Agent at sign-in, truncated to 256
 	// bytes by the session manager.
 	UserAgent string `json:"user_agent,omitempty"`
+	// Credential identifies the password the session was signed in with
+	// (a hash of its hash, set by the session manager): a session whose
+	// user has another password since is refused, even one that was being
+	// made while the password changed.
+	Credential string `json:"credential,omitempty"`
+	// TokenLogin is the user's token_login when the session began: if it
+	// has been switched off since, the session is refused.
+	TokenLogin bool `json:"token_login,omitempty"`
 }
 
 // MaxSessionsPerUser bounds the live sessions of one user in every

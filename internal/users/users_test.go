@@ -351,7 +351,11 @@ func newSessionEnv(t *testing.T) *sessionEnv {
 // signIn starts a session for user and returns a request carrying it.
 func (e *sessionEnv) signIn(t *testing.T, user string) *http.Request {
 	t.Helper()
-	value, err := e.m.Start(context.Background(), user, "192.0.2.1", "test")
+	u, err := e.st.GetUser(context.Background(), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, err := e.m.Start(context.Background(), u, "192.0.2.1", "test")
 	if err != nil {
 		t.Fatal(err)
 	}

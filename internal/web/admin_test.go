@@ -91,7 +91,11 @@ var csrfInput = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 // reads the CSRF token from a page's form.
 func (e *adminEnv) signIn(t *testing.T, name string) *browser {
 	t.Helper()
-	value, err := e.sessions.Start(context.Background(), name, "192.0.2.1", "test")
+	user, err := e.st.GetUser(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, err := e.sessions.Start(context.Background(), user, "192.0.2.1", "test")
 	if err != nil {
 		t.Fatal(err)
 	}

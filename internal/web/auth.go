@@ -111,7 +111,7 @@ func (u *UI) signIn(req *request) error {
 	if err := u.opts.Sessions.End(req.r.Context(), req.r); err != nil {
 		return err
 	}
-	value, err := u.opts.Sessions.Start(req.r.Context(), user.Name, req.ip, req.r.UserAgent())
+	value, err := u.opts.Sessions.Start(req.r.Context(), user, req.ip, req.r.UserAgent())
 	if err != nil {
 		return err
 	}
