@@ -133,12 +133,13 @@ func (u *UI) signOut(req *request) error {
 	return nil
 }
 
-// csrfToken gives the page's script the session's CSRF token, for a page
-// loaded before the user signed in again in another tab. Only a same-origin
+// csrfToken gives the page's script the session's CSRF token and user, for
+// a page loaded before the user signed in again in another tab (the script
+// sends the form again only when it is the same user). Only a same-origin
 // script can read the answer (no CORS), and the cookie is SameSite=Strict.
 func (u *UI) csrfToken(req *request) error {
 	req.w.Header().Set("Cache-Control", "no-store")
-	jsonbody.Write(req.w, http.StatusOK, map[string]string{"csrf": req.active.CSRF()})
+	jsonbody.Write(req.w, http.StatusOK, map[string]string{"csrf": req.active.CSRF(), "user": req.active.User.Name})
 	return nil
 }
 

@@ -202,7 +202,12 @@ func isAdmin(a *session.Active) bool {
 func sameOrigin(r *http.Request) bool {
 	if origin := r.Header.Get("Origin"); origin != "" {
 		o, err := url.Parse(origin)
-		return err == nil && o.Host != "" && strings.EqualFold(o.Host, r.Host)
+		if err != nil || o.Host == "" || !strings.EqualFold(o.Host, r.Host) {
+			return false
+		}
+		// Over TLS only an https page is ours. (Behind a proxy that ends
+		// TLS the gateway cannot tell, and the host must do.)
+		return r.TLS == nil || o.Scheme == "https"
 	}
 	switch r.Header.Get("Sec-Fetch-Site") {
 	case "", "same-origin", "none":

@@ -590,3 +590,32 @@ func TestCSRFRefresh(t *testing.T) {
 		t.Errorf("csrf signed out: %d %s", r.status, r.body)
 	}
 }
+
+func TestSameOrigin(t *testing.T) {
+	for _, c := range []struct {
+		url, origin, fetchSite string
+		want                   bool
+	}{
+		{"http://gw.example/x", "http://gw.example", "", true},
+		{"http://gw.example/x", "http://GW.example", "", true},
+		{"http://gw.example/x", "http://evil.example", "", false},
+		{"http://gw.example/x", "null", "", false},
+		{"https://gw.example/x", "https://gw.example", "", true},
+		{"https://gw.example/x", "http://gw.example", "", false},
+		{"http://gw.example/x", "", "same-origin", true},
+		{"http://gw.example/x", "", "same-site", false},
+		{"http://gw.example/x", "", "cross-site", false},
+		{"http://gw.example/x", "", "", true},
+	} {
+		r := httptest.NewRequest("POST", c.url, nil)
+		if c.origin != "" {
+			r.Header.Set("Origin", c.origin)
+		}
+		if c.fetchSite != "" {
+			r.Header.Set("Sec-Fetch-Site", c.fetchSite)
+		}
+		if got := sameOrigin(r); got != c.want {
+			t.Errorf("%s from %q (%s): %v", c.url, c.origin, c.fetchSite, got)
+		}
+	}
+}

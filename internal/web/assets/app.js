@@ -221,7 +221,11 @@
         // session's. Take the new one and send once more, so that what was
         // typed is not lost.
         if (r.res.status === 403 && r.data.error === 'csrf') {
-          return refreshCSRF().then(function (ok) { return ok ? post() : r; });
+          return refreshCSRF().then(function (res) {
+            if (res === 'same') return post();
+            if (res === 'other') return { res: r.res, data: { error: 'csrf', message: msg('OtherUser') } };
+            return r;
+          });
         }
         return r;
       }).then(function (r) {
@@ -240,18 +244,21 @@
     });
   });
 
-  // refreshCSRF asks for the current session's CSRF token and puts it in
-  // every form of the page.
+  // refreshCSRF asks for the current session's CSRF token. Only when that
+  // session is this page's user does it put the token in the page's forms
+  // ('same'); another user signed in since ('other') must not act from a
+  // page loaded for someone else.
   function refreshCSRF() {
     var url = body.dataset.csrfUrl;
-    if (!url) return Promise.resolve(false);
+    if (!url) return Promise.resolve('none');
     return fetch(url, { headers: { 'Accept': 'application/json' }, credentials: 'same-origin', cache: 'no-store' })
       .then(function (res) { return res.ok ? res.json() : null; })
       .then(function (data) {
-        if (!data || !data.csrf) return false;
+        if (!data || !data.csrf) return 'none';
+        if (data.user !== body.dataset.user) return 'other';
         document.querySelectorAll('input[name=csrf]').forEach(function (i) { i.value = data.csrf; });
-        return true;
-      }, function () { return false; });
+        return 'same';
+      }, function () { return 'none'; });
   }
 
   function succeeded(form, data) {
