@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -328,7 +329,42 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			repl.Set(name, id.Placeholder(i))
 		}
 	}
+	if h.ui != nil {
+		// The pages share this site's origin with the upstream: its
+		// answers must not set (toss) a session cookie.
+		w = &sessionCookieGuard{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	}
 	return next.ServeHTTP(w, r)
+}
+
+// sessionCookieGuard removes Set-Cookie lines for the session cookies from
+// the upstream's answer before its header is written, by whichever path
+// (WriteHeader, Write, ReadFrom) the header goes out.
+type sessionCookieGuard struct {
+	*caddyhttp.ResponseWriterWrapper
+	wrote bool
+}
+
+func (g *sessionCookieGuard) WriteHeader(status int) {
+	if !g.wrote {
+		session.StripSetCookie(g.Header())
+		g.wrote = status >= 200 // 1xx headers go out, and more follow
+	}
+	g.ResponseWriterWrapper.WriteHeader(status)
+}
+
+func (g *sessionCookieGuard) Write(b []byte) (int, error) {
+	if !g.wrote {
+		g.WriteHeader(http.StatusOK)
+	}
+	return g.ResponseWriterWrapper.Write(b)
+}
+
+func (g *sessionCookieGuard) ReadFrom(r io.Reader) (int64, error) {
+	if !g.wrote {
+		g.WriteHeader(http.StatusOK)
+	}
+	return g.ResponseWriterWrapper.ReadFrom(r)
 }
 
 // ownRoute returns the handler of one of the gateway's own routes, or nil.

@@ -1,7 +1,9 @@
 package tests
 
 import (
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -112,5 +114,33 @@ func TestPageFormLimits(t *testing.T) {
 	}
 	if up.count() != 0 {
 		t.Errorf("the upstream saw %d requests", up.count())
+	}
+}
+
+// TestUpstreamCannotTossASession: on a site with the pages, an upstream's
+// Set-Cookie for the session cookie never reaches the browser; its other
+// cookies do.
+func TestUpstreamCannotTossASession(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Set-Cookie", "tokengate-session=planted; Path=/")
+		w.Header().Add("Set-Cookie", "__Host-tokengate-session=planted; Path=/; Secure")
+		w.Header().Add("Set-Cookie", "theme=dark; Path=/")
+		if r.URL.Path == "/stream" {
+			io.Copy(w, strings.NewReader("streamed")) // the header goes out through Write
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	up := &upstream{addr: strings.TrimPrefix(srv.URL, "http://")}
+	g := startGateway(t, embedded, up, gatewayConfig{siteOptions: uiSite})
+	g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
+	secret, _ := createPAT(t, g, "alice", alicePassword, `{"label":"laptop"}`)
+	for _, path := range []string{"/orders", "/stream"} {
+		r := do(t, http.MethodGet, g.base+path, bearer(secret), "")
+		got := r.header.Values("Set-Cookie")
+		if r.status != http.StatusOK || len(got) != 1 || !strings.HasPrefix(got[0], "theme=dark") {
+			t.Errorf("%s: %d, Set-Cookie %q", path, r.status, got)
+		}
 	}
 }

@@ -85,8 +85,8 @@ func CookieValue(r *http.Request) string {
 // a session cookie are left exactly as they were.
 func StripCookie(h http.Header) {
 	lines := h["Cookie"]
-	if len(lines) == 0 {
-		return
+	if !mentionsOurs(lines) {
+		return // the usual case: no work, no allocation
 	}
 	kept := make([]string, 0, len(lines))
 	changed := false
@@ -118,4 +118,37 @@ func StripCookie(h http.Header) {
 		return
 	}
 	h["Cookie"] = kept
+}
+
+// mentionsOurs reports whether any line names one of the session cookies
+// (a cheap test before parsing; CookieNamePlain is a suffix of the other).
+func mentionsOurs(lines []string) bool {
+	for _, l := range lines {
+		if strings.Contains(l, CookieNamePlain) {
+			return true
+		}
+	}
+	return false
+}
+
+// StripSetCookie removes from a response's headers every Set-Cookie that
+// would set one of the session cookies, so that an upstream answering on
+// the pages' site cannot plant a session in the browser (cookie tossing).
+func StripSetCookie(h http.Header) {
+	lines := h["Set-Cookie"]
+	if !mentionsOurs(lines) {
+		return
+	}
+	kept := lines[:0:0]
+	for _, l := range lines {
+		name, _, _ := strings.Cut(l, "=")
+		if n := strings.TrimSpace(name); n != CookieNameTLS && n != CookieNamePlain {
+			kept = append(kept, l)
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Set-Cookie")
+		return
+	}
+	h["Set-Cookie"] = kept
 }
