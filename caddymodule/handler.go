@@ -287,7 +287,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.ui != nil && h.ui.Matches(r.URL.Path) {
 		// The pages are ours: answered here, never proxied.
 		identity.Strip(r, h.consumed)
-		h.ui.ServeHTTP(w, r, ipString(clientIP))
+		h.ui.ServeHTTP(w, forwardedHTTPS(r), ipString(clientIP))
 		return nil
 	}
 	if route := h.ownRoute(r.URL.Path); route != nil {
@@ -421,6 +421,20 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, scheme
 			zap.String("path", r.URL.Path), zap.String("client_ip", ipString(clientIP(r))))
 	}
 	apierr.Write(w, p, apierr.Challenge{Scheme: scheme, Realm: h.Realm})
+}
+
+// forwardedHTTPS marks r as HTTPS when TLS ended at a proxy in Caddy's
+// trusted_proxies that says so (X-Forwarded-Proto); a header from anyone
+// else is not believed.
+func forwardedHTTPS(r *http.Request) *http.Request {
+	if r.TLS != nil {
+		return r
+	}
+	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
+	if trusted && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		return session.MarkHTTPS(r)
+	}
+	return r
 }
 
 // clientIP is the client address as Caddy computed it, which honours

@@ -144,3 +144,39 @@ func TestUpstreamCannotTossASession(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionCookieBehindTLSProxy: behind a proxy in trusted_proxies that
+// ended TLS (X-Forwarded-Proto: https) the cookie is __Host- and Secure;
+// the same header from anyone else changes nothing.
+func TestSessionCookieBehindTLSProxy(t *testing.T) {
+	up := startUpstream(t)
+	g := startGateway(t, embedded, up, gatewayConfig{siteOptions: uiSite})
+	g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
+	signIn := func(base string) (*http.Response, error) {
+		host := strings.TrimPrefix(base, "http://")
+		req, _ := http.NewRequest(http.MethodPost, base+"/account/signin", strings.NewReader(url.Values{"name": {"alice"}, "password": {alicePassword}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", "https://"+host)
+		req.Header.Set("X-Forwarded-Proto", "https")
+		resp, err := noRedirects.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+	resp, err := signIn(g.trusted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := resp.Header.Get("Set-Cookie"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(c, "__Host-tokengate-session=") || !strings.Contains(c, "; Secure") {
+		t.Errorf("through the trusted proxy: %d %q", resp.StatusCode, c)
+	}
+	// From an untrusted peer the header is not believed: a plain cookie.
+	resp, err = signIn(g.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := resp.Header.Get("Set-Cookie"); !strings.HasPrefix(c, "tokengate-session=") || strings.Contains(c, "Secure") {
+		t.Errorf("X-Forwarded-Proto from an untrusted peer: %d %q", resp.StatusCode, c)
+	}
+}

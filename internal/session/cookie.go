@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"net/http"
 	"strings"
 )
@@ -19,7 +20,7 @@ const (
 
 // cookieName is the name of the session cookie for r.
 func cookieName(r *http.Request) string {
-	if r.TLS != nil {
+	if IsHTTPS(r) {
 		return CookieNameTLS
 	}
 	return CookieNamePlain
@@ -34,7 +35,7 @@ func SetCookie(w http.ResponseWriter, r *http.Request, value string) {
 		Name:     cookieName(r),
 		Value:    value,
 		Path:     "/",
-		Secure:   r.TLS != nil,
+		Secure:   IsHTTPS(r),
 		HttpOnly: true,
 		SameSite: http.SameSiteStrictMode,
 	})
@@ -66,7 +67,7 @@ func ClearCookie(w http.ResponseWriter, r *http.Request) {
 // either name counts. Of several cookies of one name the first well-formed one counts.
 func CookieValue(r *http.Request) string {
 	names := []string{CookieNameTLS}
-	if r.TLS == nil {
+	if !IsHTTPS(r) {
 		names = append(names, CookieNamePlain)
 	}
 	for _, name := range names {
@@ -151,4 +152,24 @@ func StripSetCookie(h http.Header) {
 		return
 	}
 	h["Set-Cookie"] = kept
+}
+
+type httpsKey struct{}
+
+// MarkHTTPS returns r marked as having reached the site over HTTPS although
+// TLS ended before the gateway: the caller has checked that a trusted proxy
+// says so (X-Forwarded-Proto from Caddy's trusted_proxies). The session
+// cookie then gets its __Host- name and Secure.
+func MarkHTTPS(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), httpsKey{}, true))
+}
+
+// IsHTTPS reports whether the browser reached the site over HTTPS: TLS
+// ended here, or a trusted proxy said so (MarkHTTPS).
+func IsHTTPS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	marked, _ := r.Context().Value(httpsKey{}).(bool)
+	return marked
 }

@@ -58,7 +58,7 @@ func (u *UI) chooseLanguage(req *request) error {
 	}
 	http.SetCookie(req.w, &http.Cookie{
 		Name: LangCookie, Value: lang, Path: u.url("/"), MaxAge: 365 * 24 * 3600,
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: req.r.TLS != nil,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: session.IsHTTPS(req.r),
 	})
 	back := req.r.URL.Query().Get("back")
 	if !u.safeNext(back) {

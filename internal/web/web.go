@@ -205,9 +205,10 @@ func sameOrigin(r *http.Request) bool {
 		if err != nil || o.Host == "" || !strings.EqualFold(o.Host, r.Host) {
 			return false
 		}
-		// Over TLS only an https page is ours. (Behind a proxy that ends
-		// TLS the gateway cannot tell, and the host must do.)
-		return r.TLS == nil || o.Scheme == "https"
+		// Over HTTPS only an https page is ours. (Behind a proxy that ends
+		// TLS and is not in trusted_proxies the gateway cannot tell, and
+		// the host must do.)
+		return !session.IsHTTPS(r) || o.Scheme == "https"
 	}
 	switch r.Header.Get("Sec-Fetch-Site") {
 	case "", "same-origin", "none":
