@@ -48,6 +48,10 @@ func NormalizeName(s string) (string, error) {
 			return "", errors.New("may contain only letters, digits and . _ @ + -")
 		}
 	}
+	if strings.Trim(s, ".") == "" {
+		// "." and ".." would name a directory in every URL path they are in.
+		return "", errors.New("must not be only dots")
+	}
 	return strings.ToLower(s), nil
 }
 

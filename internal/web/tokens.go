@@ -163,6 +163,9 @@ func expiresIn(choice, date, tz string, now time.Time) (*int64, error) {
 		if !until.After(now) {
 			return nil, apierr.Field("expires_date", errors.New("must be today or later"))
 		}
+		if until.Sub(now) > pat.MaxLifetime {
+			return nil, apierr.Field("expires_date", fmt.Errorf("must be within %d years", int(pat.MaxLifetime.Hours()/24/365)))
+		}
 	default:
 		days, err := strconv.Atoi(choice)
 		if err != nil || !slices.Contains(expiryDays, days) {

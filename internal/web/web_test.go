@@ -335,6 +335,7 @@ func TestExpiryChoices(t *testing.T) {
 		{"date", "2026-12-07", "UTC", 26 * time.Hour, false},
 		{"date", "2026-12-07", "Europe/Kyiv", 24 * time.Hour, false},
 		{"date", "2026-12-05", "UTC", 0, true},
+		{"date", "9999-01-01", "UTC", 0, true},
 		{"date", "tomorrow", "UTC", 0, true},
 		{"date", "2026-12-07", "../../etc/passwd", 26 * time.Hour, false},
 		{"13", "", "", 0, true},

@@ -128,7 +128,9 @@
     var date = box && box.querySelector('input[type=date]');
     if (date) {
       var t = new Date();
-      date.min = t.getFullYear() + '-' + String(t.getMonth() + 1).padStart(2, '0') + '-' + String(t.getDate()).padStart(2, '0');
+      var md = '-' + String(t.getMonth() + 1).padStart(2, '0') + '-' + String(t.getDate()).padStart(2, '0');
+      date.min = t.getFullYear() + md;
+      date.max = (t.getFullYear() + 99) + md; // the server allows 100 years at most
     }
     var sync = function () { if (box) box.hidden = sel.value !== 'date'; };
     sel.addEventListener('change', function () { sync(); if (sel.value === 'date' && date) date.focus(); });
