@@ -73,8 +73,8 @@ func (c *UIConfig) build(app *App, h *Handler) (*web.UI, error) {
 	return web.New(web.Options{
 		Prefix:   c.prefix(),
 		Sessions: app.sessions(idle, lifetime),
-		Logins:   app.logins.Default(),
-		Users:    app.users, Tokens: app.pats, Clients: app.clients, Keys: app.state.keys,
+		Logins:   app.logins.Default(), Sources: app.logins,
+		Users: app.users, Tokens: app.pats, Clients: app.clients, Keys: app.state.keys,
 		ACL: app.state.acl, Audit: app.audit, Scopes: scopes,
 		Logger: h.logger.Named("ui"),
 	})

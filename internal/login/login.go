@@ -7,6 +7,7 @@
 package login
 
 import (
+	"slices"
 	"context"
 	"errors"
 	"fmt"
@@ -46,6 +47,19 @@ func NewSources(def string, byName map[string]Authenticator) (*Sources, error) {
 		return nil, fmt.Errorf("identity source %q is not configured", def)
 	}
 	return &Sources{byName: byName, def: def}, nil
+}
+
+// Names lists the configured sources, the default first, then the others
+// by name.
+func (s *Sources) Names() []string {
+	out := []string{s.def}
+	for n := range s.byName {
+		if n != s.def {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out[1:])
+	return out
 }
 
 // Authenticate checks name and password with the source named kind ("":

@@ -11,6 +11,7 @@ import (
 	"github.com/tokengate/tokengate/internal/i18n"
 	"github.com/tokengate/tokengate/internal/jsonbody"
 	"github.com/tokengate/tokengate/internal/session"
+	"github.com/tokengate/tokengate/internal/store"
 )
 
 // routes registers every page.
@@ -71,11 +72,26 @@ func (u *UI) chooseLanguage(req *request) error {
 type signInData struct {
 	Name string
 	Next string
+	// Sources are the identity sources to pick from (none shown when
+	// there is only one); Source is the one picked.
+	Sources []string
+	Source  string
+}
+
+// signInData fills the form's data.
+func (u *UI) signInData(name, next, source string) signInData {
+	d := signInData{Name: name, Next: next, Source: source}
+	if u.opts.Sources != nil {
+		if names := u.opts.Sources.Names(); len(names) > 1 {
+			d.Sources = names
+		}
+	}
+	return d
 }
 
 func (u *UI) signInPage(req *request) error {
 	next := u.afterSignIn(req.r.URL.Query().Get("next"))
-	v := u.newView(req, "signin.title", "", signInData{Next: next})
+	v := u.newView(req, "signin.title", "", u.signInData("", next, ""))
 	if req.r.URL.Query().Get("ended") != "" {
 		v.Message = i18n.T(req.lang, "signin.ended")
 	}
@@ -89,12 +105,19 @@ func (u *UI) signInPage(req *request) error {
 func (u *UI) signIn(req *request) error {
 	f := req.r.PostForm
 	name, next := strings.TrimSpace(f.Get("name")), u.afterSignIn(f.Get("next"))
-	user, err := u.opts.Logins.Authenticate(req.r.Context(), name, f.Get("password"), req.ip)
+	source := f.Get("source")
+	var user store.User
+	var err error
+	if u.opts.Sources != nil {
+		user, err = u.opts.Sources.Authenticate(req.r.Context(), source, name, f.Get("password"), req.ip)
+	} else {
+		user, err = u.opts.Logins.Authenticate(req.r.Context(), name, f.Get("password"), req.ip)
+	}
 	if err != nil {
 		if apierr.For(err).Status >= 500 {
 			return err
 		}
-		v := u.newView(req, "signin.title", "", signInData{Name: name, Next: next})
+		v := u.newView(req, "signin.title", "", u.signInData(name, next, source))
 		status := http.StatusUnauthorized
 		v.Message = i18n.T(req.lang, "signin.failed")
 		var limited *apierr.RateLimited

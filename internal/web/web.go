@@ -28,6 +28,7 @@ import (
 	"github.com/tokengate/tokengate/internal/audit"
 	"github.com/tokengate/tokengate/internal/i18n"
 	"github.com/tokengate/tokengate/internal/keyring"
+	"github.com/tokengate/tokengate/internal/login"
 	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/session"
@@ -49,6 +50,11 @@ type Options struct {
 	// Logins checks user names and passwords (the configured identity
 	// source, with its brute-force limits).
 	Logins users.PasswordChecker
+	// Sources, when set, are the identity sources a user may pick on the
+	// sign-in form (the gateway's users, the legacy backend), as
+	// /rest/token's auth-user-type does; sign-in then goes through them
+	// and Logins is not used.
+	Sources *login.Sources
 	// Users, Tokens, Clients, Keys, ACL and Audit are the services behind
 	// the pages, the same ones the JSON and admin APIs use.
 	Users   *users.Service

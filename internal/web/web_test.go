@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/bruteforce"
 	"github.com/tokengate/tokengate/internal/lastuse"
+	"github.com/tokengate/tokengate/internal/login"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/session"
 	"github.com/tokengate/tokengate/internal/store"
@@ -618,5 +619,52 @@ func TestSameOrigin(t *testing.T) {
 		if got := sameOrigin(r); got != c.want {
 			t.Errorf("%s from %q (%s): %v", c.url, c.origin, c.fetchSite, got)
 		}
+	}
+}
+
+// With two identity sources the form lets the user pick one, as
+// /rest/token's auth-user-type does; each checks its own passwords.
+func TestSignInWithAnIdentitySource(t *testing.T) {
+	f := newFixture(t)
+	f.addUser(t, "bob", true) // the gateway's own record, with password
+	other, err := boltstore.Open(filepath.Join(t.TempDir(), "backend.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := users.NewService(other, 4, nil).Create(context.Background(), users.NewUser{Name: "bob", Password: "the backend's password"}); err != nil {
+		t.Fatal(err)
+	}
+	local, err := users.NewAuthenticator(f.store, bruteforce.New(f.store, bruteforce.Limits{}), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend, err := users.NewAuthenticator(other, bruteforce.New(other, bruteforce.Limits{}), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ui.opts.Sources, err = login.NewSources(login.Local, map[string]login.Authenticator{login.Local: local, login.Backend: backend})
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon := &browser{f: f}
+	page := anon.do(t, "GET", "/account/signin", nil)
+	if !strings.Contains(page.body, `<option value="local" selected>`) && !strings.Contains(page.body, `<option value="local">`) || !strings.Contains(page.body, `<option value="backend">`) {
+		t.Fatalf("no source choice on the form: %s", page.body)
+	}
+	try := func(source, pw string) int {
+		return anon.do(t, "POST", "/account/signin", url.Values{"name": {"bob"}, "password": {pw}, "source": {source}}).status
+	}
+	if s := try("backend", "the backend's password"); s != http.StatusSeeOther {
+		t.Errorf("backend password at the backend: %d", s)
+	}
+	if s := try("local", "the backend's password"); s != http.StatusUnauthorized {
+		t.Errorf("backend password at the local source: %d", s)
+	}
+	if s := try("", password); s != http.StatusSeeOther {
+		t.Errorf("no source (the default, local): %d", s)
+	}
+	if s := try("nonsense", password); s != http.StatusUnauthorized {
+		t.Errorf("an unknown source: %d", s)
 	}
 }
