@@ -7,12 +7,12 @@
 package login
 
 import (
-	"slices"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync/atomic"
 	"time"
 
