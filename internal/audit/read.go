@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,12 +17,15 @@ import (
 
 // Reading limits: a page shows at most defaultReadLimit records of a day,
 // a line longer than maxLineBytes is not a record this package wrote, and
-// no more than maxReadBytes of one file are read.
+// no more than MaxReadBytes of one file are read.
 const (
 	defaultReadLimit = 1000
 	maxLineBytes     = 64 << 10
-	maxReadBytes     = 64 << 20
 )
+
+// MaxReadBytes is the most of one day's file Read reads: the newest
+// ~80000 records, so that a page view stays quick on a busy day.
+const MaxReadBytes = 16 << 20
 
 // Days lists the days that have a log file, newest first ("YYYY-MM-DD"); none
 // when Dir is "" or nothing was written yet. Files whose names are not days
@@ -85,10 +89,13 @@ func (f Filter) matches(r *Record) bool {
 // can be built from it: anything else is an error) that match f, newest first
 // (the reverse of the file's order, which is the order of writing), at most
 // limit (limit <= 0: 1000), and whether more matched. A missing file (or Dir
-// "") is an empty day, not an error. A malformed line is skipped and counted
-// (the count is returned) rather than failing the page; lines longer than 64
-// KiB are skipped and counted too; blank lines are ignored. At most 64 MiB of
-// the file are read: of a bigger file the last 64 MiB (the newest records),
+// "") is an empty day, not an error. Lines longer than 64 KiB are skipped and
+// counted (the count is returned) rather than failing the page, and so are
+// malformed lines among those examined: only the newest limit lines that
+// hold the filter's level and key as the writer encodes them are decoded
+// (so the level filter matches the upper-case levels this package writes).
+// Blank lines are ignored. At most MaxReadBytes of
+// the file are read: of a bigger file the last MaxReadBytes (the newest records),
 // and more is true.
 func (l *Log) Read(day string, f Filter, limit int) (recs []Record, more bool, skipped int, err error) {
 	if !validDay(day) {
@@ -113,10 +120,10 @@ func (l *Log) Read(day string, f Filter, limit int) (recs []Record, more bool, s
 	partial := false // the read starts inside a line: drop up to its end
 	if fi, err := file.Stat(); err != nil {
 		return nil, false, 0, err
-	} else if fi.Size() > maxReadBytes {
+	} else if fi.Size() > MaxReadBytes {
 		// Start one byte early: the read starts inside a line unless
 		// that byte ends the line before.
-		if _, err := file.Seek(fi.Size()-maxReadBytes-1, io.SeekStart); err != nil {
+		if _, err := file.Seek(fi.Size()-MaxReadBytes-1, io.SeekStart); err != nil {
 			return nil, false, 0, err
 		}
 		var before [1]byte
@@ -126,19 +133,23 @@ func (l *Log) Read(day string, f Filter, limit int) (recs []Record, more bool, s
 		partial, more = before[0] != '\n', true
 	}
 	// The file may grow while it is read: never more than the limit.
-	r = io.LimitReader(r, maxReadBytes)
+	r = io.LimitReader(r, MaxReadBytes)
 
-	// The newest matches are the last ones: keep the last limit of them in
-	// a ring, count the rest.
-	ring := make([]Record, 0, min(limit, 256))
-	next, matched := 0, 0
-	keep := func(rec Record) {
-		matched++
+	// The newest matches are the last ones: keep the raw lines of the last
+	// limit candidates in a ring and decode only those at the end, so that
+	// a big day costs a scan, not a JSON decode per line. A line is a
+	// candidate when it holds the filter's level and key as the writer
+	// encodes them (a cheap test; the decoded record is checked again).
+	pre := f.prefilter()
+	ring := make([][]byte, 0, min(limit, 256))
+	next, candidates := 0, 0
+	keep := func(line []byte) {
+		candidates++
 		if len(ring) < limit {
-			ring = append(ring, rec)
+			ring = append(ring, append([]byte(nil), line...))
 			return
 		}
-		ring[next] = rec
+		ring[next] = append(ring[next][:0], line...)
 		next = (next + 1) % limit
 	}
 
@@ -166,13 +177,8 @@ func (l *Log) Read(day string, f Filter, limit int) (recs []Record, more bool, s
 		}
 		if partial {
 			partial = false
-		} else if text := strings.TrimSpace(string(line)); text != "" {
-			var rec Record
-			if json.Unmarshal([]byte(text), &rec) != nil || rec.Timestamp.IsZero() {
-				skipped++
-			} else if f.matches(&rec) {
-				keep(rec)
-			}
+		} else if text := bytes.TrimSpace(line); len(text) > 0 && pre.may(text) {
+			keep(text)
 		}
 		if rerr == io.EOF {
 			break
@@ -180,9 +186,35 @@ func (l *Log) Read(day string, f Filter, limit int) (recs []Record, more bool, s
 	}
 
 	recs = make([]Record, 0, len(ring))
-	for i := range ring { // oldest kept first in the ring from next on
-		recs = append(recs, ring[(next+i)%len(ring)])
+	for i := len(ring) - 1; i >= 0; i-- { // newest first
+		var rec Record
+		if json.Unmarshal(ring[(next+i)%len(ring)], &rec) != nil || rec.Timestamp.IsZero() {
+			skipped++
+		} else if f.matches(&rec) {
+			recs = append(recs, rec)
+		}
 	}
-	slices.Reverse(recs)
-	return recs, more || matched > limit, skipped, nil
+	return recs, more || candidates > limit, skipped, nil
+}
+
+// prefilter is a Filter as bytes the writer puts in a matching line.
+type prefilter struct{ level, key []byte }
+
+func (f Filter) prefilter() prefilter {
+	var p prefilter
+	if f.Level != "" {
+		p.level = []byte(`"level":"` + strings.ToUpper(f.Level) + `"`)
+	}
+	if f.Key != "" {
+		// A string always encodes; the writer encodes names the same way.
+		if b, err := json.Marshal(f.Key); err == nil {
+			p.key = b
+		}
+	}
+	return p
+}
+
+// may reports whether line can hold a matching record.
+func (p prefilter) may(line []byte) bool {
+	return (p.level == nil || bytes.Contains(line, p.level)) && (p.key == nil || bytes.Contains(line, p.key))
 }
