@@ -20,6 +20,9 @@ type Recorder struct {
 
 	mu      sync.Mutex
 	pending map[key]store.LastUse
+	// writing is the batch a Flush is writing: still shown by Pending
+	// until the store has it, so a reader between the two sees the use.
+	writing map[key]store.LastUse
 
 	// failures counts the flushes that failed; streak those since the
 	// last that worked (only Run's goroutine touches it).
@@ -49,9 +52,11 @@ func (r *Recorder) Record(u store.LastUse) {
 func (r *Recorder) Pending(owner string) map[string]store.LastUse {
 	out := make(map[string]store.LastUse)
 	r.mu.Lock()
-	for k, u := range r.pending {
-		if k.owner == owner {
-			out[k.id] = u
+	for _, m := range []map[key]store.LastUse{r.writing, r.pending} {
+		for k, u := range m {
+			if old, ok := out[k.id]; k.owner == owner && (!ok || u.At.After(old.At)) {
+				out[k.id] = u
+			}
 		}
 	}
 	r.mu.Unlock()
@@ -85,7 +90,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	for _, u := range r.pending {
 		batch = append(batch, u)
 	}
-	clear(r.pending)
+	r.writing, r.pending = r.pending, make(map[key]store.LastUse, len(r.pending))
 	r.mu.Unlock()
 
 	err := r.store.RecordLastUse(ctx, batch)
@@ -94,6 +99,9 @@ func (r *Recorder) Flush(ctx context.Context) error {
 			r.Record(u)
 		}
 	}
+	r.mu.Lock()
+	r.writing = nil
+	r.mu.Unlock()
 	return err
 }
 

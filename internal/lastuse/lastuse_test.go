@@ -277,3 +277,37 @@ func TestFailedFlushesLoggedOncePerStreak(t *testing.T) {
 		t.Fatalf("second streak: %d warnings (want 2), %d failures (want 7)", got, r.Failures())
 	}
 }
+
+// heldUses is the real store with RecordLastUse held until released, to
+// look at the Recorder while a flush is being written.
+type heldUses struct {
+	store.LastUses
+	writing, release chan struct{}
+}
+
+func (h *heldUses) RecordLastUse(ctx context.Context, uses []store.LastUse) error {
+	close(h.writing)
+	<-h.release
+	return h.LastUses.RecordLastUse(ctx, uses)
+}
+
+// A use being written is still shown: a page read between taking the batch
+// and the store having it must not say "no access yet".
+func TestPendingShowsUsesBeingWritten(t *testing.T) {
+	_, st, _ := newEnv(t)
+	held := &heldUses{LastUses: st, writing: make(chan struct{}), release: make(chan struct{})}
+	r := New(held)
+	r.Record(use("a", t0.Add(time.Minute), "192.0.2.1"))
+	done := make(chan error)
+	go func() { done <- r.Flush(context.Background()) }()
+	<-held.writing
+	wantUse(t, "during the flush", r.Pending("alice"), "a", t0.Add(time.Minute), "192.0.2.1")
+	close(held.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.Pending("alice")); n != 0 {
+		t.Errorf("%d uses pending after the flush", n)
+	}
+	wantUse(t, "in the store", stored(t, st), "a", t0.Add(time.Minute), "192.0.2.1")
+}
