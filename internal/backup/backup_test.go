@@ -376,7 +376,7 @@ func TestImportRefusesInvalid(t *testing.T) {
 	a2 := hashOf("pat-a2").String()
 	for _, c := range []struct {
 		name, doc, want string
-		status        int
+		status          int
 	}{
 		{"not JSON", "hello", "malformed JSON", 400},
 		{"truncated", good[:len(good)/2], "unexpected end", 400},
