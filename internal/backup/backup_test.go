@@ -489,7 +489,7 @@ func TestImportDocumentAppeared(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Import(t.Context(), dst, d)
-	if err == nil || !strings.Contains(err.Error(), "a keyring document appeared in the store during the import") {
+	if err == nil || !strings.Contains(err.Error(), "a keyring document appeared in the store during the import: another node") {
 		t.Fatalf("import over a keyring that appeared: %v", err)
 	}
 	b, err := dst.GetDocument(t.Context(), store.DocKeyring)

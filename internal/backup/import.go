@@ -295,10 +295,15 @@ func CheckEmpty(ctx context.Context, dst Store) error {
 	if len(held) == 0 {
 		return nil
 	}
-	return apierr.Conflict("store", fmt.Errorf(
+	return apierr.Conflict("", fmt.Errorf(
 		"the store is not empty: it holds %s; an import writes only into an empty store (start the gateway on a fresh store and import before it serves anyone)",
 		strings.Join(held, ", ")))
 }
+
+// ErrConcurrentWrite: another node wrote what the import was writing (a
+// user, an OAuth key, a keyring) between the emptiness check and the
+// write.
+var ErrConcurrentWrite = errors.New("another node wrote to the store during the import")
 
 // PartialError is an import that a store error stopped part-way: Written
 // were written (and are in the store now), out of Total.
@@ -350,7 +355,7 @@ func Import(ctx context.Context, dst Store, d *Document) (Counts, error) {
 		}
 		_, err := dst.UpdateDocument(ctx, name, func(cur []byte) ([]byte, error) {
 			if cur != nil && !bytes.Equal(cur, doc) {
-				return nil, fmt.Errorf("a %s document appeared in the store during the import (another node wrote it)", name)
+				return nil, fmt.Errorf("a %s document appeared in the store during the import: %w", name, ErrConcurrentWrite)
 			}
 			return doc, nil
 		})
