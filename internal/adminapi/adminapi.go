@@ -50,11 +50,11 @@ const Prefix = "/tokengate/"
 
 // API serves the admin routes.
 type API struct {
-	Users   *users.Service
-	Tokens  *pat.Service
-	Store   store.Checker
+	Users  *users.Service
+	Tokens *pat.Service
+	Store  store.Checker
 	// Backup is the whole store, for export and import.
-	Backup backup.Store
+	Backup  backup.Store
 	Clients *oauthclient.Clients
 	Keys    *keyring.Holder
 	ACL     *acl.ACL
