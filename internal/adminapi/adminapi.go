@@ -50,11 +50,9 @@ const Prefix = "/tokengate/"
 
 // API serves the admin routes.
 type API struct {
-	Users  *users.Service
-	Tokens *pat.Service
-	Store  store.Checker
-	// Backup is the whole store, for export and import.
-	Backup  backup.Store
+	Users   *users.Service
+	Tokens  *pat.Service
+	Store   store.Checker
 	Clients *oauthclient.Clients
 	Keys    *keyring.Holder
 	ACL     *acl.ACL
@@ -65,6 +63,8 @@ type API struct {
 	// LastUseFailures counts the failed flushes of last token uses (nil:
 	// none are kept).
 	LastUseFailures func() uint64
+	// Backup is the whole store, for export and import.
+	Backup backup.Store
 	// Now is the clock of an export's exported_at (nil: time.Now).
 	Now func() time.Time
 }
