@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -530,5 +532,19 @@ func TestExportFailureTruncates(t *testing.T) {
 	}
 	if _, err := Decode(&buf); apierr.For(err).Status != http.StatusBadRequest {
 		t.Fatalf("a truncated export decodes: %v", err)
+	}
+}
+
+// TestDecodeTooLarge: a body past the caller's http.MaxBytesReader is a
+// 413, not a malformed document.
+func TestDecodeTooLarge(t *testing.T) {
+	src := onBolt(t)
+	fill(t, src)
+	data, _ := export(t, src, now)
+	for _, limit := range []int64{10, int64(len(data)) - 2} {
+		body := http.MaxBytesReader(httptest.NewRecorder(), io.NopCloser(bytes.NewReader(data)), limit)
+		if _, err := Decode(body); apierr.For(err).Status != http.StatusRequestEntityTooLarge {
+			t.Errorf("limit %d of %d bytes: %v, want 413", limit, len(data), err)
+		}
 	}
 }
