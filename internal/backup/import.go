@@ -140,9 +140,6 @@ func (d *Document) Validate() error {
 			return invalid("%s: user %q appears twice", at, u.Name)
 		}
 		names[u.Name] = true
-		if u.CreatedAt.IsZero() {
-			return invalid("%s (%s): created_at is missing", at, u.Name)
-		}
 	}
 	type ownerLabel struct{ owner, key string }
 	var (
@@ -161,8 +158,6 @@ func (d *Document) Validate() error {
 			return invalid("%s: kind must be %q or %q", at, store.KindPAT, store.KindLegacy)
 		case t.Hash == store.TokenHash{}:
 			return invalid("%s: hash is missing", at)
-		case t.CreatedAt.IsZero():
-			return invalid("%s: created_at is missing", at)
 		}
 		if ids[[2]string{t.Owner, t.ID}] {
 			return invalid("%s: the id appears twice for that owner", at)
@@ -193,8 +188,6 @@ func (d *Document) Validate() error {
 			return invalid("%s: the id appears twice", at)
 		case c.SecretHash == store.TokenHash{}:
 			return invalid("%s: secret_hash is missing", at)
-		case c.CreatedAt.IsZero():
-			return invalid("%s: created_at is missing", at)
 		}
 		clients[c.ID] = true
 		if _, err := iplist.Parse(c.AllowedIPs); err != nil {
