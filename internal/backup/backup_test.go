@@ -548,3 +548,61 @@ func TestDecodeTooLarge(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMove moves a store of 1000 users with 5 tokens each from the
+// embedded store to Redis (one export and one import per iteration) and
+// reports the export's size and the time per record.
+//
+//	go test -run '^$' -bench Move -benchtime 3x ./internal/backup
+func BenchmarkMove(b *testing.B) {
+	src, err := boltstore.Open(filepath.Join(b.TempDir(), "tg.db"), boltstore.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	ctx := b.Context()
+	const users, perUser = 1000, 5
+	for i := range users {
+		name := fmt.Sprintf("user%04d", i)
+		if err := src.CreateUser(ctx, store.User{Name: name, PasswordHash: "$2a$10$x", TokenLogin: true, CreatedAt: now}); err != nil {
+			b.Fatal(err)
+		}
+		for j := range perUser {
+			id := fmt.Sprintf("%s-%d", name, j)
+			tok := store.Token{ID: id, Owner: name, Kind: store.KindPAT, Hash: hashOf(id), Label: id, LabelKey: id, Enabled: true, CreatedAt: now}
+			if err := src.CreateToken(ctx, tok, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	var size int
+	b.ResetTimer()
+	for range b.N {
+		e, err := Begin(ctx, src, now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if _, err := e.WriteTo(ctx, &buf); err != nil {
+			b.Fatal(err)
+		}
+		size = buf.Len()
+		d, err := Decode(&buf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := d.Validate(); err != nil {
+			b.Fatal(err)
+		}
+		dst, err := redisstore.Open(single.URL(), redisstore.Options{Prefix: fmt.Sprintf("bench%d", prefixes.Add(1))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Import(ctx, dst, d); err != nil {
+			b.Fatal(err)
+		}
+		dst.Close()
+	}
+	b.ReportMetric(float64(size), "export-bytes")
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*users*(1+perUser)), "µs/record")
+}

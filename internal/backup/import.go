@@ -307,7 +307,7 @@ type PartialError struct {
 
 func (e *PartialError) Error() string {
 	return fmt.Sprintf("import stopped after writing %s (of %s): %v; the store now holds part of the export: "+
-		"empty it or use a fresh store (another file, Redis database or key prefix), then import the whole file again",
+		"empty it or use a fresh store (another file or Redis database), then import the whole file again",
 		e.Written, e.Total, e.Err)
 }
 
