@@ -17,7 +17,7 @@ func init() {
 
 // AdminRoutes mounts tokengate's administration API (users and their
 // tokens, OAuth keys, signing settings, permissions, the legacy migration
-// view, store checks and stats; see package adminapi) under /tokengate/ on
+// view, store checks and stats, export and import; see package adminapi) under /tokengate/ on
 // Caddy's admin endpoint. That endpoint
 // has no authentication of its own: keep it on a unix socket or loopback,
 // or use Caddy's mTLS remote admin.
@@ -60,9 +60,26 @@ func (ar *AdminRoutes) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 	api := adminapi.API{Users: app.users, Tokens: app.pats, Store: app.state.store, Clients: app.clients, Keys: app.state.keys,
 		ACL: app.state.acl, Legacy: app.legacy, AuditFailures: app.audit.Failures,
-		LastUseFailures: app.state.uses.Failures,
+		LastUseFailures: app.state.uses.Failures, Backup: app.state.store,
 	}
 	if err := api.ServeHTTP(w, r); err != nil {
+		var (
+			se *adminapi.StreamError
+			oe *adminapi.OperatorError
+		)
+		switch {
+		case errors.As(err, &se):
+			// The status and part of the body are out: cut the connection
+			// so that the client sees a truncated answer, not an error
+			// appended to a complete-looking one.
+			app.logger.Error("admin answer cut short", zap.String("path", r.URL.Path), zap.Error(se.Err))
+			panic(http.ErrAbortHandler)
+		case errors.As(err, &oe):
+			if oe.Status >= 500 {
+				app.logger.Error("admin request failed", zap.String("path", r.URL.Path), zap.Error(oe.Err))
+			}
+			return caddy.APIError{HTTPStatus: oe.Status, Err: oe.Err}
+		}
 		p := apierr.For(err)
 		if p.Status >= 500 {
 			app.logger.Error("admin request failed", zap.String("path", r.URL.Path), zap.Error(err))

@@ -42,11 +42,15 @@ e.g. the right to get a legacy token from /rest/token:
 	}, cli.AddLegacyCommands)
 	registerAdminCommand(caddycmd.Command{
 		Name:  "store",
-		Usage: "check [--repair]",
-		Short: "Check the tokengate store for inconsistencies",
+		Usage: "check [--repair] | export [--output <file>] | import [--input <file>]",
+		Short: "Check, export or import the tokengate store",
 		Long: `Check the store of a running gateway for what a crash may leave between
 a token's record and its hash index (Redis Cluster writes them in two steps),
-and repair it with --repair.`,
+and repair it with --repair.
+
+Export the whole store as one JSON document, and import such a document into
+the empty store of another gateway: from the embedded store to Redis or back,
+without new tokens for anyone.`,
 	}, cli.AddStoreCommands)
 }
 

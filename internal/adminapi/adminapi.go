@@ -13,6 +13,8 @@
 //	DELETE /tokengate/users/{name}/tokens/{id}   revoke one
 //	POST   /tokengate/store/check[?repair=true]  check (and repair) the store
 //	GET    /tokengate/store/stats                store operations so far (for benchmarks), audit and last-use write failures
+//	GET    /tokengate/store/export               the whole store as one JSON document, streamed (package backup)
+//	POST   /tokengate/store/import               write such a document into an empty store (body up to 256 MiB)
 //	GET    /tokengate/oauth/clients              list OAuth keys
 //	POST   /tokengate/oauth/clients              add one (the secret is shown once)
 //	GET    /tokengate/oauth/clients/{id}         show one
@@ -29,9 +31,11 @@ package adminapi
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/backup"
 	"github.com/tokengate/tokengate/internal/jsonbody"
 	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/legacy"
@@ -59,6 +63,10 @@ type API struct {
 	// LastUseFailures counts the failed flushes of last token uses (nil:
 	// none are kept).
 	LastUseFailures func() uint64
+	// Backup is the whole store, for export and import.
+	Backup backup.Store
+	// Now is the clock of an export's exported_at (nil: time.Now).
+	Now func() time.Time
 }
 
 // ServeHTTP routes an admin request. It returns errors for the caller to
@@ -70,6 +78,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 		return a.storeCheck(w, r)
 	case len(parts) == 2 && parts[0] == "store" && parts[1] == "stats":
 		return a.storeStats(w, r)
+	case len(parts) == 2 && parts[0] == "store" && parts[1] == "export":
+		return a.storeExport(w, r)
+	case len(parts) == 2 && parts[0] == "store" && parts[1] == "import":
+		return a.storeImport(w, r)
 	case parts[0] == "oauth":
 		return a.oauth(w, r, parts[1:])
 	case parts[0] == "acl":

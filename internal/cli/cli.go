@@ -123,7 +123,7 @@ func AddStoreCommands(cmd *cobra.Command, connect Connect) {
 		}
 		return call(c, connect, http.MethodPost, uri, nil, printCheck)
 	}
-	cmd.AddCommand(check)
+	cmd.AddCommand(check, exportCommand(connect), importCommand(connect))
 }
 
 // flagMember maps a flag to the JSON member it sets when given.

@@ -43,22 +43,42 @@ var member = regexp.MustCompile(`"?\b([a-z]+(?:_[a-z]+)*)\b"?(\s*:\s*(?:true|fal
 // message, with the members the CLI sent named by their flags, and "not
 // found" named after what uri asked for. Other errors pass unchanged.
 func readable(uri string, err error) error {
-	m := adminError.FindStringSubmatch(err.Error())
-	if m == nil {
+	status, msg, ok := adminMessage(err)
+	if !ok {
 		return err
-	}
-	status, _ := strconv.Atoi(m[1])
-	var body struct {
-		Error string `json:"error"`
-	}
-	msg := strings.TrimSpace(m[2])
-	if json.Unmarshal([]byte(msg), &body) == nil && body.Error != "" {
-		msg = body.Error
 	}
 	if status == 404 && msg == "not found" {
 		return errors.New(notFound(uri))
 	}
 	return errors.New(toFlags(msg))
+}
+
+// plain turns an admin API error into its message as the gateway wrote
+// it, for answers that speak of a file rather than of flags (an import
+// names the records of the export). Other errors pass unchanged.
+func plain(err error) error {
+	if _, msg, ok := adminMessage(err); ok {
+		return errors.New(msg)
+	}
+	return err
+}
+
+// adminMessage takes the status and the message out of an admin API
+// error: the JSON body's "error", or the raw body.
+func adminMessage(err error) (status int, msg string, ok bool) {
+	m := adminError.FindStringSubmatch(err.Error())
+	if m == nil {
+		return 0, "", false
+	}
+	status, _ = strconv.Atoi(m[1])
+	var body struct {
+		Error string `json:"error"`
+	}
+	msg = strings.TrimSpace(m[2])
+	if json.Unmarshal([]byte(msg), &body) == nil && body.Error != "" {
+		msg = body.Error
+	}
+	return status, msg, true
 }
 
 // toFlags replaces the JSON members the CLI sends with their flags:

@@ -42,6 +42,11 @@ func Decode(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
 	return nil
 }
 
+// Explain turns an error of encoding/json's decoder into a client error
+// (400, or 413 for a body past an http.MaxBytesReader) naming the member,
+// as Decode does, for callers that decode a body of their own.
+func Explain(err error) error { return explain(err) }
+
 // explain turns a decoding error into a client error naming the field.
 func explain(err error) error {
 	var (
