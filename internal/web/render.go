@@ -9,7 +9,6 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -197,10 +196,8 @@ func (u *UI) fail(req *request, err error) {
 	} else if ce := u.logger.Check(zap.DebugLevel, "page request refused"); ce != nil {
 		ce.Write(zap.String("path", req.r.URL.Path), zap.Int("status", status), zap.String("reason", err.Error()))
 	}
-	var limited *apierr.RateLimited
-	if errors.As(err, &limited) {
-		req.w.Header().Set("Retry-After", strconv.Itoa(int(limited.RetryAfter.Seconds()+0.999)))
-	}
+	// A rate limit or a store that is down (503) says when to come back.
+	apierr.SetRetryAfter(req.w.Header(), apierr.For(err))
 	if errors.Is(err, session.ErrNoSession) {
 		session.ClearCookie(req.w, req.r)
 		if req.r.Method == http.MethodGet && !wantsJSON(req.r) {
