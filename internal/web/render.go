@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/breaker"
 	"github.com/tokengate/tokengate/internal/i18n"
 	"github.com/tokengate/tokengate/internal/jsonbody"
 	"github.com/tokengate/tokengate/internal/label"
@@ -191,7 +192,7 @@ type failure struct {
 // error page.
 func (u *UI) fail(req *request, err error) {
 	status, f := u.describe(req, err)
-	if status >= 500 {
+	if status >= 500 && !errors.Is(err, breaker.ErrOpen) { // an open breaker was logged once
 		u.logger.Error("page request failed", zap.String("path", req.r.URL.Path), zap.Int("status", status), zap.Error(err))
 	} else if ce := u.logger.Check(zap.DebugLevel, "page request refused"); ce != nil {
 		ce.Write(zap.String("path", req.r.URL.Path), zap.Int("status", status), zap.String("reason", err.Error()))
