@@ -8,7 +8,8 @@ import (
 )
 
 // Ping implements store.Pinger: PING, on every master of a cluster (one
-// that does not answer makes a part of the users unreachable). It returns
+// that does not answer makes a part of the users unreachable). It is not
+// counted in Ops and RoundTrips (the breaker's probe would blur them). It returns
 // when ctx ends even if the client does not (go-redis bounds a read by its
 // own read timeout, not by the context): the PING then finishes in the
 // background.
@@ -16,6 +17,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	ctx = context.WithValue(ctx, uncounted{}, true) // Ops and RoundTrips count the work of requests
 	done := make(chan error, 1)
 	go func() {
 		if cc, ok := s.client.(*redis.ClusterClient); ok {
@@ -31,6 +33,12 @@ func (s *Store) Ping(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// uncounted marks the context of a command that opsHook does not count.
+type uncounted struct{}
+
+// counted reports whether opsHook counts a command sent with ctx.
+func counted(ctx context.Context) bool { return ctx.Value(uncounted{}) == nil }
 
 // Unreachable implements store.UnreachableTeller: besides timeouts and
 // connection errors (which the store recognises itself), a pool with no
