@@ -23,8 +23,9 @@ import (
 // # Fail fast
 //
 // Once attached, every call goes through a circuit breaker (Breaker): the
-// calls that fail because the backend could not be reached (Unreachable:
-// timeouts, refused or broken connections) are counted, and after a few
+// calls that fail because the backend could not be reached (timeouts,
+// refused or broken connections, and what the backend says as an
+// UnreachableTeller) are counted, and after a few
 // in a row, or one failed probe (Probe pings the backend every probe
 // interval), the breaker opens: every call then fails at once with an
 // *UnavailableError that says when to come back (a 503 with Retry-After),
