@@ -16,6 +16,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/accesstoken"
 	"github.com/tokengate/tokengate/internal/audit"
+	"github.com/tokengate/tokengate/internal/breaker"
 	"github.com/tokengate/tokengate/internal/bruteforce"
 	"github.com/tokengate/tokengate/internal/failrate"
 	"github.com/tokengate/tokengate/internal/gate"
@@ -156,6 +157,14 @@ type App struct {
 	// BackendRoles are the roles of users provisioned through the backend.
 	BackendRoles []string `json:"backend_roles,omitempty"`
 
+	// StoreBreaker is the circuit breaker in front of the store: once the
+	// store is known to be down, what needs it is answered 503 with
+	// Retry-After at once instead of after a timeout. Default: on, with
+	// the defaults of StoreBreaker's fields.
+	StoreBreaker *StoreBreaker `json:"store_breaker,omitempty"`
+
+	breaker   breaker.Options
+	stale     time.Duration
 	state     *sharedState
 	poolKey   string
 	logger    *zap.Logger
@@ -171,6 +180,62 @@ type App struct {
 	legacy    *legacy.Service
 	storeName string
 	auditDir  string
+}
+
+// StoreBreaker configures the store's circuit breaker. It counts the
+// store calls that fail because the store cannot be reached (timeouts,
+// refused or broken connections; never answers such as "not found") and
+// opens after Failures of them in a row, or after one failed probe (a
+// PING, or a read transaction of the embedded store, every
+// ProbeInterval). While it is open every call to the store fails at once
+// (503 with Retry-After), nothing but the probe reaches the store, and
+// decisions in the cache keep working until their cache_ttl (StaleWindow:
+// a little longer); the first successful probe closes it. Opening and
+// closing are logged once each.
+type StoreBreaker struct {
+	// Failures is how many consecutive failures open the breaker.
+	// Default: 3.
+	Failures int `json:"failures,omitempty"`
+
+	// ProbeInterval is how often the store is probed, and how long a
+	// probe may take before it counts as failed. Default: 1s.
+	ProbeInterval caddy.Duration `json:"probe_interval,omitempty"`
+
+	// RetryAfter is the Retry-After of every 503 caused by the store.
+	// Default: ProbeInterval rounded up to whole seconds, at least 1s.
+	RetryAfter caddy.Duration `json:"retry_after,omitempty"`
+
+	// StaleWindow: while the breaker is open, a cached decision that
+	// accepted a token may still be used for this long after its
+	// cache_ttl ran out. Only decisions that accepted a token: an unknown,
+	// revoked or switched-off token is never let through, and expiry still
+	// applies. The price is that a change made meanwhile through another
+	// node (one that still reaches the store) is noticed here up to
+	// cache_ttl + stale_window late. Default: 0, the secure default: fail
+	// closed as soon as cache_ttl ran out.
+	StaleWindow caddy.Duration `json:"stale_window,omitempty"`
+}
+
+// options returns the breaker's options (zero values: the defaults).
+func (b *StoreBreaker) options(logger *zap.Logger) breaker.Options {
+	o := breaker.Options{Name: "store", Logger: logger}
+	if b != nil {
+		o.Failures, o.ProbeInterval, o.RetryAfter = b.Failures, time.Duration(b.ProbeInterval), time.Duration(b.RetryAfter)
+	}
+	return o
+}
+
+// validate checks the fields without changing them.
+func (b *StoreBreaker) validate() error {
+	switch {
+	case b == nil:
+		return nil
+	case b.Failures < 0:
+		return fmt.Errorf("store_breaker: failures must be positive")
+	case b.ProbeInterval < 0 || b.RetryAfter < 0 || b.StaleWindow < 0:
+		return fmt.Errorf("store_breaker: durations must not be negative")
+	}
+	return nil
 }
 
 // CaddyModule returns the Caddy module information.
@@ -205,6 +270,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("store %s: %v", a.storeName, err)
 	}
 	a.state = val.(*sharedState)
+	a.breaker = a.StoreBreaker.options(a.logger)
+	if a.StoreBreaker != nil {
+		a.stale = time.Duration(a.StoreBreaker.StaleWindow)
+	}
 	a.auditDir = repl.ReplaceKnown(a.AuditLog, "")
 	switch a.auditDir {
 	case "off":
@@ -250,6 +319,8 @@ func (a *App) setDefaults() {
 // wire builds the services on the shared state.
 func (a *App) wire() error {
 	a.state.cache.SetLimits(a.CacheSize, time.Duration(a.CacheTTL))
+	// Shared across reloads like the cache: the newest config's settings.
+	a.state.store.Breaker().Configure(a.breaker)
 	a.users = users.NewService(a.state.store, a.BcryptCost, nil)
 	// Every change of a user (admin API, CLI, pages) that must end their
 	// web sessions ends them, whether or not a site shows the pages.
@@ -273,6 +344,7 @@ func (a *App) wire() error {
 		FailedLookups: failrate.New(failrate.Options{
 			Limit: a.TokenFailuresPerAddress, Window: time.Duration(a.TokenFailureWindow),
 		}),
+		StaleWindow: a.stale,
 	})
 	a.legacy = legacy.NewService(a.state.store, a.state.uses, a.state.acl,
 		legacy.Cap{Max: a.MaxLegacyTokensPerUser, Policy: a.LegacyTokenCapPolicy},
@@ -347,6 +419,9 @@ func (a App) Validate() error {
 		return fmt.Errorf("identity_source must be %q or %q", login.Local, login.Backend)
 	case a.IdentitySource == login.Backend && a.IdentityBackend == "":
 		return fmt.Errorf("identity_source backend needs identity_backend <url>")
+	}
+	if err := a.StoreBreaker.validate(); err != nil {
+		return err
 	}
 	if err := audit.CheckDir(a.auditDir); err != nil {
 		return fmt.Errorf("audit_log: %v", err)

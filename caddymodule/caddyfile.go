@@ -60,6 +60,12 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		identity_source <local | backend>
 //		identity_backend <url>
 //		backend_roles <role...>
+//		store_breaker {
+//			failures <n>
+//			probe_interval <duration>
+//			retry_after <duration>
+//			stale_window <duration | 0>
+//		}
 //	}
 //
 // Values are kept as written (placeholders too): secrets such as
@@ -107,6 +113,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.IdentitySource, err = oneArg(d)
 		case "identity_backend":
 			a.IdentityBackend, err = oneArg(d)
+		case "store_breaker":
+			a.StoreBreaker, err = parseStoreBreaker(d)
 		case "backend_roles":
 			a.BackendRoles = d.RemainingArgs()
 			if len(a.BackendRoles) == 0 {
@@ -274,6 +282,39 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	})
 }
 
+// parseStoreBreaker reads a store_breaker block.
+func parseStoreBreaker(d *caddyfile.Dispenser) (*StoreBreaker, error) {
+	b := new(StoreBreaker)
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] {
+			return nil, d.Errf("store_breaker: duplicate %q", sub)
+		}
+		seen[sub] = true
+		var err error
+		switch sub {
+		case "failures":
+			b.Failures, err = intArg(d, 1)
+		case "probe_interval":
+			b.ProbeInterval, err = durationArg(d)
+		case "retry_after":
+			b.RetryAfter, err = durationArg(d)
+		case "stale_window":
+			b.StaleWindow, err = durationOrZeroArg(d)
+		default:
+			err = d.Errf("store_breaker: unrecognized subdirective %q", sub)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
 // parseExternalIssuer reads an external_jwt block.
 func parseExternalIssuer(d *caddyfile.Dispenser) (ExternalIssuer, error) {
 	var x ExternalIssuer
@@ -356,6 +397,20 @@ func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
 	}
 	v, err := caddy.ParseDuration(s)
 	if err != nil || v <= 0 {
+		return 0, d.Errf("%s: invalid duration %q", name, s)
+	}
+	return caddy.Duration(v), nil
+}
+
+// durationOrZeroArg is durationArg that also takes 0 (off).
+func durationOrZeroArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	name := d.Val()
+	s, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	v, err := caddy.ParseDuration(s)
+	if err != nil || v < 0 {
 		return 0, d.Errf("%s: invalid duration %q", name, s)
 	}
 	return caddy.Duration(v), nil

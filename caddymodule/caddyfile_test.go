@@ -1,11 +1,14 @@
 package caddymodule
 
 import (
-	"github.com/tokengate/tokengate/internal/identity"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/tokengate/tokengate/internal/identity"
 )
 
 func TestHandlerCaddyfileErrors(t *testing.T) {
@@ -47,6 +50,12 @@ func TestAppCaddyfileErrors(t *testing.T) {
 		{"login limits values", "tokengate {\n login_limits 0 10 1m\n}", "login_limits: invalid"},
 		{"token failure limit count", "tokengate {\n token_failure_limit 5\n}", "token_failure_limit takes"},
 		{"token failure limit values", "tokengate {\n token_failure_limit 0 1m\n}", "token_failure_limit: invalid"},
+		{"breaker unknown", "tokengate {\n store_breaker {\n failure 3\n }\n}", `store_breaker: unrecognized subdirective "failure"`},
+		{"breaker duplicate", "tokengate {\n store_breaker {\n failures 3\n failures 4\n }\n}", `store_breaker: duplicate "failures"`},
+		{"breaker zero failures", "tokengate {\n store_breaker {\n failures 0\n }\n}", "failures"},
+		{"breaker zero interval", "tokengate {\n store_breaker {\n probe_interval 0\n }\n}", "probe_interval: invalid duration"},
+		{"breaker negative window", "tokengate {\n store_breaker {\n stale_window -1s\n }\n}", "stale_window: invalid duration"},
+		{"breaker inline arg", "tokengate {\n store_breaker on\n}", "wrong argument count"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,6 +75,31 @@ func TestTokenFailureLimitOff(t *testing.T) {
 	}
 	if err := a.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// stale_window 0 is the default written out; a zero-value block is the
+// defaults.
+func TestStoreBreakerCaddyfile(t *testing.T) {
+	var a App
+	in := "tokengate {\n store_breaker {\n failures 5\n probe_interval 500ms\n retry_after 2s\n stale_window 0\n }\n}"
+	if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err != nil {
+		t.Fatal(err)
+	}
+	b := a.StoreBreaker
+	if b == nil || b.Failures != 5 || b.ProbeInterval != caddy.Duration(500*time.Millisecond) ||
+		b.RetryAfter != caddy.Duration(2*time.Second) || b.StaleWindow != 0 {
+		t.Fatalf("store_breaker = %+v", b)
+	}
+	if err := a.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	o := (*StoreBreaker)(nil).options(nil)
+	if o.Failures != 0 || o.ProbeInterval != 0 || o.RetryAfter != 0 {
+		t.Errorf("no store_breaker: %+v, want the breaker's defaults (zero values)", o)
+	}
+	if err := (App{StoreBreaker: &StoreBreaker{StaleWindow: -1}}).Validate(); err == nil {
+		t.Error("a negative stale_window in JSON was accepted")
 	}
 }
 

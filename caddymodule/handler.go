@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/breaker"
 	"github.com/tokengate/tokengate/internal/gate"
 	"github.com/tokengate/tokengate/internal/identity"
 	"github.com/tokengate/tokengate/internal/legacy"
@@ -411,9 +413,11 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, scheme
 	if p.Code == "insufficient_scope" {
 		p.Scope = h.scope
 	}
-	// Refusals are routine (Debug); a store outage or a bug is not.
+	// Refusals are routine (Debug); a store outage or a bug is not, but
+	// an outage the store's breaker knows of was logged once when it
+	// opened: a line per request would flood the log.
 	level := zapcore.DebugLevel
-	if p.Status >= 500 {
+	if p.Status >= 500 && !errors.Is(err, breaker.ErrOpen) {
 		level = zapcore.ErrorLevel
 	}
 	if ce := h.logger.Check(level, "request refused"); ce != nil {

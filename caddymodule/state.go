@@ -31,9 +31,10 @@ func defaultStorePath() string {
 	return filepath.Join(caddy.AppDataDir(), "tokengate", "tokengate.db")
 }
 
-// sharedState is what outlives a config: the store, the cache, the checker
-// and the background goroutines (invalidation subscription, last-access
-// flushing), stopped by Destruct when the last config using it goes away.
+// sharedState is what outlives a config: the store (with its circuit
+// breaker), the cache, the checker and the background goroutines
+// (invalidation subscription, last-access flushing, the breaker's probe),
+// stopped by Destruct when the last config using it goes away.
 //
 // Making it opens nothing: the store is a store.Deferred, attached by
 // start (App.Start), so that `tokengate validate` neither locks nor creates
@@ -87,10 +88,14 @@ func (s *sharedState) start(flushEvery time.Duration, logger *zap.Logger) error 
 		return err
 	}
 	s.started = true
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.uses.Run(s.ctx, flushEvery, logger)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.store.Probe(s.ctx) // the circuit breaker's probe
 	}()
 	return nil
 }

@@ -309,7 +309,8 @@ func TestIPAllowListUsesTrustedProxiesOnly(t *testing.T) {
 }
 
 // TestStoreDown: an unreachable store is a 503, not a 401 and not a
-// crash; a token already cached keeps working; the gateway recovers.
+// crash; a token already cached keeps working; the gateway recovers (at
+// the store breaker's next probe: until then it answers 503 at once).
 func TestStoreDown(t *testing.T) {
 	up := startUpstream(t)
 	g := startGateway(t, redisKV, up, gatewayConfig{})
@@ -331,8 +332,16 @@ func TestStoreDown(t *testing.T) {
 		t.Fatalf("token API while the store is down: %d %s", r.status, r.body)
 	}
 	redis.Restart(t)
-	if r := do(t, http.MethodGet, g.base+"/", bearer(unknown), ""); r.status != http.StatusUnauthorized {
-		t.Fatalf("after the store is back: %d %s", r.status, r.body)
+	deadline := time.Now().Add(10 * time.Second) // a bound on waiting: the probe runs every second
+	for {
+		r := do(t, http.MethodGet, g.base+"/", bearer(unknown), "")
+		if r.status == http.StatusUnauthorized {
+			break
+		}
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || time.Now().After(deadline) {
+			t.Fatalf("after the store is back: %d %s", r.status, r.body)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if !g.running() {
 		t.Fatal("the gateway exited")

@@ -97,7 +97,8 @@ type Problem struct {
 	Field       string `json:"field,omitempty"`
 	// Scope is the scope that was required, for insufficient_scope.
 	Scope string `json:"-"`
-	// RetryAfter is set for 429.
+	// RetryAfter is set for 429 and 503: Write sends it as Retry-After
+	// (whole seconds, rounded up).
 	RetryAfter time.Duration `json:"-"`
 }
 
@@ -166,8 +167,14 @@ func For(err error) Problem {
 		return Problem{Status: http.StatusTooManyRequests, Code: "rate_limited", Description: rl.Error(), RetryAfter: rl.RetryAfter}
 	case errors.Is(err, ErrUnavailable), errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		// The wrapped detail (addresses, store errors) is for the log only.
+		// The store says when to come back (its breaker's retry_after).
+		retry := unavailableRetry
+		var ue *store.UnavailableError
+		if errors.As(err, &ue) && ue.RetryAfter > 0 {
+			retry = ue.RetryAfter
+		}
 		return Problem{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable",
-			Description: ErrUnavailable.Error(), RetryAfter: unavailableRetry}
+			Description: ErrUnavailable.Error(), RetryAfter: retry}
 	case errors.Is(err, context.Canceled):
 		// The client hung up while we worked for it: nobody reads the
 		// answer, and it is no failure of ours (nginx's and Caddy's 499).
@@ -180,8 +187,9 @@ func For(err error) Problem {
 // the answer was ready (nginx's 499, which Caddy's reverse proxy uses too).
 const StatusClientClosedRequest = 499
 
-// unavailableRetry is the Retry-After of a 503: a short pause, since the
-// store is retried at once.
+// unavailableRetry is the Retry-After of a 503 whose error does not say
+// (a store error carries its own, see store.UnavailableError): a short
+// pause, since the store is retried at once.
 const unavailableRetry = time.Second
 
 // Challenge is how a route asks for credentials: the WWW-Authenticate
@@ -197,14 +205,20 @@ func Write(w http.ResponseWriter, p Problem, ch Challenge) {
 	if v := ch.header(p); v != "" {
 		h.Set("WWW-Authenticate", v)
 	}
-	if p.RetryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(int((p.RetryAfter+time.Second-1)/time.Second)))
-	}
+	SetRetryAfter(h, p)
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
+}
+
+// SetRetryAfter sets Retry-After (whole seconds, rounded up) when p says
+// when to come back (429, 503), for routes that write their own body.
+func SetRetryAfter(h http.Header, p Problem) {
+	if p.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((p.RetryAfter+time.Second-1)/time.Second)))
+	}
 }
 
 // header builds WWW-Authenticate per RFC 7617 (Basic) and RFC 6750 3
@@ -233,5 +247,5 @@ func FromStore(err error) error {
 	if err == nil || errors.Is(err, ErrUnavailable) || For(err).Status < 500 {
 		return err
 	}
-	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", ErrUnavailable, err) // %w: keep the store's retry hint
 }

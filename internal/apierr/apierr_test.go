@@ -8,8 +8,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/store"
 )
 
 // TestRefusedTokenSaysOnlyTheCode: a refused token's body and challenge
@@ -68,5 +70,28 @@ func TestUnavailableAndClientGone(t *testing.T) {
 	}
 	if p := apierr.For(fmt.Errorf("lookup: %w", context.Canceled)); p.Status != apierr.StatusClientClosedRequest {
 		t.Errorf("apierr.For(context.Canceled) = %+v, want %d", p, apierr.StatusClientClosedRequest)
+	}
+}
+
+// A 503 caused by the store carries the store's own hint (its breaker's
+// retry_after), through the wrapping of the services, as Retry-After in
+// whole seconds.
+func TestUnavailableCarriesTheStoresHint(t *testing.T) {
+	down := &store.UnavailableError{Err: errors.New("dial tcp: connection refused"), RetryAfter: 2500 * time.Millisecond}
+	for _, err := range []error{
+		down,
+		apierr.FromStore(down),
+		apierr.FromStore(fmt.Errorf("loading the keyring: %w", down)),
+		fmt.Errorf("%w: %w", apierr.ErrUnavailable, down),
+	} {
+		p := apierr.For(err)
+		if p.Status != http.StatusServiceUnavailable || p.RetryAfter != down.RetryAfter {
+			t.Errorf("apierr.For(%v) = %+v, want 503 with the store's RetryAfter", err, p)
+		}
+		w := httptest.NewRecorder()
+		apierr.Write(w, p, apierr.Challenge{Scheme: "Bearer", Realm: "api"})
+		if w.Header().Get("Retry-After") != "3" || strings.Contains(w.Body.String(), "refused") {
+			t.Errorf("answer: Retry-After %q, body %s", w.Header().Get("Retry-After"), w.Body)
+		}
 	}
 }

@@ -105,6 +105,28 @@ func (c *Cache) Get(h [32]byte) (*decision.Decision, bool) {
 	return e, true
 }
 
+// GetStale returns the positive decision for h that Get no longer returns
+// because its TTL ran out less than window ago (whole seconds, rounded
+// up). It is for when the store is known to be down (see gate's
+// StaleWindow). A negative entry (decision.Decision.Negative: an unknown
+// token, or one found missing after it was revoked) is never returned, nor
+// an entry an invalidation dropped; what is returned is the decision as it
+// was, so a refusal stays a refusal.
+func (c *Cache) GetStale(h [32]byte, window time.Duration) (*decision.Decision, bool) {
+	if window <= 0 {
+		return nil, false
+	}
+	s := c.shard(h)
+	s.mu.RLock()
+	e, ok := s.m[h]
+	s.mu.RUnlock()
+	if !ok || e.Negative() {
+		return nil, false
+	}
+	extra := int64((window + time.Second - 1) / time.Second)
+	return e, int64(c.seconds()-e.CachedAt) < c.ttl.Load()+extra
+}
+
 // Generation returns the current generation. Read it before the store
 // read whose result will be passed to Fill.
 func (c *Cache) Generation() uint64 { return c.generation.Load() }

@@ -204,3 +204,38 @@ func TestNegativeFloodKeepsPositiveEntries(t *testing.T) {
 		t.Fatal("invalidated entry survived")
 	}
 }
+
+// GetStale serves a positive decision only within the window after its
+// TTL, never a refusal, and never one an invalidation dropped; a token
+// revoked (its entry now negative) never flips back to its old answer.
+func TestGetStale(t *testing.T) {
+	c, clk := newTestCache(100)
+	c.Fill(key("good"), &decision.Decision{Owner: "alice"}, c.Generation())
+	c.Fill(key("unknown"), &decision.Decision{Missing: true}, c.Generation())
+	c.Fill(key("revoked"), &decision.Decision{Owner: "alice", TokenID: "r"}, c.Generation())
+	c.Fill(key("dropped"), &decision.Decision{Owner: "bob"}, c.Generation())
+	// The revoked token is looked up again and found missing: its entry
+	// is now a refusal.
+	c.Invalidate(key("revoked"))
+	c.Fill(key("revoked"), &decision.Decision{Missing: true}, c.Generation())
+	c.Invalidate(key("dropped"))
+
+	if _, ok := c.GetStale(key("good"), 0); ok {
+		t.Error("a zero window served a decision")
+	}
+	clk.Add(time.Minute + 10*time.Second) // TTL 1m ran out 10s ago
+	if _, ok := c.Get(key("good")); ok {
+		t.Fatal("Get served an expired entry")
+	}
+	if e, ok := c.GetStale(key("good"), 30*time.Second); !ok || e.Owner != "alice" {
+		t.Errorf("GetStale within the window: %v, %v", e, ok)
+	}
+	if _, ok := c.GetStale(key("good"), 10*time.Second); ok {
+		t.Error("GetStale served an entry 10s past its TTL with a 10s window")
+	}
+	for _, k := range []string{"unknown", "revoked", "dropped"} {
+		if e, ok := c.GetStale(key(k), time.Hour); ok {
+			t.Errorf("GetStale served %q: %+v", k, e)
+		}
+	}
+}

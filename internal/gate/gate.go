@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/breaker"
 	"github.com/tokengate/tokengate/internal/cache"
 	"github.com/tokengate/tokengate/internal/decision"
 	"github.com/tokengate/tokengate/internal/failrate"
@@ -54,6 +55,8 @@ type Checker struct {
 	loads        nodecopy.Flights[*decision.Decision]
 	// failures limits look-ups that miss the cache and fail, per address.
 	failures *failrate.Limiter
+	// stale is Options.StaleWindow.
+	stale time.Duration
 }
 
 // Options configure a Checker.
@@ -70,6 +73,11 @@ type Options struct {
 	// look-ups are answered with apierr.RateLimited before any I/O;
 	// cached tokens, good or bad, are never limited.
 	FailedLookups *failrate.Limiter
+	// StaleWindow: while the store's circuit breaker is open
+	// (breaker.ErrOpen), a good decision whose cache TTL ran out less than
+	// StaleWindow ago is still used (see cache.Cache.GetStale: never a
+	// negative entry). Default 0: fail closed at once.
+	StaleWindow time.Duration
 }
 
 // New returns a Checker.
@@ -80,7 +88,8 @@ func New(s store.Tokens, c *cache.Cache, uses *lastuse.Recorder, o Options) *Che
 	if o.LastUseEvery <= 0 {
 		o.LastUseEvery = time.Second
 	}
-	return &Checker{store: s, cache: c, uses: uses, jwts: o.AccessTokens, now: o.Now, lastUseEvery: int64(o.LastUseEvery), failures: o.FailedLookups}
+	return &Checker{store: s, cache: c, uses: uses, jwts: o.AccessTokens, now: o.Now, lastUseEvery: int64(o.LastUseEvery),
+		failures: o.FailedLookups, stale: o.StaleWindow}
 }
 
 // Request is what the edge check needs to know about a request.
@@ -229,6 +238,13 @@ func (c *Checker) fill(ctx context.Context, addr netip.Addr, h [32]byte, load fu
 		return nil, &apierr.RateLimited{RetryAfter: wait}
 	}
 	e, err := c.fillShared(ctx, h, load)
+	if err != nil && c.stale > 0 && errors.Is(err, breaker.ErrOpen) {
+		// The store is known to be down: an answer that was good a little
+		// while ago is used, within the configured window only.
+		if old, ok := c.cache.GetStale(h, c.stale); ok {
+			e, err = old, nil
+		}
+	}
 	if failed := errors.Is(err, apierr.ErrInvalidToken) || (err == nil && e.Negative()); !failed {
 		c.failures.Refund(addr)
 	}
@@ -265,7 +281,9 @@ func (c *Checker) loadStored(ctx context.Context, h [32]byte) (*decision.Decisio
 	case errors.Is(err, store.ErrNotFound):
 		return &decision.Decision{Missing: true}, nil
 	case err != nil:
-		return nil, fmt.Errorf("%w: %v", apierr.ErrUnavailable, err)
+		// %w: the store's error says whether its breaker is open and when
+		// to come back.
+		return nil, fmt.Errorf("%w: %w", apierr.ErrUnavailable, err)
 	}
 	return decisionFor(g), nil
 }

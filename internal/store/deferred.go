@@ -6,27 +6,38 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-)
 
-// ErrUnavailable is returned by a Deferred store until its backend is
-// attached: the store has not been opened or reached yet. Callers answer
-// 503, as for any other failure of the store.
-var ErrUnavailable = errors.New("the store is not open yet")
+	"github.com/tokengate/tokengate/internal/breaker"
+)
 
 // Deferred is a Store whose backend is attached later, so that everything
 // built on the store can exist before the store is opened (a config can be
 // validated without opening, locking or creating anything) and keeps
-// working once it is. Until Attach succeeds every method returns
-// ErrUnavailable, except Subscribe, which is kept and set up on the backend
-// when it is attached. While the first opening is still under way (Caddy
-// may start serving before the app that opens the store has started), a
-// call waits for it, up to its context or startWait; once that opening
-// has failed (Unreachable), calls answer ErrUnavailable at once.
+// working once it is. Until Attach succeeds every method returns an
+// *UnavailableError, except Subscribe, which is kept and set up on the
+// backend when it is attached. While the first opening is still under way
+// (Caddy may start serving before the app that opens the store has
+// started), a call waits for it, up to its context or startWait; once that
+// opening has failed (Unreachable), calls answer at once.
+//
+// # Fail fast
+//
+// Once attached, every call goes through a circuit breaker (Breaker): the
+// calls that fail because the backend could not be reached (timeouts,
+// refused or broken connections, and what the backend says as an
+// UnreachableTeller) are counted, and after a few
+// in a row, or one failed probe (Probe pings the backend every probe
+// interval), the breaker opens: every call then fails at once with an
+// *UnavailableError that says when to come back (a 503 with Retry-After),
+// instead of each waiting out a timeout on a backend known to be down,
+// until a probe succeeds. Answers such as ErrNotFound are the backend's
+// answers, not failures.
 type Deferred struct {
 	live atomic.Pointer[Store]
 	// settled is closed by the first Attach or Unreachable.
 	settled    chan struct{}
 	settleOnce sync.Once
+	breaker    *breaker.Breaker
 
 	mu      sync.Mutex // serialises Attach, Subscribe and Close
 	pending []subscription
@@ -43,31 +54,114 @@ type subscription struct {
 // store.
 const startWait = 10 * time.Second
 
-// NewDeferred returns a Deferred store with no backend.
-func NewDeferred() *Deferred { return &Deferred{settled: make(chan struct{})} }
+// NewDeferred returns a Deferred store with no backend, and a breaker
+// with the default options (see Breaker).
+func NewDeferred() *Deferred {
+	return &Deferred{settled: make(chan struct{}), breaker: breaker.New(breaker.Options{Name: "store"})}
+}
 
 // Unreachable says that the first opening failed (and is retried in the
 // background): until Attach, calls answer ErrUnavailable at once instead
 // of waiting.
 func (d *Deferred) Unreachable() { d.settleOnce.Do(func() { close(d.settled) }) }
 
-// store returns the backend, or a store that answers ErrUnavailable,
-// waiting first for the first opening to settle (see Deferred).
-func (d *Deferred) store(ctx context.Context) Store {
-	if s := d.live.Load(); s != nil {
-		return *s
+// Breaker returns the circuit breaker in front of the backend, to
+// configure it (breaker.Breaker.Configure) or ask its state.
+func (d *Deferred) Breaker() *breaker.Breaker { return d.breaker }
+
+// errNotOpen is the cause of an UnavailableError before Attach.
+var errNotOpen = errors.New("the store is not open yet")
+
+// backend returns the backend for a call, waiting first for the first
+// opening to settle (see Deferred), or the error the call answers at once:
+// the store is not open, or the breaker is open.
+func (d *Deferred) backend(ctx context.Context) (Store, error) {
+	s := d.live.Load()
+	if s == nil {
+		t := time.NewTimer(startWait)
+		defer t.Stop()
+		select {
+		case <-d.settled:
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		if s = d.live.Load(); s == nil {
+			return nil, d.unavailable(errNotOpen)
+		}
 	}
-	t := time.NewTimer(startWait)
-	defer t.Stop()
-	select {
-	case <-d.settled:
-	case <-ctx.Done():
-	case <-t.C:
+	if err := d.breaker.Allow(); err != nil {
+		return nil, d.unavailable(err)
 	}
-	if s := d.live.Load(); s != nil {
-		return *s
+	return *s, nil
+}
+
+// observe tells the breaker how a call to s ended and returns its error,
+// marked as an *UnavailableError when the backend could not be reached.
+func (d *Deferred) observe(ctx context.Context, s Store, err error) error {
+	switch {
+	case errors.Is(err, context.Canceled) || errors.Is(ctx.Err(), context.Canceled):
+		return err // the caller gave up: that says nothing of the store
+	case !unreachable(s, err):
+		d.breaker.Success() // an answer, perhaps "not found"
+		return err
 	}
-	return unavailable{}
+	d.breaker.Failure(err)
+	return d.unavailable(err)
+}
+
+// unavailable wraps err as an *UnavailableError with the breaker's hint.
+func (d *Deferred) unavailable(err error) error {
+	var ue *UnavailableError
+	if errors.As(err, &ue) {
+		return err
+	}
+	return &UnavailableError{Err: err, RetryAfter: d.breaker.RetryAfter()}
+}
+
+// call runs f on the backend, through the breaker.
+func call[T any](d *Deferred, ctx context.Context, f func(Store) (T, error)) (T, error) {
+	s, err := d.backend(ctx)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	v, err := f(s)
+	return v, d.observe(ctx, s, err)
+}
+
+// do is call for a method that returns only an error.
+func do(d *Deferred, ctx context.Context, f func(Store) error) error {
+	s, err := d.backend(ctx)
+	if err != nil {
+		return err
+	}
+	return d.observe(ctx, s, f(s))
+}
+
+// Ping pings the backend whatever the breaker says (it is how the breaker
+// learns that the backend is back), and does not count for the breaker.
+// Before Attach it answers an *UnavailableError.
+func (d *Deferred) Ping(ctx context.Context) error {
+	s := d.live.Load()
+	if s == nil {
+		return d.unavailable(errNotOpen)
+	}
+	if err := (*s).Ping(ctx); err != nil {
+		return d.unavailable(err)
+	}
+	return nil
+}
+
+// Probe pings the backend every probe interval until ctx ends, opening the
+// breaker when a ping fails and closing it when one succeeds (see
+// breaker.Breaker.Run). Before Attach there is nothing to probe.
+func (d *Deferred) Probe(ctx context.Context) {
+	d.breaker.Run(ctx, func(ctx context.Context) error {
+		if s := d.live.Load(); s != nil {
+			return (*s).Ping(ctx)
+		}
+		return nil
+	})
 }
 
 // Backend returns the attached backend, or nil before Attach succeeded.
@@ -142,219 +236,153 @@ func (d *Deferred) Close() error {
 
 // CreateUser implements Store.
 func (d *Deferred) CreateUser(ctx context.Context, u User) error {
-	return d.store(ctx).CreateUser(ctx, u)
+	return do(d, ctx, func(s Store) error { return s.CreateUser(ctx, u) })
 }
 
 // GetUser implements Store.
 func (d *Deferred) GetUser(ctx context.Context, name string) (User, error) {
-	return d.store(ctx).GetUser(ctx, name)
+	return call(d, ctx, func(s Store) (User, error) { return s.GetUser(ctx, name) })
 }
 
 // ListUsers implements Store.
-func (d *Deferred) ListUsers(ctx context.Context) ([]User, error) { return d.store(ctx).ListUsers(ctx) }
+func (d *Deferred) ListUsers(ctx context.Context) ([]User, error) {
+	return call(d, ctx, func(s Store) ([]User, error) { return s.ListUsers(ctx) })
+}
 
 // UpdateUser implements Store.
 func (d *Deferred) UpdateUser(ctx context.Context, name string, fn func(*User) error) (User, error) {
-	return d.store(ctx).UpdateUser(ctx, name, fn)
+	return call(d, ctx, func(s Store) (User, error) { return s.UpdateUser(ctx, name, fn) })
 }
 
 // DeleteUser implements Store.
 func (d *Deferred) DeleteUser(ctx context.Context, name string) error {
-	return d.store(ctx).DeleteUser(ctx, name)
+	return do(d, ctx, func(s Store) error { return s.DeleteUser(ctx, name) })
 }
 
 // CreateToken implements Store.
 func (d *Deferred) CreateToken(ctx context.Context, t Token, limit int) error {
-	return d.store(ctx).CreateToken(ctx, t, limit)
+	return do(d, ctx, func(s Store) error { return s.CreateToken(ctx, t, limit) })
 }
 
 // GetToken implements Store.
 func (d *Deferred) GetToken(ctx context.Context, owner, id string) (Token, error) {
-	return d.store(ctx).GetToken(ctx, owner, id)
+	return call(d, ctx, func(s Store) (Token, error) { return s.GetToken(ctx, owner, id) })
 }
 
 // ListTokens implements Store.
 func (d *Deferred) ListTokens(ctx context.Context, owner string) ([]Token, error) {
-	return d.store(ctx).ListTokens(ctx, owner)
+	return call(d, ctx, func(s Store) ([]Token, error) { return s.ListTokens(ctx, owner) })
 }
 
 // UpdateToken implements Store.
 func (d *Deferred) UpdateToken(ctx context.Context, owner, id string, fn func(*Token) error) (Token, error) {
-	return d.store(ctx).UpdateToken(ctx, owner, id, fn)
+	return call(d, ctx, func(s Store) (Token, error) { return s.UpdateToken(ctx, owner, id, fn) })
 }
 
 // DeleteToken implements Store.
 func (d *Deferred) DeleteToken(ctx context.Context, owner, id string) (Token, error) {
-	return d.store(ctx).DeleteToken(ctx, owner, id)
+	return call(d, ctx, func(s Store) (Token, error) { return s.DeleteToken(ctx, owner, id) })
 }
 
 // LookupToken implements Store.
 func (d *Deferred) LookupToken(ctx context.Context, h TokenHash) (Grant, error) {
-	return d.store(ctx).LookupToken(ctx, h)
+	return call(d, ctx, func(s Store) (Grant, error) { return s.LookupToken(ctx, h) })
 }
 
 // RecordLastUse implements Store.
 func (d *Deferred) RecordLastUse(ctx context.Context, uses []LastUse) error {
-	return d.store(ctx).RecordLastUse(ctx, uses)
+	return do(d, ctx, func(s Store) error { return s.RecordLastUse(ctx, uses) })
 }
 
 // CreateClient implements Store.
 func (d *Deferred) CreateClient(ctx context.Context, c Client) error {
-	return d.store(ctx).CreateClient(ctx, c)
+	return do(d, ctx, func(s Store) error { return s.CreateClient(ctx, c) })
 }
 
 // GetClient implements Store.
 func (d *Deferred) GetClient(ctx context.Context, id string) (Client, error) {
-	return d.store(ctx).GetClient(ctx, id)
+	return call(d, ctx, func(s Store) (Client, error) { return s.GetClient(ctx, id) })
 }
 
 // ListClients implements Store.
 func (d *Deferred) ListClients(ctx context.Context) ([]Client, error) {
-	return d.store(ctx).ListClients(ctx)
+	return call(d, ctx, func(s Store) ([]Client, error) { return s.ListClients(ctx) })
 }
 
 // UpdateClient implements Store.
 func (d *Deferred) UpdateClient(ctx context.Context, id string, fn func(*Client) error) (Client, error) {
-	return d.store(ctx).UpdateClient(ctx, id, fn)
+	return call(d, ctx, func(s Store) (Client, error) { return s.UpdateClient(ctx, id, fn) })
 }
 
 // DeleteClient implements Store.
 func (d *Deferred) DeleteClient(ctx context.Context, id string) (Client, error) {
-	return d.store(ctx).DeleteClient(ctx, id)
+	return call(d, ctx, func(s Store) (Client, error) { return s.DeleteClient(ctx, id) })
 }
 
 // GetDocument implements Store.
 func (d *Deferred) GetDocument(ctx context.Context, name string) ([]byte, error) {
-	return d.store(ctx).GetDocument(ctx, name)
+	return call(d, ctx, func(s Store) ([]byte, error) { return s.GetDocument(ctx, name) })
 }
 
 // UpdateDocument implements Store.
 func (d *Deferred) UpdateDocument(ctx context.Context, name string, fn func([]byte) ([]byte, error)) ([]byte, error) {
-	return d.store(ctx).UpdateDocument(ctx, name, fn)
+	return call(d, ctx, func(s Store) ([]byte, error) { return s.UpdateDocument(ctx, name, fn) })
 }
 
 // Deny implements Store.
-func (d *Deferred) Deny(ctx context.Context, den Denial) error { return d.store(ctx).Deny(ctx, den) }
+func (d *Deferred) Deny(ctx context.Context, den Denial) error {
+	return do(d, ctx, func(s Store) error { return s.Deny(ctx, den) })
+}
 
 // ListDenied implements Store.
 func (d *Deferred) ListDenied(ctx context.Context) ([]Denial, error) {
-	return d.store(ctx).ListDenied(ctx)
+	return call(d, ctx, func(s Store) ([]Denial, error) { return s.ListDenied(ctx) })
 }
 
 // CountFailure implements Store.
 func (d *Deferred) CountFailure(ctx context.Context, key string, window time.Duration) (int64, error) {
-	return d.store(ctx).CountFailure(ctx, key, window)
+	return call(d, ctx, func(s Store) (int64, error) { return s.CountFailure(ctx, key, window) })
 }
 
 // FailureCount implements Store.
 func (d *Deferred) FailureCount(ctx context.Context, key string) (int64, error) {
-	return d.store(ctx).FailureCount(ctx, key)
+	return call(d, ctx, func(s Store) (int64, error) { return s.FailureCount(ctx, key) })
 }
 
 // ClearFailures implements Store.
 func (d *Deferred) ClearFailures(ctx context.Context, key string) error {
-	return d.store(ctx).ClearFailures(ctx, key)
+	return do(d, ctx, func(s Store) error { return s.ClearFailures(ctx, key) })
 }
 
 // CreateSession implements Store.
-func (d *Deferred) CreateSession(ctx context.Context, s Session) error {
-	return d.store(ctx).CreateSession(ctx, s)
+func (d *Deferred) CreateSession(ctx context.Context, sess Session) error {
+	return do(d, ctx, func(s Store) error { return s.CreateSession(ctx, sess) })
 }
 
 // GetSession implements Store.
 func (d *Deferred) GetSession(ctx context.Context, id TokenHash) (Session, error) {
-	return d.store(ctx).GetSession(ctx, id)
+	return call(d, ctx, func(s Store) (Session, error) { return s.GetSession(ctx, id) })
 }
 
 // TouchSession implements Store.
 func (d *Deferred) TouchSession(ctx context.Context, id TokenHash, at time.Time) error {
-	return d.store(ctx).TouchSession(ctx, id, at)
+	return do(d, ctx, func(s Store) error { return s.TouchSession(ctx, id, at) })
 }
 
 // DeleteSession implements Store.
 func (d *Deferred) DeleteSession(ctx context.Context, id TokenHash) error {
-	return d.store(ctx).DeleteSession(ctx, id)
+	return do(d, ctx, func(s Store) error { return s.DeleteSession(ctx, id) })
 }
 
 // DeleteUserSessions implements Store.
 func (d *Deferred) DeleteUserSessions(ctx context.Context, user string) (int, error) {
-	return d.store(ctx).DeleteUserSessions(ctx, user)
+	return call(d, ctx, func(s Store) (int, error) { return s.DeleteUserSessions(ctx, user) })
 }
 
 // Check implements Store.
 func (d *Deferred) Check(ctx context.Context, repair bool) (CheckReport, error) {
-	return d.store(ctx).Check(ctx, repair)
+	return call(d, ctx, func(s Store) (CheckReport, error) { return s.Check(ctx, repair) })
 }
-
-// unavailable is the backend of a Deferred before Attach: every method
-// fails with ErrUnavailable. It implements the whole Store itself (no
-// embedded nil Store), so that a method added to a role and not here is a
-// compile error rather than a nil dereference before Attach. (Deferred
-// answers Subscribe and Close itself; unavailable's are never called.)
-type unavailable struct{}
-
-var _ Store = unavailable{}
-
-func (unavailable) Subscribe(context.Context, func(Event)) error { return ErrUnavailable }
-func (unavailable) Close() error                                 { return nil }
-
-func (unavailable) CreateUser(context.Context, User) error { return ErrUnavailable }
-func (unavailable) GetUser(context.Context, string) (User, error) {
-	return User{}, ErrUnavailable
-}
-func (unavailable) ListUsers(context.Context) ([]User, error) { return nil, ErrUnavailable }
-func (unavailable) UpdateUser(context.Context, string, func(*User) error) (User, error) {
-	return User{}, ErrUnavailable
-}
-func (unavailable) DeleteUser(context.Context, string) error      { return ErrUnavailable }
-func (unavailable) CreateToken(context.Context, Token, int) error { return ErrUnavailable }
-func (unavailable) GetToken(context.Context, string, string) (Token, error) {
-	return Token{}, ErrUnavailable
-}
-func (unavailable) ListTokens(context.Context, string) ([]Token, error) { return nil, ErrUnavailable }
-func (unavailable) UpdateToken(context.Context, string, string, func(*Token) error) (Token, error) {
-	return Token{}, ErrUnavailable
-}
-func (unavailable) DeleteToken(context.Context, string, string) (Token, error) {
-	return Token{}, ErrUnavailable
-}
-func (unavailable) LookupToken(context.Context, TokenHash) (Grant, error) {
-	return Grant{}, ErrUnavailable
-}
-func (unavailable) RecordLastUse(context.Context, []LastUse) error { return ErrUnavailable }
-func (unavailable) CreateClient(context.Context, Client) error     { return ErrUnavailable }
-func (unavailable) GetClient(context.Context, string) (Client, error) {
-	return Client{}, ErrUnavailable
-}
-func (unavailable) ListClients(context.Context) ([]Client, error) { return nil, ErrUnavailable }
-func (unavailable) UpdateClient(context.Context, string, func(*Client) error) (Client, error) {
-	return Client{}, ErrUnavailable
-}
-func (unavailable) DeleteClient(context.Context, string) (Client, error) {
-	return Client{}, ErrUnavailable
-}
-func (unavailable) GetDocument(context.Context, string) ([]byte, error) { return nil, ErrUnavailable }
-func (unavailable) UpdateDocument(context.Context, string, func([]byte) ([]byte, error)) ([]byte, error) {
-	return nil, ErrUnavailable
-}
-func (unavailable) Deny(context.Context, Denial) error           { return ErrUnavailable }
-func (unavailable) ListDenied(context.Context) ([]Denial, error) { return nil, ErrUnavailable }
-func (unavailable) CountFailure(context.Context, string, time.Duration) (int64, error) {
-	return 0, ErrUnavailable
-}
-func (unavailable) FailureCount(context.Context, string) (int64, error) { return 0, ErrUnavailable }
-func (unavailable) ClearFailures(context.Context, string) error         { return ErrUnavailable }
-func (unavailable) Check(context.Context, bool) (CheckReport, error) {
-	return CheckReport{}, ErrUnavailable
-}
-
-func (unavailable) CreateSession(context.Context, Session) error { return ErrUnavailable }
-func (unavailable) GetSession(context.Context, TokenHash) (Session, error) {
-	return Session{}, ErrUnavailable
-}
-func (unavailable) TouchSession(context.Context, TokenHash, time.Time) error { return ErrUnavailable }
-func (unavailable) DeleteSession(context.Context, TokenHash) error           { return ErrUnavailable }
-func (unavailable) DeleteUserSessions(context.Context, string) (int, error)  { return 0, ErrUnavailable }
 
 // Interface guard
 var _ Store = (*Deferred)(nil)

@@ -281,6 +281,7 @@ type Store interface {
 	Sessions
 	Events
 	Checker
+	Pinger
 
 	// Close releases the store's resources.
 	Close() error
@@ -436,6 +437,14 @@ type Events interface {
 	// subscription is in place, or an error if it cannot be set up.
 	// After a broken subscription is restored it calls fn with EventReset.
 	Subscribe(ctx context.Context, fn func(Event)) error
+}
+
+// Pinger tells whether the store can be reached.
+type Pinger interface {
+	// Ping makes the cheapest round trip the backend has (Redis: PING;
+	// the embedded store: an empty read transaction) and returns its
+	// error. The circuit breaker's probe (see Deferred) calls it.
+	Ping(ctx context.Context) error
 }
 
 // Checker finds and repairs inconsistencies a crash could leave.

@@ -9,13 +9,13 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/breaker"
 	"github.com/tokengate/tokengate/internal/i18n"
 	"github.com/tokengate/tokengate/internal/jsonbody"
 	"github.com/tokengate/tokengate/internal/label"
@@ -192,15 +192,13 @@ type failure struct {
 // error page.
 func (u *UI) fail(req *request, err error) {
 	status, f := u.describe(req, err)
-	if status >= 500 {
+	if status >= 500 && !errors.Is(err, breaker.ErrOpen) { // an open breaker was logged once
 		u.logger.Error("page request failed", zap.String("path", req.r.URL.Path), zap.Int("status", status), zap.Error(err))
 	} else if ce := u.logger.Check(zap.DebugLevel, "page request refused"); ce != nil {
 		ce.Write(zap.String("path", req.r.URL.Path), zap.Int("status", status), zap.String("reason", err.Error()))
 	}
-	var limited *apierr.RateLimited
-	if errors.As(err, &limited) {
-		req.w.Header().Set("Retry-After", strconv.Itoa(int(limited.RetryAfter.Seconds()+0.999)))
-	}
+	// A rate limit or a store that is down (503) says when to come back.
+	apierr.SetRetryAfter(req.w.Header(), apierr.For(err))
 	if errors.Is(err, session.ErrNoSession) {
 		session.ClearCookie(req.w, req.r)
 		if req.r.Method == http.MethodGet && !wantsJSON(req.r) {

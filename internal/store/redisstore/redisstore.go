@@ -201,8 +201,10 @@ func (h opsHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 // ProcessHook counts a single command.
 func (h opsHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
-		h.trips.Add(1)
+		if counted(ctx) {
+			h.n.Add(1)
+			h.trips.Add(1)
+		}
 		return next(ctx, cmd)
 	}
 }

@@ -609,6 +609,13 @@ func testOpsAndLookupRoundTrips(t *testing.T, srv *redistest.Server) {
 		}
 	}
 
+	// The breaker's probe is not the store's work for requests.
+	before, trips := s.Ops(), s.RoundTrips()
+	must(t, s.Ping(ctx))
+	if s.Ops() != before || s.RoundTrips() != trips {
+		t.Errorf("Ping counted: ops %d -> %d, round trips %d -> %d", before, s.Ops(), trips, s.RoundTrips())
+	}
+
 	before = s.Ops()
 	uses := make([]store.LastUse, 5)
 	for i := range uses {

@@ -73,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T, clock *Clock) store.Store) {
 		{"Sessions", sessionTests},
 		{"Events", eventTests},
 		{"Check", checkTests},
+		{"Ping", pingTests},
 		{"Concurrency", concurrencyTests},
 	}
 	for _, g := range groups {
@@ -1265,6 +1266,26 @@ func testNoEventOnFailedNewWrites(t *testing.T, open opener) {
 }
 
 // ---- check ----
+
+// ---- ping ----
+
+var pingTests = []test{
+	{name: "Answers", run: testPing},
+}
+
+// testPing: an open store answers Ping; a Ping whose context has ended
+// does not claim success.
+func testPing(t *testing.T, open opener) {
+	s := open(t)
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Ping(ctx); err == nil {
+		t.Error("Ping with an ended context succeeded")
+	}
+}
 
 var checkTests = []test{
 	{name: "Consistent", run: testCheckConsistent},

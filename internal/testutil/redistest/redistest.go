@@ -306,6 +306,35 @@ func (s *Server) Restart(tb testing.TB) {
 	tb.Fatalf("redistest: restart: %v", err)
 }
 
+// Pause freezes the server (SIGSTOP): it keeps its connections and its
+// port but answers nothing, as a server stuck on a slow disk or a host
+// that stopped would, until Resume. Stop and the end of the test kill a
+// paused server as well.
+func (s *Server) Pause(tb testing.TB) {
+	tb.Helper()
+	s.signal(tb, sigStop)
+}
+
+// Resume lets a paused server go on (SIGCONT).
+func (s *Server) Resume(tb testing.TB) {
+	tb.Helper()
+	s.signal(tb, sigCont)
+}
+
+// signal sends sig to the running server.
+func (s *Server) signal(tb testing.TB, sig os.Signal) {
+	tb.Helper()
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	if p == nil || sig == nil {
+		tb.Fatalf("redistest: signal %v to a server that is not running, or on a system without it", sig)
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		tb.Fatalf("redistest: %v: %v", sig, err)
+	}
+}
+
 // FlushAll empties every database of the server.
 func (s *Server) FlushAll(tb testing.TB) {
 	tb.Helper()

@@ -25,6 +25,17 @@ func TestStartStopRestart(t *testing.T) {
 	ping(t, s, true)
 }
 
+// A paused server answers nothing (the helper's own PING times out)
+// until it is resumed; a paused server is still stopped at the end.
+func TestPauseResume(t *testing.T) {
+	s := Start(t)
+	s.Pause(t)
+	ping(t, s, false)
+	s.Resume(t)
+	ping(t, s, true)
+	s.Pause(t) // the cleanup kills it paused
+}
+
 func TestStartMain(t *testing.T) {
 	s, stop, err := StartMain()
 	if err != nil {
