@@ -70,9 +70,9 @@ const (
 
 // StoredKey is a key as kept in the store.
 type StoredKey struct {
-	KID      string `json:"kid"`
-	Alg      string `json:"alg"`
-	State    string `json:"state"`
+	KID   string `json:"kid"`
+	Alg   string `json:"alg"`
+	State string `json:"state"`
 	// Material is the private key (PKCS #8) or the HS256 secret, in
 	// clear: in memory always, in the store only without a secrets_key.
 	Material []byte `json:"material,omitempty"`

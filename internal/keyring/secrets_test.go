@@ -245,7 +245,9 @@ func TestSwappedOrAlteredMaterialRefused(t *testing.T) {
 		}
 		return b
 	}
-	swapped := tamper(func(keys []map[string]any) { keys[0]["sealed"], keys[1]["sealed"] = keys[1]["sealed"], keys[0]["sealed"] })
+	swapped := tamper(func(keys []map[string]any) {
+		keys[0]["sealed"], keys[1]["sealed"] = keys[1]["sealed"], keys[0]["sealed"]
+	})
 	altered := tamper(func(keys []map[string]any) {
 		s := keys[0]["sealed"].(map[string]any)
 		data, err := base64.StdEncoding.DecodeString(s["data"].(string))
