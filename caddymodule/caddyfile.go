@@ -60,6 +60,8 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		identity_source <local | backend>
 //		identity_backend <url>
 //		backend_roles <role...>
+//		secrets_key <base64 key>
+//		secrets_key_previous <base64 key>
 //	}
 //
 // Values are kept as written (placeholders too): secrets such as
@@ -107,6 +109,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.IdentitySource, err = oneArg(d)
 		case "identity_backend":
 			a.IdentityBackend, err = oneArg(d)
+		case "secrets_key":
+			a.SecretsKey, err = oneArg(d)
+		case "secrets_key_previous":
+			a.SecretsKeyPrevious, err = oneArg(d)
 		case "backend_roles":
 			a.BackendRoles = d.RemainingArgs()
 			if len(a.BackendRoles) == 0 {

@@ -48,6 +48,14 @@ e.g. the right to get a legacy token from /rest/token:
 a token's record and its hash index (Redis Cluster writes them in two steps),
 and repair it with --repair.`,
 	}, cli.AddStoreCommands)
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "secrets-key",
+		Usage: "generate",
+		Short: "Generate a key for the secrets_key option",
+		Long: `Generate a key for the secrets_key option, which encrypts the signing keys
+in the store (32 random bytes in base64). Works offline.`,
+		CobraFunc: cli.AddSecretsKeyCommands,
+	})
 }
 
 // registerAdminCommand registers a subcommand that talks to a running
