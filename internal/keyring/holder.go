@@ -3,6 +3,7 @@ package keyring
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,8 +131,7 @@ func (h *Holder) update(ctx context.Context, fn func(*Document) error) (snapshot
 		return sec.Encode(d)
 	})
 	if err != nil {
-		h.report(err)
-		return snapshot{}, err
+		return snapshot{}, h.report(err)
 	}
 	// The store announced the change (every node, this one included,
 	// drops its copy); drop ours here too, so that this node never signs
@@ -159,8 +159,7 @@ func (h *Holder) load(ctx context.Context) (snapshot, error) {
 	sec, reseal := h.sealingState()
 	d, sealing, err := sec.Decode(b)
 	if err != nil {
-		h.report(err)
-		return snapshot{}, err
+		return snapshot{}, h.report(err)
 	}
 	h.report(nil)
 	// A rotation or retirement is due: carry it out (atomically: another
@@ -305,11 +304,17 @@ func (h *Holder) resealed(sec *Secrets, was Sealing) {
 	logger.Info("sealed "+from+" with secrets_key", zap.String("secrets_key_id", sec.KeyID()))
 }
 
-// report logs an error of opening the keyring, once per reason; nil (a
-// keyring that opened) forgets the last one.
-func (h *Holder) report(err error) {
+// errReported stands for an error of opening the keyring already logged:
+// the requests it fails log their error too (at each 503), and need not
+// repeat the whole reason every time.
+var errReported = fmt.Errorf("%w (the reason was logged once by tokengate.keyring)", ErrSealed)
+
+// report logs an error of opening the keyring, once per reason, and
+// returns what to answer: err the first time, errReported after; nil (a
+// keyring that opened) forgets the last one. Other errors pass unchanged.
+func (h *Holder) report(err error) error {
 	if err != nil && !errors.Is(err, ErrSealed) {
-		return
+		return err
 	}
 	msg := ""
 	if err != nil {
@@ -320,8 +325,12 @@ func (h *Holder) report(err error) {
 	h.reported = msg
 	logger := h.logger
 	h.mu.Unlock()
-	if err != nil && !again {
+	if err != nil && again {
+		return errReported
+	}
+	if err != nil {
 		logger.Error("the signing keys in the store cannot be opened: the token endpoint, the JWKS "+
 			"and access token checks answer 503 until the right secrets_key is configured", zap.Error(err))
 	}
+	return err
 }
