@@ -412,11 +412,24 @@ func (a App) Validate() error {
 // sharedState.start). An embedded store that cannot be opened (its file is
 // locked by another process) stops the start; an unreachable Redis does
 // not: it is retried in the background while what needs it answers 503.
+// A keyring that secrets_key does not open stops the start too, when the
+// store answers (see useSecrets).
 func (a *App) Start() error {
+	secrets, err := keyring.NewSecrets(a.secretsKey, a.secretsKeyPrevious)
+	if err != nil {
+		return err
+	}
+	keysLogger := a.logger.Named("keyring")
+	if a.state.store.Backend() == nil {
+		// Before the store is attached, so that no request (the HTTP
+		// server may already answer) reads or creates the keyring
+		// without the key.
+		a.state.keys.SetSecrets(secrets, keysLogger)
+	}
 	if err := a.state.start(time.Duration(a.LastAccessFlush), a.logger); err != nil {
 		return fmt.Errorf("opening store %s: %v", a.storeName, err)
 	}
-	if err := a.useSecrets(); err != nil {
+	if err := a.useSecrets(secrets, keysLogger); err != nil {
 		return fmt.Errorf("store %s: %v", a.storeName, err)
 	}
 	a.logger.Info("tokengate started", zap.String("store", a.storeName))
@@ -425,20 +438,16 @@ func (a *App) Start() error {
 
 // useSecrets gives the secrets key to the keyring. When the store answers
 // now (the embedded store always, Redis if it is up), a keyring the key
-// does not open stops the start, and one in clear (or sealed with the
+// does not open stops the start (on a reload: before the key is given, so
+// the running config keeps its own), and one in clear (or sealed with the
 // previous key) is sealed with it; otherwise that is found out on the
 // first use, whose 503s are explained by one log line.
-func (a *App) useSecrets() error {
-	secrets, err := keyring.NewSecrets(a.secretsKey, a.secretsKeyPrevious)
-	if err != nil {
-		return err
-	}
+func (a *App) useSecrets(secrets *keyring.Secrets, keysLogger *zap.Logger) error {
 	if secrets == nil {
 		a.logger.Warn("signing keys are stored in clear: anyone with a copy of the store (a Redis dump, " +
 			"the bbolt file) can sign access tokens; set secrets_key (make one with `tokengate secrets-key generate` " +
 			"and give it as {env.TOKENGATE_SECRETS_KEY})")
 	}
-	keysLogger := a.logger.Named("keyring")
 	if a.state.store.Backend() == nil {
 		a.state.keys.SetSecrets(secrets, keysLogger)
 		return nil

@@ -220,6 +220,7 @@ func TestSecretsKeyAtRest(t *testing.T) {
 		if kidOf(t, tok) != kid {
 			t.Fatal("the token is not signed by the shown key")
 		}
+		g.waitLog("tokengate started")
 		if strings.Contains(g.logs.String(), "signing keys are stored in clear") {
 			t.Error("warned about keys in clear with secrets_key set")
 		}
@@ -254,17 +255,13 @@ func TestSecretsKeySealsClearStore(t *testing.T) {
 		c := addClient(t, g, "svc")
 		tok := requestToken(t, g.base, c, nil, "")
 		secret, kid := hs256Secret(t, g)
-		if !strings.Contains(g.logs.String(), "signing keys are stored in clear") {
-			t.Error("no warning about keys in clear without secrets_key")
-		}
+		g.waitLog("signing keys are stored in clear")
 		if stored := liveKeyring(t, g); !bytes.Contains(stored, []byte(base64.StdEncoding.EncodeToString(secret))) {
 			t.Fatal("without secrets_key the keyring is not kept as before (material in clear)")
 		}
 		key := generateSecretsKey(t)
 		g.restart(up, secretsConfig(key, ""))
-		if !strings.Contains(g.logs.String(), "sealed the signing keys in clear with secrets_key") {
-			t.Errorf("no log line says the keys were sealed:\n%s", g.logs.String())
-		}
+		g.waitLog("sealed the signing keys in clear with secrets_key")
 		mustPass(t, callEdge(t, g.base, tok), "a token issued before the keys were sealed")
 		assertSealed(t, liveKeyring(t, g), secret, kid, keyID(t, key))
 	})
@@ -284,9 +281,7 @@ func TestSecretsKeyRotation(t *testing.T) {
 
 		g.mustNotStart(up, secretsConfig(newKey, ""), "(id "+keyID(t, oldKey)+")")
 		g.restart(up, secretsConfig(newKey, oldKey))
-		if !strings.Contains(g.logs.String(), "sealed with secrets_key_previous (id "+keyID(t, oldKey)+") with secrets_key") {
-			t.Errorf("no log line says the keys were sealed again:\n%s", g.logs.String())
-		}
+		g.waitLog("sealed with secrets_key_previous (id " + keyID(t, oldKey) + ") with secrets_key")
 		mustPass(t, callEdge(t, g.base, tok), "a token during the rotation")
 		stored := liveKeyring(t, g)
 		assertSealed(t, stored, secret, kid, keyID(t, newKey))
