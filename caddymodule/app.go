@@ -5,6 +5,7 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -163,6 +164,26 @@ type App struct {
 	// the defaults of StoreBreaker's fields.
 	StoreBreaker *StoreBreaker `json:"store_breaker,omitempty"`
 
+	// SecretsKey encrypts the private signing keys and HS256 secrets in
+	// the store (AES-256-GCM), so that a copy of the store (a Redis dump,
+	// the bbolt file) does not let anyone sign access tokens: 32 random
+	// bytes in base64 (standard or URL alphabet, padded or not), as
+	// `tokengate secrets-key generate` prints them. Give it as a
+	// placeholder, {env.TOKENGATE_SECRETS_KEY}: it is resolved at
+	// provisioning, never written into adapted JSON, and a placeholder that
+	// resolves to nothing is an error. Every node sharing a store needs the
+	// same key. A keyring kept in clear is encrypted at start; a keyring
+	// encrypted with another key stops the start (or, with a Redis that
+	// answers later, makes the token endpoint, the JWKS and access token
+	// checks answer 503). Default: none, keys in clear (with a warning).
+	SecretsKey string `json:"secrets_key,omitempty"`
+
+	// SecretsKeyPrevious is the key SecretsKey replaces, during a
+	// rotation: the keyring is still opened with it, and encrypted again
+	// with SecretsKey at start. Remove it once every node runs with the
+	// new SecretsKey. Needs SecretsKey. Default: none.
+	SecretsKeyPrevious string `json:"secrets_key_previous,omitempty"`
+
 	breaker   breaker.Options
 	stale     time.Duration
 	state     *sharedState
@@ -180,6 +201,10 @@ type App struct {
 	legacy    *legacy.Service
 	storeName string
 	auditDir  string
+	ctx       caddy.Context
+	// secretsKey and secretsKeyPrevious are SecretsKey and
+	// SecretsKeyPrevious with their placeholders resolved.
+	secretsKey, secretsKeyPrevious string
 }
 
 // StoreBreaker configures the store's circuit breaker. It counts the
@@ -251,9 +276,12 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // validate` can run beside a running gateway: the store is opened in Start
 // and the audit directory made on the first write.
 func (a *App) Provision(ctx caddy.Context) error {
-	a.logger = ctx.Logger()
+	a.ctx, a.logger = ctx, ctx.Logger()
 	a.setDefaults()
 	repl := caddy.NewReplacer()
+	if err := a.resolveSecrets(repl); err != nil {
+		return err
+	}
 	storeURL := repl.ReplaceKnown(a.Store, "")
 	if storeURL == "" {
 		storeURL = defaultStorePath()
@@ -289,6 +317,24 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Dir: a.auditDir, Records: a.logger.Named("audit"), Errors: a.logger, Location: zone,
 	})
 	return a.wire()
+}
+
+// resolveSecrets resolves the placeholders of the secrets keys. One that
+// is set but resolves to nothing (an unset environment variable) is an
+// error: running on would keep the signing keys in clear. The errors
+// never hold a value.
+func (a *App) resolveSecrets(repl *caddy.Replacer) error {
+	for _, f := range []struct {
+		name     string
+		raw      string
+		resolved *string
+	}{{"secrets_key", a.SecretsKey, &a.secretsKey}, {"secrets_key_previous", a.SecretsKeyPrevious, &a.secretsKeyPrevious}} {
+		*f.resolved = repl.ReplaceKnown(f.raw, "")
+		if f.raw != "" && *f.resolved == "" {
+			return fmt.Errorf("%s is set but resolves to nothing (is its environment variable set?)", f.name)
+		}
+	}
+	return nil
 }
 
 // setDefaults fills unset fields.
@@ -423,6 +469,9 @@ func (a App) Validate() error {
 	if err := a.StoreBreaker.validate(); err != nil {
 		return err
 	}
+	if _, err := keyring.NewSecrets(a.secretsKey, a.secretsKeyPrevious); err != nil {
+		return err
+	}
 	if err := audit.CheckDir(a.auditDir); err != nil {
 		return fmt.Errorf("audit_log: %v", err)
 	}
@@ -438,13 +487,53 @@ func (a App) Validate() error {
 // sharedState.start). An embedded store that cannot be opened (its file is
 // locked by another process) stops the start; an unreachable Redis does
 // not: it is retried in the background while what needs it answers 503.
+// A keyring that secrets_key does not open stops the start too, when the
+// store answers (see useSecrets).
 func (a *App) Start() error {
+	secrets, err := keyring.NewSecrets(a.secretsKey, a.secretsKeyPrevious)
+	if err != nil {
+		return err
+	}
+	keysLogger := a.logger.Named("keyring")
+	if a.state.store.Backend() == nil {
+		// Before the store is attached, so that no request (the HTTP
+		// server may already answer) reads or creates the keyring
+		// without the key.
+		a.state.keys.SetSecrets(secrets, keysLogger)
+	}
 	if err := a.state.start(time.Duration(a.LastAccessFlush), a.logger); err != nil {
 		return fmt.Errorf("opening store %s: %v", a.storeName, err)
+	}
+	if err := a.useSecrets(secrets, keysLogger); err != nil {
+		return fmt.Errorf("store %s: %v", a.storeName, err)
 	}
 	a.logger.Info("tokengate started", zap.String("store", a.storeName))
 	return nil
 }
+
+// useSecrets gives the secrets key to the keyring. When the store answers
+// now (the embedded store always, Redis if it is up), a keyring the key
+// does not open stops the start (on a reload: before the key is given, so
+// the running config keeps its own), and one in clear (or sealed with the
+// previous key) is sealed with it; otherwise that is found out on the
+// first use, whose 503s are explained by one log line.
+func (a *App) useSecrets(secrets *keyring.Secrets, keysLogger *zap.Logger) error {
+	if secrets == nil {
+		a.logger.Warn("signing keys are stored in clear: anyone with a copy of the store (a Redis dump, " +
+			"the bbolt file) can sign access tokens; set secrets_key (make one with `tokengate secrets-key generate` " +
+			"and give it as {env.TOKENGATE_SECRETS_KEY})")
+	}
+	if a.state.store.Backend() == nil {
+		a.state.keys.SetSecrets(secrets, keysLogger)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, startCheckTimeout)
+	defer cancel()
+	return a.state.keys.UseSecrets(ctx, secrets, keysLogger)
+}
+
+// startCheckTimeout bounds the keyring check at start.
+const startCheckTimeout = 10 * time.Second
 
 // Stop is a no-op; see Cleanup.
 func (a *App) Stop() error { return nil }

@@ -66,6 +66,8 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //			retry_after <duration>
 //			stale_window <duration | 0>
 //		}
+//		secrets_key <base64 key>
+//		secrets_key_previous <base64 key>
 //	}
 //
 // Values are kept as written (placeholders too): secrets such as
@@ -115,6 +117,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.IdentityBackend, err = oneArg(d)
 		case "store_breaker":
 			a.StoreBreaker, err = parseStoreBreaker(d)
+		case "secrets_key":
+			a.SecretsKey, err = oneArg(d)
+		case "secrets_key_previous":
+			a.SecretsKeyPrevious, err = oneArg(d)
 		case "backend_roles":
 			a.BackendRoles = d.RemainingArgs()
 			if len(a.BackendRoles) == 0 {

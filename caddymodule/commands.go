@@ -52,6 +52,14 @@ Export the whole store as one JSON document, and import such a document into
 the empty store of another gateway: from the embedded store to Redis or back,
 without new tokens for anyone.`,
 	}, cli.AddStoreCommands)
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "secrets-key",
+		Usage: "generate",
+		Short: "Generate a key for the secrets_key option",
+		Long: `Generate a key for the secrets_key option, which encrypts the signing keys
+in the store (32 random bytes in base64). Works offline.`,
+		CobraFunc: cli.AddSecretsKeyCommands,
+	})
 }
 
 // registerAdminCommand registers a subcommand that talks to a running

@@ -239,6 +239,13 @@ func (g *gateway) startPeer(up *upstream, cfg gatewayConfig) *gateway {
 }
 
 func (g *gateway) start(up *upstream, cfg gatewayConfig) {
+	g.launch(up, cfg)
+	g.waitReady()
+}
+
+// launch writes the Caddyfile and starts the process, without waiting for
+// it to serve (or to fail: see g.exited).
+func (g *gateway) launch(up *upstream, cfg gatewayConfig) {
 	t := g.t
 	adminPort, port, trusted := freePort(t), freePort(t), freePort(t)
 	g.admin = fmt.Sprintf("127.0.0.1:%d", adminPort)
@@ -261,7 +268,6 @@ func (g *gateway) start(up *upstream, cfg gatewayConfig) {
 	g.exited = make(chan struct{})
 	go func() { _ = g.cmd.Wait(); close(g.exited) }()
 	t.Cleanup(g.stop)
-	g.waitReady()
 }
 
 // running reports whether the process is still alive.

@@ -2,6 +2,7 @@
 // a running gateway through its admin API (the address comes from the
 // --address flag or the admin setting of the --config file), never to the
 // store directly, so they work the same with the embedded store and Redis.
+// `secrets-key generate` needs neither: it prints a fresh key.
 package cli
 
 import (

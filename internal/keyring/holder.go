@@ -3,8 +3,12 @@ package keyring
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/internal/nodecopy"
 	"github.com/tokengate/tokengate/internal/store"
@@ -36,6 +40,20 @@ type Holder struct {
 	// rotation), and a Get after an invalidation does not share the
 	// result of a load begun before it.
 	keys *nodecopy.Copy[snapshot]
+
+	// mu guards the sealing state below.
+	mu      sync.Mutex
+	secrets *Secrets // nil: no secrets_key, material in clear
+	// reseal: material sealed with secrets_key_previous is to be sealed
+	// again with secrets_key, once (set by SetSecrets). Once only: during
+	// a rolling rotation a node not yet restarted seals with the old key,
+	// and two nodes resealing on every load would rewrite the keyring
+	// back and forth.
+	reseal bool
+	logger *zap.Logger
+	// reported is the last error of opening the keyring that was logged,
+	// so that it is logged once, not per request ("" after a success).
+	reported string
 }
 
 // holderConfig is replaced as a whole by Configure.
@@ -56,7 +74,7 @@ func NewHolder(s store.Documents, p Policy, alg string, lifetime time.Duration, 
 	if now == nil {
 		now = time.Now
 	}
-	h := &Holder{store: s, now: now}
+	h := &Holder{store: s, now: now, logger: zap.NewNop()}
 	h.Configure(p, alg, lifetime)
 	h.keys = nodecopy.New(h.load, nodecopy.Options[snapshot]{Now: now, Expires: expires})
 	return h
@@ -101,18 +119,19 @@ func (h *Holder) Update(ctx context.Context, fn func(*Document) error) (*Keys, e
 }
 
 func (h *Holder) update(ctx context.Context, fn func(*Document) error) (snapshot, error) {
+	sec := h.sealing()
 	b, err := h.store.UpdateDocument(ctx, store.DocKeyring, func(current []byte) ([]byte, error) {
-		d, err := h.decodeOrNew(current)
+		d, err := h.decodeOrNew(sec, current)
 		if err != nil {
 			return nil, err
 		}
 		if err := fn(d); err != nil {
 			return nil, err
 		}
-		return d.Encode()
+		return sec.Encode(d)
 	})
 	if err != nil {
-		return snapshot{}, err
+		return snapshot{}, h.report(err)
 	}
 	// The store announced the change (every node, this one included,
 	// drops its copy); drop ours here too, so that this node never signs
@@ -120,7 +139,11 @@ func (h *Holder) update(ctx context.Context, fn func(*Document) error) (snapshot
 	// Get reads the store: another node may have written since. (Called
 	// from load, this also keeps the load from installing its result.)
 	h.Invalidate()
-	return parse(b)
+	d, _, err := sec.Decode(b)
+	if err != nil {
+		return snapshot{}, err
+	}
+	return parse(d)
 }
 
 // load reads the keyring for h.keys, creating it or carrying out a due
@@ -133,37 +156,45 @@ func (h *Holder) load(ctx context.Context) (snapshot, error) {
 	case err != nil:
 		return snapshot{}, err
 	}
-	d, err := Decode(b)
+	sec, reseal := h.sealingState()
+	d, sealing, err := sec.Decode(b)
+	if err != nil {
+		return snapshot{}, h.report(err)
+	}
+	h.report(nil)
+	// A rotation or retirement is due: carry it out (atomically: another
+	// node may be doing the same; Advance on the current copy is idempotent).
+	changed, err := d.Advance(h.policy(), h.now())
 	if err != nil {
 		return snapshot{}, err
 	}
-	// A rotation or retirement is due: carry it out (atomically: another
-	// node may be doing the same; Advance on the current copy is idempotent).
-	if changed, err := d.Advance(h.policy(), h.now()); err != nil {
-		return snapshot{}, err
-	} else if changed {
-		return h.update(ctx, func(d *Document) error {
+	if stale := sec.Stale(sealing, reseal); changed || stale {
+		s, err := h.update(ctx, func(d *Document) error {
 			_, err := d.Advance(h.policy(), h.now())
 			return err
 		})
+		if err == nil && stale {
+			h.resealed(sec, sealing)
+		}
+		return s, err
 	}
-	return parse(b)
+	if reseal {
+		h.resealed(nil, sealing) // nothing was left to seal again
+	}
+	return parse(d)
 }
 
-func (h *Holder) decodeOrNew(current []byte) (*Document, error) {
+func (h *Holder) decodeOrNew(sec *Secrets, current []byte) (*Document, error) {
 	if current == nil {
 		c := h.cfg.Load()
 		return New(c.alg, c.lifetime, c.policy, h.now())
 	}
-	return Decode(current)
+	d, _, err := sec.Decode(current)
+	return d, err
 }
 
-// parse decodes a stored keyring.
-func parse(b []byte) (snapshot, error) {
-	d, err := Decode(b)
-	if err != nil {
-		return snapshot{}, err
-	}
+// parse turns an opened keyring into a snapshot.
+func parse(d *Document) (snapshot, error) {
 	ks, err := Parse(d)
 	if err != nil {
 		return snapshot{}, err
@@ -200,4 +231,106 @@ func (h *Holder) Configure(p Policy, alg string, lifetime time.Duration) {
 		lifetime = DefaultLifetime
 	}
 	h.cfg.Store(&holderConfig{policy: p, alg: alg, lifetime: lifetime})
+}
+
+// SetSecrets makes the holder seal the keyring with s (nil: no
+// secrets_key, material in clear) from its next write, and open it with s
+// from its next read; a keyring sealed with s's previous key is sealed
+// again with its current key on the next read (once). Errors of opening
+// the keyring are logged once on logger (nil: not logged), at each
+// change of reason. Use CheckSecrets first when the store can be read.
+func (h *Holder) SetSecrets(s *Secrets, logger *zap.Logger) {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	h.mu.Lock()
+	h.secrets, h.reseal, h.logger, h.reported = s, s.PreviousKeyID() != "", logger, ""
+	h.mu.Unlock()
+	h.Invalidate()
+}
+
+// UseSecrets checks that the stored keyring opens with s and, if it does,
+// installs s (see SetSecrets) and seals the keyring again with s's
+// current key if it holds material in clear or sealed with the previous
+// key. A keyring that does not open (a wrong secrets_key, or none for a
+// sealed keyring) is an error matching ErrSealed, and s is not installed:
+// the caller refuses to start. A store that cannot be read installs s
+// and returns nil: the first read then says what is wrong (and the
+// token endpoint, the JWKS and access token checks answer 503).
+func (h *Holder) UseSecrets(ctx context.Context, s *Secrets, logger *zap.Logger) error {
+	b, err := h.store.GetDocument(ctx, store.DocKeyring)
+	if err == nil {
+		if _, _, err := s.Decode(b); err != nil {
+			return err
+		}
+	}
+	h.SetSecrets(s, logger)
+	if err != nil { // no keyring yet (made on first use), or unreadable
+		return nil
+	}
+	if _, err := h.Get(ctx); err != nil && errors.Is(err, ErrSealed) {
+		return err // another node changed the keys meanwhile
+	}
+	return nil
+}
+
+// sealing returns the secrets the keyring is sealed with.
+func (h *Holder) sealing() *Secrets {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.secrets
+}
+
+func (h *Holder) sealingState() (*Secrets, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.secrets, h.reseal
+}
+
+// resealed notes that the keyring was sealed again with sec's current key
+// (sec nil: nothing needed it), and logs it.
+func (h *Holder) resealed(sec *Secrets, was Sealing) {
+	h.mu.Lock()
+	h.reseal = false
+	logger := h.logger
+	h.mu.Unlock()
+	if sec == nil {
+		return
+	}
+	from := "the signing keys in clear"
+	if !was.Clear {
+		from = "the signing keys sealed with secrets_key_previous (id " + sec.PreviousKeyID() + ")"
+	}
+	logger.Info("sealed "+from+" with secrets_key", zap.String("secrets_key_id", sec.KeyID()))
+}
+
+// errReported stands for an error of opening the keyring already logged:
+// the requests it fails log their error too (at each 503), and need not
+// repeat the whole reason every time.
+var errReported = fmt.Errorf("%w (the reason was logged once by tokengate.keyring)", ErrSealed)
+
+// report logs an error of opening the keyring, once per reason, and
+// returns what to answer: err the first time, errReported after; nil (a
+// keyring that opened) forgets the last one. Other errors pass unchanged.
+func (h *Holder) report(err error) error {
+	if err != nil && !errors.Is(err, ErrSealed) {
+		return err
+	}
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	h.mu.Lock()
+	again := msg == h.reported
+	h.reported = msg
+	logger := h.logger
+	h.mu.Unlock()
+	if err != nil && again {
+		return errReported
+	}
+	if err != nil {
+		logger.Error("the signing keys in the store cannot be opened: the token endpoint, the JWKS "+
+			"and access token checks answer 503 until the right secrets_key is configured", zap.Error(err))
+	}
+	return err
 }

@@ -24,6 +24,12 @@
 // The keyring is one document in the store, so every node signs and
 // verifies with the same keys; a change is announced as an EventDocument
 // and every node reloads its copy (see Holder).
+//
+// With a secrets key (the secrets_key option, see Secrets) the private
+// material of every key is sealed with AES-256-GCM in the store; the rest
+// of the document (algorithm, kids, states, times) stays readable. A
+// keyring sealed with a key this gateway does not have is refused, never
+// replaced.
 package keyring
 
 import (
@@ -64,10 +70,15 @@ const (
 
 // StoredKey is a key as kept in the store.
 type StoredKey struct {
-	KID      string `json:"kid"`
-	Alg      string `json:"alg"`
-	State    string `json:"state"`
-	Material []byte `json:"material"`
+	KID   string `json:"kid"`
+	Alg   string `json:"alg"`
+	State string `json:"state"`
+	// Material is the private key (PKCS #8) or the HS256 secret, in
+	// clear: in memory always, in the store only without a secrets_key.
+	Material []byte `json:"material,omitempty"`
+	// Sealed is Material encrypted with the secrets_key, as the store
+	// keeps it when one is configured (see Secrets).
+	Sealed *Sealed `json:"sealed,omitempty"`
 	// CreatedAt is when the key was made (and, for asymmetric keys,
 	// first published in the JWKS).
 	CreatedAt time.Time `json:"created_at"`
