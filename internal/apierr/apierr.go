@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/internal/store"
+	"github.com/tokengate/tokengate/internal/token"
 )
 
 // Edge (token check) errors.
@@ -68,6 +69,26 @@ func (e *FieldError) Unwrap() error { return e.Err }
 
 // Field wraps err as a problem with the named request field.
 func Field(field string, err error) error { return &FieldError{Field: field, Err: err} }
+
+// Quote quotes a piece of the client's input for an error description
+// (Go syntax, as %q does), unless it looks like a secret
+// (token.LooksSecret: a token pasted into the wrong field): that is
+// described, never shown, so it reaches neither the answer nor the log.
+func Quote(s string) string {
+	if token.LooksSecret(s) {
+		return "(a value that looks like a secret, not shown)"
+	}
+	return strconv.Quote(s)
+}
+
+// Name returns a field or parameter name the client sent, for
+// FieldError.Field, or "" when it looks like a secret (see Quote).
+func Name(s string) string {
+	if token.LooksSecret(s) {
+		return ""
+	}
+	return s
+}
 
 // BadRequest is a 400 for a request that cannot be read at all.
 func BadRequest(format string, args ...any) error {

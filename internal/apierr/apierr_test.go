@@ -70,3 +70,17 @@ func TestUnavailableAndClientGone(t *testing.T) {
 		t.Errorf("apierr.For(context.Canceled) = %+v, want %d", p, apierr.StatusClientClosedRequest)
 	}
 }
+
+// Input is quoted in errors unless it looks like a secret.
+func TestQuoteAndName(t *testing.T) {
+	secret := "tgp_" + strings.Repeat("A", 36)
+	if got := apierr.Quote("10.0.0.x"); got != `"10.0.0.x"` {
+		t.Errorf("Quote = %s", got)
+	}
+	if got := apierr.Quote("x" + secret); strings.Contains(got, secret) || !strings.Contains(got, "secret") {
+		t.Errorf("Quote(secret) = %s", got)
+	}
+	if apierr.Name("labl") != "labl" || apierr.Name(secret) != "" {
+		t.Errorf("Name: %q, %q", apierr.Name("labl"), apierr.Name(secret))
+	}
+}

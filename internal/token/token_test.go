@@ -125,3 +125,20 @@ func TestClientSecretsAndIDs(t *testing.T) {
 		t.Fatalf("NewClientID = %q, %v", id, err)
 	}
 }
+
+func TestLooksSecret(t *testing.T) {
+	pat, _ := NewPAT()
+	cs, _ := NewClientSecret()
+	leg, _ := NewLegacy()
+	for _, s := range []string{pat, cs, leg, "x " + pat + " y", "eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCJ9.e30.sig", strings.Repeat("a", 32)} {
+		if !LooksSecret(s) {
+			t.Errorf("LooksSecret(%q) = false", s)
+		}
+	}
+	for _, s := range []string{"", "label", "allowed_ips", "repo:status", "2001:db8:85a3::8a2e:370:7334/64", "a.b.c",
+		strings.Repeat("a", 31), strings.Repeat("abcdefgh.", 20), "read write admin"} {
+		if LooksSecret(s) {
+			t.Errorf("LooksSecret(%q) = true", s)
+		}
+	}
+}
