@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/token"
@@ -71,15 +72,27 @@ func (e *FieldError) Unwrap() error { return e.Err }
 func Field(field string, err error) error { return &FieldError{Field: field, Err: err} }
 
 // Quote quotes a piece of the client's input for an error description
-// (Go syntax, as %q does), unless it looks like a secret
-// (token.LooksSecret: a token pasted into the wrong field): that is
-// described, never shown, so it reaches neither the answer nor the log.
+// (Go syntax, as %q does; cut after maxQuoted bytes), unless it looks
+// like a secret (token.LooksSecret: a token pasted into the wrong field):
+// that is described, never shown, so it reaches neither the answer nor
+// the log. (Cutting alone would not do: the first part of a token is
+// most of its secret.)
 func Quote(s string) string {
 	if token.LooksSecret(s) {
 		return "(a value that looks like a secret, not shown)"
 	}
-	return strconv.Quote(s)
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + "..."
 }
+
+// maxQuoted bounds the input Quote shows.
+const maxQuoted = 64
 
 // Name returns a field or parameter name the client sent, for
 // FieldError.Field, or "" when it looks like a secret (see Quote).

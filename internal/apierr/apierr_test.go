@@ -84,3 +84,18 @@ func TestQuoteAndName(t *testing.T) {
 		t.Errorf("Name: %q, %q", apierr.Name("labl"), apierr.Name(secret))
 	}
 }
+
+// Long input is cut; a token at its end is still not shown.
+func TestQuoteBounds(t *testing.T) {
+	long := strings.Repeat("ab.", 40)
+	if got := apierr.Quote(long); len(got) > 80 || !strings.HasSuffix(got, "...") {
+		t.Errorf("Quote(long) = %s", got)
+	}
+	if got := apierr.Quote(strings.Repeat("é", 40)); !strings.HasPrefix(got, `"é`) || strings.Contains(got, `\x`) {
+		t.Errorf("Quote cut a character: %s", got)
+	}
+	leg := strings.Repeat("0123456789", 4)
+	if got := apierr.Quote(strings.Repeat(".", 60) + leg); strings.Contains(got, leg[:16]) {
+		t.Errorf("Quote shows part of a token: %s", got)
+	}
+}

@@ -70,7 +70,7 @@ func (s *Sources) Authenticate(ctx context.Context, kind, name, password, addr s
 	}
 	a, ok := s.byName[kind]
 	if !ok {
-		return store.User{}, apierr.Field("auth-user-type", fmt.Errorf("unknown user type %q", truncate(kind)))
+		return store.User{}, apierr.Field("auth-user-type", fmt.Errorf("unknown user type %s", apierr.Quote(kind)))
 	}
 	return a.Authenticate(ctx, name, password, addr)
 }
@@ -82,13 +82,6 @@ type defaultSource struct{ s *Sources }
 
 func (d defaultSource) Authenticate(ctx context.Context, name, password, addr string) (store.User, error) {
 	return d.s.Authenticate(ctx, "", name, password, addr)
-}
-
-func truncate(s string) string {
-	if len(s) > 32 {
-		return s[:32] + "..."
-	}
-	return s
 }
 
 // BackendSource checks credentials against the legacy backend: a GET to

@@ -134,7 +134,7 @@ func (u *UI) offeredScopes(asked []string) ([]string, error) {
 	}
 	for _, s := range scopes {
 		if !slices.Contains(u.opts.Scopes, s) {
-			return nil, apierr.Field("scopes", fmt.Errorf("%q is not offered on this site", s))
+			return nil, apierr.Field("scopes", fmt.Errorf("%s is not offered on this site", apierr.Quote(s)))
 		}
 	}
 	return scopes, nil
