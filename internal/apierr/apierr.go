@@ -94,13 +94,14 @@ func Quote(s string) string {
 // maxQuoted bounds the input Quote shows.
 const maxQuoted = 64
 
-// Name returns a field or parameter name the client sent, for
-// FieldError.Field, or "" when it looks like a secret (see Quote).
-func Name(s string) string {
-	if token.LooksSecret(s) {
-		return ""
+// InputField is Field for a name the client chose (an unknown member, a
+// repeated parameter): a name that looks like a secret (see Quote) is
+// not shown, and the error is a plain 400.
+func InputField(name string, err error) error {
+	if token.LooksSecret(name) {
+		return BadRequest("a parameter whose name looks like a secret: %v", err)
 	}
-	return s
+	return Field(name, err)
 }
 
 // BadRequest is a 400 for a request that cannot be read at all.

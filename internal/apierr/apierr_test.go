@@ -72,7 +72,7 @@ func TestUnavailableAndClientGone(t *testing.T) {
 }
 
 // Input is quoted in errors unless it looks like a secret.
-func TestQuoteAndName(t *testing.T) {
+func TestQuoteAndInputField(t *testing.T) {
 	secret := "tgp_" + strings.Repeat("A", 36)
 	if got := apierr.Quote("10.0.0.x"); got != `"10.0.0.x"` {
 		t.Errorf("Quote = %s", got)
@@ -80,8 +80,11 @@ func TestQuoteAndName(t *testing.T) {
 	if got := apierr.Quote("x" + secret); strings.Contains(got, secret) || !strings.Contains(got, "secret") {
 		t.Errorf("Quote(secret) = %s", got)
 	}
-	if apierr.Name("labl") != "labl" || apierr.Name(secret) != "" {
-		t.Errorf("Name: %q, %q", apierr.Name("labl"), apierr.Name(secret))
+	if p := apierr.For(apierr.InputField("labl", errors.New("unknown field"))); p.Field != "labl" || p.Status != 400 {
+		t.Errorf("InputField = %+v", p)
+	}
+	if err := apierr.InputField(secret, errors.New("unknown field")); strings.Contains(err.Error(), secret) || apierr.For(err).Status != 400 {
+		t.Errorf("InputField(secret) = %v", err)
 	}
 }
 

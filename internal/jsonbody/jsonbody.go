@@ -66,11 +66,7 @@ func explain(err error) error {
 		return apierr.BadRequest("malformed JSON: unexpected end of body")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		if apierr.Name(name) == "" {
-			// A token sent as a name: not echoed (nor logged).
-			return apierr.BadRequest("request body has an unknown field, whose name looks like a secret")
-		}
-		return apierr.Field(name, errors.New("unknown field"))
+		return apierr.InputField(name, errors.New("unknown field"))
 	}
 	return apierr.BadRequest("malformed JSON")
 }
