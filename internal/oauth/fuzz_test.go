@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/internal/bruteforce"
-	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/testutil/fuzztest"
@@ -110,5 +109,3 @@ func FuzzEndpoints(f *testing.F) {
 		}
 	})
 }
-
-var _ = oauth.Request{}
