@@ -36,12 +36,19 @@ summary=()
 while read -r dir name; do
 	echo "== $name in ./$dir for $fuzztime" >&2
 	log="$logdir/$name.log"
+	note=""
 	if ! go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" "./$dir" 2>&1 | tee "$log" >&2; then
-		echo "FAIL: $name in ./$dir (the failing input is under ./$dir/testdata/fuzz/$name/)" >&2
-		exit 1
+		# Go before 1.27 may end a timed run with a bare "context deadline
+		# exceeded" and no failing input (golang/go#75804): the time ran
+		# out, nothing was found.
+		if grep -q 'Failing input written' "$log" || ! grep -q 'context deadline exceeded' "$log"; then
+			echo "FAIL: $name in ./$dir (the failing input is under ./$dir/testdata/fuzz/$name/)" >&2
+			exit 1
+		fi
+		note="(ended by golang/go#75804, nothing found)"
 	fi
 	execs=$(grep -oE 'execs: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)
-	summary+=("$(printf '%-24s %-28s %12s' "$name" "./$dir" "${execs:-?}")")
+	summary+=("$(printf '%-24s %-28s %12s %s' "$name" "./$dir" "${execs:-?}" "$note")")
 done <<<"$targets"
 
 printf '\n%-24s %-28s %12s\n' target package executions
