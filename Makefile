@@ -1,6 +1,6 @@
 # tokengate: common tasks. `make test` is what CI runs.
 
-.PHONY: run test build bench bench-load
+.PHONY: run test build bench bench-load fuzz
 
 # Run the gateway on Caddyfile.example (embedded store, demo upstream).
 run:
@@ -23,3 +23,9 @@ bench:
 # forward_auth, on both stores (installs wrk and redis-server if missing).
 bench-load:
 	go run ./tests/load
+
+# Every fuzz target, one after another, FUZZTIME each (default 20s); their
+# seed corpora also run in `make test`. FUZZTIME=2m make fuzz for longer.
+FUZZTIME ?= 20s
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh

@@ -14,8 +14,10 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tokengate/tokengate/internal/store"
+	"github.com/tokengate/tokengate/internal/token"
 )
 
 // Edge (token check) errors.
@@ -68,6 +70,39 @@ func (e *FieldError) Unwrap() error { return e.Err }
 
 // Field wraps err as a problem with the named request field.
 func Field(field string, err error) error { return &FieldError{Field: field, Err: err} }
+
+// Quote quotes a piece of the client's input for an error description
+// (Go syntax, as %q does; cut after maxQuoted bytes), unless it looks
+// like a secret (token.LooksSecret: a token pasted into the wrong field):
+// that is described, never shown, so it reaches neither the answer nor
+// the log. (Cutting alone would not do: the first part of a token is
+// most of its secret.)
+func Quote(s string) string {
+	if token.LooksSecret(s) {
+		return "(a value that looks like a secret, not shown)"
+	}
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + "..."
+}
+
+// maxQuoted bounds the input Quote shows.
+const maxQuoted = 64
+
+// InputField is Field for a name the client chose (an unknown member, a
+// repeated parameter): a name that looks like a secret (see Quote) is
+// not shown, and the error is a plain 400.
+func InputField(name string, err error) error {
+	if token.LooksSecret(name) {
+		return BadRequest("a parameter whose name looks like a secret: %v", err)
+	}
+	return Field(name, err)
+}
 
 // BadRequest is a 400 for a request that cannot be read at all.
 func BadRequest(format string, args ...any) error {

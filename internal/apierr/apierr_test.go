@@ -95,3 +95,35 @@ func TestUnavailableCarriesTheStoresHint(t *testing.T) {
 		}
 	}
 }
+
+// Input is quoted in errors unless it looks like a secret.
+func TestQuoteAndInputField(t *testing.T) {
+	secret := "tgp_" + strings.Repeat("A", 36)
+	if got := apierr.Quote("10.0.0.x"); got != `"10.0.0.x"` {
+		t.Errorf("Quote = %s", got)
+	}
+	if got := apierr.Quote("x" + secret); strings.Contains(got, secret) || !strings.Contains(got, "secret") {
+		t.Errorf("Quote(secret) = %s", got)
+	}
+	if p := apierr.For(apierr.InputField("labl", errors.New("unknown field"))); p.Field != "labl" || p.Status != 400 {
+		t.Errorf("InputField = %+v", p)
+	}
+	if err := apierr.InputField(secret, errors.New("unknown field")); strings.Contains(err.Error(), secret) || apierr.For(err).Status != 400 {
+		t.Errorf("InputField(secret) = %v", err)
+	}
+}
+
+// Long input is cut; a token at its end is still not shown.
+func TestQuoteBounds(t *testing.T) {
+	long := strings.Repeat("ab.", 40)
+	if got := apierr.Quote(long); len(got) > 80 || !strings.HasSuffix(got, "...") {
+		t.Errorf("Quote(long) = %s", got)
+	}
+	if got := apierr.Quote(strings.Repeat("é", 40)); !strings.HasPrefix(got, `"é`) || strings.Contains(got, `\x`) {
+		t.Errorf("Quote cut a character: %s", got)
+	}
+	leg := strings.Repeat("0123456789", 4)
+	if got := apierr.Quote(strings.Repeat(".", 60) + leg); strings.Contains(got, leg[:16]) {
+		t.Errorf("Quote shows part of a token: %s", got)
+	}
+}

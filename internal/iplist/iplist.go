@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/tokengate/tokengate/internal/apierr"
 )
 
 // MaxEntries bounds an allow-list.
@@ -37,12 +39,12 @@ func parseOne(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q", s)
+			return netip.Prefix{}, fmt.Errorf("invalid CIDR %s", apierr.Quote(s))
 		}
 		if p.Addr().Is4In6() {
 			bits := p.Bits() - 96
 			if bits < 0 {
-				return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: IPv4-mapped prefix shorter than /96", s)
+				return netip.Prefix{}, fmt.Errorf("invalid CIDR %s: IPv4-mapped prefix shorter than /96", apierr.Quote(s))
 			}
 			p = netip.PrefixFrom(p.Addr().Unmap(), bits)
 		}
@@ -50,7 +52,7 @@ func parseOne(s string) (netip.Prefix, error) {
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil || a.Zone() != "" {
-		return netip.Prefix{}, fmt.Errorf("invalid IP address %q", s)
+		return netip.Prefix{}, fmt.Errorf("invalid IP address %s", apierr.Quote(s))
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil

@@ -71,7 +71,7 @@ func explain(err error) error {
 		return apierr.BadRequest("malformed JSON: unexpected end of body")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return apierr.Field(name, errors.New("unknown field"))
+		return apierr.InputField(name, errors.New("unknown field"))
 	}
 	return apierr.BadRequest("malformed JSON")
 }

@@ -40,6 +40,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/jwt"
 )
 
@@ -134,7 +135,7 @@ func (d *Document) Lifetime() time.Duration { return time.Duration(d.LifetimeSec
 // key signs at once: no token exists yet that a verifier could see early.
 func New(alg string, lifetime time.Duration, p Policy, now time.Time) (*Document, error) {
 	if !jwt.Supported(alg) {
-		return nil, fmt.Errorf("unsupported signing algorithm %q (use HS256, RS256, ES256 or EdDSA)", alg)
+		return nil, fmt.Errorf("unsupported signing algorithm %s (use HS256, RS256, ES256 or EdDSA)", apierr.Quote(alg))
 	}
 	if err := checkLifetime(lifetime); err != nil {
 		return nil, err
@@ -235,7 +236,7 @@ func (d *Document) Rotate(mode string, p Policy, now time.Time) (time.Time, erro
 // publish delay for the others); the current key signs until then.
 func (d *Document) SetAlgorithm(alg, mode string, p Policy, now time.Time) (time.Time, error) {
 	if !jwt.Supported(alg) {
-		return time.Time{}, fmt.Errorf("unsupported signing algorithm %q (use HS256, RS256, ES256 or EdDSA)", alg)
+		return time.Time{}, fmt.Errorf("unsupported signing algorithm %s (use HS256, RS256, ES256 or EdDSA)", apierr.Quote(alg))
 	}
 	if alg != d.Alg && mode == ModeGrace {
 		next, err := newKey(alg, StateNext, now, now.Add(p.delay(alg)))

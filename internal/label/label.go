@@ -47,6 +47,20 @@ func Normalize(s string) (display, key string, err error) {
 		}
 	}
 	// cases.Caser is not safe for concurrent use: make one per call.
-	key = norm.NFC.String(cases.Fold().String(display))
+	key = norm.NFC.String(strings.Map(cherokeeFold, cases.Fold().String(display)))
 	return display, key, nil
+}
+
+// cherokeeFold finishes x/text's case folding of Cherokee, which swaps
+// the two cases instead of folding both to the capital letters as
+// Unicode's CaseFolding.txt says (golang/go#46101): without it "Ꮯ" and
+// "ꮯ" would be two labels.
+func cherokeeFold(r rune) rune {
+	switch {
+	case r >= 0xAB70 && r <= 0xABBF: // small letters of the Cherokee Supplement
+		return r - 0xAB70 + 0x13A0
+	case r >= 0x13F8 && r <= 0x13FD: // small ye to mv
+		return r - 8
+	}
+	return r
 }

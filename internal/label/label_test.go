@@ -60,3 +60,15 @@ func TestKeysCompareFoldedAndNormalised(t *testing.T) {
 		t.Error("different labels share a key")
 	}
 }
+
+// Cherokee letters are one label in either case (x/text swaps their
+// cases when folding: golang/go#46101).
+func TestCherokeeCase(t *testing.T) {
+	for _, pair := range [][2]string{{"ꮯ", "Ꮯ"}, {"ꭰ", "Ꭰ"}, {"ᏸ", "Ᏸ"}, {"ᏽ", "Ᏽ"}} {
+		_, k1, err1 := Normalize(pair[0])
+		_, k2, err2 := Normalize(pair[1])
+		if err1 != nil || err2 != nil || k1 != k2 || k1 != pair[1] {
+			t.Errorf("%q -> %q, %q -> %q; want both %q", pair[0], k1, pair[1], k2, pair[1])
+		}
+	}
+}

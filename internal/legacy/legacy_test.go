@@ -48,7 +48,7 @@ type env struct {
 	svc   *legacy.Service
 }
 
-func newEnv(t *testing.T, limit int, lifetime time.Duration) *env {
+func newEnv(t testing.TB, limit int, lifetime time.Duration) *env {
 	t.Helper()
 	return openEnv(t, legacy.Cap{Max: limit}, lifetime, func() time.Time { return t0 }, nil)
 }
@@ -69,7 +69,7 @@ func newCappedEnv(t *testing.T, c legacy.Cap, log *zap.Logger) *env {
 	return openEnv(t, c, 0, now, log)
 }
 
-func openEnv(t *testing.T, c legacy.Cap, lifetime time.Duration, now func() time.Time, log *zap.Logger) *env {
+func openEnv(t testing.TB, c legacy.Cap, lifetime time.Duration, now func() time.Time, log *zap.Logger) *env {
 	t.Helper()
 	st, err := boltstore.Open(filepath.Join(t.TempDir(), "tg.db"), boltstore.Options{})
 	if err != nil {
@@ -82,7 +82,7 @@ func openEnv(t *testing.T, c legacy.Cap, lifetime time.Duration, now func() time
 }
 
 // user creates a user and returns its stored record.
-func (e *env) user(t *testing.T, name string, tokenLogin bool, roles ...string) store.User {
+func (e *env) user(t testing.TB, name string, tokenLogin bool, roles ...string) store.User {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := e.users.Create(ctx, users.NewUser{Name: name, Password: password, Roles: roles, TokenLogin: tokenLogin}); err != nil {
@@ -95,7 +95,7 @@ func (e *env) user(t *testing.T, name string, tokenLogin bool, roles ...string) 
 	return u
 }
 
-func (e *env) grant(t *testing.T, g acl.Grant) {
+func (e *env) grant(t testing.TB, g acl.Grant) {
 	t.Helper()
 	g.Action, g.Resource = legacy.Action, legacy.Resource
 	if _, err := e.acl.Grant(context.Background(), g); err != nil {
@@ -104,7 +104,7 @@ func (e *env) grant(t *testing.T, g acl.Grant) {
 }
 
 // allowedUser is a user with token login and a user grant.
-func (e *env) allowedUser(t *testing.T, name string) store.User {
+func (e *env) allowedUser(t testing.TB, name string) store.User {
 	t.Helper()
 	u := e.user(t, name, true)
 	e.grant(t, acl.Grant{User: name})

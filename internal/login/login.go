@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -63,14 +64,17 @@ func (s *Sources) Names() []string {
 }
 
 // Authenticate checks name and password with the source named kind ("":
-// the default). An unknown kind is a 400 naming auth-user-type.
+// the default). An unknown kind is a 400 naming auth-user-type and the
+// kinds there are (not the one sent).
 func (s *Sources) Authenticate(ctx context.Context, kind, name, password, addr string) (store.User, error) {
 	if kind == "" {
 		kind = s.def
 	}
 	a, ok := s.byName[kind]
 	if !ok {
-		return store.User{}, apierr.Field("auth-user-type", fmt.Errorf("unknown user type %q", truncate(kind)))
+		// The value is not echoed: a client that mixed up its headers may
+		// have sent its password here, and no shape tells a password.
+		return store.User{}, apierr.Field("auth-user-type", fmt.Errorf("unknown user type (this gateway knows %s)", strings.Join(s.Names(), ", ")))
 	}
 	return a.Authenticate(ctx, name, password, addr)
 }
@@ -82,13 +86,6 @@ type defaultSource struct{ s *Sources }
 
 func (d defaultSource) Authenticate(ctx context.Context, name, password, addr string) (store.User, error) {
 	return d.s.Authenticate(ctx, "", name, password, addr)
-}
-
-func truncate(s string) string {
-	if len(s) > 32 {
-		return s[:32] + "..."
-	}
-	return s
 }
 
 // BackendSource checks credentials against the legacy backend: a GET to

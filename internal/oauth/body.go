@@ -30,7 +30,7 @@ func formBody(body []byte) (map[string]string, error) {
 	out := map[string]string{}
 	for k, vs := range vals {
 		if len(vs) > 1 {
-			return nil, apierr.Field(k, errors.New("parameter is repeated"))
+			return nil, apierr.InputField(k, errors.New("parameter is repeated"))
 		}
 		out[k] = vs[0]
 	}
@@ -60,9 +60,9 @@ func multipartBody(body []byte, boundary string) (map[string]string, error) {
 		case name == "":
 			return nil, apierr.BadRequest("multipart/form-data part without a field name")
 		case part.FileName() != "":
-			return nil, apierr.Field(name, errors.New("must be a text field, not a file"))
+			return nil, apierr.InputField(name, errors.New("must be a text field, not a file"))
 		case hasKey(out, name):
-			return nil, apierr.Field(name, errors.New("parameter is repeated"))
+			return nil, apierr.InputField(name, errors.New("parameter is repeated"))
 		}
 		v, err := io.ReadAll(part)
 		if err != nil {

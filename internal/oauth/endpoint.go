@@ -142,7 +142,7 @@ func seedJSON(body []byte) (map[string]string, error) {
 		}
 		switch {
 		case !seedNames[key]:
-			return nil, apierr.Field(key, errors.New("unknown field"))
+			return nil, apierr.InputField(key, errors.New("unknown field"))
 		case hasKey(out, key):
 			return nil, apierr.Field(key, errors.New("parameter is repeated"))
 		}

@@ -32,7 +32,7 @@ type env struct {
 	auditDir string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	o := oauthtest.New(t)
 	st, clk, ctx := o.St, o.Clk, context.Background()

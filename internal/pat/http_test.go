@@ -18,7 +18,7 @@ const prefix = "/api-user/tokens"
 
 // newHandler serves the API the way the Caddy handler does: errors are
 // written by apierr with a Basic challenge.
-func newHandler(t *testing.T, e *env) http.Handler {
+func newHandler(t testing.TB, e *env) http.Handler {
 	t.Helper()
 	auth, err := users.NewAuthenticator(e.st, bruteforce.New(e.st, bruteforce.Limits{}), testCost)
 	if err != nil {

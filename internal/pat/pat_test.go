@@ -58,7 +58,7 @@ type env struct {
 	svc   *pat.Service
 }
 
-func newEnv(t *testing.T, limit int) *env {
+func newEnv(t testing.TB, limit int) *env {
 	t.Helper()
 	st, err := boltstore.Open(filepath.Join(t.TempDir(), "tg.db"), boltstore.Options{})
 	if err != nil {
@@ -80,7 +80,7 @@ func newEnv(t *testing.T, limit int) *env {
 	return e
 }
 
-func (e *env) create(t *testing.T, owner string, req pat.CreateRequest) pat.Created {
+func (e *env) create(t testing.TB, owner string, req pat.CreateRequest) pat.Created {
 	t.Helper()
 	c, err := e.svc.Create(context.Background(), owner, req)
 	if err != nil {

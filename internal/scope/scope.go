@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/tokengate/tokengate/internal/apierr"
 )
 
 // Limits on a token's scopes.
@@ -47,13 +49,13 @@ func check(s string) error {
 		return fmt.Errorf("scope must not be empty")
 	}
 	if len(s) > MaxLen {
-		return fmt.Errorf("scope %.20q... is longer than %d characters", s, MaxLen)
+		return fmt.Errorf("scope %s is longer than %d characters", apierr.Quote(s), MaxLen)
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		// RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 		if c < 0x21 || c == 0x22 || c == 0x5C || c > 0x7E {
-			return fmt.Errorf("scope %q contains a character that is not allowed", s)
+			return fmt.Errorf("scope %s contains a character that is not allowed", apierr.Quote(s))
 		}
 	}
 	return nil

@@ -252,3 +252,28 @@ func isJWTShape(s string) bool {
 	}
 	return dots == 2 && partLen > 0
 }
+
+// secretRun is the shortest run of base64url characters that LooksSecret
+// takes for a secret: every secret we hand out (a PAT, a client secret, a
+// legacy token, each part of a signed JWT) has one of at least 36, and
+// the names, scopes and addresses a request carries have none this long.
+const secretRun = 32
+
+// LooksSecret reports whether s could hold a secret: a run of at least
+// 32 characters from the base64url alphabet (A-Z a-z 0-9 - _). Errors
+// that quote a client's input check it first, so that a token pasted in
+// the wrong field is never echoed or logged.
+func LooksSecret(s string) bool {
+	run := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
+			if run++; run >= secretRun {
+				return true
+			}
+			continue
+		}
+		run = 0
+	}
+	return false
+}

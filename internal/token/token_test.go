@@ -105,19 +105,6 @@ func BenchmarkClassifyPAT(b *testing.B) {
 	}
 }
 
-func FuzzClassify(f *testing.F) {
-	pat, _ := NewPAT()
-	f.Add(pat)
-	f.Add("e444c69894d2087696e0a6c6914788f67ebcf6ee")
-	f.Add("a.b.c")
-	f.Fuzz(func(t *testing.T, s string) {
-		k := Classify(s)
-		if k == PAT && (len(s) != PATLen || !strings.HasPrefix(s, PATPrefix)) {
-			t.Fatalf("accepted %q as PAT", s)
-		}
-	})
-}
-
 func TestClientSecretsAndIDs(t *testing.T) {
 	s, err := NewClientSecret()
 	if err != nil || !IsClientSecret(s) || !strings.HasPrefix(s, "tgs_") {
@@ -136,5 +123,22 @@ func TestClientSecretsAndIDs(t *testing.T) {
 	id, err := NewClientID()
 	if err != nil || len(id) != 20 || !strings.HasPrefix(id, "tgc_") {
 		t.Fatalf("NewClientID = %q, %v", id, err)
+	}
+}
+
+func TestLooksSecret(t *testing.T) {
+	pat, _ := NewPAT()
+	cs, _ := NewClientSecret()
+	leg, _ := NewLegacy()
+	for _, s := range []string{pat, cs, leg, "x " + pat + " y", "eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCJ9.e30.sig", strings.Repeat("a", 32)} {
+		if !LooksSecret(s) {
+			t.Errorf("LooksSecret(%q) = false", s)
+		}
+	}
+	for _, s := range []string{"", "label", "allowed_ips", "repo:status", "2001:db8:85a3::8a2e:370:7334/64", "a.b.c",
+		strings.Repeat("a", 31), strings.Repeat("abcdefgh.", 20), "read write admin"} {
+		if LooksSecret(s) {
+			t.Errorf("LooksSecret(%q) = true", s)
+		}
 	}
 }

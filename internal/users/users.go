@@ -73,7 +73,7 @@ func normalizeRoles(roles []string) ([]string, error) {
 	for _, r := range roles {
 		r = strings.ToLower(strings.TrimSpace(r))
 		if r == "" || len(r) > 32 || strings.Trim(r, "abcdefghijklmnopqrstuvwxyz0123456789_-") != "" {
-			return nil, fmt.Errorf("role %q is not a valid role name", r)
+			return nil, fmt.Errorf("role %s is not a valid role name", apierr.Quote(r))
 		}
 		out = append(out, r)
 	}

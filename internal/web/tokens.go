@@ -134,7 +134,7 @@ func (u *UI) offeredScopes(asked []string) ([]string, error) {
 	}
 	for _, s := range scopes {
 		if !slices.Contains(u.opts.Scopes, s) {
-			return nil, apierr.Field("scopes", fmt.Errorf("%q is not offered on this site", s))
+			return nil, apierr.Field("scopes", fmt.Errorf("%s is not offered on this site", apierr.Quote(s)))
 		}
 	}
 	return scopes, nil
@@ -173,7 +173,10 @@ func expiresIn(choice, date, tz string, now time.Time) (*int64, error) {
 		}
 		until = now.AddDate(0, 0, days)
 	}
-	secs := int64(until.Sub(now).Round(time.Second) / time.Second)
+	// Whole seconds, rounded down (the token ends by the end of the day),
+	// and at least one: today, chosen in the last second of the day, is
+	// still a lifetime the token service takes (rounding gave 0 there).
+	secs := max(1, int64(until.Sub(now)/time.Second))
 	return &secs, nil
 }
 

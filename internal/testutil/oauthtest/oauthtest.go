@@ -60,7 +60,7 @@ type Env struct {
 
 // New returns an Env on a fresh store in a temporary directory, its node
 // copies subscribed to the store's events until the test ends.
-func New(t *testing.T) *Env {
+func New(t testing.TB) *Env {
 	t.Helper()
 	st, err := boltstore.Open(filepath.Join(t.TempDir(), "tg.db"), boltstore.Options{})
 	if err != nil {
@@ -87,7 +87,7 @@ func New(t *testing.T) *Env {
 
 // NewClient creates a client; by default named "ci" with scopes read and
 // write.
-func (e *Env) NewClient(t *testing.T, req oauthclient.NewClient) oauthclient.CreatedClient {
+func (e *Env) NewClient(t testing.TB, req oauthclient.NewClient) oauthclient.CreatedClient {
 	t.Helper()
 	if req.Name == "" {
 		req.Name = "ci"
@@ -103,7 +103,7 @@ func (e *Env) NewClient(t *testing.T, req oauthclient.NewClient) oauthclient.Cre
 }
 
 // Stored reads a client as stored.
-func (e *Env) Stored(t *testing.T, id string) store.Client {
+func (e *Env) Stored(t testing.TB, id string) store.Client {
 	t.Helper()
 	c, err := e.St.GetClient(context.Background(), id)
 	if err != nil {
@@ -113,7 +113,7 @@ func (e *Env) Stored(t *testing.T, id string) store.Client {
 }
 
 // Issue issues an access token to the client with id.
-func (e *Env) Issue(t *testing.T, id string, scopes ...string) accesstoken.Issued {
+func (e *Env) Issue(t testing.TB, id string, scopes ...string) accesstoken.Issued {
 	t.Helper()
 	is, err := e.Tokens.Issue(context.Background(), e.Stored(t, id), scopes)
 	if err != nil {
