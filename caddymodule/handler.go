@@ -334,7 +334,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.ui != nil {
 		// The pages share this site's origin with the upstream: its
 		// answers must not set (toss) a session cookie.
-		w = &sessionCookieGuard{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+		w = &sessionCookieGuard{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}} // one allocation
 	}
 	return next.ServeHTTP(w, r)
 }
@@ -343,7 +343,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // the upstream's answer before its header is written, by whichever path
 // (WriteHeader, Write, ReadFrom) the header goes out.
 type sessionCookieGuard struct {
-	*caddyhttp.ResponseWriterWrapper
+	caddyhttp.ResponseWriterWrapper
 	wrote bool
 }
 

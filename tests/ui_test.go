@@ -12,31 +12,16 @@ import (
 // uiSite turns the pages on at /account.
 const uiSite = "ui /account {\n\t\t\tscopes read write\n\t\t}"
 
-// pageClient signs in through the form, as a browser would, without
-// following redirects, and returns the session cookie.
+// pageSignIn signs in through the form, as a browser would, without
+// following redirects, and returns the session cookie; anything but a
+// redirect with a cookie fails the test.
 func pageSignIn(t *testing.T, g *gateway, name, password string) *http.Cookie {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, g.base+"/account/signin", strings.NewReader(url.Values{"name": {name}, "password": {password}}.Encode()))
-	if err != nil {
-		t.Fatal(err)
+	c, status := pageSignInStatus(t, g, name, password)
+	if status != http.StatusSeeOther || c == nil {
+		t.Fatalf("sign-in: %d, cookie %v", status, c != nil)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", g.base)
-	resp, err := noRedirects.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("sign-in: %d", resp.StatusCode)
-	}
-	for _, c := range resp.Cookies() {
-		if strings.HasSuffix(c.Name, "tokengate-session") {
-			return c
-		}
-	}
-	t.Fatal("sign-in set no session cookie")
-	return nil
+	return c
 }
 
 var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

@@ -17,9 +17,13 @@ import (
 //	ARGV[1] expected value, "" for "absent"
 //	ARGV[2] new value, "" to delete the key
 //	ARGV[3] channel to publish ARGV[4] on after a change, "" for none
+//	ARGV[5] expiry of the new value, Unix milliseconds (PEXPIREAT); ""
+//	        or absent for none (the session index expires, token indexes
+//	        do not)
 //
 // It returns {1, old value} after a change and {0, current value} when
-// the key did not hold the expected value ("" stands for absent).
+// the key did not hold the expected value ("" stands for absent). SET and
+// PEXPIREAT rather than SET's PXAT, which needs Redis 6.2.
 var casIndexScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1]) or ''
 if cur ~= ARGV[1] then return {0, cur} end
@@ -27,6 +31,7 @@ if ARGV[2] == '' then
   redis.call('DEL', KEYS[1])
 else
   redis.call('SET', KEYS[1], ARGV[2])
+  if ARGV[5] and ARGV[5] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[5]) end
 end
 if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 return {1, cur}

@@ -27,29 +27,6 @@ import (
 // expired; GetSession, TouchSession and DeleteSession compare ExpiresAt
 // with the store's clock, so an expired field is never returned.
 
-// sessionIndexScript changes a session index key only if it holds what
-// the caller expects.
-//
-//	KEYS[1] session index key
-//	ARGV[1] expected value, "" for "absent"
-//	ARGV[2] new value (a user name), "" to delete the key
-//	ARGV[3] expiry of the new value, Unix milliseconds (PEXPIREAT)
-//
-// It returns {1, old value} after a change and {0, current value} when
-// the key did not hold the expected value. SET and PEXPIREAT rather than
-// SET's PXAT, which needs Redis 6.2.
-var sessionIndexScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1]) or ''
-if cur ~= ARGV[1] then return {0, cur} end
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('SET', KEYS[1], ARGV[2])
-  redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-end
-return {1, cur}
-`)
-
 // getSessionScript reads a session's index and then its field in the
 // user's hash in one round trip.
 //
@@ -73,8 +50,8 @@ func live(s store.Session, now time.Time) bool { return now.Before(s.ExpiresAt) 
 // until) if it holds expected ("" for absent; next "" deletes it). It
 // reports whether it changed and the value it found.
 func (s *Store) casSessionIndex(ctx context.Context, id store.TokenHash, expected, next string, until time.Time) (bool, string, error) {
-	reply, err := sessionIndexScript.Run(ctx, s.client, []string{s.keys.sessionIndex(id)},
-		expected, next, until.UnixMilli()).Slice()
+	reply, err := casIndexScript.Run(ctx, s.client, []string{s.keys.sessionIndex(id)},
+		expected, next, "", "", until.UnixMilli()).Slice()
 	if err != nil {
 		return false, "", err
 	}
@@ -373,9 +350,9 @@ func (s *Store) DeleteUserSessions(ctx context.Context, user string) (int, error
 	if len(ids) > 0 {
 		calls := make([]scriptCall, len(ids))
 		for i, id := range ids {
-			calls[i] = scriptCall{keys: []string{s.keys.sessionIndex(id)}, args: []any{user, "", int64(0)}}
+			calls[i] = scriptCall{keys: []string{s.keys.sessionIndex(id)}, args: []any{user, "", "", "", ""}}
 		}
-		if _, err := s.runScripts(ctx, sessionIndexScript, calls); err != nil {
+		if _, err := s.runScripts(ctx, casIndexScript, calls); err != nil {
 			return n, opErr(err, "delete sessions of %q: the sessions have ended, but removing their index failed", user)
 		}
 	}
