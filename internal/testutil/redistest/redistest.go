@@ -40,12 +40,33 @@ const (
 // Server is a redis-server child process on 127.0.0.1. Its methods are safe
 // for concurrent use.
 type Server struct {
-	port    int
-	dir     string // working directory, holds the server log and cluster state
-	cluster bool
+	port int
+	dir  string // working directory, holds the server log and cluster state
+	opts options
 
 	mu   sync.Mutex
 	proc *process // nil while stopped
+}
+
+// options say how a Server's process is started. The zero value is a
+// standalone redis-server that persists nothing.
+type options struct {
+	// cluster enables cluster mode (the node keeps its cluster config in
+	// nodes-PORT.conf in its directory).
+	cluster bool
+	// claimSlots makes a cluster node serve all 16384 slots on its own
+	// (StartCluster); without it the caller forms the cluster.
+	claimSlots bool
+	// args are more command-line options, appended after the defaults
+	// (a later option wins), e.g. "--replicaof", "127.0.0.1", "6380".
+	args []string
+	// conf, when set, is written to a config file in the server's
+	// directory that the process is started with (redis-sentinel needs
+	// one it can rewrite).
+	conf string
+	// sentinel starts the process in Sentinel mode (redis-server
+	// --sentinel); conf must then be set.
+	sentinel bool
 }
 
 // process is one run of redis-server.
@@ -59,7 +80,7 @@ type process struct {
 // started.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	return startTB(tb, false)
+	return startTB(tb, options{})
 }
 
 // StartCluster is Start for a Redis Cluster of one node that serves all
@@ -68,14 +89,14 @@ func Start(tb testing.TB) *Server {
 // across slots).
 func StartCluster(tb testing.TB) *Server {
 	tb.Helper()
-	return startTB(tb, true)
+	return startTB(tb, options{cluster: true, claimSlots: true})
 }
 
 // startTB starts a server in tb's temporary directory and stops it when tb
 // ends.
-func startTB(tb testing.TB, cluster bool) *Server {
+func startTB(tb testing.TB, o options) *Server {
 	tb.Helper()
-	s, err := start(tb.TempDir(), cluster)
+	s, err := start(tb.TempDir(), o)
 	if err != nil {
 		tb.Fatalf("redistest: %v", err)
 	}
@@ -86,19 +107,21 @@ func startTB(tb testing.TB, cluster bool) *Server {
 // StartMain is Start for TestMain, where there is no testing.TB: it returns
 // the server and a function that stops it and removes its directory, to be
 // called before os.Exit.
-func StartMain() (*Server, func(), error) { return startMain(false) }
+func StartMain() (*Server, func(), error) { return startMain(options{}) }
 
 // StartClusterMain is StartCluster for TestMain; see StartMain.
-func StartClusterMain() (*Server, func(), error) { return startMain(true) }
+func StartClusterMain() (*Server, func(), error) {
+	return startMain(options{cluster: true, claimSlots: true})
+}
 
 // startMain starts a server in a directory of its own, which the returned
 // stop function removes.
-func startMain(cluster bool) (*Server, func(), error) {
+func startMain(o options) (*Server, func(), error) {
 	dir, err := os.MkdirTemp("", "redistest-")
 	if err != nil {
 		return nil, nil, fmt.Errorf("redistest: %w", err)
 	}
-	s, err := start(dir, cluster)
+	s, err := start(dir, o)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, nil, fmt.Errorf("redistest: %w", err)
@@ -112,7 +135,7 @@ func startMain(cluster bool) (*Server, func(), error) {
 
 // start picks a free port and runs the server in dir, trying another port
 // when the picked one was taken before the server could bind it.
-func start(dir string, cluster bool) (*Server, error) {
+func start(dir string, o options) (*Server, error) {
 	if _, err := exec.LookPath(binary); err != nil {
 		return nil, fmt.Errorf("%s not found on PATH (install the redis-server package): %w", binary, err)
 	}
@@ -122,7 +145,7 @@ func start(dir string, cluster bool) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &Server{port: port, dir: dir, cluster: cluster}
+		s := &Server{port: port, dir: dir, opts: o}
 		if lastErr = s.run(); lastErr == nil {
 			return s, nil
 		}
@@ -151,20 +174,32 @@ func (s *Server) run() error {
 	}
 	defer logFile.Close() // the child keeps its own descriptor
 
-	args := []string{
+	var args []string
+	if s.opts.conf != "" {
+		confPath := filepath.Join(s.dir, fmt.Sprintf("redis-%d.conf", s.port))
+		if err := os.WriteFile(confPath, []byte(s.opts.conf), 0o600); err != nil {
+			return err
+		}
+		args = append(args, confPath)
+		if s.opts.sentinel {
+			args = append(args, "--sentinel")
+		}
+	}
+	args = append(args,
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--daemonize", "no",
 		"--dir", s.dir,
-	}
-	if s.cluster {
+	)
+	if s.opts.cluster {
 		args = append(args,
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", fmt.Sprintf("nodes-%d.conf", s.port),
 		)
 	}
+	args = append(args, s.opts.args...)
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = s.dir
 	cmd.Stdout = logFile
@@ -180,7 +215,7 @@ func (s *Server) run() error {
 	}()
 
 	err = s.waitReady(p)
-	if err == nil && s.cluster {
+	if err == nil && s.opts.claimSlots {
 		err = s.claimSlots()
 	}
 	if err != nil {
@@ -268,7 +303,7 @@ func (s *Server) Addr() string {
 // URL returns a redis:// URL for database 0 of the server, or for a
 // cluster (StartCluster) a redis-cluster:// URL.
 func (s *Server) URL() string {
-	if s.cluster {
+	if s.opts.cluster {
 		return "redis-cluster://" + s.Addr()
 	}
 	return "redis://" + s.Addr() + "/0"
