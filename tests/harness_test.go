@@ -65,10 +65,23 @@ const (
 )
 
 // forEachStore runs fn once per store backend: the embedded store, then a
-// standalone redis-server (flushed first). Sentinel and Cluster addressing
-// is covered by the redisstore package's own tests.
+// standalone redis-server (flushed first).
 func forEachStore(t *testing.T, fn func(t *testing.T, kind storeKind)) {
 	for _, kind := range []storeKind{embedded, redisKV} {
+		t.Run(string(kind), func(t *testing.T) { fn(t, kind) })
+	}
+}
+
+// topologies are the deployments forEachTopology runs a flow on: every
+// store backend and every Redis topology the gateway supports. Each Redis
+// topology is started (once, for all the tests that use it) by the first
+// test that asks for it and stopped when the tests end.
+var topologies = []storeKind{embedded, redisKV}
+
+// forEachTopology is forEachStore over topologies, for the flows that must
+// hold on every deployment a user may run.
+func forEachTopology(t *testing.T, fn func(t *testing.T, kind storeKind)) {
+	for _, kind := range topologies {
 		t.Run(string(kind), func(t *testing.T) { fn(t, kind) })
 	}
 }
