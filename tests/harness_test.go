@@ -53,7 +53,32 @@ func run(m *testing.M) int {
 	}
 	defer stop()
 	redis = srv
+	defer runAtExit()
 	return m.Run()
+}
+
+var (
+	atExitMu sync.Mutex
+	atExits  []func()
+)
+
+// atExit registers fn to run when all the tests have ended (latest first),
+// e.g. to stop a Redis topology that the first test needing it started.
+func atExit(fn func()) {
+	atExitMu.Lock()
+	defer atExitMu.Unlock()
+	atExits = append(atExits, fn)
+}
+
+// runAtExit runs the functions atExit registered.
+func runAtExit() {
+	atExitMu.Lock()
+	fns := atExits
+	atExits = nil
+	atExitMu.Unlock()
+	for i := len(fns) - 1; i >= 0; i-- {
+		fns[i]()
+	}
 }
 
 // storeKind names a store variant every end-to-end test runs on.
