@@ -318,18 +318,19 @@ func (s *Store) session(ctx context.Context, onUp func()) error {
 	defer stop()
 
 	heard := time.Now() // the session's start, then the latest message
+	var unanswered time.Time // the first ping acknowledged after heard
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, s.pingInterval())
 		if err != nil {
 			if !isTimeout(err) {
 				return err
 			}
-			if err := s.silence(heard); err != nil {
+			if err := s.silence(heard, &unanswered); err != nil {
 				return err
 			}
 			continue
 		}
-		heard = time.Now()
+		heard, unanswered = time.Now(), time.Time{}
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" && m.Channel == s.channel {
@@ -344,16 +345,19 @@ func (s *Store) session(ctx context.Context, onUp func()) error {
 // silence returns an error when nothing was heard since heard although a
 // ping of this Store, published after that, was acknowledged by Redis
 // SilentIntervals ping intervals ago or more: the channel works (Redis
-// took the ping) but the subscription does not deliver. While no ping
-// gets through (Redis is down or frozen for everyone) a quiet
-// subscription is not blamed: nothing can be published that it misses.
-func (s *Store) silence(heard time.Time) error {
-	acked := time.Unix(0, s.pingAcked.Load())
-	if !acked.After(heard) {
+// took the ping) but the subscription does not deliver. unanswered keeps
+// the first such ping between calls. While no ping gets through (Redis is
+// down or frozen for everyone) a quiet subscription is not blamed:
+// nothing can be published that it misses.
+func (s *Store) silence(heard time.Time, unanswered *time.Time) error {
+	if unanswered.IsZero() {
+		if acked := time.Unix(0, s.pingAcked.Load()); acked.After(heard) {
+			*unanswered = acked
+		}
 		return nil
 	}
 	every := s.pingInterval()
-	if quiet := time.Since(acked); quiet < SilentIntervals*every {
+	if time.Since(*unanswered) < SilentIntervals*every {
 		return nil
 	}
 	return fmt.Errorf("redisstore: no message on the subscription for %v, not even this node's own ping (published every %v)",

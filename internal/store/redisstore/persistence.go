@@ -53,7 +53,10 @@ func (s *Store) Persistence(ctx context.Context) []Persistence {
 	}
 	addr := ""
 	if c, ok := s.client.(*redis.Client); ok {
-		addr = c.Options().Addr // a Sentinel client names the Sentinel service here
+		addr = c.Options().Addr
+		if addr == "FailoverClient" { // go-redis's name for a Sentinel-managed client
+			addr = "the primary named by Sentinel"
+		}
 	}
 	return []Persistence{persistenceOf(ctx, s.client, addr)}
 }
