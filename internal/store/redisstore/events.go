@@ -317,7 +317,7 @@ func (s *Store) session(ctx context.Context, onUp func()) error {
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
 	defer stop()
 
-	heard := time.Now() // the session's start, then the latest message
+	heard := time.Now()      // the session's start, then the latest message
 	var unanswered time.Time // the first ping acknowledged after heard
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, s.pingInterval())
