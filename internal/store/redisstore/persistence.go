@@ -102,11 +102,13 @@ func firstErr(errs ...error) error {
 // when it keeps only snapshots (a restart undoes the revocations made
 // since the last one), and an
 // Info line when it could not be checked (CONFIG refused and AOF off, or
-// nothing answered). It never fails.
+// nothing answered), and what it found per primary at Debug. It never
+// fails.
 func (s *Store) CheckPersistence(ctx context.Context) {
 	var volatile, snapshots, unknown []string
 	var errs []error
-	for _, p := range s.Persistence(ctx) {
+	found := s.Persistence(ctx)
+	for _, p := range found {
 		switch {
 		case p.Volatile():
 			volatile = append(volatile, p.Addr)
@@ -133,5 +135,9 @@ func (s *Store) CheckPersistence(ctx context.Context) {
 		s.logger.Info("could not check whether Redis keeps its data on disk (CONFIG GET refused or renamed, "+
 			"and AOF is off or unknown); make sure the server persists (appendonly yes) or a restart forgets every token and revocation",
 			zap.Strings("primaries", unknown), zap.Errors("errors", errs))
+	}
+	for _, p := range found {
+		s.logger.Debug("checked what Redis keeps on disk", zap.String("primary", p.Addr),
+			zap.Bool("aof", p.AOF), zap.Bool("rdb", p.RDB), zap.Bool("rdb_unknown", p.RDBUnknown), zap.Error(p.Err))
 	}
 }

@@ -1,11 +1,8 @@
 package redisstore
 
 import (
-	"bytes"
 	"fmt"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +11,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tokengate/tokengate/internal/store"
+	"github.com/tokengate/tokengate/internal/testutil/pubsubproxy"
 	"github.com/tokengate/tokengate/internal/testutil/redistest"
 )
 
@@ -37,9 +35,9 @@ func TestSilentSubscriptionIsRestored(t *testing.T) {
 	// slack for a loaded machine. Far below any cache_ttl.
 	bound := (SilentIntervals+3)*every + 3*time.Second
 
-	proxy := startFreezer(t, shared.Addr())
+	proxy := pubsubproxy.Start(t, shared.Addr())
 	core, logs := observer.New(zapcore.DebugLevel)
-	a := openURL(t, "redis://"+proxy.addr(), Options{PingInterval: every, Logger: zap.New(core)})
+	a := openURL(t, "redis://"+proxy.Addr(), Options{PingInterval: every, Logger: zap.New(core)})
 	b := open(t, shared, Options{Prefix: a.keys.prefix})
 	onA := subscribe(t, a)
 	ctx := t.Context()
@@ -60,7 +58,7 @@ func TestSilentSubscriptionIsRestored(t *testing.T) {
 	onA.waitFor(t, store.Event{Kind: store.EventToken, Hash: tok.Hash})
 	onA.reset()
 
-	if n := proxy.freezeSubscribers(); n != 1 {
+	if n := proxy.FreezeSubscribers(); n != 1 {
 		t.Fatalf("froze %d subscriber connections, want 1", n)
 	}
 	frozenAt := time.Now()
@@ -147,116 +145,6 @@ func waitWithin(t *testing.T, bound time.Duration, what string, cond func() bool
 	}
 }
 
-// freezer is a TCP proxy to Redis that can stop forwarding, in both
-// directions and without closing anything, on the subscriber connections
-// (those that sent SUBSCRIBE) open at the time: pub/sub is silently down
-// for them, while the data connections and any new connection work.
-type freezer struct {
-	l      net.Listener
-	target string
-
-	mu    sync.Mutex
-	cond  *sync.Cond
-	conns []*proxied
-}
-
-// proxied is one client connection through the freezer.
-type proxied struct {
-	subscriber bool
-	frozen     bool
-}
-
-// startFreezer listens on a loopback port and forwards to target until t
-// ends.
-func startFreezer(t *testing.T, target string) *freezer {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &freezer{l: l, target: target}
-	f.cond = sync.NewCond(&f.mu)
-	t.Cleanup(func() {
-		_ = l.Close()
-		f.mu.Lock()
-		for _, c := range f.conns {
-			c.frozen = false
-		}
-		f.mu.Unlock()
-		f.cond.Broadcast()
-	})
-	go f.serve()
-	return f
-}
-
-func (f *freezer) addr() string { return f.l.Addr().String() }
-
-// freezeSubscribers freezes the subscriber connections open now and
-// returns how many.
-func (f *freezer) freezeSubscribers() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, c := range f.conns {
-		if c.subscriber && !c.frozen {
-			c.frozen = true
-			n++
-		}
-	}
-	return n
-}
-
-func (f *freezer) serve() {
-	for {
-		c, err := f.l.Accept()
-		if err != nil {
-			return
-		}
-		go f.pipe(c)
-	}
-}
-
-func (f *freezer) pipe(client net.Conn) {
-	server, err := net.Dial("tcp", f.target)
-	if err != nil {
-		_ = client.Close()
-		return
-	}
-	p := &proxied{}
-	f.mu.Lock()
-	f.conns = append(f.conns, p)
-	f.mu.Unlock()
-	go f.copy(server, client, p, true)
-	f.copy(client, server, p, false)
-}
-
-// copy forwards from src to dst, waiting while p is frozen; fromClient
-// marks p as a subscriber when it sees SUBSCRIBE.
-func (f *freezer) copy(dst, src net.Conn, p *proxied, fromClient bool) {
-	defer dst.Close()
-	defer src.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			f.mu.Lock()
-			if fromClient && bytes.Contains(bytes.ToLower(buf[:n]), []byte("subscribe")) {
-				p.subscriber = true
-			}
-			for p.frozen {
-				f.cond.Wait()
-			}
-			f.mu.Unlock()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
 // CheckPersistence warns once about a Redis that keeps nothing on disk
 // (redistest's default: --save "" --appendonly no), on a single server
 // and on each primary of a cluster, and says nothing with AOF on.
@@ -265,7 +153,7 @@ func TestCheckPersistence(t *testing.T) {
 		"Single": shared, "Cluster": sharedCluster, "AOF": redistest.StartArgs(t, "--appendonly", "yes"),
 	} {
 		t.Run(name, func(t *testing.T) {
-			core, logs := observer.New(zapcore.DebugLevel)
+			core, logs := observer.New(zapcore.InfoLevel)
 			s := openURL(t, srv.URL(), Options{Logger: zap.New(core)})
 			s.CheckPersistence(t.Context())
 			warned := logs.FilterMessageSnippet("Redis keeps nothing on disk").All()
