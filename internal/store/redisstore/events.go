@@ -351,8 +351,10 @@ func (s *Store) session(ctx context.Context, onUp func()) error {
 // nothing can be published that it misses.
 func (s *Store) silence(heard time.Time, unanswered *time.Time) error {
 	if unanswered.IsZero() {
-		if acked := time.Unix(0, s.pingAcked.Load()); acked.After(heard) {
-			*unanswered = acked
+		if n := s.pingAcked.Load(); n != 0 {
+			if acked := s.born.Add(time.Duration(n)); acked.After(heard) {
+				*unanswered = acked
+			}
 		}
 		return nil
 	}
@@ -383,7 +385,7 @@ func (s *Store) pinger() {
 		err := s.client.Publish(pctx, s.channel, msg).Err()
 		cancel()
 		if err == nil {
-			s.pingAcked.Store(sent.UnixNano())
+			s.pingAcked.Store(int64(sent.Sub(s.born)))
 		}
 	}
 }

@@ -130,8 +130,10 @@ type Store struct {
 	logger  *zap.Logger
 	// pingEvery is Options.PingInterval in nanoseconds (SetPingInterval
 	// changes it); pingAcked is when the latest ping that Redis
-	// acknowledged was sent (Unix nanoseconds, 0: none yet).
+	// acknowledged was sent, in nanoseconds since born (0: none yet), so
+	// that the monotonic clock measures the silence.
 	pingEvery, pingAcked atomic.Int64
+	born                 time.Time
 	// node identifies this Store in published events, so that it can
 	// ignore its own: its subscribers got them when the write returned.
 	node       string
@@ -164,6 +166,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		cluster:    opts.Cluster,
 		now:        opts.Now,
 		logger:     opts.Logger,
+		born:       time.Now(),
 		node:       newNodeID(),
 		lookupArgs: lookupArgs(k),
 	}
