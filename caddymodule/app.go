@@ -54,6 +54,16 @@ type App struct {
 	// message. Default: 30s.
 	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
 
+	// InvalidationPing is how often each node publishes a ping of its own
+	// on the Redis invalidation channel. A subscription that hears nothing
+	// (not even that ping) for two intervals after a ping went out is
+	// taken as broken: it is made again on a new connection, the cache is
+	// emptied, and both are logged. So a change made on another node while
+	// the subscription was silently broken is seen here within about four
+	// intervals rather than cache_ttl. The embedded store ignores it.
+	// Default: 2s.
+	InvalidationPing caddy.Duration `json:"invalidation_ping,omitempty"`
+
 	// CacheSize bounds the number of cached decisions. Default: 100000.
 	CacheSize int `json:"cache_size,omitempty"`
 
@@ -365,6 +375,7 @@ func (a *App) setDefaults() {
 // wire builds the services on the shared state.
 func (a *App) wire() error {
 	a.state.cache.SetLimits(a.CacheSize, time.Duration(a.CacheTTL))
+	a.state.setPingInterval(time.Duration(a.InvalidationPing))
 	// Shared across reloads like the cache: the newest config's settings.
 	a.state.store.Breaker().Configure(a.breaker)
 	a.users = users.NewService(a.state.store, a.BcryptCost, nil)
@@ -437,6 +448,8 @@ func (a App) Validate() error {
 	switch {
 	case a.CacheTTL < 0:
 		return fmt.Errorf("cache_ttl must not be negative")
+	case a.InvalidationPing < 0:
+		return fmt.Errorf("invalidation_ping must not be negative")
 	case a.CacheSize < 0:
 		return fmt.Errorf("cache_size must not be negative")
 	case a.MaxTokensPerUser < -1:

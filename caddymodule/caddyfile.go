@@ -41,6 +41,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //	tokengate {
 //		store <file path | redis URL>
 //		cache_ttl <duration>
+//		invalidation_ping <duration>
 //		cache_size <entries>
 //		max_tokens_per_user <n | -1>
 //		last_access_flush <duration>
@@ -79,6 +80,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.Store, err = oneArg(d)
 		case "cache_ttl":
 			a.CacheTTL, err = durationArg(d)
+		case "invalidation_ping":
+			a.InvalidationPing, err = durationArg(d)
 		case "cache_size":
 			a.CacheSize, err = intArg(d, 1)
 		case "max_tokens_per_user":

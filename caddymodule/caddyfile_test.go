@@ -43,6 +43,7 @@ func TestAppCaddyfileErrors(t *testing.T) {
 		{"bad duration", "tokengate {\n cache_ttl soon\n}", `cache_ttl: invalid duration "soon"`},
 		{"negative duration", "tokengate {\n cache_ttl -1s\n}", "invalid duration"},
 		{"bad size", "tokengate {\n cache_size 0\n}", "cache_size"},
+		{"zero ping", "tokengate {\n invalidation_ping 0\n}", `invalidation_ping: invalid duration "0"`},
 		{"zero tokens", "tokengate {\n max_tokens_per_user 0\n}", "max_tokens_per_user"},
 		{"zero legacy tokens", "tokengate {\n max_legacy_tokens_per_user 0\n}", "max_legacy_tokens_per_user must be"},
 		{"bcrypt low", "tokengate {\n bcrypt_cost 3\n}", "bcrypt_cost"},

@@ -54,6 +54,8 @@ type sharedState struct {
 
 	mu      sync.Mutex
 	started bool
+	// ping is the newest config's invalidation_ping (0: the default).
+	ping time.Duration
 }
 
 // newSharedState builds the state on a store that is not open yet. The
@@ -84,7 +86,7 @@ func (s *sharedState) start(flushEvery time.Duration, logger *zap.Logger) error 
 	if s.started {
 		return nil
 	}
-	if err := backend.Connect(s.ctx, s.store, s.loc, logger, &s.wg); err != nil {
+	if err := backend.Connect(s.ctx, s.store, s.loc.WithPingInterval(s.ping), logger, &s.wg); err != nil {
 		return err
 	}
 	s.started = true
@@ -98,6 +100,22 @@ func (s *sharedState) start(flushEvery time.Duration, logger *zap.Logger) error 
 		s.store.Probe(s.ctx) // the circuit breaker's probe
 	}()
 	return nil
+}
+
+// pingSetter is a store whose subscription pings itself (Redis).
+type pingSetter interface {
+	SetPingInterval(time.Duration)
+}
+
+// setPingInterval applies a config's invalidation_ping: to the store when
+// it is open (a reload), else when start opens it.
+func (s *sharedState) setPingInterval(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ping = d
+	if ps, ok := s.store.Backend().(pingSetter); ok {
+		ps.SetPingInterval(d)
+	}
 }
 
 // Destruct stops the background work (flushing pending last-use records)

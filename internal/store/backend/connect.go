@@ -24,15 +24,19 @@ const (
 // server answers: if it does not, Connect logs one error, returns nil and
 // keeps trying in the background (wg counts that goroutine), pausing
 // longer after each failure, until it succeeds, and then logs once that
-// the store is back; or until ctx ends. Meanwhile d answers
+// the store is back; or until ctx ends. Once a Redis store is attached,
+// a Warn line says so if Redis keeps nothing on disk (see
+// redisstore.Store.CheckPersistence). logger also gets the Redis
+// subscription's outages. Meanwhile d answers
 // store.ErrUnavailable, which callers turn into 503.
 func Connect(ctx context.Context, d *store.Deferred, loc Location, logger *zap.Logger, wg *sync.WaitGroup) error {
-	st, err := loc.open()
+	st, err := loc.open(logger)
 	if err != nil {
 		return err
 	}
 	err = d.Attach(st)
 	if err == nil {
+		checkPersistence(ctx, st, wg)
 		return nil
 	}
 	if !loc.IsRedis() {
@@ -45,7 +49,7 @@ func Connect(ctx context.Context, d *store.Deferred, loc Location, logger *zap.L
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		retry(ctx, d, st, loc, err, logger)
+		retry(ctx, d, st, loc, err, logger, wg)
 	}()
 	return nil
 }
@@ -55,7 +59,7 @@ func Connect(ctx context.Context, d *store.Deferred, loc Location, logger *zap.L
 // already logged: a different error is logged again (a Redis that answers
 // but refuses, a wrong password say, is not a passing outage), the same
 // one is only counted.
-func retry(ctx context.Context, d *store.Deferred, st store.Store, loc Location, last error, logger *zap.Logger) {
+func retry(ctx context.Context, d *store.Deferred, st store.Store, loc Location, last error, logger *zap.Logger, wg *sync.WaitGroup) {
 	pause := minRetry
 	attempts := 1
 	for {
@@ -69,6 +73,7 @@ func retry(ctx context.Context, d *store.Deferred, st store.Store, loc Location,
 		err := d.Attach(st)
 		if err == nil {
 			logger.Info("store reachable again; serving", zap.String("store", loc.String()), zap.Int("attempts", attempts))
+			checkPersistence(ctx, st, wg)
 			return
 		}
 		if err.Error() != last.Error() {
@@ -78,6 +83,31 @@ func retry(ctx context.Context, d *store.Deferred, st store.Store, loc Location,
 		}
 		pause = min(2*pause, maxRetry)
 	}
+}
+
+// persistenceChecker is a backend that can tell whether it keeps its
+// data on disk (Redis: see redisstore.Store.CheckPersistence).
+type persistenceChecker interface {
+	CheckPersistence(ctx context.Context)
+}
+
+// persistenceTimeout bounds the start-up check of what Redis keeps on disk.
+const persistenceTimeout = 10 * time.Second
+
+// checkPersistence logs in the background (wg counts it) whether a just
+// attached Redis keeps nothing on disk; the embedded store always does.
+func checkPersistence(ctx context.Context, st store.Store, wg *sync.WaitGroup) {
+	pc, ok := st.(persistenceChecker)
+	if !ok {
+		return
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		cctx, cancel := context.WithTimeout(ctx, persistenceTimeout)
+		defer cancel()
+		pc.CheckPersistence(cctx)
+	}()
 }
 
 // closeStore closes a store that was never attached, logging a failure.

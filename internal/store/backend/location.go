@@ -12,6 +12,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/store/boltstore"
@@ -23,6 +26,16 @@ import (
 type Location struct {
 	redisURL string // set for Redis
 	path     string // set for the embedded store
+	// ping is redisstore.Options.PingInterval (0: its default).
+	ping time.Duration
+}
+
+// WithPingInterval returns l with the interval at which a Redis store
+// pings its own subscription (redisstore.Options.PingInterval; 0: the
+// default). It does not change PoolKey; the embedded store ignores it.
+func (l Location) WithPingInterval(d time.Duration) Location {
+	l.ping = d
+	return l
 }
 
 // schemeLike matches a leading URL scheme, with whatever follows it.
@@ -176,10 +189,11 @@ func (l Location) PoolKey() string {
 }
 
 // open opens the backend. For Redis nothing is contacted yet (the first
-// call does); the embedded store creates and locks its file.
-func (l Location) open() (store.Store, error) {
+// call does), and logger gets its subscription's outages; the embedded
+// store creates and locks its file.
+func (l Location) open(logger *zap.Logger) (store.Store, error) {
 	if l.redisURL != "" {
-		return redisstore.Open(l.redisURL, redisstore.Options{})
+		return redisstore.Open(l.redisURL, redisstore.Options{Logger: logger, PingInterval: l.ping})
 	}
 	return boltstore.Open(l.path, boltstore.Options{})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/internal/store"
 )
@@ -32,6 +34,7 @@ func deniedEvent(jti string, until time.Time) store.Event {
 //	c:ID            EventClient
 //	k:NAME          EventDocument
 //	d:MICROS JTI    EventDenied, Until in Unix microseconds (see denyScript)
+//	p:              no event: the sender's liveness ping (see pinger)
 //
 // The name, client ID, document name or jti is last, so it may contain spaces.
 const (
@@ -40,6 +43,7 @@ const (
 	clientTag   = "c:"
 	documentTag = "k:"
 	deniedTag   = "d:"
+	pingTag     = "p:"
 )
 
 // encodeEvent returns the pub/sub message for ev.
@@ -85,6 +89,8 @@ func decodeEvent(msg string) (node string, ev store.Event, ok bool) {
 		n, err := hex.Decode(ev.Hash[:], []byte(rest))
 		ev.Kind = store.EventToken
 		return node, ev, err == nil && n == len(ev.Hash)
+	case pingTag: // a sign of life, never an event for subscribers
+		return node, ev, false
 	}
 	return node, ev, false
 }
@@ -165,8 +171,9 @@ func (s *Store) Subscribe(ctx context.Context, fn func(store.Event)) error {
 	}
 	remove := s.subs.add(ctx, fn)
 	s.listener.start.Do(func() {
-		s.wg.Add(1)
+		s.wg.Add(2)
 		go s.listen()
+		go s.pinger()
 	})
 	if err := s.listener.wait(ctx, s.life); err != nil {
 		remove()
@@ -181,10 +188,23 @@ const (
 	maxBackoff = 2 * time.Second
 )
 
-// healthInterval is how long the listener waits for a message before it
-// pings the server; no answer to the ping within another interval means
-// that the connection is dead even if TCP has not noticed.
-var healthInterval = 30 * time.Second
+// SilentIntervals: a subscription that has received no message at all for
+// this many ping intervals since a ping of this Store was acknowledged by
+// Redis is broken, though its connection looks open (a frozen server, a
+// proxy that drops messages): the ping reached the channel but not us.
+const SilentIntervals = 2
+
+// SetPingInterval changes Options.PingInterval (d <= 0: the default); the
+// next ping and the next silence check use it.
+func (s *Store) SetPingInterval(d time.Duration) {
+	if d <= 0 {
+		d = DefaultPingInterval
+	}
+	s.pingEvery.Store(int64(d))
+}
+
+// pingInterval returns the current Options.PingInterval.
+func (s *Store) pingInterval() time.Duration { return time.Duration(s.pingEvery.Load()) }
 
 // errClosed is returned by Subscribe on a closed Store.
 var errClosed = errors.New("redisstore: store closed")
@@ -235,26 +255,48 @@ func (l *listener) wait(ctx, life context.Context) error {
 }
 
 // listen keeps the subscription up until the Store is closed. Each session
-// is a fresh subscription; a session that ends (the connection broke) is
-// followed after a pause by another, and when that one is confirmed the
-// subscribers get store.EventReset, as events may have been lost between.
+// is a fresh subscription; a session that ends (the connection broke, or
+// went silent) is followed after a pause by another, and when that one is
+// confirmed the subscribers get store.EventReset, as events may have been
+// lost between. An outage is logged twice: when a confirmed subscription
+// breaks (with the cause) and when one is confirmed again (with how long
+// it was out); the failed attempts between are logged at Debug only.
 func (s *Store) listen() {
 	defer s.wg.Done()
 	backoff := minBackoff
 	confirmed := false // some session was confirmed before
+	var (
+		up       bool      // the current session was confirmed
+		lostAt   time.Time // when the subscription broke
+		attempts int       // sessions tried since
+	)
 	onUp := func() {
 		backoff = minBackoff
+		up = true
 		s.listener.set(true, nil)
 		if confirmed {
 			s.subs.deliver(store.Event{Kind: store.EventReset})
+			s.logger.Info("store subscription restored: caches emptied, since changes made meanwhile on other nodes may have been missed",
+				zap.String("channel", s.channel), zap.Duration("out_for", time.Since(lostAt)),
+				zap.Int("attempts", attempts))
 		}
 		confirmed = true
 	}
 	for {
+		up = false
 		err := s.session(s.life, onUp)
 		if s.life.Err() != nil {
 			return
 		}
+		if up {
+			lostAt, attempts = time.Now(), 0
+			s.logger.Error("store subscription lost: changes made on other nodes are not seen "+
+				"(cached decisions may be stale, at most cache_ttl) until it is back; resubscribing",
+				zap.String("channel", s.channel), zap.Error(err))
+		} else if confirmed {
+			s.logger.Debug("store subscription still down; retrying", zap.String("channel", s.channel), zap.Error(err))
+		}
+		attempts++
 		s.listener.set(false, err)
 		select {
 		case <-s.life.Done():
@@ -266,8 +308,8 @@ func (s *Store) listen() {
 }
 
 // session subscribes and delivers other processes' events until the
-// connection fails or ctx ends, and returns why. onUp runs when the
-// subscription is confirmed.
+// connection fails, goes silent (see silence) or ctx ends, and returns
+// why. onUp runs when the subscription is confirmed.
 func (s *Store) session(ctx context.Context, onUp func()) error {
 	ps := s.client.Subscribe(ctx, s.channel)
 	defer ps.Close()
@@ -275,20 +317,20 @@ func (s *Store) session(ctx context.Context, onUp func()) error {
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
 	defer stop()
 
-	pinged := false
+	heard := time.Now()      // the session's start, then the latest message
+	var unanswered time.Time // the first ping acknowledged after heard
 	for {
-		msg, err := ps.ReceiveTimeout(ctx, healthInterval)
+		msg, err := ps.ReceiveTimeout(ctx, s.pingInterval())
 		if err != nil {
-			if !isTimeout(err) || pinged {
+			if !isTimeout(err) {
 				return err
 			}
-			pinged = true
-			if err := ps.Ping(ctx); err != nil {
+			if err := s.silence(heard, &unanswered); err != nil {
 				return err
 			}
 			continue
 		}
-		pinged = false
+		heard, unanswered = time.Now(), time.Time{}
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" && m.Channel == s.channel {
@@ -296,6 +338,54 @@ func (s *Store) session(ctx context.Context, onUp func()) error {
 			}
 		case *redis.Message:
 			s.receive(m.Payload)
+		}
+	}
+}
+
+// silence returns an error when nothing was heard since heard although a
+// ping of this Store, published after that, was acknowledged by Redis
+// SilentIntervals ping intervals ago or more: the channel works (Redis
+// took the ping) but the subscription does not deliver. unanswered keeps
+// the first such ping between calls. While no ping gets through (Redis is
+// down or frozen for everyone) a quiet subscription is not blamed:
+// nothing can be published that it misses.
+func (s *Store) silence(heard time.Time, unanswered *time.Time) error {
+	if unanswered.IsZero() {
+		if n := s.pingAcked.Load(); n != 0 {
+			if acked := s.born.Add(time.Duration(n)); acked.After(heard) {
+				*unanswered = acked
+			}
+		}
+		return nil
+	}
+	every := s.pingInterval()
+	if time.Since(*unanswered) < SilentIntervals*every {
+		return nil
+	}
+	return fmt.Errorf("redisstore: no message on the subscription for %v, not even this node's own ping (published every %v)",
+		time.Since(heard).Round(time.Millisecond), every)
+}
+
+// pinger publishes a ping of this Store every ping interval until the
+// Store is closed, and notes when the latest one Redis acknowledged was
+// sent (see silence). Pings are not counted in Ops and RoundTrips.
+func (s *Store) pinger() {
+	defer s.wg.Done()
+	msg := s.node + " " + pingTag
+	ctx := context.WithValue(s.life, uncounted{}, true)
+	for {
+		every := s.pingInterval()
+		select {
+		case <-s.life.Done():
+			return
+		case <-time.After(every):
+		}
+		sent := time.Now()
+		pctx, cancel := context.WithTimeout(ctx, every)
+		err := s.client.Publish(pctx, s.channel, msg).Err()
+		cancel()
+		if err == nil {
+			s.pingAcked.Store(int64(sent.Sub(s.born)))
 		}
 	}
 }

@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/internal/store"
 )
@@ -77,7 +78,20 @@ type Options struct {
 	// tests inject one they can move. Failure windows are the keys' own
 	// time to live, kept by the server's clock.
 	Now func() time.Time
+	// Logger gets the subscription's outages (one line when it breaks, one
+	// when it is back) and the start-up check of what Redis keeps on disk
+	// (see CheckPersistence). Default: none (zap.NewNop).
+	Logger *zap.Logger
+	// PingInterval is how often the Store publishes a ping of its own on
+	// the channel while it is subscribed: a subscription that receives no
+	// message at all (not even that ping) for a few intervals after a
+	// ping was published is taken as broken and made again (see
+	// SilentIntervals). Default DefaultPingInterval.
+	PingInterval time.Duration
 }
+
+// DefaultPingInterval is the default of Options.PingInterval.
+const DefaultPingInterval = 2 * time.Second
 
 // withDefaults fills in defaults and checks the options.
 func (o Options) withDefaults() (Options, error) {
@@ -93,6 +107,15 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.PingInterval < 0 {
+		return o, fmt.Errorf("redisstore: ping interval %v must not be negative", o.PingInterval)
+	}
+	if o.PingInterval == 0 {
+		o.PingInterval = DefaultPingInterval
+	}
 	return o, nil
 }
 
@@ -104,6 +127,13 @@ type Store struct {
 	channel string
 	cluster bool
 	now     func() time.Time
+	logger  *zap.Logger
+	// pingEvery is Options.PingInterval in nanoseconds (SetPingInterval
+	// changes it); pingAcked is when the latest ping that Redis
+	// acknowledged was sent, in nanoseconds since born (0: none yet), so
+	// that the monotonic clock measures the silence.
+	pingEvery, pingAcked atomic.Int64
+	born                 time.Time
 	// node identifies this Store in published events, so that it can
 	// ignore its own: its subscribers got them when the write returned.
 	node       string
@@ -135,9 +165,12 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		channel:    opts.Channel,
 		cluster:    opts.Cluster,
 		now:        opts.Now,
+		logger:     opts.Logger,
+		born:       time.Now(),
 		node:       newNodeID(),
 		lookupArgs: lookupArgs(k),
 	}
+	s.pingEvery.Store(int64(opts.PingInterval))
 	s.life, s.shutdown = context.WithCancel(context.Background())
 	s.listener.init()
 	hook := opsHook{&s.ops, &s.roundTrips}

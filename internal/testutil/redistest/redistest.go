@@ -83,6 +83,15 @@ func Start(tb testing.TB) *Server {
 	return startTB(tb, options{})
 }
 
+// StartArgs is Start with more redis-server command-line options,
+// appended after the defaults so that they win: StartArgs(t,
+// "--appendonly", "yes") runs a server that keeps an append-only file in
+// its temporary directory.
+func StartArgs(tb testing.TB, args ...string) *Server {
+	tb.Helper()
+	return startTB(tb, options{args: args})
+}
+
 // StartCluster is Start for a Redis Cluster of one node that serves all
 // 16384 slots. A cluster client works with it as with a real cluster, and
 // the server enforces the cluster's rules (no command or transaction
