@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/token"
 )
 
@@ -60,9 +61,9 @@ func (r Reason) serverSide() bool {
 	return r == ReasonUnavailable || r == ReasonOther || r == ReasonCanceled
 }
 
-// ReasonOf classifies an edge check's error.
+// ReasonOf classifies an edge check's error. It allocates nothing for
+// the refusals of the edge check.
 func ReasonOf(err error) Reason {
-	var rl *apierr.RateLimited
 	switch {
 	case err == nil:
 		return ReasonOK
@@ -70,6 +71,8 @@ func ReasonOf(err error) Reason {
 		return ReasonNoToken
 	case errors.Is(err, apierr.ErrMalformedToken):
 		return ReasonMalformed
+	case errors.Is(err, apierr.ErrInvalidToken):
+		return ReasonInvalid
 	case errors.Is(err, apierr.ErrExpiredToken):
 		return ReasonExpired
 	case errors.Is(err, apierr.ErrTokenDisabled):
@@ -86,18 +89,22 @@ func ReasonOf(err error) Reason {
 		return ReasonInsufficientScope
 	case errors.Is(err, apierr.ErrMultipleCredentials):
 		return ReasonMultipleCredentials
-	case errors.As(err, &rl):
-		return ReasonRateLimited
+	case errors.Is(err, apierr.ErrUnavailable), errors.Is(err, store.ErrUnavailable),
+		errors.Is(err, context.DeadlineExceeded):
+		return ReasonUnavailable
 	case errors.Is(err, context.Canceled):
 		return ReasonCanceled
-	}
-	switch apierr.For(err).Code {
-	case "invalid_token":
-		return ReasonInvalid
-	case "temporarily_unavailable":
-		return ReasonUnavailable
+	case rateLimited(err):
+		return ReasonRateLimited
 	}
 	return ReasonOther
+}
+
+// rateLimited reports whether err is an *apierr.RateLimited (apart, so
+// that its target's allocation is paid only when it is asked).
+func rateLimited(err error) bool {
+	var rl *apierr.RateLimited
+	return errors.As(err, &rl)
 }
 
 // Kind is the token kind label of a decision.
