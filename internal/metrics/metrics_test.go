@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,12 +45,14 @@ func every(t *testing.T) (*metrics.Set, *prometheus.Registry) {
 	return s, reg
 }
 
-// Families is every metric family's name.
-func families(t *testing.T) map[string]bool {
+// families is every metric family's name and type (counter, gauge,
+// histogram).
+func families(t *testing.T) map[string]string {
+	t.Helper()
 	_, reg := every(t)
-	out := map[string]bool{}
-	for name := range metricstest.Gather(t, reg) {
-		out[name] = true
+	out := map[string]string{}
+	for name, mf := range metricstest.Gather(t, reg) {
+		out[name] = strings.ToLower(mf.GetType().String())
 	}
 	return out
 }
