@@ -25,6 +25,7 @@ import (
 	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/legacy"
 	"github.com/tokengate/tokengate/internal/login"
+	"github.com/tokengate/tokengate/internal/metrics"
 	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/pat"
@@ -326,7 +327,26 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.audit = audit.New(audit.Options{
 		Dir: a.auditDir, Records: a.logger.Named("audit"), Errors: a.logger, Location: zone,
 	})
+	if err := a.registerMetrics(ctx); err != nil {
+		return fmt.Errorf("registering metrics: %v", err)
+	}
 	return a.wire()
+}
+
+// registerMetrics registers tokengate's collectors in this config's
+// Prometheus registry, which Caddy serves on the admin endpoint's /metrics
+// (and the metrics handler). Caddy makes a registry per config load, so a
+// reload registers again; the shared state's collectors are the same
+// objects, so their counts go on. The audit log is this config's own.
+func (a *App) registerMetrics(ctx caddy.Context) error {
+	reg := ctx.GetMetricsRegistry()
+	if reg == nil { // a context not made by Caddy (tests)
+		return nil
+	}
+	if err := a.state.metrics.Register(reg); err != nil {
+		return err
+	}
+	return metrics.Register(reg, metrics.AuditFailures(func() float64 { return float64(a.audit.Failures()) }))
 }
 
 // resolveSecrets resolves the placeholders of the secrets keys. One that
@@ -402,6 +422,7 @@ func (a *App) wire() error {
 			Limit: a.TokenFailuresPerAddress, Window: time.Duration(a.TokenFailureWindow),
 		}),
 		StaleWindow: a.stale,
+		Metrics:     a.state.metrics,
 	})
 	a.legacy = legacy.NewService(a.state.store, a.state.uses, a.state.acl,
 		legacy.Cap{Max: a.MaxLegacyTokensPerUser, Policy: a.LegacyTokenCapPolicy},
@@ -432,7 +453,7 @@ func (a *App) wireLogins() error {
 func (a *App) endpoint(realm string) *oauth.Endpoint {
 	return &oauth.Endpoint{
 		Clients: a.clients, Tokens: a.tokens, Users: a.logins.Default(), Inspector: a.checker, Store: a.state.store,
-		Limiter: a.limiter, Audit: a.audit, Realm: realm,
+		Limiter: a.limiter, Audit: a.audit, Realm: realm, Metrics: a.state.metrics,
 	}
 }
 

@@ -208,6 +208,7 @@ func (a *App) parseTokenFailureLimit(d *caddyfile.Dispenser) error {
 //		legacy_api off
 //		legacy_token_header <name>
 //		legacy_token_query <name>
+//		health_path <path>
 //		external_jwt {
 //			issuer <iss>
 //			audience <aud>
@@ -279,6 +280,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Headers.Issuer, err = oneArg(d)
 		case "keep_authorization":
 			h.KeepAuthorization, err = flagArg(d)
+		case "health_path":
+			h.HealthPath, err = oneArg(d)
 		case "ui":
 			if h.UI != nil {
 				return d.Err("ui: given twice")

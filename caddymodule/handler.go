@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -124,6 +126,16 @@ type Handler struct {
 	// never reaches the upstream or its logs.
 	KeepAuthorization bool `json:"keep_authorization,omitempty"`
 
+	// HealthPath, when set, is a route of this site that tells a load
+	// balancer whether this node can reach its store: 200
+	// {"store":"ok"}, or 503 {"store":"unavailable"} with Retry-After
+	// while the store is not open or its circuit breaker is open (see
+	// store_breaker: the breaker's probe pings the store every
+	// probe_interval, so the answer costs no store call). GET and HEAD
+	// only; it is answered here, never proxied, needs no credential and
+	// says nothing else. Off by default.
+	HealthPath string `json:"health_path,omitempty"`
+
 	// UI turns on the web pages (sign-in, token management, the
 	// administrator's pages) under a prefix of this site. Off by default.
 	UI *UIConfig `json:"ui,omitempty"`
@@ -187,10 +199,11 @@ func (h *Handler) setup(app *App) error {
 	}
 	h.credentials = gate.Credentials{LegacyHeader: h.LegacyTokenHeader, LegacyQuery: h.LegacyTokenQuery}
 	if !h.DisableTokensAPI {
-		h.api = &pat.API{Service: app.pats, Auth: app.logins.Default(), Prefix: h.TokensPath}
+		h.api = &pat.API{Service: app.pats, Auth: app.logins.Default(), Prefix: h.TokensPath, Metrics: app.state.metrics}
 	}
 	if !h.DisableLegacyAPI {
-		h.legacy = &legacy.API{Service: app.legacy, Logins: app.logins, Path: orDefault(h.LegacyTokenPath, DefaultLegacyPath)}
+		h.legacy = &legacy.API{Service: app.legacy, Logins: app.logins, Path: orDefault(h.LegacyTokenPath, DefaultLegacyPath),
+			Metrics: app.state.metrics}
 		h.routes[h.legacy.Path] = h.serveLegacy
 	}
 	if err := h.setupExternal(); err != nil {
@@ -203,6 +216,9 @@ func (h *Handler) setup(app *App) error {
 			"(log { format filter { request>headers>"+http.CanonicalHeaderKey(orDefault(h.LegacyTokenHeader, "X-Auth-Token"))+
 			" delete; request>uri query { delete "+orDefault(h.LegacyTokenQuery, "token")+" } } }), see the README",
 			zap.String("header", h.LegacyTokenHeader), zap.String("query", h.LegacyTokenQuery))
+	}
+	if h.HealthPath != "" {
+		h.routes[h.HealthPath] = h.serveHealth
 	}
 	if !h.DisableOAuthAPI {
 		ep := app.endpoint(h.Realm)
@@ -234,6 +250,7 @@ func (h Handler) Validate() error {
 	for name, p := range map[string]string{
 		"tokens_path": h.TokensPath, "oauth_token_path": h.OAuthTokenPath, "introspect_path": h.IntrospectPath,
 		"revoke_path": h.RevokePath, "jwks_path": h.JWKSPath, "legacy_token_path": h.LegacyTokenPath,
+		"health_path": h.HealthPath,
 	} {
 		if p != "" && (p[0] != '/' || p[len(p)-1] == '/') {
 			return fmt.Errorf("%s %q must start with / and not end with /", name, p)
@@ -271,8 +288,11 @@ func (h Handler) clashesWithUI(prefix string) bool {
 	for _, p := range []string{
 		orDefault(h.TokensPath, DefaultTokensPath), orDefault(h.OAuthTokenPath, DefaultOAuthTokenPath),
 		orDefault(h.IntrospectPath, DefaultIntrospectPath), orDefault(h.RevokePath, DefaultRevokePath),
-		orDefault(h.JWKSPath, DefaultJWKSPath), orDefault(h.LegacyTokenPath, DefaultLegacyPath),
+		orDefault(h.JWKSPath, DefaultJWKSPath), orDefault(h.LegacyTokenPath, DefaultLegacyPath), h.HealthPath,
 	} {
+		if p == "" {
+			continue
+		}
 		if under(p) || strings.HasPrefix(prefix, p+"/") {
 			return true
 		}
@@ -397,6 +417,29 @@ func (h *Handler) serveLegacy(w http.ResponseWriter, r *http.Request, req oauth.
 func (h *Handler) serveJWKS(w http.ResponseWriter, r *http.Request, _ oauth.Request) {
 	if err := h.jwks.Serve(w, r); err != nil {
 		h.fail(w, r, err, "")
+	}
+}
+
+// serveHealth tells a load balancer whether the store is reachable, from
+// what this node already knows (attached, breaker closed): no store call.
+func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request, _ oauth.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		h.fail(w, r, apierr.ErrMethodNotAllowed, "")
+		return
+	}
+	st := h.app.state.store
+	status, body := http.StatusOK, `{"store":"ok"}`
+	if st.Backend() == nil || st.Breaker().Open() {
+		status, body = http.StatusServiceUnavailable, `{"store":"unavailable"}`
+		w.Header().Set("Retry-After", strconv.Itoa(int((st.Breaker().RetryAfter()+time.Second-1)/time.Second)))
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if r.Method == http.MethodGet {
+		_, _ = io.WriteString(w, body+"\n")
 	}
 }
 

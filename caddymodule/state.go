@@ -16,6 +16,7 @@ import (
 	"github.com/tokengate/tokengate/internal/invalidate"
 	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/lastuse"
+	"github.com/tokengate/tokengate/internal/metrics"
 	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/store/backend"
@@ -48,6 +49,9 @@ type sharedState struct {
 	denied  *accesstoken.DenyList
 	keys    *keyring.Holder
 	acl     *acl.ACL
+	// metrics are the collectors, registered in every config's registry
+	// (App.Provision), so that counters outlive reloads as the state does.
+	metrics *metrics.Set
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -68,8 +72,20 @@ func newSharedState(loc backend.Location) (*sharedState, error) {
 		clients: oauthclient.NewTable(st), denied: accesstoken.NewDenyList(st),
 		keys: keyring.NewHolder(st, keyring.Policy{}, "", 0, nil), acl: acl.New(st),
 	}
+	s.metrics = metrics.New(metrics.Funcs{
+		CacheEntries:   func() float64 { return float64(s.cache.Len()) },
+		CacheEvictions: func() float64 { return float64(s.cache.Evictions()) },
+		BreakerOpen: func() float64 {
+			if st.Breaker().Open() {
+				return 1
+			}
+			return 0
+		},
+		BreakerOpens: func() float64 { return float64(st.Breaker().Opens()) },
+	})
+	st.SetObserver(s.metrics)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	targets := invalidate.Targets{Cache: s.cache, Clients: s.clients, Denied: s.denied, Keys: s.keys, ACL: s.acl}
+	targets := invalidate.Targets{Cache: s.cache, Clients: s.clients, Denied: s.denied, Keys: s.keys, ACL: s.acl, Metrics: s.metrics}
 	if err := st.Subscribe(s.ctx, targets.Handle); err != nil {
 		s.cancel()
 		return nil, fmt.Errorf("subscribing to store changes: %v", err)

@@ -76,7 +76,7 @@ func (c *UIConfig) build(app *App, h *Handler) (*web.UI, error) {
 		Logins:   app.logins.Default(), Sources: app.logins,
 		Users: app.users, Tokens: app.pats, Clients: app.clients, Keys: app.state.keys,
 		ACL: app.state.acl, Audit: app.audit, Scopes: scopes,
-		Logger: h.logger.Named("ui"),
+		Logger: h.logger.Named("ui"), Metrics: app.state.metrics,
 	})
 }
 

@@ -113,6 +113,7 @@ func DefaultRetryAfter(probeInterval time.Duration) time.Duration {
 type Breaker struct {
 	open     atomic.Bool
 	failures atomic.Int64
+	opens    atomic.Uint64
 
 	mu       sync.Mutex
 	opts     Options
@@ -147,6 +148,9 @@ func (b *Breaker) RetryAfter() time.Duration { return b.options().RetryAfter }
 
 // Open reports whether the breaker is open.
 func (b *Breaker) Open() bool { return b.open.Load() }
+
+// Opens returns how many times the breaker opened.
+func (b *Breaker) Opens() uint64 { return b.opens.Load() }
 
 // Allow returns nil when a call may go ahead, or an *OpenError.
 func (b *Breaker) Allow() error {
@@ -210,6 +214,7 @@ func (b *Breaker) trip(cause error, why string) {
 	b.refusal = &OpenError{RetryAfter: b.opts.RetryAfter, Cause: cause}
 	b.openedAt = b.opts.Clock.Now()
 	b.open.Store(true)
+	b.opens.Add(1)
 	b.opts.Logger.Error(b.opts.Name+" circuit breaker opened: answering at once that it is unavailable until a probe succeeds",
 		zap.String("after", why), zap.Duration("probe_interval", b.opts.ProbeInterval),
 		zap.Duration("retry_after", b.opts.RetryAfter), zap.Error(cause))

@@ -230,3 +230,24 @@ func TestRunProbes(t *testing.T) {
 	results <- nil
 	waitFor(false)
 }
+
+// Opens counts openings, not the failures or refusals while open.
+func TestOpensCountsOpenings(t *testing.T) {
+	b := New(Options{Failures: 2})
+	down := errors.New("down")
+	b.Failure(down)
+	if b.Opens() != 0 {
+		t.Fatalf("opens after one failure = %d", b.Opens())
+	}
+	b.Failure(down)
+	b.Failure(down)
+	b.Probed(down)
+	if b.Opens() != 1 || !b.Open() {
+		t.Fatalf("opens = %d, open %v; want 1, true", b.Opens(), b.Open())
+	}
+	b.Probed(nil)
+	b.Probed(down)
+	if b.Opens() != 2 {
+		t.Fatalf("opens after closing and opening again = %d, want 2", b.Opens())
+	}
+}

@@ -40,6 +40,7 @@ type Cache struct {
 	ttl        atomic.Int64 // seconds
 	now        func() time.Time
 	generation atomic.Uint64
+	evictions  atomic.Uint64
 }
 
 // A shard keeps negative entries (decision.Decision.Negative: made-up
@@ -157,6 +158,7 @@ func (c *Cache) Fill(h [32]byte, d *decision.Decision, gen uint64) bool {
 				break
 			}
 			delete(m, k)
+			c.evictions.Add(1)
 		}
 	}
 	m[h] = d
@@ -209,6 +211,10 @@ func (c *Cache) Clear() {
 		s.mu.Unlock()
 	}
 }
+
+// Evictions returns how many entries were evicted to make room (see
+// Fill); invalidations and expiry are not evictions.
+func (c *Cache) Evictions() uint64 { return c.evictions.Load() }
 
 // Len returns the number of entries, live or expired.
 func (c *Cache) Len() int {

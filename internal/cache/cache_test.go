@@ -239,3 +239,21 @@ func TestGetStale(t *testing.T) {
 		}
 	}
 }
+
+// Evictions counts the entries dropped to make room, not the ones
+// invalidated.
+func TestEvictionsCount(t *testing.T) {
+	c := New(Options{MaxEntries: 1}) // one entry per shard
+	var h1, h2 [32]byte
+	h2[1] = 1 // same shard (h[0]), another key
+	c.Fill(h1, &decision.Decision{Owner: "a"}, c.Generation())
+	c.Invalidate(h1)
+	if c.Evictions() != 0 {
+		t.Fatalf("evictions after an invalidation = %d", c.Evictions())
+	}
+	c.Fill(h1, &decision.Decision{Owner: "a"}, c.Generation())
+	c.Fill(h2, &decision.Decision{Owner: "b"}, c.Generation())
+	if c.Evictions() != 1 || c.Len() != 1 {
+		t.Fatalf("evictions %d, len %d; want 1, 1", c.Evictions(), c.Len())
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/tokengate/tokengate/internal/iplist"
 	"github.com/tokengate/tokengate/internal/jwt"
 	"github.com/tokengate/tokengate/internal/lastuse"
+	"github.com/tokengate/tokengate/internal/metrics"
 	"github.com/tokengate/tokengate/internal/nodecopy"
 	"github.com/tokengate/tokengate/internal/scope"
 	"github.com/tokengate/tokengate/internal/store"
@@ -57,6 +58,8 @@ type Checker struct {
 	failures *failrate.Limiter
 	// stale is Options.StaleWindow.
 	stale time.Duration
+	// metrics counts decisions and cache look-ups (nil: not counted).
+	metrics *metrics.Set
 }
 
 // Options configure a Checker.
@@ -78,6 +81,9 @@ type Options struct {
 	// StaleWindow ago is still used (see cache.Cache.GetStale: never a
 	// negative entry). Default 0: fail closed at once.
 	StaleWindow time.Duration
+	// Metrics counts every Check (result, reason, token kind, latency)
+	// and the cache look-ups; nil: nothing is counted.
+	Metrics *metrics.Set
 }
 
 // New returns a Checker.
@@ -89,7 +95,7 @@ func New(s store.Tokens, c *cache.Cache, uses *lastuse.Recorder, o Options) *Che
 		o.LastUseEvery = time.Second
 	}
 	return &Checker{store: s, cache: c, uses: uses, jwts: o.AccessTokens, now: o.Now, lastUseEvery: int64(o.LastUseEvery),
-		failures: o.FailedLookups, stale: o.StaleWindow}
+		failures: o.FailedLookups, stale: o.StaleWindow, metrics: o.Metrics}
 }
 
 // Request is what the edge check needs to know about a request.
@@ -110,25 +116,49 @@ type Request struct {
 // Check decides a request. The error is one of apierr's edge errors,
 // possibly wrapped with detail for the log (never the token).
 func (c *Checker) Check(ctx context.Context, req Request) (identity.Identity, error) {
+	if c.metrics == nil {
+		id, _, err := c.check(ctx, req)
+		return id, err
+	}
+	start := time.Now()
+	id, o, err := c.check(ctx, req)
+	c.metrics.Decision(err, metrics.KindOf(req.Token != "", o.kind, o.decisionKind), o.cached, time.Since(start))
+	return id, err
+}
+
+// outcome is what check tells Check for the metrics: the token's shape,
+// its decision's kind (whose JWT it was), and whether the decision came
+// from the cache.
+type outcome struct {
+	kind         token.Kind
+	decisionKind string
+	cached       bool
+}
+
+// check is Check, also saying how it went.
+func (c *Checker) check(ctx context.Context, req Request) (identity.Identity, outcome, error) {
 	if req.Token == "" {
-		return identity.Identity{}, apierr.ErrNoToken
+		return identity.Identity{}, outcome{}, apierr.ErrNoToken
 	}
-	e, err := c.lookup(ctx, req.Token, req.ClientIP, req.External)
+	o := outcome{kind: token.Classify(req.Token)}
+	e, cached, err := c.lookup(ctx, o.kind, req.Token, req.ClientIP, req.External)
+	o.cached = cached
 	if err != nil {
-		return identity.Identity{}, err
+		return identity.Identity{}, o, err
 	}
+	o.decisionKind = e.Kind
 	now := c.now().UnixNano()
 	if err := usable(e, now); err != nil {
-		return identity.Identity{}, err
+		return identity.Identity{}, o, err
 	}
 	switch {
 	case !e.AllowsIP(req.ClientIP):
-		return identity.Identity{}, apierr.ErrIPNotAllowed
+		return identity.Identity{}, o, apierr.ErrIPNotAllowed
 	case !scope.CoversString(e.ScopeHeader, req.Required):
-		return identity.Identity{}, apierr.ErrInsufficientScope
+		return identity.Identity{}, o, apierr.ErrInsufficientScope
 	}
 	c.recordUse(e, now, req)
-	return e.Identity(), nil
+	return e.Identity(), o, nil
 }
 
 // Active reports whether tok is a token of ours that would be accepted
@@ -164,50 +194,63 @@ func usable(e *decision.Decision, now int64) error {
 // cache. Malformed tokens are refused before any I/O; a cache hit costs a
 // hash and a map read, without allocation.
 func (c *Checker) Lookup(ctx context.Context, tok string) (*decision.Decision, error) {
-	return c.lookup(ctx, tok, netip.Addr{}, nil)
+	e, _, err := c.lookup(ctx, token.Classify(tok), tok, netip.Addr{}, nil)
+	return e, err
 }
 
-// lookup is Lookup for a client at addr (invalid: not limited), on a site
-// that also accepts the external issuers.
-func (c *Checker) lookup(ctx context.Context, tok string, addr netip.Addr, external []External) (*decision.Decision, error) {
-	kind := token.Classify(tok)
+// lookup is Lookup for a token of shape kind, for a client at addr
+// (invalid: not limited), on a site that also accepts the external
+// issuers. It also says whether the decision came from the cache.
+func (c *Checker) lookup(ctx context.Context, kind token.Kind, tok string, addr netip.Addr, external []External) (*decision.Decision, bool, error) {
 	switch {
 	case kind == token.Malformed:
-		return nil, apierr.ErrMalformedToken
+		return nil, false, apierr.ErrMalformedToken
 	case kind == token.JWT && c.jwts == nil && len(external) == 0:
-		return nil, apierr.ErrUnsupportedToken
+		return nil, false, apierr.ErrUnsupportedToken
 	}
+	e, cached, err := c.lookupCached(ctx, kind, tok, addr, external)
+	if c.metrics != nil {
+		c.metrics.CacheLookup(cached, cached && e.Negative())
+	}
+	return e, cached, err
+}
+
+// lookupCached is lookup for a well-formed token.
+func (c *Checker) lookupCached(ctx context.Context, kind token.Kind, tok string, addr netip.Addr, external []External) (*decision.Decision, bool, error) {
 	h := token.Hash(tok)
 	e, hit := c.cache.Get(h)
 	// Entries under h are our own verdicts. A refusal there may be our
 	// verifier's opinion of another issuer's token, which a site that
 	// accepts that issuer must not take as final.
 	if hit && (kind != token.JWT || len(external) == 0 || e.Refusal == nil) {
-		return e, nil
+		return e, true, nil
 	}
 	switch {
 	case kind != token.JWT:
-		return c.fill(ctx, addr, h, c.loadStored)
+		e, err := c.fill(ctx, addr, h, c.loadStored)
+		return e, false, err
 	case len(external) > 0:
 		for _, x := range external {
 			if e, ok := c.cache.Get(x.CacheKey(h)); ok {
-				return e, nil
+				return e, true, nil
 			}
 		}
 		iss := jwt.UnverifiedIssuer(tok)
 		for _, x := range external {
 			if x.Issuer() == iss {
-				return c.fill(ctx, addr, x.CacheKey(h), func(ctx context.Context, _ [32]byte) (*decision.Decision, error) { return x.Verify(ctx, tok) })
+				e, err := c.fill(ctx, addr, x.CacheKey(h), func(ctx context.Context, _ [32]byte) (*decision.Decision, error) { return x.Verify(ctx, tok) })
+				return e, false, err
 			}
 		}
 	}
 	if hit {
-		return e, nil
+		return e, true, nil
 	}
 	if c.jwts == nil {
-		return nil, fmt.Errorf("%w: unknown issuer", apierr.ErrInvalidToken)
+		return nil, false, fmt.Errorf("%w: unknown issuer", apierr.ErrInvalidToken)
 	}
-	return c.fill(ctx, addr, h, func(ctx context.Context, _ [32]byte) (*decision.Decision, error) { return c.jwts.Verify(ctx, tok) })
+	e, err := c.fill(ctx, addr, h, func(ctx context.Context, _ [32]byte) (*decision.Decision, error) { return c.jwts.Verify(ctx, tok) })
+	return e, false, err
 }
 
 // recordUse queues a last-use write at most once per lastUseEvery per

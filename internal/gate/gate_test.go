@@ -19,6 +19,7 @@ import (
 	"github.com/tokengate/tokengate/internal/invalidate"
 	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/lastuse"
+	"github.com/tokengate/tokengate/internal/metrics"
 	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/store"
@@ -54,6 +55,12 @@ type env struct {
 
 func newEnv(tb testing.TB) *env {
 	tb.Helper()
+	return newEnvWith(tb, nil)
+}
+
+// newEnvWith is newEnv with a checker that counts in m (nil: no metrics).
+func newEnvWith(tb testing.TB, m *metrics.Set) *env {
+	tb.Helper()
 	st, err := boltstore.Open(filepath.Join(tb.TempDir(), "tg.db"), boltstore.Options{})
 	if err != nil {
 		tb.Fatal(err)
@@ -62,7 +69,7 @@ func newEnv(tb testing.TB) *env {
 	clk := newClock(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))
 	e := &env{st: st, clk: clk, uses: lastuse.New(st)}
 	c := cache.New(cache.Options{Now: clk.Now})
-	e.checker = gate.New(st, c, e.uses, gate.Options{LastUseEvery: lastUseEvery, Now: clk.Now})
+	e.checker = gate.New(st, c, e.uses, gate.Options{LastUseEvery: lastUseEvery, Now: clk.Now, Metrics: m})
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
 	targets := invalidate.Targets{

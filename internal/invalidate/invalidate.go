@@ -8,6 +8,7 @@ import (
 	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/cache"
 	"github.com/tokengate/tokengate/internal/keyring"
+	"github.com/tokengate/tokengate/internal/metrics"
 	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/store"
 )
@@ -19,11 +20,34 @@ type Targets struct {
 	Denied  *accesstoken.DenyList
 	Keys    *keyring.Holder
 	ACL     *acl.ACL
+	// Metrics counts the events by kind (nil: not counted). Counting
+	// here, where both backends deliver, covers both.
+	Metrics *metrics.Set
+}
+
+// EventName is the kind label of an event of kind k.
+func EventName(k store.EventKind) string {
+	switch k {
+	case store.EventToken:
+		return "token"
+	case store.EventUser:
+		return "user"
+	case store.EventReset:
+		return "reset"
+	case store.EventClient:
+		return "client"
+	case store.EventDocument:
+		return "document"
+	case store.EventDenied:
+		return "denied"
+	}
+	return "unknown"
 }
 
 // Handle drops what ev makes stale. Pass it to store.Subscribe; it does
 // no I/O (reloads happen lazily on the next use).
 func (t Targets) Handle(ev store.Event) {
+	t.Metrics.Event(EventName(ev.Kind))
 	switch ev.Kind {
 	case store.EventToken:
 		t.Cache.Invalidate(ev.Hash)

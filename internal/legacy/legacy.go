@@ -24,6 +24,7 @@ import (
 	"github.com/tokengate/tokengate/internal/jsonbody"
 	"github.com/tokengate/tokengate/internal/lastuse"
 	"github.com/tokengate/tokengate/internal/login"
+	"github.com/tokengate/tokengate/internal/metrics"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/token"
 	"go.uber.org/zap"
@@ -236,6 +237,8 @@ type API struct {
 	Service *Service
 	Logins  *login.Sources
 	Path    string
+	// Metrics counts the password checks (nil: not counted).
+	Metrics *metrics.Set
 }
 
 // maxHeader bounds the credential headers.
@@ -266,6 +269,7 @@ func (a *API) Serve(w http.ResponseWriter, r *http.Request, clientIP string) err
 		return err
 	}
 	u, err := a.Logins.Authenticate(r.Context(), kind, name, password, clientIP)
+	a.Metrics.SignIn(metrics.SignInRESTToken, err)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/tokengate/tokengate/internal/decision"
 	"github.com/tokengate/tokengate/internal/iplist"
 	"github.com/tokengate/tokengate/internal/jsonbody"
+	"github.com/tokengate/tokengate/internal/metrics"
 	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/scope"
 	"github.com/tokengate/tokengate/internal/store"
@@ -53,6 +54,9 @@ type Endpoint struct {
 	Limiter *bruteforce.Limiter
 	Audit   *audit.Log
 	Realm   string
+	// Metrics counts token requests by grant type and result (nil: not
+	// counted).
+	Metrics *metrics.Set
 }
 
 // RevocationStore is the part of the store that revocation writes to.
@@ -196,7 +200,7 @@ func (p *params) credentials(r *http.Request) error {
 // ServeToken answers POST /api-user/oauth/token (RFC 6749 4.4, and the
 // seed's JSON body). Every request is written to the audit log.
 func (e *Endpoint) ServeToken(w http.ResponseWriter, r *http.Request, req Request) {
-	clientID, name, basic := "", "", false
+	clientID, name, basic, grantType := "", "", false, "missing"
 	issued, err := func() (accesstoken.Issued, error) {
 		p, err := readParams(w, r, true)
 		basic = p.viaBasic
@@ -209,7 +213,11 @@ func (e *Endpoint) ServeToken(w http.ResponseWriter, r *http.Request, req Reques
 			// the key by its name, whatever the outcome.
 			clientID = p.id
 		}
-		switch gt, ok := p.values["grant_type"]; {
+		gt, ok := p.values["grant_type"]
+		if ok {
+			grantType = gt // bounded by Metrics.TokenRequest
+		}
+		switch {
 		case !ok:
 			return accesstoken.Issued{}, apierr.Field("grant_type", errors.New("is required"))
 		case gt != "client_credentials":
@@ -233,6 +241,7 @@ func (e *Endpoint) ServeToken(w http.ResponseWriter, r *http.Request, req Reques
 		// body): look its name up (an existing key is in the node's table).
 		name = e.Clients.Name(r.Context(), clientID)
 	}
+	e.Metrics.TokenRequest(grantType, err)
 	rec := audit.Record{Name: name, ClientID: clientID, Hostname: r.Host, IP: req.ClientIP, Level: audit.LevelInfo, RespCode: http.StatusOK}
 	if err != nil {
 		pr := apierr.For(err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/jsonbody"
+	"github.com/tokengate/tokengate/internal/metrics"
 	"github.com/tokengate/tokengate/internal/users"
 )
 
@@ -24,6 +25,8 @@ type API struct {
 	Auth    users.PasswordChecker
 	// Prefix is the route, e.g. "/api-user/tokens".
 	Prefix string
+	// Metrics counts the password checks (nil: not counted).
+	Metrics *metrics.Set
 }
 
 // Matches reports whether path is one of the API's routes.
@@ -50,6 +53,7 @@ func (a *API) Serve(w http.ResponseWriter, r *http.Request, clientAddr string) e
 		return apierr.ErrUnauthenticated
 	}
 	u, err := a.Auth.Authenticate(r.Context(), name, password, clientAddr)
+	a.Metrics.SignIn(metrics.SignInTokensAPI, err)
 	if err != nil {
 		return err
 	}

@@ -38,6 +38,7 @@ type Deferred struct {
 	settled    chan struct{}
 	settleOnce sync.Once
 	breaker    *breaker.Breaker
+	observer   atomic.Pointer[Observer]
 
 	mu      sync.Mutex // serialises Attach, Subscribe and Close
 	pending []subscription
@@ -118,24 +119,56 @@ func (d *Deferred) unavailable(err error) error {
 	return &UnavailableError{Err: err, RetryAfter: d.breaker.RetryAfter()}
 }
 
-// call runs f on the backend, through the breaker.
-func call[T any](d *Deferred, ctx context.Context, f func(Store) (T, error)) (T, error) {
+// call runs f, the operation op (the method's name), on the backend,
+// through the breaker, and tells the Observer how it went.
+func call[T any](d *Deferred, ctx context.Context, op string, f func(Store) (T, error)) (T, error) {
+	obs := d.observer.Load()
 	s, err := d.backend(ctx)
 	if err != nil {
+		if obs != nil {
+			(*obs).StoreCall(op, 0, "refused")
+		}
 		var zero T
 		return zero, err
 	}
+	if obs == nil {
+		v, err := f(s)
+		return v, d.observe(ctx, s, err)
+	}
+	start := time.Now()
 	v, err := f(s)
-	return v, d.observe(ctx, s, err)
+	err = d.observe(ctx, s, err)
+	outcome := ""
+	var ue *UnavailableError
+	if errors.As(err, &ue) {
+		outcome = "unreachable"
+	}
+	(*obs).StoreCall(op, time.Since(start), outcome)
+	return v, err
 }
 
 // do is call for a method that returns only an error.
-func do(d *Deferred, ctx context.Context, f func(Store) error) error {
-	s, err := d.backend(ctx)
-	if err != nil {
-		return err
+func do(d *Deferred, ctx context.Context, op string, f func(Store) error) error {
+	_, err := call(d, ctx, op, func(s Store) (struct{}, error) { return struct{}{}, f(s) })
+	return err
+}
+
+// Observer is told of every call to the store (package metrics counts
+// them): op is the method's name; outcome is "" for a call that got an
+// answer (perhaps "not found"), "unreachable" for one that failed to
+// reach the backend, "refused" for one answered at once without a call
+// (the store is not open, or its breaker is open; took is then 0).
+type Observer interface {
+	StoreCall(op string, took time.Duration, outcome string)
+}
+
+// SetObserver makes o the Observer of every later call (nil: none).
+func (d *Deferred) SetObserver(o Observer) {
+	if o == nil {
+		d.observer.Store(nil)
+		return
 	}
-	return d.observe(ctx, s, f(s))
+	d.observer.Store(&o)
 }
 
 // Ping pings the backend whatever the breaker says (it is how the breaker
@@ -236,152 +269,152 @@ func (d *Deferred) Close() error {
 
 // CreateUser implements Store.
 func (d *Deferred) CreateUser(ctx context.Context, u User) error {
-	return do(d, ctx, func(s Store) error { return s.CreateUser(ctx, u) })
+	return do(d, ctx, "CreateUser", func(s Store) error { return s.CreateUser(ctx, u) })
 }
 
 // GetUser implements Store.
 func (d *Deferred) GetUser(ctx context.Context, name string) (User, error) {
-	return call(d, ctx, func(s Store) (User, error) { return s.GetUser(ctx, name) })
+	return call(d, ctx, "GetUser", func(s Store) (User, error) { return s.GetUser(ctx, name) })
 }
 
 // ListUsers implements Store.
 func (d *Deferred) ListUsers(ctx context.Context) ([]User, error) {
-	return call(d, ctx, func(s Store) ([]User, error) { return s.ListUsers(ctx) })
+	return call(d, ctx, "ListUsers", func(s Store) ([]User, error) { return s.ListUsers(ctx) })
 }
 
 // UpdateUser implements Store.
 func (d *Deferred) UpdateUser(ctx context.Context, name string, fn func(*User) error) (User, error) {
-	return call(d, ctx, func(s Store) (User, error) { return s.UpdateUser(ctx, name, fn) })
+	return call(d, ctx, "UpdateUser", func(s Store) (User, error) { return s.UpdateUser(ctx, name, fn) })
 }
 
 // DeleteUser implements Store.
 func (d *Deferred) DeleteUser(ctx context.Context, name string) error {
-	return do(d, ctx, func(s Store) error { return s.DeleteUser(ctx, name) })
+	return do(d, ctx, "DeleteUser", func(s Store) error { return s.DeleteUser(ctx, name) })
 }
 
 // CreateToken implements Store.
 func (d *Deferred) CreateToken(ctx context.Context, t Token, limit int) error {
-	return do(d, ctx, func(s Store) error { return s.CreateToken(ctx, t, limit) })
+	return do(d, ctx, "CreateToken", func(s Store) error { return s.CreateToken(ctx, t, limit) })
 }
 
 // GetToken implements Store.
 func (d *Deferred) GetToken(ctx context.Context, owner, id string) (Token, error) {
-	return call(d, ctx, func(s Store) (Token, error) { return s.GetToken(ctx, owner, id) })
+	return call(d, ctx, "GetToken", func(s Store) (Token, error) { return s.GetToken(ctx, owner, id) })
 }
 
 // ListTokens implements Store.
 func (d *Deferred) ListTokens(ctx context.Context, owner string) ([]Token, error) {
-	return call(d, ctx, func(s Store) ([]Token, error) { return s.ListTokens(ctx, owner) })
+	return call(d, ctx, "ListTokens", func(s Store) ([]Token, error) { return s.ListTokens(ctx, owner) })
 }
 
 // UpdateToken implements Store.
 func (d *Deferred) UpdateToken(ctx context.Context, owner, id string, fn func(*Token) error) (Token, error) {
-	return call(d, ctx, func(s Store) (Token, error) { return s.UpdateToken(ctx, owner, id, fn) })
+	return call(d, ctx, "UpdateToken", func(s Store) (Token, error) { return s.UpdateToken(ctx, owner, id, fn) })
 }
 
 // DeleteToken implements Store.
 func (d *Deferred) DeleteToken(ctx context.Context, owner, id string) (Token, error) {
-	return call(d, ctx, func(s Store) (Token, error) { return s.DeleteToken(ctx, owner, id) })
+	return call(d, ctx, "DeleteToken", func(s Store) (Token, error) { return s.DeleteToken(ctx, owner, id) })
 }
 
 // LookupToken implements Store.
 func (d *Deferred) LookupToken(ctx context.Context, h TokenHash) (Grant, error) {
-	return call(d, ctx, func(s Store) (Grant, error) { return s.LookupToken(ctx, h) })
+	return call(d, ctx, "LookupToken", func(s Store) (Grant, error) { return s.LookupToken(ctx, h) })
 }
 
 // RecordLastUse implements Store.
 func (d *Deferred) RecordLastUse(ctx context.Context, uses []LastUse) error {
-	return do(d, ctx, func(s Store) error { return s.RecordLastUse(ctx, uses) })
+	return do(d, ctx, "RecordLastUse", func(s Store) error { return s.RecordLastUse(ctx, uses) })
 }
 
 // CreateClient implements Store.
 func (d *Deferred) CreateClient(ctx context.Context, c Client) error {
-	return do(d, ctx, func(s Store) error { return s.CreateClient(ctx, c) })
+	return do(d, ctx, "CreateClient", func(s Store) error { return s.CreateClient(ctx, c) })
 }
 
 // GetClient implements Store.
 func (d *Deferred) GetClient(ctx context.Context, id string) (Client, error) {
-	return call(d, ctx, func(s Store) (Client, error) { return s.GetClient(ctx, id) })
+	return call(d, ctx, "GetClient", func(s Store) (Client, error) { return s.GetClient(ctx, id) })
 }
 
 // ListClients implements Store.
 func (d *Deferred) ListClients(ctx context.Context) ([]Client, error) {
-	return call(d, ctx, func(s Store) ([]Client, error) { return s.ListClients(ctx) })
+	return call(d, ctx, "ListClients", func(s Store) ([]Client, error) { return s.ListClients(ctx) })
 }
 
 // UpdateClient implements Store.
 func (d *Deferred) UpdateClient(ctx context.Context, id string, fn func(*Client) error) (Client, error) {
-	return call(d, ctx, func(s Store) (Client, error) { return s.UpdateClient(ctx, id, fn) })
+	return call(d, ctx, "UpdateClient", func(s Store) (Client, error) { return s.UpdateClient(ctx, id, fn) })
 }
 
 // DeleteClient implements Store.
 func (d *Deferred) DeleteClient(ctx context.Context, id string) (Client, error) {
-	return call(d, ctx, func(s Store) (Client, error) { return s.DeleteClient(ctx, id) })
+	return call(d, ctx, "DeleteClient", func(s Store) (Client, error) { return s.DeleteClient(ctx, id) })
 }
 
 // GetDocument implements Store.
 func (d *Deferred) GetDocument(ctx context.Context, name string) ([]byte, error) {
-	return call(d, ctx, func(s Store) ([]byte, error) { return s.GetDocument(ctx, name) })
+	return call(d, ctx, "GetDocument", func(s Store) ([]byte, error) { return s.GetDocument(ctx, name) })
 }
 
 // UpdateDocument implements Store.
 func (d *Deferred) UpdateDocument(ctx context.Context, name string, fn func([]byte) ([]byte, error)) ([]byte, error) {
-	return call(d, ctx, func(s Store) ([]byte, error) { return s.UpdateDocument(ctx, name, fn) })
+	return call(d, ctx, "UpdateDocument", func(s Store) ([]byte, error) { return s.UpdateDocument(ctx, name, fn) })
 }
 
 // Deny implements Store.
 func (d *Deferred) Deny(ctx context.Context, den Denial) error {
-	return do(d, ctx, func(s Store) error { return s.Deny(ctx, den) })
+	return do(d, ctx, "Deny", func(s Store) error { return s.Deny(ctx, den) })
 }
 
 // ListDenied implements Store.
 func (d *Deferred) ListDenied(ctx context.Context) ([]Denial, error) {
-	return call(d, ctx, func(s Store) ([]Denial, error) { return s.ListDenied(ctx) })
+	return call(d, ctx, "ListDenied", func(s Store) ([]Denial, error) { return s.ListDenied(ctx) })
 }
 
 // CountFailure implements Store.
 func (d *Deferred) CountFailure(ctx context.Context, key string, window time.Duration) (int64, error) {
-	return call(d, ctx, func(s Store) (int64, error) { return s.CountFailure(ctx, key, window) })
+	return call(d, ctx, "CountFailure", func(s Store) (int64, error) { return s.CountFailure(ctx, key, window) })
 }
 
 // FailureCount implements Store.
 func (d *Deferred) FailureCount(ctx context.Context, key string) (int64, error) {
-	return call(d, ctx, func(s Store) (int64, error) { return s.FailureCount(ctx, key) })
+	return call(d, ctx, "FailureCount", func(s Store) (int64, error) { return s.FailureCount(ctx, key) })
 }
 
 // ClearFailures implements Store.
 func (d *Deferred) ClearFailures(ctx context.Context, key string) error {
-	return do(d, ctx, func(s Store) error { return s.ClearFailures(ctx, key) })
+	return do(d, ctx, "ClearFailures", func(s Store) error { return s.ClearFailures(ctx, key) })
 }
 
 // CreateSession implements Store.
 func (d *Deferred) CreateSession(ctx context.Context, sess Session) error {
-	return do(d, ctx, func(s Store) error { return s.CreateSession(ctx, sess) })
+	return do(d, ctx, "CreateSession", func(s Store) error { return s.CreateSession(ctx, sess) })
 }
 
 // GetSession implements Store.
 func (d *Deferred) GetSession(ctx context.Context, id TokenHash) (Session, error) {
-	return call(d, ctx, func(s Store) (Session, error) { return s.GetSession(ctx, id) })
+	return call(d, ctx, "GetSession", func(s Store) (Session, error) { return s.GetSession(ctx, id) })
 }
 
 // TouchSession implements Store.
 func (d *Deferred) TouchSession(ctx context.Context, id TokenHash, at time.Time) error {
-	return do(d, ctx, func(s Store) error { return s.TouchSession(ctx, id, at) })
+	return do(d, ctx, "TouchSession", func(s Store) error { return s.TouchSession(ctx, id, at) })
 }
 
 // DeleteSession implements Store.
 func (d *Deferred) DeleteSession(ctx context.Context, id TokenHash) error {
-	return do(d, ctx, func(s Store) error { return s.DeleteSession(ctx, id) })
+	return do(d, ctx, "DeleteSession", func(s Store) error { return s.DeleteSession(ctx, id) })
 }
 
 // DeleteUserSessions implements Store.
 func (d *Deferred) DeleteUserSessions(ctx context.Context, user string) (int, error) {
-	return call(d, ctx, func(s Store) (int, error) { return s.DeleteUserSessions(ctx, user) })
+	return call(d, ctx, "DeleteUserSessions", func(s Store) (int, error) { return s.DeleteUserSessions(ctx, user) })
 }
 
 // Check implements Store.
 func (d *Deferred) Check(ctx context.Context, repair bool) (CheckReport, error) {
-	return call(d, ctx, func(s Store) (CheckReport, error) { return s.Check(ctx, repair) })
+	return call(d, ctx, "Check", func(s Store) (CheckReport, error) { return s.Check(ctx, repair) })
 }
 
 // Interface guard

@@ -10,6 +10,7 @@ import (
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/i18n"
 	"github.com/tokengate/tokengate/internal/jsonbody"
+	"github.com/tokengate/tokengate/internal/metrics"
 	"github.com/tokengate/tokengate/internal/session"
 	"github.com/tokengate/tokengate/internal/store"
 )
@@ -113,6 +114,7 @@ func (u *UI) signIn(req *request) error {
 	} else {
 		user, err = u.opts.Logins.Authenticate(req.r.Context(), name, f.Get("password"), req.ip)
 	}
+	u.opts.Metrics.SignIn(metrics.SignInWeb, err)
 	if err != nil {
 		if apierr.For(err).Status >= 500 {
 			return err

@@ -29,6 +29,7 @@ import (
 	"github.com/tokengate/tokengate/internal/i18n"
 	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/login"
+	"github.com/tokengate/tokengate/internal/metrics"
 	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/session"
@@ -69,6 +70,8 @@ type Options struct {
 	Logger *zap.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Metrics counts sign-ins (nil: not counted).
+	Metrics *metrics.Set
 }
 
 // UI serves the pages.
