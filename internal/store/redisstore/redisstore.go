@@ -73,6 +73,13 @@ type Options struct {
 	// Channel is the pub/sub channel on which stores sharing the database
 	// announce changes to each other. Default Prefix + ":events".
 	Channel string
+	// Durability is how many replicas must acknowledge a write before it
+	// returns (see Durability). nil: the default, which Open sets to
+	// DefaultSentinelReplicas replicas within DefaultDurabilityTimeout for
+	// a redis-sentinel:// URL and to none otherwise (a single server may
+	// have no replica; a Redis Cluster is not supported yet). New, given a
+	// client it cannot tell apart, uses none.
+	Durability *Durability
 	// Now is the clock that denials are measured by (nil: time.Now);
 	// tests inject one they can move. Failure windows are the keys' own
 	// time to live, kept by the server's clock.
@@ -93,6 +100,13 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Durability != nil {
+		d, err := o.Durability.withDefaults()
+		if err != nil {
+			return o, err
+		}
+		o.Durability = &d
+	}
 	return o, nil
 }
 
@@ -104,6 +118,12 @@ type Store struct {
 	channel string
 	cluster bool
 	now     func() time.Time
+	// durability is what writes wait for (see Durability).
+	durability Durability
+	// primary notices a new Sentinel-managed primary (nil for other
+	// clients); primaryChanges counts them.
+	primary        *primaryWatch
+	primaryChanges atomic.Uint64
 	// node identifies this Store in published events, so that it can
 	// ignore its own: its subscribers got them when the write returned.
 	node       string
@@ -138,6 +158,9 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		node:       newNodeID(),
 		lookupArgs: lookupArgs(k),
 	}
+	if opts.Durability != nil {
+		s.durability = *opts.Durability
+	}
 	s.life, s.shutdown = context.WithCancel(context.Background())
 	s.listener.init()
 	hook := opsHook{&s.ops, &s.roundTrips}
@@ -163,10 +186,30 @@ func Open(url string, opts Options) (*Store, error) {
 	if co.Cluster != nil {
 		opts.Cluster = true
 	}
+	if opts.Durability == nil && co.Failover != nil {
+		opts.Durability = &Durability{Replicas: DefaultSentinelReplicas}
+	}
+	if opts.Durability != nil && opts.Durability.Replicas > 0 && co.Cluster != nil {
+		return nil, errors.New("redisstore: waiting for replicas (durability) is not supported on a Redis Cluster yet; set its replicas to 0")
+	}
 	if _, err := opts.withDefaults(); err != nil {
 		return nil, err
 	}
-	return New(co.NewClient(), opts), nil
+	var watch *primaryWatch
+	if co.Failover != nil {
+		watch = newPrimaryWatch(co.Failover.SentinelAddrs)
+		co.Failover.Dialer = watch.dialer(co.Failover.DialTimeout, co.Failover.Dialer)
+	}
+	s := New(co.NewClient(), opts)
+	if watch != nil {
+		// No connection is made before the first call, so no dial misses
+		// onChange.
+		watch.mu.Lock()
+		watch.onChange = s.onNewPrimary
+		watch.mu.Unlock()
+		s.primary = watch
+	}
+	return s, nil
 }
 
 // newNodeID returns a random identifier for a Store.

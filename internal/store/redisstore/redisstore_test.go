@@ -24,6 +24,10 @@ import (
 // theirs; each store on them gets a prefix of its own, so it starts empty.
 var shared, sharedCluster *redistest.Server
 
+// sharedSentinel is the Sentinel deployment of the tests that neither
+// fail it over nor pause a node.
+var sharedSentinel *redistest.Sentinel
+
 func TestMain(m *testing.M) {
 	os.Exit(runWithServers(m))
 }
@@ -41,6 +45,12 @@ func runWithServers(m *testing.M) int {
 		return 1
 	}
 	defer stopCluster()
+	var stopSentinel func()
+	if sharedSentinel, stopSentinel, err = redistest.StartSentinelMain(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer stopSentinel()
 	return m.Run()
 }
 
@@ -148,6 +158,21 @@ func TestConformanceCluster(t *testing.T) {
 		if !s.cluster {
 			t.Fatal("a redis-cluster:// store is not in cluster mode")
 		}
+		return s
+	})
+}
+
+// TestConformanceSentinel runs the suite on a Sentinel-managed primary
+// with a replica, through the Sentinel URL, every write waiting for the
+// replica (the default).
+func TestConformanceSentinel(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, clock *storetest.Clock) store.Store {
+		opts := Options{Now: clock.Now, Prefix: fmt.Sprintf("test%d", prefixes.Add(1))}
+		s := openURL(t, sharedSentinel.URL(), opts)
+		if s.durability.Replicas != DefaultSentinelReplicas {
+			t.Fatalf("a Sentinel store waits for %d replicas, want %d", s.durability.Replicas, DefaultSentinelReplicas)
+		}
+		clock.OnAdvance(func(d time.Duration) { advanceTTLs(t, s, d) })
 		return s
 	})
 }
