@@ -120,7 +120,7 @@ type primaryWatch struct {
 	sentinels map[string]bool // addresses that are sentinels, not primaries
 
 	mu       sync.Mutex
-	addr     string               // the primary dialed last
+	addr     string                // the primary dialed last
 	onChange func(old, new string) // set by New, before any dial
 }
 
