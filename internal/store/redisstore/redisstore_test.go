@@ -868,3 +868,84 @@ func TestSessionKeysExpireAndArePruned(t *testing.T) {
 		}
 	})
 }
+
+// A write whose replica does not acknowledge it in time (the replica is
+// frozen) is applied on the primary but answered with a NotDurableError,
+// which is ErrUnavailable and not "unreachable"; once the replica is back
+// the same write succeeds.
+func TestDurabilityNotMet(t *testing.T) {
+	sen := redistest.StartSentinel(t)
+	s := openURL(t, sen.URL(), Options{Durability: &Durability{Replicas: 1, Timeout: 200 * time.Millisecond}})
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	tok := newToken("alice")
+	must(t, s.CreateToken(ctx, tok, 0))
+
+	sen.Replica().Pause(t)
+	_, err := s.DeleteToken(ctx, "alice", tok.ID)
+	var nd *store.NotDurableError
+	if !errors.As(err, &nd) || !errors.Is(err, store.ErrUnavailable) || nd.Acked != 0 || nd.Wanted != 1 {
+		t.Fatalf("DeleteToken with the replica frozen: %v, want a NotDurableError", err)
+	}
+	if s.Unreachable(err) {
+		t.Error("a write that was not durable counts as the store being unreachable")
+	}
+	if !strings.Contains(err.Error(), "applied on the primary but not durable") {
+		t.Errorf("error %q does not say that the write is on the primary", err)
+	}
+	// The primary has it: the token is revoked.
+	if _, err := s.LookupToken(ctx, tok.Hash); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LookupToken after the undurable revoke: %v, want ErrNotFound", err)
+	}
+	sen.Replica().Resume(t)
+	// The client's retry: the token is gone, the user can be deleted and
+	// that is durable.
+	if _, err := s.DeleteToken(ctx, "alice", tok.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeleteToken again: %v, want ErrNotFound", err)
+	}
+	must(t, s.DeleteUser(ctx, "alice"))
+
+	off := openURL(t, sen.URL(), Options{Prefix: s.keys.prefix, Durability: &Durability{}})
+	sen.Replica().Pause(t)
+	defer sen.Replica().Resume(t)
+	must(t, off.CreateUser(ctx, newUser("bob"))) // replicas 0: no wait
+}
+
+// After a failover the Store talks to the new primary, finds everything
+// it wrote durably there, and resets its subscribers once.
+func TestFailoverKeepsDurableWritesAndResets(t *testing.T) {
+	sen := redistest.StartSentinel(t)
+	s := openURL(t, sen.URL(), Options{})
+	ctx := t.Context()
+	rec := subscribe(t, s)
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	tok := newToken("alice")
+	must(t, s.CreateToken(ctx, tok, 0))
+	if got, want := s.Primary(), sen.Primary().Addr(); got != want {
+		t.Fatalf("Primary = %q, want %q", got, want)
+	}
+
+	sen.Failover(t)
+	var err error
+	for range 100 { // the client learns of the new primary within a bound
+		if _, err = s.LookupToken(ctx, tok.Hash); err == nil && s.Primary() == sen.Primary().Addr() {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil || s.Primary() != sen.Primary().Addr() {
+		t.Fatalf("after the failover: lookup %v, primary %q, want %q", err, s.Primary(), sen.Primary().Addr())
+	}
+	var revoked error
+	for range 100 { // writes on the old primary's connections may fail until they are dropped
+		if _, revoked = s.DeleteToken(ctx, "alice", tok.ID); revoked == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	must(t, revoked)
+	rec.waitFor(t, store.Event{Kind: store.EventReset})
+	if s.PrimaryChanges() == 0 {
+		t.Error("the Store did not notice the new primary")
+	}
+}
