@@ -8,6 +8,7 @@ package backend
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -23,6 +24,34 @@ import (
 type Location struct {
 	redisURL string // set for Redis
 	path     string // set for the embedded store
+	// durability is what Redis writes wait for (nil: redisstore's default
+	// for the URL).
+	durability *redisstore.Durability
+}
+
+// WithDurability returns l whose Redis writes wait for replicas as d says
+// (nil: the default, see redisstore.Options.Durability). It refuses
+// replicas for the embedded store (it has none) and for a Redis Cluster
+// (not supported yet).
+func (l Location) WithDurability(d *redisstore.Durability) (Location, error) {
+	if d == nil {
+		l.durability = nil
+		return l, nil
+	}
+	if d.Replicas > 0 {
+		if l.redisURL == "" {
+			return l, errors.New("the embedded store has no replicas to wait for; set replicas to 0 or use Redis")
+		}
+		if co, err := redisstore.ParseURL(l.redisURL); err == nil && co.Cluster != nil {
+			return l, errors.New("waiting for replicas is not supported on a Redis Cluster yet; set replicas to 0")
+		}
+	}
+	if d.Replicas < 0 || d.Timeout < 0 {
+		return l, errors.New("replicas and timeout must not be negative")
+	}
+	dd := *d
+	l.durability = &dd
+	return l, nil
 }
 
 // schemeLike matches a leading URL scheme, with whatever follows it.
@@ -172,14 +201,21 @@ func (l Location) PoolKey() string {
 		return "file:" + l.path
 	}
 	sum := sha256.Sum256([]byte(l.redisURL))
-	return l.String() + "#" + hex.EncodeToString(sum[:8])
+	key := l.String() + "#" + hex.EncodeToString(sum[:8])
+	if d := l.durability; d != nil {
+		// Another durability needs another store (its writes wait
+		// differently); the embedded store's key never changes, as its
+		// file may be opened once only.
+		key += fmt.Sprintf("#durability=%d/%v", d.Replicas, d.Timeout)
+	}
+	return key
 }
 
 // open opens the backend. For Redis nothing is contacted yet (the first
 // call does); the embedded store creates and locks its file.
 func (l Location) open() (store.Store, error) {
 	if l.redisURL != "" {
-		return redisstore.Open(l.redisURL, redisstore.Options{})
+		return redisstore.Open(l.redisURL, redisstore.Options{Durability: l.durability})
 	}
 	return boltstore.Open(l.path, boltstore.Options{})
 }
