@@ -27,7 +27,7 @@ const (
 // the store is back; or until ctx ends. Meanwhile d answers
 // store.ErrUnavailable, which callers turn into 503.
 func Connect(ctx context.Context, d *store.Deferred, loc Location, logger *zap.Logger, wg *sync.WaitGroup) error {
-	st, err := loc.open()
+	st, err := loc.open(logger)
 	if err != nil {
 		return err
 	}

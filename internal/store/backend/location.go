@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/store/boltstore"
 	"github.com/tokengate/tokengate/internal/store/redisstore"
@@ -213,9 +215,24 @@ func (l Location) PoolKey() string {
 
 // open opens the backend. For Redis nothing is contacted yet (the first
 // call does); the embedded store creates and locks its file.
-func (l Location) open() (store.Store, error) {
+func (l Location) open(logger *zap.Logger) (store.Store, error) {
 	if l.redisURL != "" {
-		return redisstore.Open(l.redisURL, redisstore.Options{Durability: l.durability})
+		return redisstore.Open(l.redisURL, redisstore.Options{Durability: l.durability, OnNewPrimary: newPrimaryLogger(logger)})
 	}
 	return boltstore.Open(l.path, boltstore.Options{})
+}
+
+// newPrimaryLogger logs a Sentinel failover as the store saw it: once per
+// new primary, with what the replay of recent revocations did.
+func newPrimaryLogger(logger *zap.Logger) func(old, new string, r redisstore.ReplayReport) {
+	return func(old, new string, r redisstore.ReplayReport) {
+		fields := []zap.Field{zap.String("old_primary", old), zap.String("new_primary", new),
+			zap.Int("replayed", r.Replayed), zap.Int("replay_failed", r.Failed)}
+		if r.Failed > 0 {
+			logger.Error("Redis primary changed (failover); some recent revocations could not be written again on the new primary; caches emptied",
+				append(fields, zap.Errors("errors", r.Errors))...)
+			return
+		}
+		logger.Warn("Redis primary changed (failover); recent revocations written again on the new primary; caches emptied", fields...)
+	}
 }

@@ -183,11 +183,35 @@ func (s *Store) Primary() string {
 // Sentinel failover) and reset its subscribers.
 func (s *Store) PrimaryChanges() uint64 { return s.primaryChanges.Load() }
 
-// onNewPrimary resets the subscribers: see primaryWatch.
-func (s *Store) onNewPrimary(_, _ string) {
+// onNewPrimary writes the journal's recent entries again on the new
+// primary (see journal) and then resets the subscribers (see
+// primaryWatch). It runs once at a time; a change noticed meanwhile runs
+// it again afterwards.
+func (s *Store) onNewPrimary(old, new string) {
 	s.primaryChanges.Add(1)
-	// Not on the dialing goroutine: a subscriber may call the store.
-	go s.subs.deliver(store.Event{Kind: store.EventReset})
+	if s.life.Err() != nil {
+		return // closing
+	}
+	if s.replaying.Add(1) > 1 {
+		return // the running replay goes round again
+	}
+	// Not on the dialing goroutine: the replay dials, and a subscriber
+	// may call the store.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			r := s.replay()
+			s.subs.deliver(store.Event{Kind: store.EventReset})
+			if s.onNew != nil {
+				s.onNew(old, new, r)
+			}
+			if s.replaying.Add(-1) == 0 || s.life.Err() != nil {
+				return
+			}
+			s.replaying.Store(1)
+		}
+	}()
 }
 
 // The write methods: each does its write (the unexported method of the
@@ -200,14 +224,31 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 
 // UpdateUser changes the user (see updateUser) and waits for the replicas.
 func (s *Store) UpdateUser(ctx context.Context, name string, fn func(*store.User) error) (store.User, error) {
-	u, err := s.updateUser(ctx, name, fn)
+	var before store.User
+	u, err := s.updateUser(ctx, name, func(u *store.User) error { before = *u; return fn(u) })
+	if off := (!before.Disabled && u.Disabled) || (before.TokenLogin && !u.TokenLogin); off || before.PasswordHash != u.PasswordHash {
+		after := u
+		s.note(err, "switch off user "+name, func(ctx context.Context) error {
+			_, err := s.updateUser(ctx, name, func(u *store.User) error {
+				u.Disabled = u.Disabled || (!before.Disabled && after.Disabled)
+				u.TokenLogin = u.TokenLogin && !(before.TokenLogin && !after.TokenLogin)
+				if u.PasswordHash == before.PasswordHash {
+					u.PasswordHash = after.PasswordHash
+				}
+				return nil
+			})
+			return gone(err)
+		})
+	}
 	return u, s.durable(ctx, "update user", err)
 }
 
 // DeleteUser removes the user and its tokens (see deleteUser) and waits
 // for the replicas.
 func (s *Store) DeleteUser(ctx context.Context, name string) error {
-	return s.durable(ctx, "delete user", s.deleteUser(ctx, name))
+	err := s.deleteUser(ctx, name)
+	s.note(err, "delete user "+name, func(ctx context.Context) error { return gone(s.deleteUser(ctx, name)) })
+	return s.durable(ctx, "delete user", err)
 }
 
 // CreateToken stores t (see createToken) and waits for the replicas.
@@ -218,7 +259,14 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, limit int) error
 // UpdateToken changes the token (see updateToken) and waits for the
 // replicas.
 func (s *Store) UpdateToken(ctx context.Context, owner, id string, fn func(*store.Token) error) (store.Token, error) {
-	t, err := s.updateToken(ctx, owner, id, fn)
+	var before store.Token
+	t, err := s.updateToken(ctx, owner, id, func(t *store.Token) error { before = *t; return fn(t) })
+	if before.Enabled && !t.Enabled {
+		s.note(err, "switch off token "+id, func(ctx context.Context) error {
+			_, err := s.updateToken(ctx, owner, id, func(t *store.Token) error { t.Enabled = false; return nil })
+			return gone(err)
+		})
+	}
 	return t, s.durable(ctx, "update token", err)
 }
 
@@ -226,6 +274,10 @@ func (s *Store) UpdateToken(ctx context.Context, owner, id string, fn func(*stor
 // for the replicas.
 func (s *Store) DeleteToken(ctx context.Context, owner, id string) (store.Token, error) {
 	t, err := s.deleteToken(ctx, owner, id)
+	s.note(err, "delete token "+id, func(ctx context.Context) error {
+		_, err := s.deleteToken(ctx, owner, id)
+		return gone(err)
+	})
 	return t, s.durable(ctx, "delete token", err)
 }
 
@@ -237,7 +289,21 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 // UpdateClient changes the client (see updateClient) and waits for the
 // replicas.
 func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*store.Client) error) (store.Client, error) {
-	c, err := s.updateClient(ctx, id, fn)
+	var before store.Client
+	c, err := s.updateClient(ctx, id, func(c *store.Client) error { before = *c; return fn(c) })
+	if (before.Enabled && !c.Enabled) || before.SecretHash != c.SecretHash {
+		after := c
+		s.note(err, "switch off client "+id, func(ctx context.Context) error {
+			_, err := s.updateClient(ctx, id, func(c *store.Client) error {
+				c.Enabled = c.Enabled && !(before.Enabled && !after.Enabled)
+				if c.SecretHash == before.SecretHash {
+					c.SecretHash = after.SecretHash
+				}
+				return nil
+			})
+			return gone(err)
+		})
+	}
 	return c, s.durable(ctx, "update client", err)
 }
 
@@ -245,6 +311,10 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*store.Clie
 // replicas.
 func (s *Store) DeleteClient(ctx context.Context, id string) (store.Client, error) {
 	c, err := s.deleteClient(ctx, id)
+	s.note(err, "delete client "+id, func(ctx context.Context) error {
+		_, err := s.deleteClient(ctx, id)
+		return gone(err)
+	})
 	return c, s.durable(ctx, "delete client", err)
 }
 
@@ -257,7 +327,9 @@ func (s *Store) UpdateDocument(ctx context.Context, name string, fn func(current
 
 // Deny puts a jti on the deny-list (see deny) and waits for the replicas.
 func (s *Store) Deny(ctx context.Context, d store.Denial) error {
-	return s.durable(ctx, "deny", s.deny(ctx, d))
+	err := s.deny(ctx, d)
+	s.note(err, "deny "+d.JTI, func(ctx context.Context) error { return s.deny(ctx, d) })
+	return s.durable(ctx, "deny", err)
 }
 
 // CreateSession stores a web session (see createSession) and waits for the
@@ -269,12 +341,18 @@ func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
 // DeleteSession ends a web session (see deleteSession) and waits for the
 // replicas.
 func (s *Store) DeleteSession(ctx context.Context, id store.TokenHash) error {
-	return s.durable(ctx, "delete session", s.deleteSession(ctx, id))
+	err := s.deleteSession(ctx, id)
+	s.note(err, "delete session", func(ctx context.Context) error { return gone(s.deleteSession(ctx, id)) })
+	return s.durable(ctx, "delete session", err)
 }
 
 // DeleteUserSessions ends a user's web sessions (see deleteUserSessions)
 // and waits for the replicas.
 func (s *Store) DeleteUserSessions(ctx context.Context, user string) (int, error) {
 	n, err := s.deleteUserSessions(ctx, user)
+	s.note(err, "delete sessions of "+user, func(ctx context.Context) error {
+		_, err := s.deleteUserSessions(ctx, user)
+		return gone(err)
+	})
 	return n, s.durable(ctx, "delete user sessions", err)
 }

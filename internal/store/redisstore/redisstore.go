@@ -80,6 +80,11 @@ type Options struct {
 	// have no replica; a Redis Cluster is not supported yet). New, given a
 	// client it cannot tell apart, uses none.
 	Durability *Durability
+	// OnNewPrimary, if set, is called after the Store found a new
+	// Sentinel-managed primary (a failover), wrote its journal again
+	// there and reset its subscribers, with the old and new addresses and
+	// what the replay did; the gateway logs it.
+	OnNewPrimary func(old, new string, r ReplayReport)
 	// Now is the clock that denials are measured by (nil: time.Now);
 	// tests inject one they can move. Failure windows are the keys' own
 	// time to live, kept by the server's clock.
@@ -124,6 +129,14 @@ type Store struct {
 	// clients); primaryChanges counts them.
 	primary        *primaryWatch
 	primaryChanges atomic.Uint64
+	// journal keeps the recent writes that took something away, replayed
+	// on a new primary (see journal.go); replaying counts the changes
+	// not yet handled by the running replay.
+	journal    journal
+	replaying  atomic.Int64
+	replayMu   sync.Mutex
+	lastReplay ReplayReport
+	onNew      func(old, new string, r ReplayReport)
 	// node identifies this Store in published events, so that it can
 	// ignore its own: its subscribers got them when the write returned.
 	node       string
@@ -161,6 +174,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	if opts.Durability != nil {
 		s.durability = *opts.Durability
 	}
+	s.onNew = opts.OnNewPrimary
 	s.life, s.shutdown = context.WithCancel(context.Background())
 	s.listener.init()
 	hook := opsHook{&s.ops, &s.roundTrips}

@@ -949,3 +949,53 @@ func TestFailoverKeepsDurableWritesAndResets(t *testing.T) {
 		t.Error("the Store did not notice the new primary")
 	}
 }
+
+// The journal writes the recent revocations again on a new primary: a
+// revoke (and a switch-off, a deletion, a changed password) that the new
+// primary lacks, as after a failover that lost it, is applied again, and
+// nothing that gives access (a create) is; then the subscribers are reset.
+func TestReplayAfterNewPrimary(t *testing.T) {
+	s := openURL(t, sharedSentinel.URL(), Options{})
+	// behind is a client of the same keys that does not journal: it puts
+	// back what the failover "lost".
+	behind := openURL(t, sharedSentinel.URL(), Options{Prefix: s.keys.prefix, Durability: &Durability{}})
+	ctx := t.Context()
+	rec := subscribe(t, s)
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	must(t, s.CreateUser(ctx, newUser("bob")))
+	revoked, off, kept := newToken("alice"), newToken("alice"), newToken("alice")
+	for _, tok := range []store.Token{revoked, off, kept} {
+		must(t, s.CreateToken(ctx, tok, 0))
+	}
+	_, err := s.DeleteToken(ctx, "alice", revoked.ID)
+	must(t, err)
+	_, err = s.UpdateToken(ctx, "alice", off.ID, func(t *store.Token) error { t.Enabled = false; return nil })
+	must(t, err)
+	_, err = s.UpdateUser(ctx, "bob", func(u *store.User) error { u.Disabled = true; return nil })
+	must(t, err)
+
+	// The "lost" writes: the revoked token is back, the others on again.
+	must(t, behind.CreateToken(ctx, revoked, 0))
+	_, err = behind.UpdateToken(ctx, "alice", off.ID, func(t *store.Token) error { t.Enabled = true; return nil })
+	must(t, err)
+	_, err = behind.UpdateUser(ctx, "bob", func(u *store.User) error { u.Disabled = false; return nil })
+	must(t, err)
+
+	s.onNewPrimary("old:1", "new:1")
+	rec.waitFor(t, store.Event{Kind: store.EventReset})
+	if r := s.LastReplay(); r.Failed != 0 || r.Replayed != 3 {
+		t.Fatalf("replay: %+v, want 3 writes replayed", r)
+	}
+	if _, err := s.LookupToken(ctx, revoked.Hash); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the revoked token after the replay: %v, want ErrNotFound", err)
+	}
+	if tok, err := s.GetToken(ctx, "alice", off.ID); err != nil || tok.Enabled {
+		t.Errorf("the switched-off token after the replay: enabled %v, %v", tok.Enabled, err)
+	}
+	if u, err := s.GetUser(ctx, "bob"); err != nil || !u.Disabled {
+		t.Errorf("the disabled user after the replay: disabled %v, %v", u.Disabled, err)
+	}
+	if _, err := s.LookupToken(ctx, kept.Hash); err != nil {
+		t.Errorf("a token never revoked after the replay: %v", err)
+	}
+}
