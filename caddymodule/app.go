@@ -31,6 +31,7 @@ import (
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/session"
 	"github.com/tokengate/tokengate/internal/store/backend"
+	"github.com/tokengate/tokengate/internal/store/redisstore"
 	"github.com/tokengate/tokengate/internal/users"
 )
 
@@ -175,6 +176,17 @@ type App struct {
 	// the defaults of StoreBreaker's fields.
 	StoreBreaker *StoreBreaker `json:"store_breaker,omitempty"`
 
+	// StoreDurability says how many Redis replicas must have a write
+	// before it is answered as done, so that a failover cannot undo it:
+	// a revocation, a switch-off, a deletion, a deny-listed jti, a new or
+	// reset signing key, but also a created token or user. A write whose
+	// replicas do not acknowledge it within the timeout is answered 503
+	// with Retry-After (it is on the primary, and the client's retry is
+	// safe). Default: for a redis-sentinel:// store, 1 replica within 1s;
+	// for a single server (redis://) and the embedded store, none; a Redis
+	// Cluster does not support it yet (replicas must be 0).
+	StoreDurability *StoreDurability `json:"store_durability,omitempty"`
+
 	// SecretsKey encrypts the private signing keys and HS256 secrets in
 	// the store (AES-256-GCM), so that a copy of the store (a Redis dump,
 	// the bbolt file) does not let anyone sign access tokens: 32 random
@@ -252,6 +264,27 @@ type StoreBreaker struct {
 	StaleWindow caddy.Duration `json:"stale_window,omitempty"`
 }
 
+// StoreDurability configures what a write to Redis waits for: after the
+// write, WAIT for Replicas replicas within Timeout (see the README's
+// "Durability and failover").
+type StoreDurability struct {
+	// Replicas is how many replicas must acknowledge every write; 0 turns
+	// the wait off. Default: 1 for a redis-sentinel:// store, else 0.
+	Replicas *int `json:"replicas,omitempty"`
+
+	// Timeout bounds the wait; a write not acknowledged in time is
+	// answered 503. Default: 1s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+}
+
+// durability returns the store's durability (nil: the store's default).
+func (d *StoreDurability) durability() *redisstore.Durability {
+	if d == nil || d.Replicas == nil {
+		return nil // validate refuses a timeout without replicas
+	}
+	return &redisstore.Durability{Replicas: *d.Replicas, Timeout: time.Duration(d.Timeout)}
+}
+
 // options returns the breaker's options (zero values: the defaults).
 func (b *StoreBreaker) options(logger *zap.Logger) breaker.Options {
 	o := breaker.Options{Name: "store", Logger: logger}
@@ -259,6 +292,21 @@ func (b *StoreBreaker) options(logger *zap.Logger) breaker.Options {
 		o.Failures, o.ProbeInterval, o.RetryAfter = b.Failures, time.Duration(b.ProbeInterval), time.Duration(b.RetryAfter)
 	}
 	return o
+}
+
+// validate checks the fields without changing them.
+func (d *StoreDurability) validate() error {
+	switch {
+	case d == nil:
+		return nil
+	case d.Replicas != nil && *d.Replicas < 0:
+		return fmt.Errorf("store_durability: replicas must not be negative")
+	case d.Timeout < 0:
+		return fmt.Errorf("store_durability: timeout must not be negative")
+	case d.Replicas == nil && d.Timeout != 0:
+		return fmt.Errorf("store_durability: a timeout needs replicas <n>")
+	}
+	return nil
 }
 
 // validate checks the fields without changing them.
@@ -300,6 +348,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	loc, err := backend.Parse(storeURL)
 	if err != nil {
 		return fmt.Errorf("store: %v", err)
+	}
+	if err := a.StoreDurability.validate(); err != nil {
+		return err
+	}
+	if loc, err = loc.WithDurability(a.StoreDurability.durability()); err != nil {
+		return fmt.Errorf("store_durability: %v", err)
 	}
 	a.poolKey, a.storeName = loc.PoolKey(), loc.String()
 	val, _, err := statePool.LoadOrNew(a.poolKey, func() (caddy.Destructor, error) {

@@ -67,6 +67,10 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //			retry_after <duration>
 //			stale_window <duration | 0>
 //		}
+//		store_durability {
+//			replicas <n>
+//			timeout <duration>
+//		}
 //		secrets_key <base64 key>
 //		secrets_key_previous <base64 key>
 //	}
@@ -120,6 +124,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.IdentityBackend, err = oneArg(d)
 		case "store_breaker":
 			a.StoreBreaker, err = parseStoreBreaker(d)
+		case "store_durability":
+			a.StoreDurability, err = parseStoreDurability(d)
 		case "secrets_key":
 			a.SecretsKey, err = oneArg(d)
 		case "secrets_key_previous":
@@ -325,6 +331,40 @@ func parseStoreBreaker(d *caddyfile.Dispenser) (*StoreBreaker, error) {
 		}
 	}
 	return b, nil
+}
+
+// parseStoreDurability reads a store_durability block.
+func parseStoreDurability(d *caddyfile.Dispenser) (*StoreDurability, error) {
+	sd := new(StoreDurability)
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] {
+			return nil, d.Errf("store_durability: duplicate %q", sub)
+		}
+		seen[sub] = true
+		var err error
+		switch sub {
+		case "replicas":
+			var n int
+			n, err = intArg(d, 0)
+			sd.Replicas = &n
+		case "timeout":
+			sd.Timeout, err = durationArg(d)
+		default:
+			err = d.Errf("store_durability: unrecognized subdirective %q", sub)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if sd.Replicas == nil {
+		return nil, d.Err("store_durability: replicas <n> is required")
+	}
+	return sd, nil
 }
 
 // parseExternalIssuer reads an external_jwt block.

@@ -57,6 +57,11 @@ func TestAppCaddyfileErrors(t *testing.T) {
 		{"breaker zero interval", "tokengate {\n store_breaker {\n probe_interval 0\n }\n}", "probe_interval: invalid duration"},
 		{"breaker negative window", "tokengate {\n store_breaker {\n stale_window -1s\n }\n}", "stale_window: invalid duration"},
 		{"breaker inline arg", "tokengate {\n store_breaker on\n}", "wrong argument count"},
+		{"durability unknown", "tokengate {\n store_durability {\n replica 1\n }\n}", `store_durability: unrecognized subdirective "replica"`},
+		{"durability duplicate", "tokengate {\n store_durability {\n replicas 1\n replicas 2\n }\n}", `store_durability: duplicate "replicas"`},
+		{"durability negative", "tokengate {\n store_durability {\n replicas -1\n }\n}", "replicas"},
+		{"durability no replicas", "tokengate {\n store_durability {\n timeout 1s\n }\n}", "replicas <n> is required"},
+		{"durability zero timeout", "tokengate {\n store_durability {\n replicas 1\n timeout 0\n }\n}", "timeout: invalid duration"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,6 +106,28 @@ func TestStoreBreakerCaddyfile(t *testing.T) {
 	}
 	if err := (App{StoreBreaker: &StoreBreaker{StaleWindow: -1}}).Validate(); err == nil {
 		t.Error("a negative stale_window in JSON was accepted")
+	}
+}
+
+func TestStoreDurabilityCaddyfile(t *testing.T) {
+	var a App
+	in := "tokengate {\n store_durability {\n replicas 0\n }\n}"
+	if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err != nil {
+		t.Fatal(err)
+	}
+	d := a.StoreDurability.durability()
+	if d == nil || d.Replicas != 0 || d.Timeout != 0 {
+		t.Fatalf("replicas 0: %+v, want an explicit 0 (no wait), not the default", d)
+	}
+	if (*StoreDurability)(nil).durability() != nil {
+		t.Error("no store_durability: want nil, the store's default")
+	}
+	two := 2
+	if d := (&StoreDurability{Replicas: &two, Timeout: caddy.Duration(time.Second)}).durability(); d.Replicas != 2 || d.Timeout != time.Second {
+		t.Errorf("durability = %+v", d)
+	}
+	if err := (&StoreDurability{Timeout: caddy.Duration(time.Second)}).validate(); err == nil {
+		t.Error("a timeout without replicas in JSON was accepted")
 	}
 }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need
-# from Debian's packages if it is missing (redis-server; chromium for the
+# from Debian's packages if it is missing (redis-server; redis-sentinel for
+# the Sentinel topology: a primary, a replica and three sentinels that the
+# store, conformance, black-box and failover tests start; chromium for the
 # browser tests, and fonts-dejavu-core so their screenshots show Cyrillic),
 # then runs vet and every test with the race detector. Tests start and stop
 # their own redis-server on a free loopback port and their own headless
@@ -29,6 +31,7 @@ need_file() { # need_file <path> <debian package>
 }
 
 need_pkg redis-server redis-server
+need_pkg redis-sentinel redis-sentinel
 need_pkg chromium chromium
 need_file /usr/share/fonts/truetype/dejavu fonts-dejavu-core
 

@@ -40,10 +40,15 @@ func assertUser(t *testing.T, up *upstream, r response, want, what string) {
 	}
 }
 
-// TestStoreExportImport moves a gateway from the embedded store to Redis
-// with `tokengate store export` and `import`: every credential issued
-// before the move works after it, on the other backend.
+// TestStoreExportImport moves a gateway from the embedded store to every
+// topology (a fresh embedded store, Redis, ...) with `tokengate store
+// export` and `import`: every credential issued before the move works
+// after it, on the other backend.
 func TestStoreExportImport(t *testing.T) {
+	forEachTopology(t, testStoreExportImport)
+}
+
+func testStoreExportImport(t *testing.T, kind storeKind) {
 	up := startUpstream(t)
 	a := startGateway(t, embedded, up, gatewayConfig{})
 	a.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
@@ -85,7 +90,7 @@ func TestStoreExportImport(t *testing.T) {
 	before := storeState(t, a)
 	a.stop() // B must need nothing of A
 
-	b := startGateway(t, redisKV, up, gatewayConfig{})
+	b := startGateway(t, kind, up, gatewayConfig{})
 	if out := b.mustCLI("", "store", "import", "--input", file); !strings.Contains(out, "imported 1 user, 2 tokens, 1 OAuth key, 2 documents, 1 denial") {
 		t.Fatalf("store import printed %q", out)
 	}

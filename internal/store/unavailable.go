@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -48,7 +49,10 @@ func unreachable(s Store, err error) bool {
 		return false
 	}
 	var ne net.Error
+	var nd *NotDurableError
 	switch {
+	case errors.As(err, &nd):
+		return false // the primary answered; its replicas did not
 	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
@@ -57,4 +61,40 @@ func unreachable(s Store, err error) bool {
 	}
 	t, ok := s.(UnreachableTeller)
 	return ok && t.Unreachable(err)
+}
+
+// NotDurableError is the error of a write that the store applied but
+// could not make durable in time: a Redis primary took it, but fewer
+// replicas than required acknowledged it (WAIT), so a failover could
+// still undo it. It matches ErrUnavailable (the caller answers 503 and
+// the client retries: every write that waits is idempotent or fails
+// cleanly when repeated), but it does not count as the store being
+// unreachable (the breaker ignores it): the primary answered.
+type NotDurableError struct {
+	// Op is the write, e.g. "delete token".
+	Op string
+	// Acked and Wanted are the replicas that acknowledged the write and
+	// the replicas required.
+	Acked, Wanted int
+	// Timeout is how long the store waited for them.
+	Timeout time.Duration
+	// Err is why the wait itself failed, if it did (nil: it timed out).
+	Err error
+}
+
+func (e *NotDurableError) Error() string {
+	msg := fmt.Sprintf("%s: applied on the primary but not durable: %d of %d replicas acknowledged it within %v, so a failover may undo it; retry",
+		e.Op, e.Acked, e.Wanted, e.Timeout)
+	if e.Err != nil {
+		msg += " (waiting failed: " + e.Err.Error() + ")"
+	}
+	return msg
+}
+
+// Unwrap returns ErrUnavailable and the cause of a failed wait.
+func (e *NotDurableError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrUnavailable}
+	}
+	return []error{ErrUnavailable, e.Err}
 }

@@ -8,6 +8,7 @@ package backend
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -28,6 +29,9 @@ type Location struct {
 	path     string // set for the embedded store
 	// ping is redisstore.Options.PingInterval (0: its default).
 	ping time.Duration
+	// durability is what Redis writes wait for (nil: redisstore's default
+	// for the URL).
+	durability *redisstore.Durability
 }
 
 // WithPingInterval returns l with the interval at which a Redis store
@@ -36,6 +40,31 @@ type Location struct {
 func (l Location) WithPingInterval(d time.Duration) Location {
 	l.ping = d
 	return l
+}
+
+// WithDurability returns l whose Redis writes wait for replicas as d says
+// (nil: the default, see redisstore.Options.Durability). It refuses
+// replicas for the embedded store (it has none) and for a Redis Cluster
+// (not supported yet).
+func (l Location) WithDurability(d *redisstore.Durability) (Location, error) {
+	if d == nil {
+		l.durability = nil
+		return l, nil
+	}
+	if d.Replicas > 0 {
+		if l.redisURL == "" {
+			return l, errors.New("the embedded store has no replicas to wait for; set replicas to 0 or use Redis")
+		}
+		if co, err := redisstore.ParseURL(l.redisURL); err == nil && co.Cluster != nil {
+			return l, errors.New("waiting for replicas is not supported on a Redis Cluster yet; set replicas to 0")
+		}
+	}
+	if d.Replicas < 0 || d.Timeout < 0 {
+		return l, errors.New("replicas and timeout must not be negative")
+	}
+	dd := *d
+	l.durability = &dd
+	return l, nil
 }
 
 // schemeLike matches a leading URL scheme, with whatever follows it.
@@ -185,7 +214,14 @@ func (l Location) PoolKey() string {
 		return "file:" + l.path
 	}
 	sum := sha256.Sum256([]byte(l.redisURL))
-	return l.String() + "#" + hex.EncodeToString(sum[:8])
+	key := l.String() + "#" + hex.EncodeToString(sum[:8])
+	if d := l.durability; d != nil {
+		// Another durability needs another store (its writes wait
+		// differently); the embedded store's key never changes, as its
+		// file may be opened once only.
+		key += fmt.Sprintf("#durability=%d/%v", d.Replicas, d.Timeout)
+	}
+	return key
 }
 
 // open opens the backend. For Redis nothing is contacted yet (the first
@@ -193,7 +229,27 @@ func (l Location) PoolKey() string {
 // store creates and locks its file.
 func (l Location) open(logger *zap.Logger) (store.Store, error) {
 	if l.redisURL != "" {
-		return redisstore.Open(l.redisURL, redisstore.Options{Logger: logger, PingInterval: l.ping})
+		return redisstore.Open(l.redisURL, redisstore.Options{
+			Logger:       logger,
+			PingInterval: l.ping,
+			Durability:   l.durability,
+			OnNewPrimary: newPrimaryLogger(logger),
+		})
 	}
 	return boltstore.Open(l.path, boltstore.Options{})
+}
+
+// newPrimaryLogger logs a Sentinel failover as the store saw it: once per
+// new primary, with what the replay of recent revocations did.
+func newPrimaryLogger(logger *zap.Logger) func(old, new string, r redisstore.ReplayReport) {
+	return func(old, new string, r redisstore.ReplayReport) {
+		fields := []zap.Field{zap.String("old_primary", old), zap.String("new_primary", new),
+			zap.Int("replayed", r.Replayed), zap.Int("replay_failed", r.Failed)}
+		if r.Failed > 0 {
+			logger.Error("Redis primary changed (failover); some recent revocations could not be written again on the new primary; caches emptied",
+				append(fields, zap.Errors("errors", r.Errors))...)
+			return
+		}
+		logger.Warn("Redis primary changed (failover); recent revocations written again on the new primary; caches emptied", fields...)
+	}
 }

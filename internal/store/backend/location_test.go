@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tokengate/tokengate/internal/store/redisstore"
 )
 
 func TestParseRedisKeepsPasswordOut(t *testing.T) {
@@ -18,6 +20,38 @@ func TestParseRedisKeepsPasswordOut(t *testing.T) {
 	other, _ := Parse("redis://:other@127.0.0.1:6379/0")
 	if other.PoolKey() == loc.PoolKey() {
 		t.Fatal("different credentials share a pool key")
+	}
+}
+
+func TestWithDurability(t *testing.T) {
+	sentinel, err := Parse("redis-sentinel://127.0.0.1:26379?master=m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := &redisstore.Durability{Replicas: 1}
+	waiting, err := sentinel.WithDurability(one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waiting.PoolKey() == sentinel.PoolKey() {
+		t.Error("another durability shares the store of the default")
+	}
+	if _, err := sentinel.WithDurability(&redisstore.Durability{Replicas: -1}); err == nil {
+		t.Error("negative replicas accepted")
+	}
+	cluster, _ := Parse("redis-cluster://127.0.0.1:7000")
+	if _, err := cluster.WithDurability(one); err == nil || !strings.Contains(err.Error(), "Cluster") {
+		t.Errorf("replicas on a cluster: %v, want refused", err)
+	}
+	if _, err := cluster.WithDurability(&redisstore.Durability{}); err != nil {
+		t.Errorf("replicas 0 on a cluster: %v", err)
+	}
+	file, _ := Parse("/tmp/tg.db")
+	if _, err := file.WithDurability(one); err == nil {
+		t.Error("replicas on the embedded store accepted")
+	}
+	if off, err := file.WithDurability(&redisstore.Durability{}); err != nil || off.PoolKey() != file.PoolKey() {
+		t.Errorf("replicas 0 on the embedded store: %v, pool key %q, want %q", err, off.PoolKey(), file.PoolKey())
 	}
 }
 

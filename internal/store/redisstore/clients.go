@@ -14,11 +14,11 @@ import (
 	"github.com/tokengate/tokengate/internal/store"
 )
 
-// CreateClient adds c as CreateUser adds a user: the record first, then
+// createClient adds c as CreateUser adds a user: the record first, then
 // the ID in the client set, in a transaction that also publishes the
 // event, so that the event goes out with the last step. If the set cannot
 // be written the record is removed again.
-func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
+func (s *Store) createClient(ctx context.Context, c store.Client) error {
 	data, err := encodeClient(c)
 	if err != nil {
 		return err
@@ -49,9 +49,9 @@ func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
 	return clients, err
 }
 
-// UpdateClient applies fn to the client in a WATCH transaction; fn runs
+// updateClient applies fn to the client in a WATCH transaction; fn runs
 // again if another client of Redis changes the record meanwhile.
-func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*store.Client) error) (store.Client, error) {
+func (s *Store) updateClient(ctx context.Context, id string, fn func(*store.Client) error) (store.Client, error) {
 	read := func(c redis.Cmdable) (store.Client, error) { return s.readClient(ctx, c, id) }
 	sameKey := func(c store.Client) error {
 		if c.ID != id {
@@ -101,10 +101,10 @@ func updateRecord[T any](ctx context.Context, s *Store, key string, ev store.Eve
 	return out, nil
 }
 
-// DeleteClient removes the ID from the client set, then, in a WATCH
+// deleteClient removes the ID from the client set, then, in a WATCH
 // transaction that publishes the event, the record. If that fails the ID
 // is put back in the set.
-func (s *Store) DeleteClient(ctx context.Context, id string) (store.Client, error) {
+func (s *Store) deleteClient(ctx context.Context, id string) (store.Client, error) {
 	var (
 		removed store.Client
 		undo    func(context.Context) error // of the first step, while the record is known to exist

@@ -55,11 +55,11 @@ redis.call('PUBLISH', ARGV[5], ARGV[6] .. stored .. ' ' .. ARGV[1])
 return stored
 `)
 
-// Deny puts d.JTI on the deny-list until d.Until, or leaves it there until
+// deny puts d.JTI on the deny-list until d.Until, or leaves it there until
 // a later time it is denied until already; the event carries the end as
 // stored. Subscribers of this process get d.Until itself when that is
 // what was stored (to the microsecond), and the stored end otherwise.
-func (s *Store) Deny(ctx context.Context, d store.Denial) error {
+func (s *Store) deny(ctx context.Context, d store.Denial) error {
 	until := ceilMicros(d.Until)
 	bound := s.now().Add(-pruneGrace).UnixMicro()
 	// The message head: encodeEvent's form with the time and jti left to

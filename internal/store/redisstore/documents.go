@@ -27,11 +27,11 @@ func (s *Store) readDocument(ctx context.Context, c redis.Cmdable, name string) 
 	return data, nil
 }
 
-// UpdateDocument replaces the named document with fn(current) in a WATCH
+// updateDocument replaces the named document with fn(current) in a WATCH
 // transaction that also publishes the event; fn runs again if another
 // writer changes the document meanwhile, and after maxTxAttempts lost
 // races UpdateDocument gives up with store.ErrConflict.
-func (s *Store) UpdateDocument(ctx context.Context, name string, fn func(current []byte) ([]byte, error)) ([]byte, error) {
+func (s *Store) updateDocument(ctx context.Context, name string, fn func(current []byte) ([]byte, error)) ([]byte, error) {
 	if name == "" {
 		return nil, errors.New("document name must not be empty")
 	}

@@ -74,6 +74,18 @@ type Options struct {
 	// Channel is the pub/sub channel on which stores sharing the database
 	// announce changes to each other. Default Prefix + ":events".
 	Channel string
+	// Durability is how many replicas must acknowledge a write before it
+	// returns (see Durability). nil: the default, which Open sets to
+	// DefaultSentinelReplicas replicas within DefaultDurabilityTimeout for
+	// a redis-sentinel:// URL and to none otherwise (a single server may
+	// have no replica; a Redis Cluster is not supported yet). New, given a
+	// client it cannot tell apart, uses none.
+	Durability *Durability
+	// OnNewPrimary, if set, is called after the Store found a new
+	// Sentinel-managed primary (a failover), wrote its journal again
+	// there and reset its subscribers, with the old and new addresses and
+	// what the replay did; the gateway logs it.
+	OnNewPrimary func(old, new string, r ReplayReport)
 	// Now is the clock that denials are measured by (nil: time.Now);
 	// tests inject one they can move. Failure windows are the keys' own
 	// time to live, kept by the server's clock.
@@ -116,6 +128,13 @@ func (o Options) withDefaults() (Options, error) {
 	if o.PingInterval == 0 {
 		o.PingInterval = DefaultPingInterval
 	}
+	if o.Durability != nil {
+		d, err := o.Durability.withDefaults()
+		if err != nil {
+			return o, err
+		}
+		o.Durability = &d
+	}
 	return o, nil
 }
 
@@ -134,6 +153,20 @@ type Store struct {
 	// that the monotonic clock measures the silence.
 	pingEvery, pingAcked atomic.Int64
 	born                 time.Time
+	// durability is what writes wait for (see Durability).
+	durability Durability
+	// primary notices a new Sentinel-managed primary (nil for other
+	// clients); primaryChanges counts them.
+	primary        *primaryWatch
+	primaryChanges atomic.Uint64
+	// journal keeps the recent writes that took something away, replayed
+	// on a new primary (see journal.go); replaying counts the changes
+	// not yet handled by the running replay.
+	journal    journal
+	replaying  atomic.Int64
+	replayMu   sync.Mutex
+	lastReplay ReplayReport
+	onNew      func(old, new string, r ReplayReport)
 	// node identifies this Store in published events, so that it can
 	// ignore its own: its subscribers got them when the write returned.
 	node       string
@@ -171,6 +204,10 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		lookupArgs: lookupArgs(k),
 	}
 	s.pingEvery.Store(int64(opts.PingInterval))
+	if opts.Durability != nil {
+		s.durability = *opts.Durability
+	}
+	s.onNew = opts.OnNewPrimary
 	s.life, s.shutdown = context.WithCancel(context.Background())
 	s.listener.init()
 	hook := opsHook{&s.ops, &s.roundTrips}
@@ -196,10 +233,30 @@ func Open(url string, opts Options) (*Store, error) {
 	if co.Cluster != nil {
 		opts.Cluster = true
 	}
+	if opts.Durability == nil && co.Failover != nil {
+		opts.Durability = &Durability{Replicas: DefaultSentinelReplicas}
+	}
+	if opts.Durability != nil && opts.Durability.Replicas > 0 && co.Cluster != nil {
+		return nil, errors.New("redisstore: waiting for replicas (durability) is not supported on a Redis Cluster yet; set its replicas to 0")
+	}
 	if _, err := opts.withDefaults(); err != nil {
 		return nil, err
 	}
-	return New(co.NewClient(), opts), nil
+	var watch *primaryWatch
+	if co.Failover != nil {
+		watch = newPrimaryWatch(co.Failover.SentinelAddrs)
+		co.Failover.Dialer = watch.dialer(co.Failover.DialTimeout, co.Failover.Dialer)
+	}
+	s := New(co.NewClient(), opts)
+	if watch != nil {
+		// No connection is made before the first call, so no dial misses
+		// onChange.
+		watch.mu.Lock()
+		watch.onChange = s.onNewPrimary
+		watch.mu.Unlock()
+		s.primary = watch
+	}
+	return s, nil
 }
 
 // newNodeID returns a random identifier for a Store.

@@ -24,6 +24,10 @@ import (
 // theirs; each store on them gets a prefix of its own, so it starts empty.
 var shared, sharedCluster *redistest.Server
 
+// sharedSentinel is the Sentinel deployment of the tests that neither
+// fail it over nor pause a node.
+var sharedSentinel *redistest.Sentinel
+
 func TestMain(m *testing.M) {
 	os.Exit(runWithServers(m))
 }
@@ -41,6 +45,12 @@ func runWithServers(m *testing.M) int {
 		return 1
 	}
 	defer stopCluster()
+	var stopSentinel func()
+	if sharedSentinel, stopSentinel, err = redistest.StartSentinelMain(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer stopSentinel()
 	return m.Run()
 }
 
@@ -148,6 +158,21 @@ func TestConformanceCluster(t *testing.T) {
 		if !s.cluster {
 			t.Fatal("a redis-cluster:// store is not in cluster mode")
 		}
+		return s
+	})
+}
+
+// TestConformanceSentinel runs the suite on a Sentinel-managed primary
+// with a replica, through the Sentinel URL, every write waiting for the
+// replica (the default).
+func TestConformanceSentinel(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, clock *storetest.Clock) store.Store {
+		opts := Options{Now: clock.Now, Prefix: fmt.Sprintf("test%d", prefixes.Add(1))}
+		s := openURL(t, sharedSentinel.URL(), opts)
+		if s.durability.Replicas != DefaultSentinelReplicas {
+			t.Fatalf("a Sentinel store waits for %d replicas, want %d", s.durability.Replicas, DefaultSentinelReplicas)
+		}
+		clock.OnAdvance(func(d time.Duration) { advanceTTLs(t, s, d) })
 		return s
 	})
 }
@@ -842,4 +867,135 @@ func TestSessionKeysExpireAndArePruned(t *testing.T) {
 			t.Fatalf("the user's hash holds %d sessions (%v), want the 2 live ones", n, err)
 		}
 	})
+}
+
+// A write whose replica does not acknowledge it in time (the replica is
+// frozen) is applied on the primary but answered with a NotDurableError,
+// which is ErrUnavailable and not "unreachable"; once the replica is back
+// the same write succeeds.
+func TestDurabilityNotMet(t *testing.T) {
+	sen := redistest.StartSentinel(t)
+	s := openURL(t, sen.URL(), Options{Durability: &Durability{Replicas: 1, Timeout: 200 * time.Millisecond}})
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	tok := newToken("alice")
+	must(t, s.CreateToken(ctx, tok, 0))
+
+	sen.Replica().Pause(t)
+	_, err := s.DeleteToken(ctx, "alice", tok.ID)
+	var nd *store.NotDurableError
+	if !errors.As(err, &nd) || !errors.Is(err, store.ErrUnavailable) || nd.Acked != 0 || nd.Wanted != 1 {
+		t.Fatalf("DeleteToken with the replica frozen: %v, want a NotDurableError", err)
+	}
+	if s.Unreachable(err) {
+		t.Error("a write that was not durable counts as the store being unreachable")
+	}
+	if !strings.Contains(err.Error(), "applied on the primary but not durable") {
+		t.Errorf("error %q does not say that the write is on the primary", err)
+	}
+	// The primary has it: the token is revoked.
+	if _, err := s.LookupToken(ctx, tok.Hash); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LookupToken after the undurable revoke: %v, want ErrNotFound", err)
+	}
+	sen.Replica().Resume(t)
+	// The client's retry: the token is gone, the user can be deleted and
+	// that is durable.
+	if _, err := s.DeleteToken(ctx, "alice", tok.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeleteToken again: %v, want ErrNotFound", err)
+	}
+	must(t, s.DeleteUser(ctx, "alice"))
+
+	off := openURL(t, sen.URL(), Options{Prefix: s.keys.prefix, Durability: &Durability{}})
+	sen.Replica().Pause(t)
+	defer sen.Replica().Resume(t)
+	must(t, off.CreateUser(ctx, newUser("bob"))) // replicas 0: no wait
+}
+
+// After a failover the Store talks to the new primary, finds everything
+// it wrote durably there, and resets its subscribers once.
+func TestFailoverKeepsDurableWritesAndResets(t *testing.T) {
+	sen := redistest.StartSentinel(t)
+	s := openURL(t, sen.URL(), Options{})
+	ctx := t.Context()
+	rec := subscribe(t, s)
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	tok := newToken("alice")
+	must(t, s.CreateToken(ctx, tok, 0))
+	if got, want := s.Primary(), sen.Primary().Addr(); got != want {
+		t.Fatalf("Primary = %q, want %q", got, want)
+	}
+
+	sen.Failover(t)
+	var err error
+	for range 100 { // the client learns of the new primary within a bound
+		if _, err = s.LookupToken(ctx, tok.Hash); err == nil && s.Primary() == sen.Primary().Addr() {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil || s.Primary() != sen.Primary().Addr() {
+		t.Fatalf("after the failover: lookup %v, primary %q, want %q", err, s.Primary(), sen.Primary().Addr())
+	}
+	var revoked error
+	for range 100 { // writes on the old primary's connections may fail until they are dropped
+		if _, revoked = s.DeleteToken(ctx, "alice", tok.ID); revoked == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	must(t, revoked)
+	rec.waitFor(t, store.Event{Kind: store.EventReset})
+	if s.PrimaryChanges() == 0 {
+		t.Error("the Store did not notice the new primary")
+	}
+}
+
+// The journal writes the recent revocations again on a new primary: a
+// revoke (and a switch-off, a deletion, a changed password) that the new
+// primary lacks, as after a failover that lost it, is applied again, and
+// nothing that gives access (a create) is; then the subscribers are reset.
+func TestReplayAfterNewPrimary(t *testing.T) {
+	s := openURL(t, sharedSentinel.URL(), Options{})
+	// behind is a client of the same keys that does not journal: it puts
+	// back what the failover "lost".
+	behind := openURL(t, sharedSentinel.URL(), Options{Prefix: s.keys.prefix, Durability: &Durability{}})
+	ctx := t.Context()
+	rec := subscribe(t, s)
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	must(t, s.CreateUser(ctx, newUser("bob")))
+	revoked, off, kept := newToken("alice"), newToken("alice"), newToken("alice")
+	for _, tok := range []store.Token{revoked, off, kept} {
+		must(t, s.CreateToken(ctx, tok, 0))
+	}
+	_, err := s.DeleteToken(ctx, "alice", revoked.ID)
+	must(t, err)
+	_, err = s.UpdateToken(ctx, "alice", off.ID, func(t *store.Token) error { t.Enabled = false; return nil })
+	must(t, err)
+	_, err = s.UpdateUser(ctx, "bob", func(u *store.User) error { u.Disabled = true; return nil })
+	must(t, err)
+
+	// The "lost" writes: the revoked token is back, the others on again.
+	must(t, behind.CreateToken(ctx, revoked, 0))
+	_, err = behind.UpdateToken(ctx, "alice", off.ID, func(t *store.Token) error { t.Enabled = true; return nil })
+	must(t, err)
+	_, err = behind.UpdateUser(ctx, "bob", func(u *store.User) error { u.Disabled = false; return nil })
+	must(t, err)
+
+	s.onNewPrimary("old:1", "new:1")
+	rec.waitFor(t, store.Event{Kind: store.EventReset})
+	if r := s.LastReplay(); r.Failed != 0 || r.Replayed != 3 {
+		t.Fatalf("replay: %+v, want 3 writes replayed", r)
+	}
+	if _, err := s.LookupToken(ctx, revoked.Hash); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the revoked token after the replay: %v, want ErrNotFound", err)
+	}
+	if tok, err := s.GetToken(ctx, "alice", off.ID); err != nil || tok.Enabled {
+		t.Errorf("the switched-off token after the replay: enabled %v, %v", tok.Enabled, err)
+	}
+	if u, err := s.GetUser(ctx, "bob"); err != nil || !u.Disabled {
+		t.Errorf("the disabled user after the replay: disabled %v, %v", u.Disabled, err)
+	}
+	if _, err := s.LookupToken(ctx, kept.Hash); err != nil {
+		t.Errorf("a token never revoked after the replay: %v", err)
+	}
 }

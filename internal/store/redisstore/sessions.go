@@ -95,13 +95,13 @@ func (s *Store) liveSession(data, user string, id store.TokenHash) (store.Sessio
 	return sess, nil
 }
 
-// CreateSession claims the id in the session index (ErrExists if it leads
+// createSession claims the id in the session index (ErrExists if it leads
 // to a live session), then writes the session into the user's hash in a
 // WATCH transaction that checks that the user exists, prunes the user's
 // expired sessions and, at store.MaxSessionsPerUser live ones, removes the
 // oldest. If that fails the claim is undone. The index keys of pruned and
 // evicted sessions are left to expire: they lead nowhere.
-func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
+func (s *Store) createSession(ctx context.Context, sess store.Session) error {
 	if strings.Contains(sess.User, refSep) {
 		return store.ErrNotFound // no user has such a name
 	}
@@ -272,10 +272,10 @@ func (s *Store) TouchSession(ctx context.Context, id store.TokenHash, at time.Ti
 	}, s.keys.sessions(user))
 }
 
-// DeleteSession removes the session from its user's hash, which ends it,
+// deleteSession removes the session from its user's hash, which ends it,
 // then its index. An expired session is removed too but reported as
 // store.ErrNotFound.
-func (s *Store) DeleteSession(ctx context.Context, id store.TokenHash) error {
+func (s *Store) deleteSession(ctx context.Context, id store.TokenHash) error {
 	user, err := s.sessionUser(ctx, id)
 	if err != nil {
 		return err
@@ -312,9 +312,9 @@ func (s *Store) DeleteSession(ctx context.Context, id store.TokenHash) error {
 	return nil
 }
 
-// DeleteUserSessions removes the user's hash of sessions in a WATCH
+// deleteUserSessions removes the user's hash of sessions in a WATCH
 // transaction, then their index keys, and returns how many were live.
-func (s *Store) DeleteUserSessions(ctx context.Context, user string) (int, error) {
+func (s *Store) deleteUserSessions(ctx context.Context, user string) (int, error) {
 	key := s.keys.sessions(user)
 	var ids []store.TokenHash
 	n := 0

@@ -13,11 +13,11 @@ import (
 	"github.com/tokengate/tokengate/internal/store"
 )
 
-// CreateToken stores t: the record first, in a WATCH transaction that
+// createToken stores t: the record first, in a WATCH transaction that
 // checks the owner, the label and the limit against the owner's tokens as
 // they are at the write, then the hash index, which makes the token usable.
 // If the index cannot be written the record is removed again.
-func (s *Store) CreateToken(ctx context.Context, t store.Token, limit int) error {
+func (s *Store) createToken(ctx context.Context, t store.Token, limit int) error {
 	data, err := encodeToken(t)
 	if err != nil {
 		return err
@@ -160,9 +160,9 @@ func (s *Store) readUserTokens(ctx context.Context, c redis.Cmdable, owner strin
 	return toks, nil
 }
 
-// UpdateToken applies fn to the token in a WATCH transaction on the
+// updateToken applies fn to the token in a WATCH transaction on the
 // owner's tokens; fn runs again if another client changes them meanwhile.
-func (s *Store) UpdateToken(ctx context.Context, owner, id string, fn func(*store.Token) error) (store.Token, error) {
+func (s *Store) updateToken(ctx context.Context, owner, id string, fn func(*store.Token) error) (store.Token, error) {
 	var out store.Token
 	err := s.watch(ctx, func(tx *redis.Tx) error {
 		cur, err := s.readToken(ctx, tx, owner, id)
@@ -227,10 +227,10 @@ func (s *Store) writeLastUse(ctx context.Context, p redis.Pipeliner, t store.Tok
 	p.HSet(ctx, s.keys.used(t.Owner), t.ID, lastUse(t.LastUsedAt, t.LastUsedIP, t.LastUsedHost))
 }
 
-// DeleteToken removes the token's hash index, which revokes it, then its
+// deleteToken removes the token's hash index, which revokes it, then its
 // record in a WATCH transaction. If the record cannot be removed the index
 // is put back.
-func (s *Store) DeleteToken(ctx context.Context, owner, id string) (store.Token, error) {
+func (s *Store) deleteToken(ctx context.Context, owner, id string) (store.Token, error) {
 	var (
 		removed store.Token
 		undo    func(context.Context) error // of the latest attempt's first step

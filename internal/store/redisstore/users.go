@@ -13,8 +13,8 @@ import (
 	"github.com/tokengate/tokengate/internal/store"
 )
 
-// CreateUser adds u: the record first, then the name in the user set.
-func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+// createUser adds u: the record first, then the name in the user set.
+func (s *Store) createUser(ctx context.Context, u store.User) error {
 	if strings.Contains(u.Name, refSep) {
 		return fmt.Errorf("redisstore: user name %q contains a NUL byte", u.Name)
 	}
@@ -44,9 +44,9 @@ func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
 	return users, err
 }
 
-// UpdateUser applies fn to the user in a WATCH transaction; fn runs again
+// updateUser applies fn to the user in a WATCH transaction; fn runs again
 // if another client changes the user meanwhile.
-func (s *Store) UpdateUser(ctx context.Context, name string, fn func(*store.User) error) (store.User, error) {
+func (s *Store) updateUser(ctx context.Context, name string, fn func(*store.User) error) (store.User, error) {
 	read := func(c redis.Cmdable) (store.User, error) { return s.readUser(ctx, c, name) }
 	sameKey := func(u store.User) error {
 		if u.Name != name {
@@ -57,12 +57,12 @@ func (s *Store) UpdateUser(ctx context.Context, name string, fn func(*store.User
 	return updateRecord(ctx, s, s.keys.user(name), store.UserEvent(name), read, encodeUser, fn, sameKey, fmt.Sprintf("update user %q", name))
 }
 
-// DeleteUser removes the user and its tokens: first the name from the user
+// deleteUser removes the user and its tokens: first the name from the user
 // set and the tokens' hash indexes, then, in one transaction, the user's
 // record, tokens, last uses and sessions. If that fails the first steps
 // are undone. The session index keys are left to expire with their
 // sessions: they lead to no session any more.
-func (s *Store) DeleteUser(ctx context.Context, name string) error {
+func (s *Store) deleteUser(ctx context.Context, name string) error {
 	var undo func(context.Context) error // of the latest attempt's first steps
 	ev := store.UserEvent(name)
 	err := s.watch(ctx, func(tx *redis.Tx) error {

@@ -5,7 +5,8 @@
 // tested must not look as if it passed. The server listens on a free
 // loopback port, persists nothing (a cluster node keeps only its cluster
 // config, in a temporary directory) and is killed when the test ends.
-// StartCluster runs a one-node Redis Cluster instead.
+// StartCluster runs a one-node Redis Cluster instead, and StartSentinel a
+// primary, a replica and three sentinels (redis-sentinel) that fail over.
 package redistest
 
 import (
@@ -64,8 +65,8 @@ type options struct {
 	// directory that the process is started with (redis-sentinel needs
 	// one it can rewrite).
 	conf string
-	// sentinel starts the process in Sentinel mode (redis-server
-	// --sentinel); conf must then be set.
+	// sentinel starts the process in Sentinel mode (redis-sentinel
+	// CONF, the sentinel rewrites CONF); conf must then be set.
 	sentinel bool
 }
 
@@ -190,9 +191,10 @@ func (s *Server) run() error {
 			return err
 		}
 		args = append(args, confPath)
-		if s.opts.sentinel {
-			args = append(args, "--sentinel")
-		}
+	}
+	name := binary
+	if s.opts.sentinel {
+		name = sentinelBinary
 	}
 	args = append(args,
 		"--port", strconv.Itoa(s.port),
@@ -209,13 +211,13 @@ func (s *Server) run() error {
 		)
 	}
 	args = append(args, s.opts.args...)
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(name, args...)
 	cmd.Dir = s.dir
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", binary, err)
+		return fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &process{cmd: cmd, done: make(chan struct{})}
 	go func() {

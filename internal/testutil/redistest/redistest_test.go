@@ -88,3 +88,53 @@ func TestCheckPIDRejectsAnotherServer(t *testing.T) {
 		t.Fatal("checkPID accepted a server that is not the started process")
 	}
 }
+
+// A Sentinel deployment comes up with the sentinels agreeing on the
+// primary; a failover swaps the nodes, the data written before it is on
+// the new primary and the old one replicates from it.
+func TestSentinelFailover(t *testing.T) {
+	s := StartSentinel(t)
+	if want := "redis-sentinel://" + s.Sentinels()[0].Addr() + ","; !strings.HasPrefix(s.URL(), want) ||
+		!strings.HasSuffix(s.URL(), "?master="+MasterName) || len(s.Sentinels()) != 3 {
+		t.Fatalf("URL = %q", s.URL())
+	}
+	p, r := s.Primary(), s.Replica()
+	if reply, err := p.do("SET", "k", "v"); err != nil || reply != "OK" {
+		t.Fatalf("SET on the primary: %q, %v", reply, err)
+	}
+	if _, err := r.do("SET", "k", "w"); err == nil || !strings.Contains(err.Error(), "READONLY") {
+		t.Fatalf("SET on the replica: %v, want READONLY", err)
+	}
+	if err := waitReplicated(p, r); err != nil {
+		t.Fatal(err)
+	}
+
+	s.Failover(t)
+	if s.Primary() != r || s.Replica() != p {
+		t.Fatal("Primary and Replica not swapped after the failover")
+	}
+	if v, err := r.do("GET", "k"); err != nil || v != "v" {
+		t.Fatalf("GET on the new primary: %q, %v", v, err)
+	}
+	if reply, err := r.do("SET", "k2", "v"); err != nil || reply != "OK" {
+		t.Fatalf("SET on the new primary: %q, %v", reply, err)
+	}
+	s.FlushAll(t)
+	if v, err := p.do("EXISTS", "k"); err != nil || v != "0" {
+		t.Fatalf("EXISTS on the new replica after FlushAll: %q, %v", v, err)
+	}
+}
+
+func TestStartSentinelMain(t *testing.T) {
+	s, stop, err := StartSentinelMain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := s.Primary()
+	ping(t, p, true)
+	stop()
+	ping(t, p, false)
+	for _, sn := range s.Sentinels() {
+		ping(t, sn, false)
+	}
+}

@@ -1,0 +1,253 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/internal/testutil/redistest"
+)
+
+// failoverApp are the gateway options of the failover tests: no limit on
+// PATs or on refused look-ups (the load makes many of both; the
+// template already has a cheap bcrypt_cost).
+const failoverApp = "max_tokens_per_user -1\n\t\ttoken_failure_limit off"
+
+// loadClient is the HTTP client of the load: bounded, and never t.Fatal
+// from a worker goroutine.
+var loadClient = &http.Client{Timeout: 15 * time.Second}
+
+// try sends a request with body (none if empty) and returns its status
+// (0 for a transport error) and body.
+func try(method, url string, headers map[string][]string, body string) (int, []byte) {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return 0, nil
+	}
+	for k, vs := range headers {
+		req.Header[k] = vs
+	}
+	if body != "" {
+		req.Body = io.NopCloser(strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := loadClient.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body) // a short body only marks the request failed below
+	return resp.StatusCode, b
+}
+
+// loadToken is a PAT the load created.
+type loadToken struct {
+	user, id, secret string
+	revoked          bool // its revocation was answered 204
+	unknown          bool // its revocation failed: it may or may not be revoked
+}
+
+// loadFigures are what the load saw.
+type loadFigures struct {
+	mu                          sync.Mutex
+	tokens                      []*loadToken
+	requests, failed            int
+	firstFailure, lastFailure   time.Time
+	failedByStatus              map[int]int
+	createsFailed, revokeFailed int
+}
+
+// fail records a failed request.
+func (f *loadFigures) fail(status int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := time.Now()
+	if f.firstFailure.IsZero() {
+		f.firstFailure = now
+	}
+	f.lastFailure = now
+	f.failed++
+	f.failedByStatus[status]++
+}
+
+// TestSentinelFailoverUnderLoad runs two gateway nodes on a Sentinel
+// deployment, a bounded load on them (workers that create PATs, use them
+// and revoke every other one, alternating between the nodes) and a
+// SENTINEL FAILOVER in the middle. Every revocation answered 204 must stay
+// revoked and every PAT answered 201 must work, on both nodes, after the
+// failover (every write waits for the replica: store_durability's default
+// on Sentinel). Requests that failed meanwhile (503 while the client
+// finds the new primary, answered with Retry-After) are counted and
+// logged, with the time from the first to the last failure:
+//
+//	go test -count=1 -run TestSentinelFailoverUnderLoad -v ./tests/
+func TestSentinelFailoverUnderLoad(t *testing.T) {
+	sen := redistest.StartSentinel(t)
+	up := startUpstream(t)
+	cfg := gatewayConfig{appOptions: failoverApp}
+	a := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: sen.URL()}
+	a.start(up, cfg)
+	b := a.startPeer(up, cfg)
+	nodes := []*gateway{a, b}
+
+	const workers = 4
+	for w := range workers {
+		a.mustCLI(alicePassword+"\n", "user", "add", fmt.Sprintf("load%d", w), "--token-login")
+	}
+
+	figs := &loadFigures{failedByStatus: map[int]int{}}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			user := fmt.Sprintf("load%d", w)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				g := nodes[i%2]
+				status, body := try(http.MethodPost, g.base+"/api-user/tokens", basic(user, alicePassword), fmt.Sprintf(`{"label":"load %d"}`, i))
+				figs.mu.Lock()
+				figs.requests++
+				figs.mu.Unlock()
+				if status != http.StatusCreated {
+					figs.fail(status)
+					figs.mu.Lock()
+					figs.createsFailed++
+					figs.mu.Unlock()
+					continue
+				}
+				var v struct{ Token, ID string }
+				if err := json.Unmarshal(body, &v); err != nil || v.Token == "" {
+					figs.fail(status)
+					continue
+				}
+				tok := &loadToken{user: user, id: v.ID, secret: v.Token}
+				figs.mu.Lock()
+				figs.tokens = append(figs.tokens, tok)
+				figs.requests++ // the use below
+				figs.mu.Unlock()
+				// Use it on the other node, then revoke every other one.
+				other := nodes[(i+1)%2]
+				if status, _ := try(http.MethodGet, other.base+"/", bearer(tok.secret), ""); status != http.StatusOK {
+					figs.fail(status)
+				}
+				if i%2 == 1 {
+					continue
+				}
+				status, _ = try(http.MethodDelete, g.base+"/api-user/tokens/"+tok.id, basic(user, alicePassword), "")
+				figs.mu.Lock()
+				figs.requests++
+				if status == http.StatusNoContent {
+					tok.revoked = true
+				} else {
+					tok.unknown = true
+				}
+				figs.mu.Unlock()
+				if status != http.StatusNoContent {
+					figs.fail(status)
+					figs.mu.Lock()
+					figs.revokeFailed++
+					figs.mu.Unlock()
+				}
+			}
+		}()
+	}
+
+	time.Sleep(2 * time.Second) // load before the failover
+	failoverAt := time.Now()
+	sen.Failover(t)
+	settled := time.Since(failoverAt)
+	time.Sleep(3 * time.Second) // load after it
+	close(stop)
+	wg.Wait()
+
+	// Every answer held, on both nodes.
+	var revoked, created, undone, lost int
+	for _, tok := range figs.tokens {
+		created++
+		if tok.revoked {
+			revoked++
+		}
+		if tok.unknown {
+			continue // a revocation answered 503: either outcome is right
+		}
+		for _, g := range nodes {
+			status, _ := try(http.MethodGet, g.base+"/", bearer(tok.secret), "")
+			switch {
+			case tok.revoked && status != http.StatusUnauthorized:
+				undone++
+				t.Errorf("token %s revoked (204) is answered %d on %s after the failover", tok.id, status, g.base)
+			case !tok.revoked && status != http.StatusOK:
+				lost++
+				t.Errorf("token %s created (201) is answered %d on %s after the failover", tok.id, status, g.base)
+			}
+		}
+	}
+	window := time.Duration(0)
+	if !figs.firstFailure.IsZero() {
+		window = figs.lastFailure.Sub(figs.firstFailure)
+	}
+	t.Logf("failover under load: %d requests, %d failed (by status %v; creates %d, revokes %d), failures spanned %v (failover settled in %v); "+
+		"%d tokens created (201), %d revoked (204); after the failover: %d revocations undone, %d created tokens lost (checked on both nodes)",
+		figs.requests, figs.failed, figs.failedByStatus, figs.createsFailed, figs.revokeFailed, window.Round(time.Millisecond),
+		settled.Round(time.Millisecond), created, revoked, undone, lost)
+	if revoked == 0 || created-revoked == 0 {
+		t.Fatalf("the load made %d tokens and revoked %d: too little to show anything", created, revoked)
+	}
+	for _, g := range nodes {
+		g.assertNoSecrets(alicePassword)
+	}
+}
+
+// TestNotDurableRevokeAnswers503: with the replica frozen, a revocation
+// is applied on the primary but cannot be made durable within
+// store_durability's timeout; it is answered 503 with Retry-After (the
+// log says that the write is on the primary but not durable), and the
+// token is refused. Once the replica is back the client's retry finds the
+// token gone (404), and new writes succeed.
+func TestNotDurableRevokeAnswers503(t *testing.T) {
+	sen := redistest.StartSentinel(t)
+	up := startUpstream(t)
+	g := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: sen.URL()}
+	g.start(up, gatewayConfig{appOptions: "store_durability {\n\t\t\treplicas 1\n\t\t\ttimeout 300ms\n\t\t}"})
+	g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
+	secret, id := createPAT(t, g, "alice", alicePassword, `{"label":"ci"}`)
+	if r := do(t, http.MethodGet, g.base+"/", bearer(secret), ""); r.status != http.StatusOK {
+		t.Fatalf("fresh token: %d %s", r.status, r.body)
+	}
+
+	sen.Replica().Pause(t)
+	r := do(t, http.MethodDelete, g.base+"/api-user/tokens/"+id, basic("alice", alicePassword), "")
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Fatalf("revoke with the replica frozen: %d (Retry-After %q) %s, want 503 with Retry-After", r.status, r.header.Get("Retry-After"), r.body)
+	}
+	if got := r.json(t)["error"]; got != "temporarily_unavailable" {
+		t.Errorf("error code %v, want temporarily_unavailable", got)
+	}
+	if !strings.Contains(g.logs.String(), "applied on the primary but not durable") {
+		t.Errorf("the log does not say that the revocation is on the primary but not durable:\n%s", g.logs.String())
+	}
+	if r := do(t, http.MethodGet, g.base+"/", bearer(secret), ""); r.status != http.StatusUnauthorized {
+		t.Errorf("token after the undurable revoke: %d %s, want 401", r.status, r.body)
+	}
+	sen.Replica().Resume(t)
+
+	if r := do(t, http.MethodDelete, g.base+"/api-user/tokens/"+id, basic("alice", alicePassword), ""); r.status != http.StatusNotFound {
+		t.Errorf("retried revoke: %d %s, want 404", r.status, r.body)
+	}
+	again, _ := createPAT(t, g, "alice", alicePassword, `{"label":"after"}`)
+	if r := do(t, http.MethodGet, g.base+"/", bearer(again), ""); r.status != http.StatusOK {
+		t.Errorf("token made after the replica came back: %d %s", r.status, r.body)
+	}
+	g.assertNoSecrets(secret, again, alicePassword)
+}
