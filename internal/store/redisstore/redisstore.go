@@ -256,6 +256,7 @@ func (s *Store) watch(ctx context.Context, fn func(*redis.Tx) error, keys ...str
 		}
 	}
 }
+
 // undoTimeout bounds a best-effort undo after a failed write.
 const undoTimeout = 5 * time.Second
 
