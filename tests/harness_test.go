@@ -101,7 +101,7 @@ func forEachStore(t *testing.T, fn func(t *testing.T, kind storeKind)) {
 // store backend and every Redis topology the gateway supports. Each Redis
 // topology is started (once, for all the tests that use it) by the first
 // test that asks for it and stopped when the tests end.
-var topologies = []storeKind{embedded, redisKV}
+var topologies = []storeKind{embedded, redisKV, clusterKV}
 
 // forEachTopology is forEachStore over topologies, for the flows that must
 // hold on every deployment a user may run.
@@ -259,6 +259,8 @@ func startGateway(t *testing.T, kind storeKind, up *upstream, cfg gatewayConfig)
 	case redisKV:
 		redis.FlushAll(t)
 		g.store = redis.URL()
+	case clusterKV:
+		g.store = flushedCluster(t).URL()
 	}
 	g.start(up, cfg)
 	return g

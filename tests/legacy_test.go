@@ -71,7 +71,7 @@ func tokenCount(t *testing.T, g *gateway, user string) int {
 // TestLegacyTokenService covers /rest/token on the default configuration:
 // both credential forms, the permission rule, and the token at the edge.
 func TestLegacyTokenService(t *testing.T) {
-	forEachStore(t, func(t *testing.T, kind storeKind) {
+	forEachTopology(t, func(t *testing.T, kind storeKind) {
 		up := startUpstream(t)
 		g := startGateway(t, kind, up, gatewayConfig{})
 		g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")

@@ -226,7 +226,7 @@ func verifyWithJWKS(t *testing.T, set jwk.Set, tok string) jwt.Token {
 // key off and deleting it, introspection and revocation, and the brute
 // force limit. Every subtest uses its own keys.
 func TestOAuthClients(t *testing.T) {
-	forEachStore(t, func(t *testing.T, kind storeKind) {
+	forEachTopology(t, func(t *testing.T, kind storeKind) {
 		up := startUpstream(t)
 		g := startGateway(t, kind, up, gatewayConfig{appOptions: "login_limits 3 100 10m"})
 		var secrets []string

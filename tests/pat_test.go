@@ -48,7 +48,7 @@ func assertRefused(t *testing.T, g *gateway, up *upstream, r response, status in
 // login, create a PAT, call the upstream with it, see the identity headers,
 // revoke it, and be refused.
 func TestPATEndToEnd(t *testing.T) {
-	forEachStore(t, func(t *testing.T, kind storeKind) {
+	forEachTopology(t, func(t *testing.T, kind storeKind) {
 		up := startUpstream(t)
 		g := startGateway(t, kind, up, gatewayConfig{})
 
@@ -125,7 +125,7 @@ func TestPATEndToEnd(t *testing.T) {
 // owner's token_login, disabling or deleting the owner all refuse the token
 // on the next request.
 func TestTurningOffReachesTokens(t *testing.T) {
-	forEachStore(t, func(t *testing.T, kind storeKind) {
+	forEachTopology(t, func(t *testing.T, kind storeKind) {
 		up := startUpstream(t)
 		g := startGateway(t, kind, up, gatewayConfig{})
 		g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")

@@ -1,7 +1,6 @@
 package redistest
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -245,6 +244,9 @@ func (c *ShardedCluster) moveSlot(slot, dst int) error {
 	if err != nil || src == dst {
 		return err
 	}
+	if err := c.waitEpochs(); err != nil {
+		return err
+	}
 	from, to := c.nodes[src], c.nodes[dst]
 	sl := strconv.Itoa(slot)
 	if _, err := to.do("CLUSTER", "SETSLOT", sl, "IMPORTING", c.ids[src]); err != nil {
@@ -284,6 +286,54 @@ func (c *ShardedCluster) moveSlot(slot, dst int) error {
 	return c.waitOwner(slot, dst)
 }
 
+// waitEpochs waits until the nodes' config epochs are distinct and every
+// node has heard of the greatest (its current epoch is at least that).
+// The target of a move takes a new, greatest epoch when it takes the
+// slot (SETSLOT NODE), so that its claim beats the source's in the
+// gossip; but it only does so if its epoch is not already the greatest it
+// knows of. A target that has not yet heard of the source's newer epoch
+// (the source took a slot a moment ago) would keep its older one, lose
+// the slot to the source's last gossip before the source let it go, and
+// leave the slot served by no one. redis-cli moves slots slowly enough
+// not to meet this; MoveSlots waits instead.
+func (c *ShardedCluster) waitEpochs() error {
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		mine := map[string]bool{}
+		var greatest, leastCurrent uint64
+		leastCurrent = ^uint64(0)
+		var err error
+		for _, s := range c.nodes {
+			var info string
+			if info, err = s.do("CLUSTER", "INFO"); err != nil {
+				break
+			}
+			my, cur := infoField(info, "cluster_my_epoch"), infoField(info, "cluster_current_epoch")
+			mine[strconv.FormatUint(my, 10)] = true
+			greatest = max(greatest, my)
+			leastCurrent = min(leastCurrent, cur)
+		}
+		if err == nil && len(mine) == len(c.nodes) && leastCurrent >= greatest {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the nodes' epochs did not settle within %v (last error: %v)", readyTimeout, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// infoField returns a numeric field of a CLUSTER INFO reply, or 0.
+func infoField(info, name string) uint64 {
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			n, _ := strconv.ParseUint(v, 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
 // waitOwner waits until every node names node dst as the owner of slot
 // (CLUSTER COUNTKEYSINSLOT would not tell; CLUSTER NODES of each does).
 func (c *ShardedCluster) waitOwner(slot, dst int) error {
@@ -301,7 +351,12 @@ func (c *ShardedCluster) waitOwner(slot, dst int) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return errors.New("the nodes do not agree on the new owner")
+			var views strings.Builder
+			for _, s := range c.nodes {
+				out, err := s.do("CLUSTER", "NODES")
+				fmt.Fprintf(&views, "\n%s sees (%v):\n%s", s.Addr(), err, out)
+			}
+			return fmt.Errorf("the nodes do not agree on the new owner within %v:%s", readyTimeout, views.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
