@@ -40,7 +40,10 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binary = filepath.Join(dir, "tokengate")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/tokengate")
+	// With the race detector: a data race in the gateway is reported on
+	// its standard error, which gateway.stop turns into a failure of the
+	// test that ran into it.
+	build := exec.Command("go", "build", "-race", "-o", binary, "../cmd/tokengate")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building tokengate:", err)
@@ -341,7 +344,8 @@ func (g *gateway) waitReady() {
 	g.t.Fatalf("gateway did not come up; logs:\n%s", g.logs.String())
 }
 
-// stop ends the process gracefully, so that pending writes are flushed.
+// stop ends the process gracefully, so that pending writes are flushed,
+// and fails the test if the race detector reported a data race in it.
 func (g *gateway) stop() {
 	if g.exited == nil || !g.running() {
 		return
@@ -352,6 +356,9 @@ func (g *gateway) stop() {
 	case <-time.After(15 * time.Second):
 		_ = g.cmd.Process.Kill()
 		<-g.exited
+	}
+	if logs := g.logs.String(); strings.Contains(logs, "WARNING: DATA RACE") {
+		g.t.Errorf("the race detector found a data race in the gateway; logs:\n%s", logs)
 	}
 }
 
