@@ -45,8 +45,8 @@ func try(method, url string, headers map[string][]string, body string) (int, []b
 	return resp.StatusCode, b
 }
 
-// loadToken is a PAT the load created.
-type loadToken struct {
+// failoverToken is a PAT the load created.
+type failoverToken struct {
 	user, id, secret string
 	revoked          bool // its revocation was answered 204
 	unknown          bool // its revocation failed: it may or may not be revoked
@@ -55,7 +55,7 @@ type loadToken struct {
 // loadFigures are what the load saw.
 type loadFigures struct {
 	mu                          sync.Mutex
-	tokens                      []*loadToken
+	tokens                      []*failoverToken
 	requests, failed            int
 	firstFailure, lastFailure   time.Time
 	failedByStatus              map[int]int
@@ -131,7 +131,7 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 					figs.fail(status)
 					continue
 				}
-				tok := &loadToken{user: user, id: v.ID, secret: v.Token}
+				tok := &failoverToken{user: user, id: v.ID, secret: v.Token}
 				figs.mu.Lock()
 				figs.tokens = append(figs.tokens, tok)
 				figs.requests++ // the use below

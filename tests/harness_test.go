@@ -40,7 +40,10 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binary = filepath.Join(dir, "tokengate")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/tokengate")
+	// With the race detector: a data race in the gateway is reported on
+	// its standard error, which gateway.stop turns into a failure of the
+	// test that ran into it.
+	build := exec.Command("go", "build", "-race", "-o", binary, "../cmd/tokengate")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building tokengate:", err)
@@ -101,7 +104,7 @@ func forEachStore(t *testing.T, fn func(t *testing.T, kind storeKind)) {
 // store backend and every Redis topology the gateway supports. Each Redis
 // topology is started (once, for all the tests that use it) by the first
 // test that asks for it and stopped when the tests end.
-var topologies = []storeKind{embedded, redisKV, sentinelKV}
+var topologies = []storeKind{embedded, redisKV, sentinelKV, clusterKV}
 
 // forEachTopology is forEachStore over topologies, for the flows that must
 // hold on every deployment a user may run.
@@ -261,6 +264,8 @@ func startGateway(t *testing.T, kind storeKind, up *upstream, cfg gatewayConfig)
 		g.store = redis.URL()
 	case sentinelKV:
 		g.store = sentinelURL(t)
+	case clusterKV:
+		g.store = flushedCluster(t).URL()
 	}
 	g.start(up, cfg)
 	return g
@@ -341,7 +346,8 @@ func (g *gateway) waitReady() {
 	g.t.Fatalf("gateway did not come up; logs:\n%s", g.logs.String())
 }
 
-// stop ends the process gracefully, so that pending writes are flushed.
+// stop ends the process gracefully, so that pending writes are flushed,
+// and fails the test if the race detector reported a data race in it.
 func (g *gateway) stop() {
 	if g.exited == nil || !g.running() {
 		return
@@ -352,6 +358,9 @@ func (g *gateway) stop() {
 	case <-time.After(15 * time.Second):
 		_ = g.cmd.Process.Kill()
 		<-g.exited
+	}
+	if logs := g.logs.String(); strings.Contains(logs, "WARNING: DATA RACE") {
+		g.t.Errorf("the race detector found a data race in the gateway; logs:\n%s", logs)
 	}
 }
 

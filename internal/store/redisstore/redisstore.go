@@ -217,6 +217,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		// and would escape a hook on the cluster client. Nodes that the
 		// client created before New are not counted.
 		cc.OnNewNode(func(c *redis.Client) { c.AddHook(hook) })
+		cc.AddHook(movesHook{})
 	} else {
 		client.AddHook(hook)
 	}
@@ -317,21 +318,33 @@ var errContention = errors.New("redisstore: too many concurrent updates, transac
 
 // watch runs fn in a WATCH on keys (all in one slot) and runs it again,
 // after a short random pause, when the final EXEC fails because a watched
-// key changed. fn may thus run several times; its error is returned as is.
+// key changed. On a cluster it also runs it again when the slot moved or
+// is moving (see moves). fn may thus run several times; its error is
+// returned as is.
 func (s *Store) watch(ctx context.Context, fn func(*redis.Tx) error, keys ...string) error {
-	for attempt := range maxTxAttempts {
+	var mv moves
+	for attempt := 0; ; {
 		err := s.client.Watch(ctx, fn, keys...)
-		if !errors.Is(err, redis.TxFailedErr) {
+		switch {
+		case errors.Is(err, redis.TxFailedErr):
+			attempt++
+			if attempt == maxTxAttempts {
+				return errContention
+			}
+			pause := time.Duration(rand.Int64N(int64(attempt) * int64(time.Millisecond)))
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(pause):
+			}
+		case s.cluster && slotMoving(err):
+			if werr := mv.wait(ctx, s.client, err); werr != nil {
+				return werr
+			}
+		default:
 			return err
 		}
-		pause := time.Duration(rand.Int64N(int64(attempt+1) * int64(time.Millisecond)))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(pause):
-		}
 	}
-	return errContention
 }
 
 // undoTimeout bounds a best-effort undo after a failed write.

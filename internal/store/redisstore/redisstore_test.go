@@ -22,7 +22,13 @@ import (
 
 // shared and sharedCluster are the servers of the tests that do not stop
 // theirs; each store on them gets a prefix of its own, so it starts empty.
-var shared, sharedCluster *redistest.Server
+// sharedCluster is a one-node cluster, which tests that talk to its node
+// directly use; sharded is a cluster of three primaries, which the
+// conformance suite and the resharding test use.
+var (
+	shared, sharedCluster *redistest.Server
+	sharded               *redistest.ShardedCluster
+)
 
 // sharedSentinel is the Sentinel deployment of the tests that neither
 // fail it over nor pause a node.
@@ -51,6 +57,12 @@ func runWithServers(m *testing.M) int {
 		return 1
 	}
 	defer stopSentinel()
+	var stopSharded func()
+	if sharded, stopSharded, err = redistest.StartShardedClusterMain(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer stopSharded()
 	return m.Run()
 }
 
@@ -63,8 +75,11 @@ func onEach(t *testing.T, test func(t *testing.T, srv *redistest.Server)) {
 
 var prefixes atomic.Uint64
 
+// server is a redistest.Server or ShardedCluster.
+type server interface{ URL() string }
+
 // open returns a fresh, empty store on srv, closed when t ends.
-func open(t *testing.T, srv *redistest.Server, opts Options) *Store {
+func open(t *testing.T, srv server, opts Options) *Store {
 	t.Helper()
 	return openURL(t, srv.URL(), opts)
 }
@@ -86,7 +101,7 @@ func openURL(t *testing.T, url string, opts Options) *Store {
 // openTimed is open for the conformance suite: the store reads clock, and
 // advancing clock moves Redis's time for the store's keys with it (see
 // advanceTTLs).
-func openTimed(t *testing.T, srv *redistest.Server, opts Options, clock *storetest.Clock) *Store {
+func openTimed(t *testing.T, srv server, opts Options, clock *storetest.Clock) *Store {
 	t.Helper()
 	opts.Now = clock.Now
 	s := open(t, srv, opts)
@@ -151,10 +166,15 @@ func TestConformanceClusterPath(t *testing.T) {
 }
 
 // TestConformanceCluster runs the suite with a cluster client against a
-// one-node cluster, which enforces the cluster's rules on slots.
+// cluster of three primaries, which enforces the cluster's rules on slots
+// (no command or transaction across slots) and spreads a store's keys
+// over three nodes, so that every operation must reach the right one and
+// events published on one node reach subscribers connected to another.
+// (The one-node cluster that this ran on before enforced the first only;
+// it still serves the tests that talk to a node directly.)
 func TestConformanceCluster(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, clock *storetest.Clock) store.Store {
-		s := openTimed(t, sharedCluster, Options{}, clock)
+		s := openTimed(t, sharded, Options{}, clock)
 		if !s.cluster {
 			t.Fatal("a redis-cluster:// store is not in cluster mode")
 		}

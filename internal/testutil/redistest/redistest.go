@@ -5,8 +5,10 @@
 // tested must not look as if it passed. The server listens on a free
 // loopback port, persists nothing (a cluster node keeps only its cluster
 // config, in a temporary directory) and is killed when the test ends.
-// StartCluster runs a one-node Redis Cluster instead, and StartSentinel a
-// primary, a replica and three sentinels (redis-sentinel) that fail over.
+// StartCluster runs a one-node Redis Cluster instead, StartShardedCluster
+// a cluster of three primaries that share the slots (cluster.go), and
+// StartSentinel a primary, a replica and three sentinels (redis-sentinel)
+// that fail over (sentinel.go).
 package redistest
 
 import (
@@ -394,6 +396,41 @@ func (s *Server) FlushAll(tb testing.TB) {
 // status, an integer or a bulk string. The package talks RESP itself so
 // that it does not depend on any Redis client.
 func (s *Server) do(args ...string) (string, error) {
+	v, err := s.doValue(args...)
+	if err != nil {
+		return "", err
+	}
+	str, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("%s: unexpected array reply", args[0])
+	}
+	return str, nil
+}
+
+// doStrings is do for a command whose reply is an array of strings.
+func (s *Server) doStrings(args ...string) ([]string, error) {
+	v, err := s.doValue(args...)
+	if err != nil {
+		return nil, err
+	}
+	arr, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%s: reply %q is not an array", args[0], v)
+	}
+	out := make([]string, 0, len(arr))
+	for _, e := range arr {
+		str, ok := e.(string)
+		if !ok {
+			return nil, fmt.Errorf("%s: nested array in the reply", args[0])
+		}
+		out = append(out, str)
+	}
+	return out, nil
+}
+
+// doValue sends one command and returns the reply: a string (status,
+// integer or bulk string) or an array of replies ([]any).
+func (s *Server) doValue(args ...string) (any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
 	var d net.Dialer
@@ -416,8 +453,8 @@ func (s *Server) do(args ...string) (string, error) {
 	return readReply(bufio.NewReader(conn))
 }
 
-// readReply reads a status, error, integer or bulk string reply.
-func readReply(r *bufio.Reader) (string, error) {
+// readReply reads a status, error, integer, bulk string or array reply.
+func readReply(r *bufio.Reader) (any, error) {
 	line, err := r.ReadString('\n')
 	if err != nil {
 		return "", err
@@ -441,6 +478,20 @@ func readReply(r *bufio.Reader) (string, error) {
 			return "", err
 		}
 		return string(buf[:n]), nil
+	case '*':
+		n, err := strconv.Atoi(rest)
+		if err != nil || n < 0 {
+			return "", fmt.Errorf("unexpected array reply %q", line)
+		}
+		arr := make([]any, 0, n)
+		for range n {
+			v, err := readReply(r)
+			if err != nil {
+				return "", err
+			}
+			arr = append(arr, v)
+		}
+		return arr, nil
 	default:
 		return "", fmt.Errorf("unexpected reply %q", line)
 	}

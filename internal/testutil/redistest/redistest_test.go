@@ -138,3 +138,70 @@ func TestStartSentinelMain(t *testing.T) {
 		ping(t, sn, false)
 	}
 }
+
+// A sharded cluster has three primaries that share the slots; a slot moved
+// to another node takes its keys along, and the old owner then redirects.
+func TestShardedCluster(t *testing.T) {
+	c := StartShardedCluster(t)
+	if got := strings.Count(c.URL(), ","); !strings.HasPrefix(c.URL(), "redis-cluster://127.0.0.1:") || got != 2 {
+		t.Fatalf("URL = %q", c.URL())
+	}
+	nodes := c.Nodes()
+	if len(nodes) != 3 {
+		t.Fatalf("%d nodes", len(nodes))
+	}
+	for i, slot := range []int{0, 5461, 16383} {
+		if o := c.Owner(t, slot); o != nodes[i] {
+			t.Errorf("slot %d on %s, want %s", slot, o.Addr(), nodes[i].Addr())
+		}
+	}
+
+	key := "{user}:record"
+	slot := c.KeySlot(t, key)
+	from := c.Owner(t, slot)
+	if _, err := from.do("SET", key, "v"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := from.do("SET", "{user}:other", "w"); err != nil {
+		t.Fatal(err)
+	}
+	to := nodes[0]
+	if to == from {
+		to = nodes[1]
+	}
+	c.MoveSlots(t, to, slot)
+	if o := c.Owner(t, slot); o != to {
+		t.Fatalf("after the move slot %d is on %s, want %s", slot, o.Addr(), to.Addr())
+	}
+	if v, err := to.do("GET", key); err != nil || v != "v" {
+		t.Fatalf("GET on the new owner = %q, %v", v, err)
+	}
+	if _, err := from.do("GET", key); err == nil || !strings.Contains(err.Error(), "MOVED") {
+		t.Fatalf("GET on the old owner: %v, want MOVED", err)
+	}
+	c.MoveSlots(t, from, slot) // and back
+	if v, err := from.do("GET", "{user}:other"); err != nil || v != "w" {
+		t.Fatalf("GET after moving back = %q, %v", v, err)
+	}
+	c.MoveSlots(t, from, slot) // already there: nothing to do
+
+	c.FlushAll(t)
+	if n, err := from.do("DBSIZE"); err != nil || n != "0" {
+		t.Fatalf("DBSIZE after FlushAll = %q, %v", n, err)
+	}
+}
+
+func TestShardedClusterMain(t *testing.T) {
+	c, stop, err := StartShardedClusterMain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := c.Nodes()
+	for _, s := range nodes {
+		ping(t, s, true)
+	}
+	stop()
+	for _, s := range nodes {
+		ping(t, s, false)
+	}
+}
