@@ -608,6 +608,7 @@ func (a *App) Start() error {
 	eventsLogger := a.logger.Named("events")
 	a.state.webhook.Configure(a.Events.webhookConfig(eventsLogger))
 	a.state.expiry.Configure(a.Events.warnings(), a.Events.scanInterval(), eventsLogger)
+	a.state.addresses.SetMemory(a.Events.addressMemory())
 	if err := a.state.start(time.Duration(a.LastAccessFlush), a.logger); err != nil {
 		return fmt.Errorf("opening store %s: %v", a.storeName, err)
 	}

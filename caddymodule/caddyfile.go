@@ -78,6 +78,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //			secret <secret>
 //			expiry_warnings <duration...> | off
 //			expiry_scan_interval <duration>
+//			address_memory <duration>
 //			queue_size <n>
 //			timeout <duration>
 //			attempts <n>

@@ -40,6 +40,11 @@ type Events struct {
 	// sent). Caddyfile: `expiry_warnings off`.
 	NoExpiryWarnings bool `json:"no_expiry_warnings,omitempty"`
 
+	// AddressMemory is how long a token's client address is remembered:
+	// a use from an address the token was not used from within it sends
+	// token.used_from_new_address. Default: 30d.
+	AddressMemory caddy.Duration `json:"address_memory,omitempty"`
+
 	// ExpiryScanInterval is how often each node looks for tokens to warn
 	// about (each event is claimed in the store, so several nodes send it
 	// once). Default: 1h.
@@ -97,7 +102,7 @@ func (e *Events) validate() error {
 		return fmt.Errorf("events: secret must be at least %d bytes long", events.MinSecretLength)
 	case e.NoExpiryWarnings && len(e.ExpiryWarnings) > 0:
 		return fmt.Errorf("events: expiry_warnings off and a list of warnings are exclusive")
-	case e.ExpiryScanInterval < 0 || e.Timeout < 0 || e.Backoff < 0 || e.BackoffMax < 0:
+	case e.ExpiryScanInterval < 0 || e.AddressMemory < 0 || e.Timeout < 0 || e.Backoff < 0 || e.BackoffMax < 0:
 		return fmt.Errorf("events: durations must not be negative")
 	case e.QueueSize < 0 || e.Attempts < 0:
 		return fmt.Errorf("events: queue_size and attempts must not be negative")
@@ -142,6 +147,14 @@ func (e *Events) warnings() []time.Duration {
 	return out
 }
 
+// addressMemory returns the address memory (0: the default).
+func (e *Events) addressMemory() time.Duration {
+	if e == nil {
+		return 0
+	}
+	return time.Duration(e.AddressMemory)
+}
+
 // scanInterval returns the scan interval (0: the default).
 func (e *Events) scanInterval() time.Duration {
 	if e == nil {
@@ -157,6 +170,7 @@ func (e *Events) scanInterval() time.Duration {
 //		secret <secret>
 //		expiry_warnings <duration...> | off
 //		expiry_scan_interval <duration>
+//		address_memory <duration>
 //		queue_size <n>
 //		timeout <duration>
 //		attempts <n>
@@ -182,6 +196,8 @@ func parseEvents(d *caddyfile.Dispenser) (*Events, error) {
 			e.Secret, err = oneArg(d)
 		case "expiry_warnings":
 			err = e.parseWarnings(d)
+		case "address_memory":
+			e.AddressMemory, err = durationArg(d)
 		case "expiry_scan_interval":
 			e.ExpiryScanInterval, err = durationArg(d)
 		case "queue_size":

@@ -56,11 +56,12 @@ type sharedState struct {
 	// webhook delivers lifecycle events (its queue outlives reloads);
 	// expiry looks for tokens about to expire. Each config's Start
 	// configures both (no events block: off).
-	webhook *events.Webhook
-	expiry  *events.ExpiryScanner
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	webhook   *events.Webhook
+	expiry    *events.ExpiryScanner
+	addresses *events.Addresses
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 
 	mu      sync.Mutex
 	started bool
@@ -92,6 +93,7 @@ func newSharedState(loc backend.Location) (*sharedState, error) {
 	})
 	s.webhook = events.NewWebhook(s.metrics, nil)
 	s.expiry = events.NewExpiryScanner(st, s.webhook, nil)
+	s.addresses = events.NewAddresses(st, s.webhook, 0)
 	s.keys.SetEvents(s.webhook)
 	st.SetObserver(s.metrics)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -116,6 +118,11 @@ func (s *sharedState) start(flushEvery time.Duration, logger *zap.Logger) error 
 		return err
 	}
 	s.started = true
+	s.uses.OnWritten(func(ctx context.Context, batch []store.LastUse) {
+		if err := s.addresses.Written(ctx, batch); err != nil {
+			logger.Warn("checking tokens' addresses for the used_from_new_address event failed", zap.Error(err))
+		}
+	})
 	s.wg.Add(4)
 	go func() {
 		defer s.wg.Done()
