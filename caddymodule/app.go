@@ -207,6 +207,10 @@ type App struct {
 	// new SecretsKey. Needs SecretsKey. Default: none.
 	SecretsKeyPrevious string `json:"secrets_key_previous,omitempty"`
 
+	// Events sends lifecycle events (token created, revoked, about to
+	// expire...) to a webhook, signed. Default: none.
+	Events *Events `json:"events,omitempty"`
+
 	breaker   breaker.Options
 	stale     time.Duration
 	state     *sharedState
@@ -341,6 +345,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.resolveSecrets(repl); err != nil {
 		return err
 	}
+	if err := a.Events.provision(repl); err != nil {
+		return err
+	}
 	storeURL := repl.ReplaceKnown(a.Store, "")
 	if storeURL == "" {
 		storeURL = defaultStorePath()
@@ -456,6 +463,7 @@ func (a *App) wire() error {
 	// Every change of a user (admin API, CLI, pages) that must end their
 	// web sessions ends them, whether or not a site shows the pages.
 	a.users.SetSessions(session.New(a.state.store, a.state.store, session.Options{Logger: a.logger.Named("session")}))
+	a.users.SetEvents(a.state.webhook)
 	a.limiter = bruteforce.New(a.state.store, bruteforce.Limits{
 		PerAccount: a.LoginFailuresPerAccount,
 		PerAddress: a.LoginFailuresPerAddress,
@@ -467,8 +475,10 @@ func (a *App) wire() error {
 		return fmt.Errorf("preparing password checks: %v", err)
 	}
 	a.pats = pat.NewService(a.state.store, a.state.uses, a.MaxTokensPerUser, nil)
+	a.pats.SetEvents(a.state.webhook)
 	a.state.keys.Configure(keyring.Policy{PublishDelay: time.Duration(a.JWKSMaxAge)}, a.Signing, time.Duration(a.AccessTokenTTL))
 	a.clients = oauthclient.NewClients(a.state.store, a.state.clients, nil)
+	a.clients.SetEvents(a.state.webhook)
 	a.tokens = accesstoken.NewTokens(a.state.keys, a.state.clients, a.state.denied, a.Issuer, a.Audience, nil)
 	a.checker = gate.New(a.state.store, a.state.cache, a.state.uses, gate.Options{
 		AccessTokens: a.tokens,
@@ -481,6 +491,7 @@ func (a *App) wire() error {
 	a.legacy = legacy.NewService(a.state.store, a.state.uses, a.state.acl,
 		legacy.Cap{Max: a.MaxLegacyTokensPerUser, Policy: a.LegacyTokenCapPolicy},
 		time.Duration(a.LegacyTokenTTL), nil, a.logger.Named("legacy"))
+	a.legacy.SetEvents(a.state.webhook)
 	return a.wireLogins()
 }
 
@@ -507,7 +518,7 @@ func (a *App) wireLogins() error {
 func (a *App) endpoint(realm string) *oauth.Endpoint {
 	return &oauth.Endpoint{
 		Clients: a.clients, Tokens: a.tokens, Users: a.logins.Default(), Inspector: a.checker, Store: a.state.store,
-		Limiter: a.limiter, Audit: a.audit, Realm: realm, Metrics: a.state.metrics,
+		Limiter: a.limiter, Audit: a.audit, Realm: realm, Metrics: a.state.metrics, Events: a.state.webhook,
 	}
 }
 
@@ -557,6 +568,9 @@ func (a App) Validate() error {
 	if err := a.StoreBreaker.validate(); err != nil {
 		return err
 	}
+	if err := a.Events.validate(); err != nil {
+		return err
+	}
 	if _, err := keyring.NewSecrets(a.secretsKey, a.secretsKeyPrevious); err != nil {
 		return err
 	}
@@ -589,6 +603,12 @@ func (a *App) Start() error {
 		// without the key.
 		a.state.keys.SetSecrets(secrets, keysLogger)
 	}
+	// Before start runs the worker: a reload's webhook and secret hold
+	// from the next attempt, and no events turns delivery off.
+	eventsLogger := a.logger.Named("events")
+	a.state.webhook.Configure(a.Events.webhookConfig(eventsLogger))
+	a.state.expiry.Configure(a.Events.warnings(), a.Events.scanInterval(), eventsLogger)
+	a.state.addresses.SetMemory(a.Events.addressMemory())
 	if err := a.state.start(time.Duration(a.LastAccessFlush), a.logger); err != nil {
 		return fmt.Errorf("opening store %s: %v", a.storeName, err)
 	}

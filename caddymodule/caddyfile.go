@@ -73,6 +73,17 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		}
 //		secrets_key <base64 key>
 //		secrets_key_previous <base64 key>
+//		events {
+//			webhook <url>
+//			secret <secret>
+//			expiry_warnings <duration...> | off
+//			expiry_scan_interval <duration>
+//			address_memory <duration>
+//			queue_size <n>
+//			timeout <duration>
+//			attempts <n>
+//			backoff <first> [<max>]
+//		}
 //	}
 //
 // Values are kept as written (placeholders too): secrets such as
@@ -130,6 +141,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.SecretsKey, err = oneArg(d)
 		case "secrets_key_previous":
 			a.SecretsKeyPrevious, err = oneArg(d)
+		case "events":
+			a.Events, err = parseEvents(d)
 		case "backend_roles":
 			a.BackendRoles = d.RemainingArgs()
 			if len(a.BackendRoles) == 0 {

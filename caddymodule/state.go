@@ -13,6 +13,7 @@ import (
 	"github.com/tokengate/tokengate/internal/accesstoken"
 	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/cache"
+	"github.com/tokengate/tokengate/internal/events"
 	"github.com/tokengate/tokengate/internal/invalidate"
 	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/lastuse"
@@ -52,9 +53,15 @@ type sharedState struct {
 	// metrics are the collectors, registered in every config's registry
 	// (App.Provision), so that counters outlive reloads as the state does.
 	metrics *metrics.Set
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	// webhook delivers lifecycle events (its queue outlives reloads);
+	// expiry looks for tokens about to expire. Each config's Start
+	// configures both (no events block: off).
+	webhook   *events.Webhook
+	expiry    *events.ExpiryScanner
+	addresses *events.Addresses
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 
 	mu      sync.Mutex
 	started bool
@@ -82,7 +89,12 @@ func newSharedState(loc backend.Location) (*sharedState, error) {
 			return 0
 		},
 		BreakerOpens: func() float64 { return float64(st.Breaker().Opens()) },
+		WebhookQueue: func() float64 { return float64(s.webhook.Len()) },
 	})
+	s.webhook = events.NewWebhook(s.metrics, nil)
+	s.expiry = events.NewExpiryScanner(st, s.webhook, nil)
+	s.addresses = events.NewAddresses(st, s.webhook, 0)
+	s.keys.SetEvents(s.webhook)
 	st.SetObserver(s.metrics)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	targets := invalidate.Targets{Cache: s.cache, Clients: s.clients, Denied: s.denied, Keys: s.keys, ACL: s.acl, Metrics: s.metrics}
@@ -106,7 +118,20 @@ func (s *sharedState) start(flushEvery time.Duration, logger *zap.Logger) error 
 		return err
 	}
 	s.started = true
-	s.wg.Add(2)
+	s.uses.OnWritten(func(ctx context.Context, batch []store.LastUse) {
+		if err := s.addresses.Written(ctx, batch); err != nil {
+			logger.Warn("checking tokens' addresses for the used_from_new_address event failed", zap.Error(err))
+		}
+	})
+	s.wg.Add(4)
+	go func() {
+		defer s.wg.Done()
+		s.webhook.Run(s.ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.expiry.Run(s.ctx)
+	}()
 	go func() {
 		defer s.wg.Done()
 		s.uses.Run(s.ctx, flushEvery, logger)

@@ -36,6 +36,7 @@ import (
 	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/backup"
+	"github.com/tokengate/tokengate/internal/events"
 	"github.com/tokengate/tokengate/internal/jsonbody"
 	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/legacy"
@@ -72,6 +73,7 @@ type API struct {
 // ServeHTTP routes an admin request. It returns errors for the caller to
 // answer (Caddy's admin server writes them as JSON).
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	r = r.WithContext(events.WithActor(r.Context(), "admin")) // the events' actor
 	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, Prefix), "/"), "/")
 	switch {
 	case len(parts) == 2 && parts[0] == "store" && parts[1] == "check":

@@ -264,7 +264,9 @@ func (c *Checker) recordUse(e *decision.Decision, now int64, req Request) {
 	if now-last < c.lastUseEvery || !e.LastUse.CompareAndSwap(last, now) {
 		return
 	}
-	u := store.LastUse{Owner: e.Owner, TokenID: e.TokenID, At: time.Unix(0, now).UTC(), Host: req.Host}
+	// The hash (one SHA-256, at most once per lastUseEvery per token) is
+	// for the "used from a new address" event.
+	u := store.LastUse{Owner: e.Owner, TokenID: e.TokenID, At: time.Unix(0, now).UTC(), Host: req.Host, Hash: token.Hash(req.Token)}
 	if req.ClientIP.IsValid() {
 		u.IP = req.ClientIP.String()
 	}

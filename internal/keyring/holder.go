@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/internal/events"
 	"github.com/tokengate/tokengate/internal/nodecopy"
 	"github.com/tokengate/tokengate/internal/store"
 )
@@ -54,7 +55,13 @@ type Holder struct {
 	// reported is the last error of opening the keyring that was logged,
 	// so that it is logged once, not per request ("" after a success).
 	reported string
+	// events gets signing_key.rotated (nil: none).
+	events events.Emitter
 }
+
+// SetEvents makes Apply emit lifecycle events to e (nil: none). Called
+// while wiring, before the Holder is used.
+func (h *Holder) SetEvents(e events.Emitter) { h.events = e }
 
 // holderConfig is replaced as a whole by Configure.
 type holderConfig struct {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/events"
 	"github.com/tokengate/tokengate/internal/jwt"
 )
 
@@ -182,5 +183,16 @@ func (h *Holder) Apply(ctx context.Context, c Change) (SettingsView, error) {
 	if err != nil {
 		return SettingsView{}, apierr.FromStore(err)
 	}
-	return view(ks), nil
+	v := view(ks)
+	if keyChange {
+		data := map[string]any{"mode": c.Mode, "algorithm": v.Algorithm, "signing_kid": v.Signing.KID}
+		if v.Next != nil && v.Next.Mode != "" {
+			data["next_kid"], data["next_algorithm"], data["signs_from"] = v.Next.KID, v.Next.Alg, v.Next.SignsFrom
+		}
+		events.Emit(h.events, events.Event{
+			Type: events.SigningKeyRotated, Time: h.now().UTC(), Actor: events.ActorFrom(ctx),
+			Subject: events.Subject{Kind: events.SubjectKeyring, ID: v.Signing.KID}, Data: data,
+		})
+	}
+	return v, nil
 }

@@ -28,6 +28,16 @@ type Recorder struct {
 	// last that worked (only Run's goroutine touches it).
 	failures atomic.Uint64
 	streak   uint64
+
+	// written, if set, is told each batch the store took (see OnWritten).
+	written atomic.Pointer[func(context.Context, []store.LastUse)]
+}
+
+// OnWritten makes every flush that the store took call fn with its batch,
+// on the flushing goroutine (so fn should be quick or bounded): the
+// events package finds there the tokens used from new addresses.
+func (r *Recorder) OnWritten(fn func(context.Context, []store.LastUse)) {
+	r.written.Store(&fn)
 }
 
 type key struct{ owner, id string }
@@ -102,6 +112,9 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	r.mu.Lock()
 	r.writing = nil
 	r.mu.Unlock()
+	if fn := r.written.Load(); err == nil && fn != nil {
+		(*fn)(ctx, batch)
+	}
 	return err
 }
 

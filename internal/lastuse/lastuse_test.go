@@ -311,3 +311,28 @@ func TestPendingShowsUsesBeingWritten(t *testing.T) {
 	}
 	wantUse(t, "in the store", stored(t, st), "a", t0.Add(time.Minute), "192.0.2.1")
 }
+
+// TestOnWritten: the hook gets each batch the store took, and no batch
+// whose write failed.
+func TestOnWritten(t *testing.T) {
+	r, st, _ := newEnv(t)
+	var got [][]store.LastUse
+	r.OnWritten(func(_ context.Context, b []store.LastUse) { got = append(got, b) })
+	r.Record(use("a", t0, "192.0.2.1"))
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || len(got[0]) != 1 || got[0][0].IP != "192.0.2.1" {
+		t.Fatalf("hook got %+v", got)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r.Record(use("b", t0, "192.0.2.2"))
+	if err := r.Flush(context.Background()); err == nil {
+		t.Fatal("a flush to a closed store worked")
+	}
+	if len(got) != 1 {
+		t.Errorf("the hook was told of a batch the store did not take: %+v", got)
+	}
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/events"
 	"github.com/tokengate/tokengate/internal/jsonbody"
 	"github.com/tokengate/tokengate/internal/lastuse"
 	"github.com/tokengate/tokengate/internal/login"
@@ -84,7 +85,13 @@ type Service struct {
 	lifetime time.Duration
 	now      func() time.Time
 	log      *zap.Logger
+	// events gets token.created and the cap's token.revoked (nil: none).
+	events events.Emitter
 }
+
+// SetEvents makes the service emit lifecycle events to e (nil: none).
+// Called while wiring, before the service is used.
+func (s *Service) SetEvents(e events.Emitter) { s.events = e }
 
 // NewService returns a Service; uses (may be nil) supplies last uses not
 // yet written; lifetime 0 means DefaultLifetime, now nil means time.Now,
@@ -140,6 +147,7 @@ func (s *Service) Issue(ctx context.Context, u store.User) (Issued, error) {
 	if err := s.create(ctx, t); err != nil {
 		return Issued{}, err
 	}
+	events.Emit(s.events, events.ForToken(events.WithActor(ctx, u.Name), events.TokenCreated, t, now))
 	return Issued{Token: secret, ID: id, ExpiresAt: t.ExpiresAt}, nil
 }
 
@@ -179,12 +187,16 @@ func (s *Service) revokeOldest(ctx context.Context, owner string) error {
 		return nil // a concurrent request emptied the room already
 	}
 	old := ts[i] // ListTokens sorts by CreatedAt then ID
-	switch _, err := s.store.DeleteToken(ctx, owner, old.ID); {
+	gone, err := s.store.DeleteToken(ctx, owner, old.ID)
+	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil
 	case err != nil:
 		return apierr.FromStore(err)
 	}
+	ev := events.ForToken(ctx, events.TokenRevoked, gone, s.now().UTC())
+	ev.Actor, ev.Data = "system", map[string]any{"reason": "legacy_token_cap"}
+	events.Emit(s.events, ev)
 	s.log.Info("legacy token cap reached: revoked the oldest legacy token to make room",
 		zap.String("user", owner), zap.String("token_id", old.ID), zap.Time("created_at", old.CreatedAt),
 		zap.Int("max_legacy_tokens_per_user", s.cap.Max))

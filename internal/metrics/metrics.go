@@ -48,6 +48,8 @@ type Set struct {
 	tokenRequests *prometheus.CounterVec
 	signIns       *prometheus.CounterVec
 
+	webhook *prometheus.CounterVec
+
 	collectors []prometheus.Collector
 }
 
@@ -62,6 +64,8 @@ type Funcs struct {
 	BreakerOpen func() float64
 	// BreakerOpens is how many times the breaker opened.
 	BreakerOpens func() float64
+	// WebhookQueue is the number of events waiting for the event webhook.
+	WebhookQueue func() float64
 }
 
 // LatencyBuckets are the buckets of the duration histograms, in seconds:
@@ -124,12 +128,17 @@ func New(f Funcs) *Set {
 			Namespace: Namespace, Name: "sign_ins_total",
 			Help: "Password checks, by route (web, rest_token, tokens_api) and result (ok, or the error code).",
 		}, []string{"source", "result"}),
+		webhook: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Subsystem: "webhook", Name: "events_total",
+			Help: "Lifecycle events of the event webhook, by outcome (queued, delivered, retried: one per extra attempt, dropped_queue_full, dropped_failed: attempts used up).",
+		}, []string{"outcome"}),
 	}
 	s.took[0] = s.decisionDuration.WithLabelValues("false")
 	s.took[1] = s.decisionDuration.WithLabelValues("true")
 	s.collectors = []prometheus.Collector{
 		s.decisions, s.decisionDuration, s.cacheHits, s.cacheNegativeHits, s.cacheMisses,
 		s.storeOps, s.storeErrors, s.storeDuration, s.events, s.resets, s.tokenRequests, s.signIns,
+		s.webhook,
 	}
 	for _, fn := range []struct {
 		f         func() float64
@@ -141,6 +150,7 @@ func New(f Funcs) *Set {
 		{f.CacheEvictions, false, "cache", "evictions_total", "Cached decisions evicted to make room for new ones."},
 		{f.BreakerOpen, true, "store", "breaker_open", "1 while the store's circuit breaker is open (the store is known to be down), else 0."},
 		{f.BreakerOpens, false, "store", "breaker_opens_total", "How many times the store's circuit breaker opened."},
+		{f.WebhookQueue, true, "webhook", "queue_length", "Lifecycle events waiting for delivery to the event webhook."},
 	} {
 		if fn.f == nil {
 			continue
@@ -280,4 +290,21 @@ func (s *Set) SignIn(source string, err error) {
 		return
 	}
 	s.signIns.WithLabelValues(source, Code(err, "ok")).Inc()
+}
+
+// Outcomes of a lifecycle event (the outcome label of WebhookEvent).
+const (
+	WebhookQueued        = "queued"
+	WebhookDelivered     = "delivered"
+	WebhookRetried       = "retried"
+	WebhookDroppedFull   = "dropped_queue_full"
+	WebhookDroppedFailed = "dropped_failed"
+)
+
+// WebhookEvent counts what happened to a lifecycle event (WebhookQueued...).
+func (s *Set) WebhookEvent(outcome string) {
+	if s == nil {
+		return
+	}
+	s.webhook.WithLabelValues(outcome).Inc()
 }

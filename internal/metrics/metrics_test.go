@@ -25,7 +25,7 @@ var _ store.Observer = (*metrics.Set)(nil)
 func every(t *testing.T) (*metrics.Set, *prometheus.Registry) {
 	t.Helper()
 	one := func() float64 { return 1 }
-	s := metrics.New(metrics.Funcs{CacheEntries: one, CacheEvictions: one, BreakerOpen: one, BreakerOpens: one})
+	s := metrics.New(metrics.Funcs{CacheEntries: one, CacheEvictions: one, BreakerOpen: one, BreakerOpens: one, WebhookQueue: one})
 	reg := prometheus.NewPedanticRegistry()
 	if err := s.Register(reg); err != nil {
 		t.Fatal(err)
@@ -42,6 +42,7 @@ func every(t *testing.T) (*metrics.Set, *prometheus.Registry) {
 	s.Event("reset")
 	s.TokenRequest("client_credentials", nil)
 	s.SignIn(metrics.SignInWeb, apierr.ErrBadCredentials)
+	s.WebhookEvent(metrics.WebhookDelivered)
 	return s, reg
 }
 
@@ -65,6 +66,7 @@ func TestNilSetCountsNothing(t *testing.T) {
 	s.Event("token")
 	s.TokenRequest("client_credentials", nil)
 	s.SignIn(metrics.SignInWeb, nil)
+	s.WebhookEvent(metrics.WebhookQueued)
 	if err := s.Register(prometheus.NewRegistry()); err != nil {
 		t.Fatal(err)
 	}

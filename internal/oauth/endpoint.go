@@ -25,6 +25,7 @@ import (
 	"github.com/tokengate/tokengate/internal/audit"
 	"github.com/tokengate/tokengate/internal/bruteforce"
 	"github.com/tokengate/tokengate/internal/decision"
+	"github.com/tokengate/tokengate/internal/events"
 	"github.com/tokengate/tokengate/internal/iplist"
 	"github.com/tokengate/tokengate/internal/jsonbody"
 	"github.com/tokengate/tokengate/internal/metrics"
@@ -57,6 +58,9 @@ type Endpoint struct {
 	// Metrics counts token requests by grant type and result (nil: not
 	// counted).
 	Metrics *metrics.Set
+	// Events gets token.revoked for a stored token revoked here (nil:
+	// none).
+	Events events.Emitter
 }
 
 // RevocationStore is the part of the store that revocation writes to.
@@ -340,6 +344,18 @@ func (e *Endpoint) authenticateCaller(ctx context.Context, p params, ip string) 
 	return caller{user: &u}, nil
 }
 
+// actor names the caller in events: the user's name, or the OAuth key's
+// client id.
+func (c caller) actor() string {
+	switch {
+	case c.client != nil:
+		return c.client.ID
+	case c.user != nil:
+		return c.user.Name
+	}
+	return ""
+}
+
 // owns reports whether the caller may see or revoke the token of this decision.
 func (c caller) owns(en *decision.Decision) bool {
 	switch {
@@ -426,11 +442,17 @@ func (e *Endpoint) ServeRevoke(w http.ResponseWriter, r *http.Request, req Reque
 		case en.Kind == accesstoken.Kind:
 			return apierr.FromStore(e.Store.Deny(r.Context(), store.Denial{JTI: en.TokenID, Until: time.Unix(0, en.ExpiresAt)}))
 		}
-		_, err = e.Store.DeleteToken(r.Context(), en.Owner, en.TokenID)
-		if errors.Is(err, store.ErrNotFound) {
+		gone, err := e.Store.DeleteToken(r.Context(), en.Owner, en.TokenID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
 			return nil
+		case err != nil:
+			return apierr.FromStore(err)
 		}
-		return apierr.FromStore(err)
+		ev := events.ForToken(r.Context(), events.TokenRevoked, gone, time.Now().UTC())
+		ev.Actor, ev.Data = who.actor(), map[string]any{"via": "oauth_revoke"}
+		events.Emit(e.Events, ev)
+		return nil
 	}()
 	if err != nil {
 		basic := r.Header.Get("Authorization") != ""

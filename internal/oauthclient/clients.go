@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/events"
 	"github.com/tokengate/tokengate/internal/iplist"
 	"github.com/tokengate/tokengate/internal/scope"
 	"github.com/tokengate/tokengate/internal/store"
@@ -34,6 +35,21 @@ type Clients struct {
 	// dummy is compared against when the client is unknown, so that an
 	// unknown id and a wrong secret take the same path.
 	dummy store.TokenHash
+	// events gets oauth_key.created, .disabled, .enabled, .deleted (nil:
+	// none).
+	events events.Emitter
+}
+
+// SetEvents makes the service emit lifecycle events to e (nil: none).
+// Called while wiring, before the service is used.
+func (cs *Clients) SetEvents(e events.Emitter) { cs.events = e }
+
+// emit sends an event of typ about c.
+func (cs *Clients) emit(ctx context.Context, typ string, c store.Client) {
+	events.Emit(cs.events, events.Event{
+		Type: typ, Time: cs.now().UTC(), Actor: events.ActorFrom(ctx), HashedToken: c.SecretHash.String(),
+		Subject: events.Subject{Kind: events.SubjectOAuthKey, ID: c.ID, Label: c.Name},
+	})
 }
 
 // NewClients returns a client service; table may be nil; now nil means
@@ -127,6 +143,7 @@ func (cs *Clients) Create(ctx context.Context, req NewClient) (CreatedClient, er
 	if err := cs.store.CreateClient(ctx, c); err != nil {
 		return CreatedClient{}, apierr.FromStore(err)
 	}
+	cs.emit(ctx, events.OAuthKeyCreated, c)
 	return CreatedClient{ClientView: ViewOfClient(c), ClientSecret: secret}, nil
 }
 
@@ -181,7 +198,9 @@ func (cs *Clients) Update(ctx context.Context, id string, ch ClientChanges) (Cli
 			return ClientView{}, apierr.Field("scopes", err)
 		}
 	}
+	var wasEnabled bool // as the write that succeeded found it
 	c, err := cs.store.UpdateClient(ctx, id, func(c *store.Client) error {
+		wasEnabled = c.Enabled
 		if ch.Name != nil {
 			c.Name = name
 		}
@@ -200,13 +219,23 @@ func (cs *Clients) Update(ctx context.Context, id string, ch ClientChanges) (Cli
 	if err != nil {
 		return ClientView{}, apierr.FromStore(err)
 	}
+	switch {
+	case wasEnabled && !c.Enabled:
+		cs.emit(ctx, events.OAuthKeyDisabled, c)
+	case !wasEnabled && c.Enabled:
+		cs.emit(ctx, events.OAuthKeyEnabled, c)
+	}
 	return ViewOfClient(c), nil
 }
 
 // Delete removes a client; its tokens fail from the next request on.
 func (cs *Clients) Delete(ctx context.Context, id string) error {
-	_, err := cs.store.DeleteClient(ctx, id)
-	return apierr.FromStore(err)
+	c, err := cs.store.DeleteClient(ctx, id)
+	if err != nil {
+		return apierr.FromStore(err)
+	}
+	cs.emit(ctx, events.OAuthKeyDeleted, c)
+	return nil
 }
 
 // Name returns the name of the client with id, or "" when there is none

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/events"
 	"github.com/tokengate/tokengate/internal/jsonbody"
 	"github.com/tokengate/tokengate/internal/metrics"
 	"github.com/tokengate/tokengate/internal/users"
@@ -60,7 +61,7 @@ func (a *API) Serve(w http.ResponseWriter, r *http.Request, clientAddr string) e
 	if !u.TokenLogin {
 		return fmt.Errorf("%w: token login is not allowed for this user", apierr.ErrForbidden)
 	}
-	ctx := r.Context()
+	ctx := events.WithActor(r.Context(), u.Name)
 	switch {
 	case !hasID && r.Method == http.MethodGet:
 		views, err := a.Service.List(ctx, u.Name)

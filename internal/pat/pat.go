@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/events"
 	"github.com/tokengate/tokengate/internal/iplist"
 	"github.com/tokengate/tokengate/internal/label"
 	"github.com/tokengate/tokengate/internal/lastuse"
@@ -29,7 +30,13 @@ type Service struct {
 	now   func() time.Time
 	// limit is the most tokens a user may have (<= 0: no limit).
 	limit int
+	// events gets token.created and token.revoked (nil: none).
+	events events.Emitter
 }
+
+// SetEvents makes the service emit lifecycle events to e (nil: none).
+// Called while wiring, before the service is used.
+func (s *Service) SetEvents(e events.Emitter) { s.events = e }
 
 // NewService returns a Service. uses may be nil; now nil means time.Now.
 func NewService(s store.Tokens, uses *lastuse.Recorder, limit int, now func() time.Time) *Service {
@@ -133,6 +140,7 @@ func (s *Service) Create(ctx context.Context, owner string, req CreateRequest) (
 	if err := s.store.CreateToken(ctx, t, s.limit); err != nil {
 		return Created{}, labelErr(err)
 	}
+	events.Emit(s.events, events.ForToken(ctx, events.TokenCreated, t, now))
 	return Created{Token: secret, View: ViewOf(t)}, nil
 }
 
@@ -225,8 +233,12 @@ func (s *Service) Update(ctx context.Context, owner, id string, req UpdateReques
 
 // Delete revokes a token.
 func (s *Service) Delete(ctx context.Context, owner, id string) error {
-	_, err := s.store.DeleteToken(ctx, owner, id)
-	return apierr.FromStore(err)
+	t, err := s.store.DeleteToken(ctx, owner, id)
+	if err != nil {
+		return apierr.FromStore(err)
+	}
+	events.Emit(s.events, events.ForToken(ctx, events.TokenRevoked, t, s.now().UTC()))
+	return nil
 }
 
 func labelErr(err error) error {

@@ -133,6 +133,9 @@ type LastUse struct {
 	IP      string
 	// Host is the site the request was for (for the legacy migration view).
 	Host string
+	// Hash is the token's hash, for the lifecycle event of a use from a
+	// new address (package events); backends do not store it.
+	Hash TokenHash
 }
 
 // Client is an OAuth client (an "OAuth key" in seed 001): a machine

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/events"
 	"github.com/tokengate/tokengate/internal/store"
 )
 
@@ -91,7 +92,13 @@ type Service struct {
 	now      func() time.Time
 	cost     int
 	sessions SessionEnder
+	// events gets user.token_login_changed (nil: none).
+	events events.Emitter
 }
+
+// SetEvents makes the service emit lifecycle events to e (nil: none).
+// Called while wiring, before the service is used.
+func (s *Service) SetEvents(e events.Emitter) { s.events = e }
 
 // SessionEnder ends a user's web sessions (package session's Manager implements it).
 type SessionEnder interface {
@@ -223,6 +230,13 @@ func (s *Service) Update(ctx context.Context, name string, c Changes) (View, err
 	})
 	if err != nil {
 		return View{}, apierr.FromStore(err)
+	}
+	if tokenLoginWas != u.TokenLogin {
+		events.Emit(s.events, events.Event{
+			Type: events.UserTokenLoginChanged, Time: u.UpdatedAt, Actor: events.ActorFrom(ctx),
+			Subject: events.Subject{Kind: events.SubjectUser, ID: u.Name},
+			Data:    map[string]any{"token_login": u.TokenLogin},
+		})
 	}
 	// The user's web sessions end at once, like their tokens' cached
 	// decisions: on a new password, when disabled, and when token_login

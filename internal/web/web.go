@@ -26,6 +26,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/audit"
+	"github.com/tokengate/tokengate/internal/events"
 	"github.com/tokengate/tokengate/internal/i18n"
 	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/login"
@@ -183,6 +184,7 @@ func (u *UI) admit(req *request, acc access) error {
 		return err
 	}
 	req.active = active
+	req.r = r.WithContext(events.WithActor(r.Context(), active.User.Name)) // the events' actor
 	if r.Method == http.MethodPost && !active.CheckCSRF(r.PostForm.Get("csrf")) {
 		return errCSRF
 	}
