@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/internal/accesstoken"
+	"github.com/tokengate/tokengate/internal/assertion"
 	"github.com/tokengate/tokengate/internal/audit"
 	"github.com/tokengate/tokengate/internal/breaker"
 	"github.com/tokengate/tokengate/internal/bruteforce"
@@ -468,6 +469,9 @@ func (a *App) wire() error {
 	}
 	a.pats = pat.NewService(a.state.store, a.state.uses, a.MaxTokensPerUser, nil)
 	a.state.keys.Configure(keyring.Policy{PublishDelay: time.Duration(a.JWKSMaxAge)}, a.Signing, time.Duration(a.AccessTokenTTL))
+	for alg, h := range a.state.assertionKeys {
+		h.Configure(keyring.Policy{PublishDelay: time.Duration(a.JWKSMaxAge)}, alg, assertion.MaxLifetime)
+	}
 	a.clients = oauthclient.NewClients(a.state.store, a.state.clients, nil)
 	a.tokens = accesstoken.NewTokens(a.state.keys, a.state.clients, a.state.denied, a.Issuer, a.Audience, nil)
 	a.checker = gate.New(a.state.store, a.state.cache, a.state.uses, gate.Options{
@@ -588,6 +592,9 @@ func (a *App) Start() error {
 		// server may already answer) reads or creates the keyring
 		// without the key.
 		a.state.keys.SetSecrets(secrets, keysLogger)
+		for _, h := range a.state.assertionKeys {
+			h.SetSecrets(secrets, a.logger.Named("assertion_keys"))
+		}
 	}
 	if err := a.state.start(time.Duration(a.LastAccessFlush), a.logger); err != nil {
 		return fmt.Errorf("opening store %s: %v", a.storeName, err)
@@ -611,13 +618,27 @@ func (a *App) useSecrets(secrets *keyring.Secrets, keysLogger *zap.Logger) error
 			"the bbolt file) can sign access tokens; set secrets_key (make one with `tokengate secrets-key generate` " +
 			"and give it as {env.TOKENGATE_SECRETS_KEY})")
 	}
+	assertionLogger := a.logger.Named("assertion_keys")
 	if a.state.store.Backend() == nil {
 		a.state.keys.SetSecrets(secrets, keysLogger)
+		for _, h := range a.state.assertionKeys {
+			h.SetSecrets(secrets, assertionLogger)
+		}
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(a.ctx, startCheckTimeout)
 	defer cancel()
-	return a.state.keys.UseSecrets(ctx, secrets, keysLogger)
+	if err := a.state.keys.UseSecrets(ctx, secrets, keysLogger); err != nil {
+		return err
+	}
+	// The identity assertion keys are sealed like the keyring (each
+	// algorithm's keyring is a document of its own).
+	for alg, h := range a.state.assertionKeys {
+		if err := h.UseSecrets(ctx, secrets, assertionLogger); err != nil {
+			return fmt.Errorf("identity assertion keys %s: %w", alg, err)
+		}
+	}
+	return nil
 }
 
 // startCheckTimeout bounds the keyring check at start.
