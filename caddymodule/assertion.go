@@ -66,7 +66,9 @@ type IdentityAssertion struct {
 }
 
 // algorithm returns the configured algorithm or the default.
-func (ia *IdentityAssertion) algorithm() string { return orDefault(ia.Algorithm, assertion.DefaultAlgorithm) }
+func (ia *IdentityAssertion) algorithm() string {
+	return orDefault(ia.Algorithm, assertion.DefaultAlgorithm)
+}
 
 // lifetime returns the configured lifetime or the default.
 func (ia *IdentityAssertion) lifetime() time.Duration {

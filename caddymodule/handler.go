@@ -153,12 +153,7 @@ type Handler struct {
 	legacy      *legacy.API
 	jwks        *oauth.JWKS
 	ui          *web.UI
-	// assertion signs the identity assertions (nil: off), sent in
-	// assertionHeader; assertionJWKS publishes their keys.
-	assertion       *assertion.Signer
-	assertionHeader string
-	assertionJWKS   *oauth.JWKS
-	credentials     gate.Credentials
+	credentials gate.Credentials
 	external    []gate.External
 	// ours are the identity header names; consumed adds the /rest/token
 	// credential headers and the legacy token header, removed from every
@@ -170,6 +165,12 @@ type Handler struct {
 	required []string
 	scope    string
 	logger   *zap.Logger
+
+	// assertion signs the identity assertions (nil: off), sent in
+	// assertionHeader; assertionJWKS publishes their keys.
+	assertion       *assertion.Signer
+	assertionHeader string
+	assertionJWKS   *oauth.JWKS
 }
 
 // CaddyModule returns the Caddy module information.

@@ -32,9 +32,6 @@ const (
 // copy is fresh.
 type Holder struct {
 	store store.Documents
-	// doc is the name of the store document the keys are kept in
-	// (store.DocKeyring, or an identity assertion keyring).
-	doc string
 	cfg   atomic.Pointer[holderConfig]
 	now   func() time.Time
 	// keys is this node's copy. An invalidation moves it to a new
@@ -43,6 +40,9 @@ type Holder struct {
 	// rotation), and a Get after an invalidation does not share the
 	// result of a load begun before it.
 	keys *nodecopy.Copy[snapshot]
+	// doc is the name of the store document the keys are kept in
+	// (store.DocKeyring, or an identity assertion keyring).
+	doc string
 
 	// mu guards the sealing state below.
 	mu      sync.Mutex
