@@ -134,7 +134,9 @@ type entryKey struct {
 
 type entry struct {
 	token string
-	key   *jwt.Key
+	// kid is the key that signed it: a key change (a rotation) makes a
+	// new assertion. (Not the *jwt.Key: every reload parses the keys anew.)
+	kid string
 	// reuseUntil is when the entry stops being handed out (Unix ns).
 	reuseUntil int64
 }
@@ -188,7 +190,7 @@ func (s *Signer) Assert(ctx context.Context, d *decision.Decision, clientIP neti
 	s.mu.RLock()
 	e, ok := s.entries[k]
 	s.mu.RUnlock()
-	if ok && e.key == key && now.UnixNano() < e.reuseUntil {
+	if ok && e.kid == key.ID && now.UnixNano() < e.reuseUntil {
 		return e.token, nil
 	}
 	c := s.claims(d, clientIP, now)
@@ -204,7 +206,7 @@ func (s *Signer) Assert(ctx context.Context, d *decision.Decision, clientIP neti
 	if len(s.entries) >= s.o.MaxEntries {
 		s.sweep(now.UnixNano())
 	}
-	s.entries[k] = entry{token: tok, key: key, reuseUntil: reuse}
+	s.entries[k] = entry{token: tok, kid: key.ID, reuseUntil: reuse}
 	s.mu.Unlock()
 	return tok, nil
 }
