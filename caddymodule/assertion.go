@@ -100,9 +100,6 @@ func (ia *IdentityAssertion) validate() error {
 	if err := (identity.Headers{User: ia.Header}).Check(); err != nil {
 		return fmt.Errorf("identity_assertion: header: %v", err)
 	}
-	if ia.Header != "" && http.CanonicalHeaderKey(ia.Header) == "Authorization" {
-		return fmt.Errorf("identity_assertion: header must not be Authorization")
-	}
 	return nil
 }
 

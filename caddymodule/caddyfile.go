@@ -299,9 +299,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "health_path":
 			h.HealthPath, err = oneArg(d)
 		case "identity_assertion":
-			if h.IdentityAssertion != nil {
-				return d.Err("identity_assertion: given twice")
-			}
 			h.IdentityAssertion, err = parseIdentityAssertion(d)
 		case "ui":
 			if h.UI != nil {
