@@ -475,3 +475,114 @@ func TestIdentityAssertion(t *testing.T) {
 		})
 	})
 }
+
+// assertionKid sends a PAT through g and returns the kid of the
+// assertion the upstream got, and the assertion.
+func assertionKid(t *testing.T, g *gateway, up *upstream, pat string) (string, string) {
+	t.Helper()
+	if r := do(t, http.MethodGet, g.base+"/x", bearer(pat), ""); r.status != http.StatusOK {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	tok := up.last(t).Header.Get("X-Auth-Assertion")
+	h, _ := assertionParts(t, tok)
+	kid, _ := h["kid"].(string)
+	return kid, tok
+}
+
+// publishedKids lists the kids of the assertion key set.
+func publishedKids(t *testing.T, g *gateway) string {
+	t.Helper()
+	set, err := jwk.Fetch(context.Background(), g.base+assertionKeysPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []string
+	for i := range set.Len() {
+		k, _ := set.Key(i)
+		kids = append(kids, k.KeyID())
+	}
+	return strings.Join(kids, " ")
+}
+
+// TestIdentityAssertionKeys: the assertion keys are sealed with
+// secrets_key in the store, apart from the OAuth keyring; a grace
+// rotation signs with the published next key after jwks_max_age while the
+// old key stays published; an immediate one withdraws the old keys at once.
+func TestIdentityAssertionKeys(t *testing.T) {
+	up := startUpstream(t)
+	cfg := secretsConfig(generateSecretsKey(t), "")
+	cfg.appOptions += "jwks_max_age 2s\n"
+	cfg.siteOptions = "identity_assertion {\n\taudience " + assertionAudience + "\n}"
+	g := startGateway(t, embedded, up, cfg)
+	g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
+	pat, _ := createPAT(t, g, "alice", alicePassword, `{"label":"laptop"}`)
+
+	k1, a1 := assertionKid(t, g, up, pat)
+	var shown struct {
+		Signing struct{ KID string } `json:"signing"`
+		Next    struct{ KID string } `json:"next"`
+	}
+	out := g.mustCLI("", "assertion-keys", "show", "--json")
+	if err := json.Unmarshal([]byte(out), &shown); err != nil || shown.Signing.KID != k1 || shown.Next.KID == "" {
+		t.Fatalf("assertion-keys show: %v %s (signing kid %s)", err, out, k1)
+	}
+	k2 := shown.Next.KID
+	if kids := publishedKids(t, g); !strings.Contains(kids, k1) || !strings.Contains(kids, k2) {
+		t.Fatalf("published %s, want the active %s and the next %s", kids, k1, k2)
+	}
+
+	// Sealed in the store, beside the OAuth keyring and apart from it.
+	d := storeState(t, g)
+	raw := string(d.Documents["assertion_keys_ES256"])
+	if !strings.Contains(raw, `"sealed"`) || strings.Contains(raw, `"material"`) || !strings.Contains(raw, k1) {
+		t.Errorf("assertion keys in the store: %s", raw)
+	}
+	if strings.Contains(string(d.Documents["keyring"]), k1) {
+		t.Error("the assertion key is in the OAuth keyring")
+	}
+
+	// Grace: the next key signs once published for jwks_max_age; the old
+	// one stays published and its assertions keep verifying.
+	if out := g.mustCLI("", "assertion-keys", "rotate", "--grace"); !strings.Contains(out, k2) {
+		t.Errorf("rotate --grace printed %s", out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		kid, _ := assertionKid(t, g, up, pat)
+		if kid == k2 {
+			break
+		}
+		if kid != k1 || time.Now().After(deadline) {
+			t.Fatalf("after a grace rotation the assertion is signed by %s, want %s then %s", kid, k1, k2)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if kids := publishedKids(t, g); !strings.Contains(kids, k1) {
+		t.Errorf("the retiring key %s left the key set early: %s", k1, kids)
+	}
+	if _, err := verifyAssertion(t, g.base+assertionKeysPath, a1); err != nil {
+		t.Errorf("an assertion of the retiring key: %v", err)
+	}
+
+	// Immediate: fresh keys sign at once, the old ones are withdrawn.
+	g.mustCLI("", "assertion-keys", "rotate", "--immediate")
+	k3, a3 := assertionKid(t, g, up, pat)
+	if k3 == k1 || k3 == k2 {
+		t.Fatalf("after an immediate rotation the assertion is signed by %s", k3)
+	}
+	if kids := publishedKids(t, g); strings.Contains(kids, k1) || strings.Contains(kids, k2) {
+		t.Errorf("old keys still published after an immediate rotation: %s", kids)
+	}
+	if _, err := verifyAssertion(t, g.base+assertionKeysPath, a1); err == nil {
+		t.Error("an assertion of a withdrawn key still verifies")
+	}
+	if _, err := verifyAssertion(t, g.base+assertionKeysPath, a3); err != nil {
+		t.Errorf("the fresh assertion: %v", err)
+	}
+	if _, err := g.cli("", "assertion-keys", "rotate"); err == nil {
+		t.Error("rotate without a mode was accepted")
+	}
+	if out, err := g.cli("", "assertion-keys", "show", "--algorithm", "HS256"); err == nil || !strings.Contains(out, "algorithm") {
+		t.Errorf("show --algorithm HS256: %v %s", err, out)
+	}
+}
