@@ -58,6 +58,10 @@ const (
 //	X-Auth-Token-Id    {http.auth.user.token_id}     the token's public id
 //	X-Auth-Scopes      {http.auth.user.scopes}       space-separated scopes
 //
+// With IdentityAssertion it also sets X-Auth-Assertion, a short-lived JWT
+// signed by the gateway that says the same (see package assertion), or
+// only that with plain_headers off (the placeholders are set either way).
+//
 // Failures are answered here with a JSON body and, for 401, a
 // WWW-Authenticate challenge (RFC 6750); they never reach the next handler.
 type Handler struct {
