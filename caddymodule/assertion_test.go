@@ -38,6 +38,12 @@ func TestIdentityAssertionValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := Handler{IdentityAssertion: &tt.ia}.Validate()
+			if tt.name == "ok" {
+				clash := Handler{IdentityAssertion: &IdentityAssertion{Audience: "up", JWKSPath: DefaultJWKSPath}}
+				if err := clash.Validate(); err == nil || !strings.Contains(err.Error(), "already one of") {
+					t.Errorf("jwks_path on the OAuth JWKS route: %v", err)
+				}
+			}
 			if (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
 			}

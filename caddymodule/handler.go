@@ -293,6 +293,13 @@ func (h Handler) Validate() error {
 		if err := h.IdentityAssertion.validate(); err != nil {
 			return err
 		}
+		if p := h.assertionJWKSPath(); slices.Contains([]string{
+			orDefault(h.TokensPath, DefaultTokensPath), orDefault(h.OAuthTokenPath, DefaultOAuthTokenPath),
+			orDefault(h.IntrospectPath, DefaultIntrospectPath), orDefault(h.RevokePath, DefaultRevokePath),
+			orDefault(h.JWKSPath, DefaultJWKSPath), orDefault(h.LegacyTokenPath, DefaultLegacyPath), h.HealthPath,
+		}, p) {
+			return fmt.Errorf("identity_assertion: jwks_path %q is already one of the gateway's own routes", p)
+		}
 	}
 	for _, x := range h.ExternalIssuers {
 		if err := x.validate(); err != nil {
