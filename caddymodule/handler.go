@@ -293,7 +293,7 @@ func (h Handler) Validate() error {
 		if err := h.IdentityAssertion.validate(); err != nil {
 			return err
 		}
-		if p := h.assertionJWKSPath(); slices.Contains([]string{
+		if p := h.assertionJWKSPath(); p != "" && slices.Contains([]string{
 			orDefault(h.TokensPath, DefaultTokensPath), orDefault(h.OAuthTokenPath, DefaultOAuthTokenPath),
 			orDefault(h.IntrospectPath, DefaultIntrospectPath), orDefault(h.RevokePath, DefaultRevokePath),
 			orDefault(h.JWKSPath, DefaultJWKSPath), orDefault(h.LegacyTokenPath, DefaultLegacyPath), h.HealthPath,
