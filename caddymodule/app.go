@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/internal/accesstoken"
+	"github.com/tokengate/tokengate/internal/assertion"
 	"github.com/tokengate/tokengate/internal/audit"
 	"github.com/tokengate/tokengate/internal/breaker"
 	"github.com/tokengate/tokengate/internal/bruteforce"
@@ -477,6 +478,9 @@ func (a *App) wire() error {
 	a.pats = pat.NewService(a.state.store, a.state.uses, a.MaxTokensPerUser, nil)
 	a.pats.SetEvents(a.state.webhook)
 	a.state.keys.Configure(keyring.Policy{PublishDelay: time.Duration(a.JWKSMaxAge)}, a.Signing, time.Duration(a.AccessTokenTTL))
+	for alg, h := range a.state.assertionKeys {
+		h.Configure(keyring.Policy{PublishDelay: time.Duration(a.JWKSMaxAge)}, alg, assertion.MaxLifetime)
+	}
 	a.clients = oauthclient.NewClients(a.state.store, a.state.clients, nil)
 	a.clients.SetEvents(a.state.webhook)
 	a.tokens = accesstoken.NewTokens(a.state.keys, a.state.clients, a.state.denied, a.Issuer, a.Audience, nil)
@@ -602,6 +606,9 @@ func (a *App) Start() error {
 		// server may already answer) reads or creates the keyring
 		// without the key.
 		a.state.keys.SetSecrets(secrets, keysLogger)
+		for _, h := range a.state.assertionKeys {
+			h.SetSecrets(secrets, a.logger.Named("assertion_keys"))
+		}
 	}
 	// Before start runs the worker: a reload's webhook and secret hold
 	// from the next attempt, and no events turns delivery off.
@@ -631,13 +638,27 @@ func (a *App) useSecrets(secrets *keyring.Secrets, keysLogger *zap.Logger) error
 			"the bbolt file) can sign access tokens; set secrets_key (make one with `tokengate secrets-key generate` " +
 			"and give it as {env.TOKENGATE_SECRETS_KEY})")
 	}
+	assertionLogger := a.logger.Named("assertion_keys")
 	if a.state.store.Backend() == nil {
 		a.state.keys.SetSecrets(secrets, keysLogger)
+		for _, h := range a.state.assertionKeys {
+			h.SetSecrets(secrets, assertionLogger)
+		}
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(a.ctx, startCheckTimeout)
 	defer cancel()
-	return a.state.keys.UseSecrets(ctx, secrets, keysLogger)
+	if err := a.state.keys.UseSecrets(ctx, secrets, keysLogger); err != nil {
+		return err
+	}
+	// The identity assertion keys are sealed like the keyring (each
+	// algorithm's keyring is a document of its own).
+	for alg, h := range a.state.assertionKeys {
+		if err := h.UseSecrets(ctx, secrets, assertionLogger); err != nil {
+			return fmt.Errorf("identity assertion keys %s: %w", alg, err)
+		}
+	}
+	return nil
 }
 
 // startCheckTimeout bounds the keyring check at start.

@@ -244,6 +244,16 @@ func (a *App) parseTokenFailureLimit(d *caddyfile.Dispenser) error {
 //		header_scopes <name>
 //		header_issuer <name>
 //		keep_authorization
+//		identity_assertion {
+//			audience <aud>
+//			header <name>
+//			issuer <iss>
+//			lifetime <duration>
+//			algorithm <ES256|RS256|EdDSA|HS256>
+//			hs256_secret <secret>
+//			plain_headers <on|off>
+//			jwks_path <path>
+//		}
 //		ui [<prefix>] {
 //			scopes <scope...>
 //			session_idle <duration>
@@ -301,6 +311,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.KeepAuthorization, err = flagArg(d)
 		case "health_path":
 			h.HealthPath, err = oneArg(d)
+		case "identity_assertion":
+			h.IdentityAssertion, err = parseIdentityAssertion(d)
 		case "ui":
 			if h.UI != nil {
 				return d.Err("ui: given twice")

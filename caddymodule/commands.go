@@ -52,6 +52,14 @@ Export the whole store as one JSON document, and import such a document into
 the empty store of another gateway: from the embedded store to Redis or back,
 without new tokens for anyone.`,
 	}, cli.AddStoreCommands)
+	registerAdminCommand(caddycmd.Command{
+		Name:  "assertion-keys",
+		Usage: "show | rotate (--grace | --immediate) [--algorithm ES256|RS256|EdDSA]",
+		Short: "Show or rotate the keys that sign identity assertions",
+		Long: `Show or rotate the gateway's identity assertion keys (the identity_assertion
+site option) through the admin API of a running gateway. The admin address
+comes from --address, or from the admin setting of --config.`,
+	}, cli.AddAssertionKeyCommands)
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "secrets-key",
 		Usage: "generate",

@@ -17,9 +17,12 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/assertion"
 	"github.com/tokengate/tokengate/internal/breaker"
+	"github.com/tokengate/tokengate/internal/decision"
 	"github.com/tokengate/tokengate/internal/gate"
 	"github.com/tokengate/tokengate/internal/identity"
+	"github.com/tokengate/tokengate/internal/jwt"
 	"github.com/tokengate/tokengate/internal/legacy"
 	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/pat"
@@ -54,6 +57,10 @@ const (
 //	X-Auth-Token-Type  {http.auth.user.token_type}   pat, legacy, oauth, jwt
 //	X-Auth-Token-Id    {http.auth.user.token_id}     the token's public id
 //	X-Auth-Scopes      {http.auth.user.scopes}       space-separated scopes
+//
+// With IdentityAssertion it also sets X-Auth-Assertion, a short-lived JWT
+// signed by the gateway that says the same (see package assertion), or
+// only that with plain_headers off (the placeholders are set either way).
 //
 // Failures are answered here with a JSON body and, for 401, a
 // WWW-Authenticate challenge (RFC 6750); they never reach the next handler.
@@ -136,6 +143,11 @@ type Handler struct {
 	// says nothing else. Off by default.
 	HealthPath string `json:"health_path,omitempty"`
 
+	// IdentityAssertion sends the upstream a signed JWT that says who the
+	// caller is (Caddyfile: an identity_assertion block). Off by default;
+	// a client's copy of its header (X-Auth-Assertion) is removed anyway.
+	IdentityAssertion *IdentityAssertion `json:"identity_assertion,omitempty"`
+
 	// UI turns on the web pages (sign-in, token management, the
 	// administrator's pages) under a prefix of this site. Off by default.
 	UI *UIConfig `json:"ui,omitempty"`
@@ -157,6 +169,12 @@ type Handler struct {
 	required []string
 	scope    string
 	logger   *zap.Logger
+
+	// assertion signs the identity assertions (nil: off), sent in
+	// assertionHeader; assertionJWKS publishes their keys.
+	assertion       *assertion.Signer
+	assertionHeader string
+	assertionJWKS   *oauth.JWKS
 }
 
 // CaddyModule returns the Caddy module information.
@@ -193,6 +211,9 @@ func (h *Handler) setup(app *App) error {
 	h.routes = map[string]func(http.ResponseWriter, *http.Request, oauth.Request){}
 	h.headers = h.Headers.WithDefaults()
 	h.ours = h.headers.Guarded()
+	if ia := h.IdentityAssertion; ia != nil && ia.Header != "" {
+		h.ours = append(h.ours, http.CanonicalHeaderKey(ia.Header))
+	}
 	h.consumed = append(slices.Clip(h.ours), legacy.LoginHeaders...)
 	if h.LegacyTokenHeader != "" {
 		h.consumed = append(h.consumed, h.LegacyTokenHeader)
@@ -219,6 +240,9 @@ func (h *Handler) setup(app *App) error {
 	}
 	if h.HealthPath != "" {
 		h.routes[h.HealthPath] = h.serveHealth
+	}
+	if err := h.setupAssertion(); err != nil {
+		return err
 	}
 	if !h.DisableOAuthAPI {
 		ep := app.endpoint(h.Realm)
@@ -265,6 +289,18 @@ func (h Handler) Validate() error {
 	if h.LegacyTokenHeader != "" && http.CanonicalHeaderKey(h.LegacyTokenHeader) == "Authorization" {
 		return fmt.Errorf("legacy_token_header must not be Authorization")
 	}
+	if h.IdentityAssertion != nil {
+		if err := h.IdentityAssertion.validate(); err != nil {
+			return err
+		}
+		if p := h.assertionJWKSPath(); p != "" && slices.Contains([]string{
+			orDefault(h.TokensPath, DefaultTokensPath), orDefault(h.OAuthTokenPath, DefaultOAuthTokenPath),
+			orDefault(h.IntrospectPath, DefaultIntrospectPath), orDefault(h.RevokePath, DefaultRevokePath),
+			orDefault(h.JWKSPath, DefaultJWKSPath), orDefault(h.LegacyTokenPath, DefaultLegacyPath), h.HealthPath,
+		}, p) {
+			return fmt.Errorf("identity_assertion: jwks_path %q is already one of the gateway's own routes", p)
+		}
+	}
 	for _, x := range h.ExternalIssuers {
 		if err := x.validate(); err != nil {
 			return err
@@ -289,6 +325,7 @@ func (h Handler) clashesWithUI(prefix string) bool {
 		orDefault(h.TokensPath, DefaultTokensPath), orDefault(h.OAuthTokenPath, DefaultOAuthTokenPath),
 		orDefault(h.IntrospectPath, DefaultIntrospectPath), orDefault(h.RevokePath, DefaultRevokePath),
 		orDefault(h.JWKSPath, DefaultJWKSPath), orDefault(h.LegacyTokenPath, DefaultLegacyPath), h.HealthPath,
+		h.assertionJWKSPath(),
 	} {
 		if p == "" {
 			continue
@@ -323,19 +360,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// travel on to the upstream. After Take took the legacy header from
 	// the headers: a trailer copy (arriving after us) is only removed.
 	identity.Strip(r, h.consumed)
-	var id identity.Identity
+	var (
+		d      *decision.Decision
+		signed string // the identity assertion
+	)
 	if err == nil {
-		id, err = h.app.checker.Check(r.Context(), gate.Request{
+		d, err = h.app.checker.Decide(r.Context(), gate.Request{
 			Token: cred.Token, ClientIP: clientIP, Required: h.required, Host: r.Host, External: h.external,
 		})
 		if err == nil {
-			err = h.credentials.Admit(cred, id.TokenType)
+			err = h.credentials.Admit(cred, d.Kind)
+		}
+		if err == nil && h.assertion != nil {
+			if signed, err = h.assertion.Assert(r.Context(), d, clientIP); err != nil {
+				err = apierr.FromStore(err)
+			}
 		}
 	}
 	if err != nil {
 		h.fail(w, r, err, "Bearer")
 		return nil
 	}
+	id := d.Identity()
 	if !h.KeepAuthorization {
 		delete(r.Header, "Authorization")
 	}
@@ -345,7 +391,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if id.Issuer == "" { // one of our own tokens: we are its issuer
 		id.Issuer, id.Stable[4] = h.app.Issuer, &h.app.Issuer
 	}
-	h.headers.Set(r.Header, id)
+	if h.assertion == nil || h.IdentityAssertion.plain() {
+		h.headers.Set(r.Header, id)
+	}
+	if h.assertion != nil {
+		r.Header[h.assertionHeader] = []string{signed}
+	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		for i, name := range identity.PlaceholderNames {
 			repl.Set(name, id.Placeholder(i))
@@ -387,6 +438,16 @@ func (g *sessionCookieGuard) ReadFrom(r io.Reader) (int64, error) {
 		g.WriteHeader(http.StatusOK)
 	}
 	return g.ResponseWriterWrapper.ReadFrom(r)
+}
+
+// assertionJWKSPath is the route of the assertion keys ("" when the
+// site sends no assertions, or signs them with its own HS256 secret).
+func (h Handler) assertionJWKSPath() string {
+	ia := h.IdentityAssertion
+	if ia == nil || ia.algorithm() == jwt.HS256 {
+		return ""
+	}
+	return orDefault(ia.JWKSPath, DefaultAssertionJWKSPath)
 }
 
 // ownRoute returns the handler of one of the gateway's own routes, or nil.

@@ -30,3 +30,32 @@ func BenchmarkHandlerCachedPAT(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHandlerCachedPATAssertion is BenchmarkHandlerCachedPAT with an
+// identity assertion (ES256 or as named) on: the cached assertion is
+// reused, so a request costs a map read more, not a signature.
+func BenchmarkHandlerCachedPATAssertion(b *testing.B) {
+	for _, alg := range []string{"ES256", "EdDSA", "RS256"} {
+		b.Run(alg, func(b *testing.B) {
+			a := testApp(b)
+			h := testHandler(b, a, Handler{IdentityAssertion: &IdentityAssertion{Audience: "https://upstream.example", Algorithm: alg}})
+			secret, _ := newToken(b, a)
+			r := httptest.NewRequest(http.MethodGet, "/x", nil)
+			r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), nil, &caddyhttp.Server{})
+			caddyhttp.SetVar(r.Context(), caddyhttp.ClientIPVarKey, "192.0.2.10")
+			next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+			w := httptest.NewRecorder()
+			auth := []string{"Bearer " + secret}
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Header["Authorization"] = auth
+				if err := h.ServeHTTP(w, r, next); err != nil {
+					b.Fatal(err)
+				}
+				if r.Header.Get("X-Auth-Assertion") == "" {
+					b.Fatal("no assertion")
+				}
+			}
+		})
+	}
+}

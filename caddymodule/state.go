@@ -12,9 +12,11 @@ import (
 
 	"github.com/tokengate/tokengate/internal/accesstoken"
 	"github.com/tokengate/tokengate/internal/acl"
+	"github.com/tokengate/tokengate/internal/assertion"
 	"github.com/tokengate/tokengate/internal/cache"
 	"github.com/tokengate/tokengate/internal/events"
 	"github.com/tokengate/tokengate/internal/invalidate"
+	"github.com/tokengate/tokengate/internal/jwt"
 	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/lastuse"
 	"github.com/tokengate/tokengate/internal/metrics"
@@ -49,7 +51,10 @@ type sharedState struct {
 	clients *oauthclient.Table
 	denied  *accesstoken.DenyList
 	keys    *keyring.Holder
-	acl     *acl.ACL
+	// assertionKeys are the identity assertion keyrings, one per
+	// asymmetric algorithm (each its own store document).
+	assertionKeys map[string]*keyring.Holder
+	acl           *acl.ACL
 	// metrics are the collectors, registered in every config's registry
 	// (App.Provision), so that counters outlive reloads as the state does.
 	metrics *metrics.Set
@@ -79,6 +84,12 @@ func newSharedState(loc backend.Location) (*sharedState, error) {
 		clients: oauthclient.NewTable(st), denied: accesstoken.NewDenyList(st),
 		keys: keyring.NewHolder(st, keyring.Policy{}, "", 0, nil), acl: acl.New(st),
 	}
+	s.assertionKeys = map[string]*keyring.Holder{}
+	for _, alg := range []string{jwt.ES256, jwt.RS256, jwt.EdDSA} {
+		// Lifetime: the longest an assertion lives, so that a retiring key
+		// verifies until the last assertion it signed has expired.
+		s.assertionKeys[alg] = keyring.NewDocumentHolder(st, assertion.DocumentName(alg), keyring.Policy{}, alg, assertion.MaxLifetime, nil)
+	}
 	s.metrics = metrics.New(metrics.Funcs{
 		CacheEntries:   func() float64 { return float64(s.cache.Len()) },
 		CacheEvictions: func() float64 { return float64(s.cache.Evictions()) },
@@ -97,12 +108,23 @@ func newSharedState(loc backend.Location) (*sharedState, error) {
 	s.keys.SetEvents(s.webhook)
 	st.SetObserver(s.metrics)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	targets := invalidate.Targets{Cache: s.cache, Clients: s.clients, Denied: s.denied, Keys: s.keys, ACL: s.acl, Metrics: s.metrics}
+	targets := invalidate.Targets{Cache: s.cache, Clients: s.clients, Denied: s.denied, Keys: s.keys, ACL: s.acl, Metrics: s.metrics,
+		AssertionKeys: s.invalidateAssertionKeys}
 	if err := st.Subscribe(s.ctx, targets.Handle); err != nil {
 		s.cancel()
 		return nil, fmt.Errorf("subscribing to store changes: %v", err)
 	}
 	return s, nil
+}
+
+// invalidateAssertionKeys drops this node's copy of the assertion
+// keyring in document doc ("": every one).
+func (s *sharedState) invalidateAssertionKeys(doc string) {
+	for alg, h := range s.assertionKeys {
+		if doc == "" || doc == assertion.DocumentName(alg) {
+			h.Invalidate()
+		}
+	}
 }
 
 // start opens the store (see backend.Connect) and starts the background

@@ -26,6 +26,8 @@
 //	POST   /tokengate/acl/grant                  grant {role|user, permission, resource}
 //	POST   /tokengate/acl/revoke                 revoke one
 //	GET    /tokengate/legacy/tokens              legacy tokens with their last use
+//	GET    /tokengate/assertion-keys/{alg}       identity assertion keys (ES256, RS256, EdDSA)
+//	POST   /tokengate/assertion-keys/{alg}       rotate them: {"mode": "grace" | "immediate"}
 package adminapi
 
 import (
@@ -68,6 +70,8 @@ type API struct {
 	Backup backup.Store
 	// Now is the clock of an export's exported_at (nil: time.Now).
 	Now func() time.Time
+	// AssertionKeys are the identity assertion keyrings by algorithm.
+	AssertionKeys map[string]*keyring.Holder
 }
 
 // ServeHTTP routes an admin request. It returns errors for the caller to
@@ -88,6 +92,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 		return a.oauth(w, r, parts[1:])
 	case parts[0] == "acl":
 		return a.acl(w, r, parts[1:])
+	case parts[0] == "assertion-keys":
+		return a.assertionKeys(w, r, parts[1:])
 	case len(parts) == 2 && parts[0] == "legacy" && parts[1] == "tokens":
 		return a.legacyTokens(w, r)
 	case parts[0] != "users":

@@ -49,7 +49,8 @@ const MaxImportBytes = 256 << 20
 // Documents are the names of the store documents an export carries, in
 // the order an import writes them. The store has no way to list its
 // documents: a new kind of document must be added here to be exported.
-var Documents = []string{store.DocKeyring, store.DocACL}
+var Documents = []string{store.DocKeyring, store.DocACL,
+	store.DocAssertionKeysPrefix + "ES256", store.DocAssertionKeysPrefix + "RS256", store.DocAssertionKeysPrefix + "EdDSA"}
 
 // Store is what export and import use: every role that holds state worth
 // keeping (sessions and failure counters are left out on purpose).

@@ -261,7 +261,7 @@ func TestRoundTrip(t *testing.T) {
 					t.Errorf("no event for OAuth key %s", c.ID)
 				}
 			}
-			for _, name := range Documents {
+			for name := range d.Documents { // the ones the source holds
 				if !log.has(store.Event{Kind: store.EventDocument, ID: name}) {
 					t.Errorf("no event for document %s", name)
 				}

@@ -236,9 +236,9 @@ func checkDocument(name string, raw json.RawMessage, isJSON bool) error {
 	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
 		return invalid("documents: %s must be a JSON object", name)
 	}
-	if name == store.DocKeyring {
+	if name == store.DocKeyring || strings.HasPrefix(name, store.DocAssertionKeysPrefix) {
 		if _, err := keyring.Decode(raw); err != nil {
-			return invalid("documents: keyring: %v", err)
+			return invalid("documents: %s: %v", name, err)
 		}
 	}
 	return nil
@@ -281,6 +281,8 @@ func CheckEmpty(ctx context.Context, dst Store) error {
 			held = append(held, "a signing keyring")
 		case name == store.DocACL:
 			held = append(held, "a permission list")
+		case strings.HasPrefix(name, store.DocAssertionKeysPrefix):
+			held = append(held, "identity assertion keys")
 		default:
 			held = append(held, "the document "+name)
 		}

@@ -116,14 +116,25 @@ type Request struct {
 // Check decides a request. The error is one of apierr's edge errors,
 // possibly wrapped with detail for the log (never the token).
 func (c *Checker) Check(ctx context.Context, req Request) (identity.Identity, error) {
+	e, err := c.Decide(ctx, req)
+	if err != nil {
+		return identity.Identity{}, err
+	}
+	return e.Identity(), nil
+}
+
+// Decide is Check returning the decision the request is accepted with
+// (shared, cached: read it, never change it), for what is derived from a
+// decision and kept per decision (the identity assertion).
+func (c *Checker) Decide(ctx context.Context, req Request) (*decision.Decision, error) {
 	if c.metrics == nil {
-		id, _, err := c.check(ctx, req)
-		return id, err
+		e, _, err := c.check(ctx, req)
+		return e, err
 	}
 	start := time.Now()
-	id, o, err := c.check(ctx, req)
+	e, o, err := c.check(ctx, req)
 	c.metrics.Decision(err, metrics.KindOf(req.Token != "", o.kind, o.decisionKind), o.cached, time.Since(start))
-	return id, err
+	return e, err
 }
 
 // outcome is what check tells Check for the metrics: the token's shape,
@@ -136,29 +147,29 @@ type outcome struct {
 }
 
 // check is Check, also saying how it went.
-func (c *Checker) check(ctx context.Context, req Request) (identity.Identity, outcome, error) {
+func (c *Checker) check(ctx context.Context, req Request) (*decision.Decision, outcome, error) {
 	if req.Token == "" {
-		return identity.Identity{}, outcome{}, apierr.ErrNoToken
+		return nil, outcome{}, apierr.ErrNoToken
 	}
 	o := outcome{kind: token.Classify(req.Token)}
 	e, cached, err := c.lookup(ctx, o.kind, req.Token, req.ClientIP, req.External)
 	o.cached = cached
 	if err != nil {
-		return identity.Identity{}, o, err
+		return nil, o, err
 	}
 	o.decisionKind = e.Kind
 	now := c.now().UnixNano()
 	if err := usable(e, now); err != nil {
-		return identity.Identity{}, o, err
+		return nil, o, err
 	}
 	switch {
 	case !e.AllowsIP(req.ClientIP):
-		return identity.Identity{}, o, apierr.ErrIPNotAllowed
+		return nil, o, apierr.ErrIPNotAllowed
 	case !scope.CoversString(e.ScopeHeader, req.Required):
-		return identity.Identity{}, o, apierr.ErrInsufficientScope
+		return nil, o, apierr.ErrInsufficientScope
 	}
 	c.recordUse(e, now, req)
-	return e.Identity(), o, nil
+	return e, o, nil
 }
 
 // Active reports whether tok is a token of ours that would be accepted

@@ -38,6 +38,12 @@ var DefaultHeaders = Headers{
 	Issuer:    "X-Auth-Issuer",
 }
 
+// AssertionHeader is the default name of the header that carries the
+// signed identity assertion (package assertion). It is an identity header
+// like the others: Guarded always lists it, so a client's copy is removed
+// whether a site sends assertions or not.
+const AssertionHeader = "X-Auth-Assertion"
+
 // WithDefaults fills empty names from DefaultHeaders and canonicalises all.
 func (hn Headers) WithDefaults() Headers {
 	pick := func(v, def string) string {
@@ -95,10 +101,10 @@ func (hn Headers) Names() []string {
 
 // Guarded lists the names no client may send: the configured names
 // and, when some are renamed, the default names too, because an upstream
-// may still read those (each name once).
+// may still read those, and AssertionHeader (each name once).
 func (hn Headers) Guarded() []string {
 	names := hn.Names()
-	for _, d := range DefaultHeaders.Names() {
+	for _, d := range append(DefaultHeaders.Names(), AssertionHeader) {
 		if !matchesAny(d, names) {
 			names = append(names, d)
 		}

@@ -59,11 +59,11 @@ func TestStripConnectionTokens(t *testing.T) {
 // upstream that still reads them.
 func TestGuardedKeepsDefaultNames(t *testing.T) {
 	g := Headers{User: "X-Remote-User", Scopes: "x_auth_scopes"}.WithDefaults().Guarded()
-	want := "X-Remote-User X-Auth-Token-Type X-Auth-Token-Id X_auth_scopes X-Auth-Issuer X-Auth-User"
+	want := "X-Remote-User X-Auth-Token-Type X-Auth-Token-Id X_auth_scopes X-Auth-Issuer X-Auth-User X-Auth-Assertion"
 	if strings.Join(g, " ") != want {
 		t.Fatalf("Guarded = %v, want %s", g, want)
 	}
-	if n := len(DefaultHeaders.WithDefaults().Guarded()); n != len(DefaultHeaders.Names()) {
+	if n := len(DefaultHeaders.WithDefaults().Guarded()); n != len(DefaultHeaders.Names())+1 { // + AssertionHeader
 		t.Fatalf("defaults guarded twice: %d names", n)
 	}
 }

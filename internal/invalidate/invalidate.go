@@ -4,6 +4,8 @@
 package invalidate
 
 import (
+	"strings"
+
 	"github.com/tokengate/tokengate/internal/accesstoken"
 	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/cache"
@@ -20,6 +22,9 @@ type Targets struct {
 	Denied  *accesstoken.DenyList
 	Keys    *keyring.Holder
 	ACL     *acl.ACL
+	// AssertionKeys, if set, drops this node's copy of the identity
+	// assertion keyring kept in the named document ("": all of them).
+	AssertionKeys func(doc string)
 	// Metrics counts the events by kind (nil: not counted). Counting
 	// here, where both backends deliver, covers both.
 	Metrics *metrics.Set
@@ -68,6 +73,10 @@ func (t Targets) Handle(ev store.Event) {
 			t.Cache.Clear()
 		case store.DocACL:
 			t.ACL.Invalidate()
+		default:
+			if strings.HasPrefix(ev.ID, store.DocAssertionKeysPrefix) && t.AssertionKeys != nil {
+				t.AssertionKeys(ev.ID)
+			}
 		}
 	default: // EventReset and anything unknown: assume everything changed
 		t.Keys.Invalidate()
@@ -75,5 +84,8 @@ func (t Targets) Handle(ev store.Event) {
 		t.Clients.Clear()
 		t.Denied.Reset()
 		t.Cache.Clear()
+		if t.AssertionKeys != nil {
+			t.AssertionKeys("")
+		}
 	}
 }

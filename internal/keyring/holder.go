@@ -41,6 +41,9 @@ type Holder struct {
 	// rotation), and a Get after an invalidation does not share the
 	// result of a load begun before it.
 	keys *nodecopy.Copy[snapshot]
+	// doc is the name of the store document the keys are kept in
+	// (store.DocKeyring, or an identity assertion keyring).
+	doc string
 
 	// mu guards the sealing state below.
 	mu      sync.Mutex
@@ -78,10 +81,17 @@ type snapshot struct {
 // NewHolder returns a Holder. alg and lifetime are used only if the store
 // has no keyring yet (""/0: HS256, 1h). now nil means time.Now.
 func NewHolder(s store.Documents, p Policy, alg string, lifetime time.Duration, now func() time.Time) *Holder {
+	return NewDocumentHolder(s, store.DocKeyring, p, alg, lifetime, now)
+}
+
+// NewDocumentHolder is NewHolder for keys kept in the store document
+// name: a keyring of its own, with the same life cycle, sealing and
+// reloads (the identity assertion keys use one per algorithm).
+func NewDocumentHolder(s store.Documents, name string, p Policy, alg string, lifetime time.Duration, now func() time.Time) *Holder {
 	if now == nil {
 		now = time.Now
 	}
-	h := &Holder{store: s, now: now, logger: zap.NewNop()}
+	h := &Holder{store: s, doc: name, now: now, logger: zap.NewNop()}
 	h.Configure(p, alg, lifetime)
 	h.keys = nodecopy.New(h.load, nodecopy.Options[snapshot]{Now: now, Expires: expires})
 	return h
@@ -127,7 +137,7 @@ func (h *Holder) Update(ctx context.Context, fn func(*Document) error) (*Keys, e
 
 func (h *Holder) update(ctx context.Context, fn func(*Document) error) (snapshot, error) {
 	sec := h.sealing()
-	b, err := h.store.UpdateDocument(ctx, store.DocKeyring, func(current []byte) ([]byte, error) {
+	b, err := h.store.UpdateDocument(ctx, h.doc, func(current []byte) ([]byte, error) {
 		d, err := h.decodeOrNew(sec, current)
 		if err != nil {
 			return nil, err
@@ -156,7 +166,7 @@ func (h *Holder) update(ctx context.Context, fn func(*Document) error) (snapshot
 // load reads the keyring for h.keys, creating it or carrying out a due
 // change first if need be.
 func (h *Holder) load(ctx context.Context) (snapshot, error) {
-	b, err := h.store.GetDocument(ctx, store.DocKeyring)
+	b, err := h.store.GetDocument(ctx, h.doc)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return h.update(ctx, func(*Document) error { return nil })
@@ -265,7 +275,7 @@ func (h *Holder) SetSecrets(s *Secrets, logger *zap.Logger) {
 // and returns nil: the first read then says what is wrong (and the
 // token endpoint, the JWKS and access token checks answer 503).
 func (h *Holder) UseSecrets(ctx context.Context, s *Secrets, logger *zap.Logger) error {
-	b, err := h.store.GetDocument(ctx, store.DocKeyring)
+	b, err := h.store.GetDocument(ctx, h.doc)
 	if err == nil {
 		if _, _, err := s.Decode(b); err != nil {
 			return err

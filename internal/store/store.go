@@ -164,6 +164,10 @@ const (
 	DocKeyring = "keyring"
 	// DocACL is the permission list (package acl).
 	DocACL = "acl"
+	// DocAssertionKeysPrefix, followed by an algorithm (ES256, RS256,
+	// EdDSA), names a keyring of identity assertion keys (package
+	// assertion), kept like DocKeyring but apart from it.
+	DocAssertionKeysPrefix = "assertion_keys_"
 )
 
 // Denial puts one access token (by its jti) on the deny-list until it

@@ -17,11 +17,14 @@ import (
 // ports of one gateway process.
 type ports struct {
 	admin, bare, gate, check, forward int
+	// assert is tokengate with identity_assertion (ES256) + reverse_proxy.
+	assert int
 }
 
-// gateway is a running tokengate process with four sites: bare
-// reverse_proxy (the baseline), tokengate + reverse_proxy, a yes/no check
-// endpoint, and forward_auth to that endpoint + reverse_proxy.
+// gateway is a running tokengate process with five sites: bare
+// reverse_proxy (the baseline), tokengate + reverse_proxy, the same with
+// an identity assertion, a yes/no check endpoint, and forward_auth to that
+// endpoint + reverse_proxy.
 type gateway struct {
 	cmd   *exec.Cmd
 	ports ports
@@ -59,6 +62,15 @@ http://:{{bare}} {
 
 http://:{{gate}} {
 	tokengate
+	import upstream
+}
+
+http://:{{assert}} {
+	tokengate {
+		identity_assertion {
+			audience https://upstream.load
+		}
+	}
 	import upstream
 }
 
@@ -100,10 +112,10 @@ func freePort() int {
 
 // startGateway runs binary on a fresh Caddyfile for storeURL.
 func startGateway(binary, dir, storeURL, upstream, appOptions string) (*gateway, error) {
-	g := &gateway{ports: ports{freePort(), freePort(), freePort(), freePort(), freePort()}, logs: &bytes.Buffer{}, dir: dir}
+	g := &gateway{ports: ports{freePort(), freePort(), freePort(), freePort(), freePort(), freePort()}, logs: &bytes.Buffer{}, dir: dir}
 	cf := strings.NewReplacer(
 		"{{admin}}", fmt.Sprint(g.ports.admin), "{{bare}}", fmt.Sprint(g.ports.bare), "{{gate}}", fmt.Sprint(g.ports.gate),
-		"{{check}}", fmt.Sprint(g.ports.check), "{{forward}}", fmt.Sprint(g.ports.forward),
+		"{{check}}", fmt.Sprint(g.ports.check), "{{forward}}", fmt.Sprint(g.ports.forward), "{{assert}}", fmt.Sprint(g.ports.assert),
 		"{{store}}", storeURL, "{{upstream}}", upstream, "{{app}}", appOptions,
 	).Replace(caddyfile)
 	path := filepath.Join(dir, fmt.Sprintf("Caddyfile.%d", g.ports.admin))

@@ -400,6 +400,7 @@ func buildRows(c config, kind string, g *gateway, sd *seeded, p pools) []row {
 		rows = append(rows,
 			mk("cached PAT", "cached", g.ports.gate, "cycle", bearer(sd.hotPAT), 0, nil),
 			mk("cached legacy token", "cached", g.ports.gate, "cycle", bearer(sd.hotLegacy), 0, nil),
+			mk("cached PAT + identity assertion, ES256", "cached", g.ports.assert, "cycle", bearer(sd.hotPAT), 0, nil),
 			mk("access token seen before, HS256", "cached", g.ports.gate, "cycle", bearer(sd.hotJWT["HS256"]), 0, nil),
 			mk("access token seen before, RS256", "cached", g.ports.gate, "cycle", bearer(sd.hotJWT["RS256"]), 0, nil),
 			mk("access token seen before, ES256", "cached", g.ports.gate, "cycle", bearer(sd.hotJWT["ES256"]), 0, nil),
@@ -412,6 +413,7 @@ func buildRows(c config, kind string, g *gateway, sd *seeded, p pools) []row {
 			mk("forward_auth + cached PAT", "forward_auth", g.ports.forward, "cycle", bearer(sd.hotPAT), 0, nil),
 			mk("c1: bare reverse_proxy (B)", "latency", g.ports.bare, "none", nil, 0, func(r *row) { r.conns, r.threads = 1, 1 }),
 			mk("c1: cached PAT", "latency", g.ports.gate, "cycle", bearer(sd.hotPAT), 0, func(r *row) { r.conns, r.threads = 1, 1 }),
+			mk("c1: cached PAT + identity assertion, ES256", "latency", g.ports.assert, "cycle", bearer(sd.hotPAT), 0, func(r *row) { r.conns, r.threads = 1, 1 }),
 			mk("c1: cached legacy token", "latency", g.ports.gate, "cycle", bearer(sd.hotLegacy), 0, func(r *row) { r.conns, r.threads = 1, 1 }),
 			mk("c1: access token seen before, HS256", "latency", g.ports.gate, "cycle", bearer(sd.hotJWT["HS256"]), 0, func(r *row) { r.conns, r.threads = 1, 1 }),
 		)
