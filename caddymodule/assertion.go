@@ -153,14 +153,7 @@ func parseIdentityAssertion(d *caddyfile.Dispenser) (*IdentityAssertion, error) 
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		sub := d.Val()
-		if seen[sub] {
-			return nil, d.Errf("identity_assertion: duplicate %q", sub)
-		}
-		seen[sub] = true
-		var err error
+	err := eachNested(d, "identity_assertion", func(sub string) (err error) {
 		switch sub {
 		case "header":
 			ia.Header, err = oneArg(d)
@@ -191,9 +184,10 @@ func parseIdentityAssertion(d *caddyfile.Dispenser) (*IdentityAssertion, error) 
 		default:
 			err = d.Errf("identity_assertion: unrecognized subdirective %q", sub)
 		}
-		if err != nil {
-			return nil, err
-		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	if err := ia.validate(); err != nil {
 		return nil, d.Err(err.Error())

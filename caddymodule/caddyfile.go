@@ -177,6 +177,24 @@ func eachSubdirective(d *caddyfile.Dispenser, fn func(sub string) error) error {
 	return nil
 }
 
+// eachNested calls fn for each subdirective of the block the dispenser is
+// in (with the dispenser on its name), refusing a subdirective given twice
+// in the block named name.
+func eachNested(d *caddyfile.Dispenser, name string, fn func(sub string) error) error {
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] {
+			return d.Errf("%s: duplicate %q", name, sub)
+		}
+		seen[sub] = true
+		if err := fn(sub); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (a *App) parseLoginLimits(d *caddyfile.Dispenser) error {
 	args := d.RemainingArgs()
 	if len(args) != 3 {
@@ -331,14 +349,7 @@ func parseStoreBreaker(d *caddyfile.Dispenser) (*StoreBreaker, error) {
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		sub := d.Val()
-		if seen[sub] {
-			return nil, d.Errf("store_breaker: duplicate %q", sub)
-		}
-		seen[sub] = true
-		var err error
+	err := eachNested(d, "store_breaker", func(sub string) (err error) {
 		switch sub {
 		case "failures":
 			b.Failures, err = intArg(d, 1)
@@ -351,9 +362,10 @@ func parseStoreBreaker(d *caddyfile.Dispenser) (*StoreBreaker, error) {
 		default:
 			err = d.Errf("store_breaker: unrecognized subdirective %q", sub)
 		}
-		if err != nil {
-			return nil, err
-		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return b, nil
 }
@@ -364,14 +376,7 @@ func parseStoreDurability(d *caddyfile.Dispenser) (*StoreDurability, error) {
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		sub := d.Val()
-		if seen[sub] {
-			return nil, d.Errf("store_durability: duplicate %q", sub)
-		}
-		seen[sub] = true
-		var err error
+	err := eachNested(d, "store_durability", func(sub string) (err error) {
 		switch sub {
 		case "replicas":
 			var n int
@@ -382,9 +387,10 @@ func parseStoreDurability(d *caddyfile.Dispenser) (*StoreDurability, error) {
 		default:
 			err = d.Errf("store_durability: unrecognized subdirective %q", sub)
 		}
-		if err != nil {
-			return nil, err
-		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	if sd.Replicas == nil {
 		return nil, d.Err("store_durability: replicas <n> is required")
@@ -398,14 +404,7 @@ func parseExternalIssuer(d *caddyfile.Dispenser) (ExternalIssuer, error) {
 	if d.NextArg() {
 		return x, d.ArgErr()
 	}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		sub := d.Val()
-		if seen[sub] {
-			return x, d.Errf("external_jwt: duplicate %q", sub)
-		}
-		seen[sub] = true
-		var err error
+	err := eachNested(d, "external_jwt", func(sub string) (err error) {
 		switch sub {
 		case "issuer":
 			x.Issuer, err = oneArg(d)
@@ -430,9 +429,10 @@ func parseExternalIssuer(d *caddyfile.Dispenser) (ExternalIssuer, error) {
 		default:
 			err = d.Errf("external_jwt: unrecognized subdirective %q", sub)
 		}
-		if err != nil {
-			return x, err
-		}
+		return err
+	})
+	if err != nil {
+		return x, err
 	}
 	if err := x.validate(); err != nil {
 		return x, d.Err(err.Error())

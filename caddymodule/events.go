@@ -181,14 +181,7 @@ func parseEvents(d *caddyfile.Dispenser) (*Events, error) {
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		sub := d.Val()
-		if seen[sub] {
-			return nil, d.Errf("events: duplicate %q", sub)
-		}
-		seen[sub] = true
-		var err error
+	err := eachNested(d, "events", func(sub string) (err error) {
 		switch sub {
 		case "webhook":
 			e.Webhook, err = oneArg(d)
@@ -211,9 +204,10 @@ func parseEvents(d *caddyfile.Dispenser) (*Events, error) {
 		default:
 			err = d.Errf("events: unrecognized subdirective %q", sub)
 		}
-		if err != nil {
-			return nil, err
-		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return e, nil
 }

@@ -92,14 +92,7 @@ func parseUI(d *caddyfile.Dispenser) (*UIConfig, error) {
 	default:
 		return nil, d.ArgErr()
 	}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		sub := d.Val()
-		if seen[sub] {
-			return nil, d.Errf("ui: duplicate %q", sub)
-		}
-		seen[sub] = true
-		var err error
+	err := eachNested(d, "ui", func(sub string) (err error) {
 		switch sub {
 		case "scopes":
 			if c.Scopes = d.RemainingArgs(); len(c.Scopes) == 0 {
@@ -112,9 +105,10 @@ func parseUI(d *caddyfile.Dispenser) (*UIConfig, error) {
 		default:
 			err = d.Errf("ui: unrecognized subdirective %q", sub)
 		}
-		if err != nil {
-			return nil, err
-		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	if err := c.validate(); err != nil {
 		return nil, d.Err(err.Error())
