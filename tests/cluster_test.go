@@ -21,30 +21,15 @@ import (
 // (redistest.ShardedCluster), flushed per test.
 const clusterKV storeKind = "cluster"
 
-var (
-	clusterOnce    sync.Once
-	clusterShared  *redistest.ShardedCluster
-	clusterStarted error
-)
+// clusterDeployment is the three-primary cluster that the tests share.
+var clusterDeployment = &shared[*redistest.ShardedCluster]{what: "the Redis Cluster", start: redistest.StartShardedClusterMain}
 
-// flushedCluster returns the shared three-primary cluster, emptied. The
-// first test that asks starts it; it is stopped when the tests end.
+// flushedCluster returns the shared three-primary cluster, emptied.
 func flushedCluster(t *testing.T) *redistest.ShardedCluster {
 	t.Helper()
-	clusterOnce.Do(func() {
-		c, stop, err := redistest.StartShardedClusterMain()
-		if err != nil {
-			clusterStarted = err
-			return
-		}
-		clusterShared = c
-		atExit(stop)
-	})
-	if clusterStarted != nil {
-		t.Fatalf("starting the Redis Cluster: %v", clusterStarted)
-	}
-	clusterShared.FlushAll(t)
-	return clusterShared
+	c := clusterDeployment.get(t)
+	c.FlushAll(t)
+	return c
 }
 
 // TestReshardingUnderLoad moves the slots that hold the users' records,

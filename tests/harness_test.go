@@ -73,6 +73,32 @@ func atExit(fn func()) {
 	atExits = append(atExits, fn)
 }
 
+// shared is a deployment that the tests share: the first test that needs
+// it starts it, and it is stopped when the tests end. A deployment that
+// does not come up fails every test that needs it.
+type shared[T any] struct {
+	what  string                    // for the failure message
+	start func() (T, func(), error) // starts it; the func stops it
+	once  sync.Once
+	v     T
+	err   error
+}
+
+// get returns the deployment, started on first use.
+func (s *shared[T]) get(t *testing.T) T {
+	t.Helper()
+	s.once.Do(func() {
+		var stop func()
+		if s.v, stop, s.err = s.start(); s.err == nil {
+			atExit(stop)
+		}
+	})
+	if s.err != nil {
+		t.Fatalf("starting %s: %v", s.what, s.err)
+	}
+	return s.v
+}
+
 // runAtExit runs the functions atExit registered.
 func runAtExit() {
 	atExitMu.Lock()

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"sync"
 	"testing"
 
 	"github.com/tokengate/tokengate/internal/testutil/redistest"
@@ -13,33 +12,13 @@ import (
 // default store_durability).
 const sentinelKV storeKind = "sentinel"
 
-var (
-	sentinelOnce sync.Once
-	sentinelDep  *redistest.Sentinel
-	sentinelErr  error
-)
-
-// sharedSentinel returns the Sentinel deployment that the tests share,
-// started by the first test that needs it and stopped when the tests end.
-func sharedSentinel(t *testing.T) *redistest.Sentinel {
-	t.Helper()
-	sentinelOnce.Do(func() {
-		var stop func()
-		sentinelDep, stop, sentinelErr = redistest.StartSentinelMain()
-		if sentinelErr == nil {
-			atExit(stop)
-		}
-	})
-	if sentinelErr != nil {
-		t.Fatalf("starting the Sentinel deployment: %v", sentinelErr)
-	}
-	return sentinelDep
-}
+// sentinelDeployment is the Sentinel deployment that the tests share.
+var sentinelDeployment = &shared[*redistest.Sentinel]{what: "the Sentinel deployment", start: redistest.StartSentinelMain}
 
 // sentinelURL empties the shared Sentinel deployment and returns its URL.
 func sentinelURL(t *testing.T) string {
 	t.Helper()
-	s := sharedSentinel(t)
+	s := sentinelDeployment.get(t)
 	s.FlushAll(t)
 	return s.URL()
 }
