@@ -44,8 +44,7 @@ func (l Location) WithPingInterval(d time.Duration) Location {
 
 // WithDurability returns l whose Redis writes wait for replicas as d says
 // (nil: the default, see redisstore.Options.Durability). It refuses
-// replicas for the embedded store (it has none) and for a Redis Cluster
-// (not supported yet).
+// replicas for the embedded store (it has none).
 func (l Location) WithDurability(d *redisstore.Durability) (Location, error) {
 	if d == nil {
 		l.durability = nil
@@ -54,9 +53,6 @@ func (l Location) WithDurability(d *redisstore.Durability) (Location, error) {
 	if d.Replicas > 0 {
 		if l.redisURL == "" {
 			return l, errors.New("the embedded store has no replicas to wait for; set replicas to 0 or use Redis")
-		}
-		if co, err := redisstore.ParseURL(l.redisURL); err == nil && co.Cluster != nil {
-			return l, errors.New("waiting for replicas is not supported on a Redis Cluster yet; set replicas to 0")
 		}
 	}
 	if d.Replicas < 0 || d.Timeout < 0 {

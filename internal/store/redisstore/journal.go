@@ -14,7 +14,7 @@ import (
 // clients, deny-listed jtis, ended sessions, switch-offs (a token or a
 // client disabled, a user disabled or its token_login turned off) and
 // changed passwords and client secrets. When the Store finds a new
-// primary (a Sentinel failover) it writes them again there, so that a
+// primary (a Sentinel or Cluster failover) it writes them again there, so that a
 // write the old primary took but no replica had (one whose WAIT timed
 // out: answered 503, or one made with durability off) is not undone by
 // the failover. A replay only takes away, never gives back: a deleted
@@ -83,7 +83,7 @@ func taken(err error) bool {
 }
 
 // note journals a write that returned err, if it took effect, on a
-// Sentinel-managed client (the only one that replays).
+// Sentinel-managed or Cluster client (those that replay).
 func (s *Store) note(err error, op string, replay func(context.Context) error) {
 	if s.primary != nil && taken(err) {
 		s.journal.add(time.Now(), op, replay)
