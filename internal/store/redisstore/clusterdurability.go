@@ -30,7 +30,7 @@ import (
 // shard has at least Replicas acknowledgements.
 //
 // The barrier key's slot is found with the cluster's own hash (CRC16 of
-// the hash tag, modulo 16384) from the slot map (CLUSTER SLOTS), which
+// the hash tag, modulo 16384) from the slot map (CLUSTER NODES), which
 // the Store keeps and reloads when a primary is missing from it or a
 // barrier is redirected (a resharding moved the slot: MOVED or ASK).
 //
@@ -65,41 +65,90 @@ type clusterSlots struct {
 // barrierKey is the barrier key of the primary whose slot tag hashes to.
 func (k keys) barrierKey(tag string) string { return k.prefix + ":durability:{" + tag + "}" }
 
-// loadSlots reads the slot map (CLUSTER SLOTS), keeps a hash tag for each
-// primary and tells the primary watch which the primaries are.
+// loadSlots reads the slot map and the replicas (CLUSTER NODES: CLUSTER
+// SLOTS leaves out a replica that has not yet replicated anything), keeps
+// a hash tag for each primary and tells the primary watch which the
+// primaries are.
 func (s *Store) loadSlots(ctx context.Context, cc *redis.ClusterClient) error {
-	slots, err := cc.ClusterSlots(ctx).Result()
+	ctx = context.WithValue(ctx, uncounted{}, true) // not the work of a request
+	out, err := cc.ClusterNodes(ctx).Result()
 	if err != nil {
-		return opErr(err, "CLUSTER SLOTS")
+		return opErr(err, "CLUSTER NODES")
 	}
-	ranges := map[string][][2]int{}
-	replicas := map[string]int{}
-	for _, r := range slots {
-		if len(r.Nodes) == 0 {
-			continue
-		}
-		addr := r.Nodes[0].Addr
-		ranges[addr] = append(ranges[addr], [2]int{r.Start, r.End})
-		replicas[addr] = max(replicas[addr], len(r.Nodes)-1)
+	m, err := parseClusterNodes(out)
+	if err != nil {
+		return err
 	}
-	tags := make(map[string]string, len(ranges))
-	addrs := make([]string, 0, len(ranges))
-	least := math.MaxInt
-	for addr, rs := range ranges {
+	addrs := make([]string, 0, len(m.ranges))
+	tags := make(map[string]string, len(m.ranges))
+	for addr, rs := range m.ranges {
 		tags[addr] = tagIn(rs)
 		addrs = append(addrs, addr)
-		least = min(least, replicas[addr])
-	}
-	if len(ranges) == 0 {
-		return errors.New("redisstore: CLUSTER SLOTS: no slot is served")
 	}
 	s.slots.mu.Lock()
-	s.slots.tags, s.slots.least, s.slots.loaded = tags, least, true
+	s.slots.tags, s.slots.least, s.slots.loaded = tags, m.least, true
 	s.slots.mu.Unlock()
 	if s.primary != nil {
 		s.primary.sawPrimaries(addrs)
 	}
 	return nil
+}
+
+// nodesMap is what parseClusterNodes finds.
+type nodesMap struct {
+	ranges map[string][][2]int // primary address -> the slots it serves
+	least  int                 // the fewest replicas of a primary that serves slots
+}
+
+// parseClusterNodes reads a CLUSTER NODES reply: one line per node, "<id>
+// <ip:port@cport[,hostname]> <flags> <primary id or -> <ping> <pong>
+// <epoch> <link> <slot or first-last>...". Slots being imported or
+// migrated ("[...]") are left out; replicas are counted per primary,
+// failed ones too (they are configured: the default waits for them to
+// come back rather than for none).
+func parseClusterNodes(out string) (nodesMap, error) {
+	ranges := map[string][][2]int{}
+	addrOf := map[string]string{} // node id -> address, for primaries serving slots
+	replicasOf := map[string]int{}
+	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		if strings.Contains(","+f[2]+",", ",slave,") && f[3] != "-" {
+			replicasOf[f[3]]++
+			continue
+		}
+		addr, _, _ := strings.Cut(f[1], "@")
+		addr, _, _ = strings.Cut(addr, ",")
+		if strings.HasPrefix(addr, ":") {
+			continue // a node that does not know its own address yet
+		}
+		for _, r := range f[8:] {
+			if strings.HasPrefix(r, "[") {
+				continue
+			}
+			lo, hi, ok := strings.Cut(r, "-")
+			if !ok {
+				hi = lo
+			}
+			first, err1 := strconv.Atoi(lo)
+			last, err2 := strconv.Atoi(hi)
+			if err1 != nil || err2 != nil {
+				return nodesMap{}, fmt.Errorf("redisstore: CLUSTER NODES: bad slot range %q", r)
+			}
+			ranges[addr] = append(ranges[addr], [2]int{first, last})
+			addrOf[f[0]] = addr
+		}
+	}
+	if len(ranges) == 0 {
+		return nodesMap{}, errors.New("redisstore: CLUSTER NODES: no slot is served")
+	}
+	least := math.MaxInt
+	for id := range addrOf {
+		least = min(least, replicasOf[id])
+	}
+	return nodesMap{ranges: ranges, least: least}, nil
 }
 
 // tagFor returns the hash tag of a slot the primary at addr serves.
@@ -227,11 +276,11 @@ func (s *Store) waitPrimary(ctx context.Context, cc *redis.ClusterClient, c *red
 				return 0, err
 			}
 			if tag, ok = s.tagFor(addr); !ok {
-				// go-redis still takes it for a primary, the map not
-				// (any more): its slots are served elsewhere, whose
-				// barrier covers them.
+				// go-redis takes it for a primary, the map not (a
+				// failover or a resharding under way): not known to be
+				// durable; go-redis rereads its map for the retry.
 				cc.ReloadState(ctx)
-				return replicas, nil
+				return 0, fmt.Errorf("redisstore: durability barrier: %s serves no slot in the cluster's map", addr)
 			}
 		}
 		var n int

@@ -211,6 +211,12 @@ func (s *Store) onNewPrimary(old, new string) {
 	if s.life.Err() != nil {
 		return // closing
 	}
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		// go-redis reloads its slot map only every minute or on a
+		// redirection, not when a node stops answering: until then the
+		// promoted replica's slots would go to the dead primary.
+		cc.ReloadState(s.life)
+	}
 	if s.replaying.Add(1) > 1 {
 		return // the running replay goes round again
 	}
