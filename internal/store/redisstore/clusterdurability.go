@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,7 +76,21 @@ func (s *Store) loadSlots(ctx context.Context, cc *redis.ClusterClient) error {
 	if err != nil {
 		return opErr(err, "CLUSTER NODES")
 	}
-	m, err := parseClusterNodes(out)
+	self := ""
+	if strings.Contains(out, " :") {
+		// A node that never met another (a cluster of one) does not
+		// know its own address: ask the one go-redis knows, and name it
+		// so (go-redis does the same with CLUSTER SLOTS).
+		c, err := cc.MasterForKey(ctx, s.keys.users())
+		if err != nil {
+			return opErr(err, "CLUSTER NODES")
+		}
+		if out, err = c.ClusterNodes(ctx).Result(); err != nil {
+			return opErr(err, "CLUSTER NODES")
+		}
+		self = c.Options().Addr
+	}
+	m, err := parseClusterNodes(out, self)
 	if err != nil {
 		return err
 	}
@@ -105,8 +120,10 @@ type nodesMap struct {
 // <epoch> <link> <slot or first-last>...". Slots being imported or
 // migrated ("[...]") are left out; replicas are counted per primary,
 // failed ones too (they are configured: the default waits for them to
-// come back rather than for none).
-func parseClusterNodes(out string) (nodesMap, error) {
+// come back rather than for none). self is the address of the node that
+// answered, for its line if that has no host ("" if unknown: the line is
+// left out).
+func parseClusterNodes(out, self string) (nodesMap, error) {
 	ranges := map[string][][2]int{}
 	addrOf := map[string]string{} // node id -> address, for primaries serving slots
 	replicasOf := map[string]int{}
@@ -122,7 +139,11 @@ func parseClusterNodes(out string) (nodesMap, error) {
 		addr, _, _ := strings.Cut(f[1], "@")
 		addr, _, _ = strings.Cut(addr, ",")
 		if strings.HasPrefix(addr, ":") {
-			continue // a node that does not know its own address yet
+			host, _, err := net.SplitHostPort(self)
+			if err != nil || !strings.Contains(f[2], "myself") {
+				continue // a node that does not know its own address yet
+			}
+			addr = net.JoinHostPort(host, addr[1:])
 		}
 		for _, r := range f[8:] {
 			if strings.HasPrefix(r, "[") {

@@ -7,6 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/testutil/redistest"
 )
@@ -29,10 +33,16 @@ func TestCRC16MatchesTheCluster(t *testing.T) {
 	}
 }
 
-// On a cluster without replicas the default waits for none; on one with a
+// On a cluster without replicas the default waits for none, and
+// CheckPersistence (at start-up) says so in one Warn line; on one with a
 // replica per primary, for one.
 func TestClusterDurabilityDefault(t *testing.T) {
-	none := open(t, sharded, Options{})
+	core, logs := observer.New(zapcore.InfoLevel)
+	none := open(t, sharded, Options{Logger: zap.New(core)})
+	none.CheckPersistence(t.Context())
+	if warned := logs.FilterMessageSnippet("has a primary without replicas").All(); len(warned) != 1 || warned[0].Level != zapcore.WarnLevel {
+		t.Errorf("want one Warn line about the missing replicas, got %v", logs.All())
+	}
 	if n, err := none.DurableReplicas(t.Context()); err != nil || n != 0 {
 		t.Errorf("a cluster without replicas: waits for %d replicas (%v), want 0", n, err)
 	}
@@ -171,7 +181,7 @@ r2 127.0.0.1:7004@17004 slave,fail b1 0 0 2 disconnected
 r3 127.0.0.1:7005@17005 slave b1 0 0 2 connected
 c1 127.0.0.1:7002@17002 master,fail - 0 0 3 disconnected
 `
-	m, err := parseClusterNodes(out)
+	m, err := parseClusterNodes(out, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,11 +189,15 @@ c1 127.0.0.1:7002@17002 master,fail - 0 0 3 disconnected
 	if fmt.Sprint(m.ranges) != fmt.Sprint(want) || m.least != 1 {
 		t.Errorf("parsed %v, least %d; want %v, least 1", m.ranges, m.least, want)
 	}
-	m, err = parseClusterNodes(out + "d1 127.0.0.1:7006@17006 master - 0 0 4 connected 10923-16382\n")
+	m, err = parseClusterNodes(out+"d1 127.0.0.1:7006@17006 master - 0 0 4 connected 10923-16382\n", "")
 	if err != nil || m.least != 0 {
 		t.Errorf("a primary without replica: least %d (%v), want 0", m.least, err)
 	}
-	if _, err := parseClusterNodes("a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected\n"); err == nil {
+	m, err = parseClusterNodes("a1 :7000@17000 myself,master - 0 0 1 connected 0-16383\n", "127.0.0.1:7000")
+	if err != nil || len(m.ranges["127.0.0.1:7000"]) != 1 {
+		t.Errorf("a cluster of one: %v (%v), want 127.0.0.1:7000 serving every slot", m.ranges, err)
+	}
+	if _, err := parseClusterNodes("a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected\n", ""); err == nil {
 		t.Error("a map without slots accepted")
 	}
 }
