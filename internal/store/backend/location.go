@@ -235,12 +235,16 @@ func (l Location) open(logger *zap.Logger) (store.Store, error) {
 	return boltstore.Open(l.path, boltstore.Options{})
 }
 
-// newPrimaryLogger logs a Sentinel failover as the store saw it: once per
+// newPrimaryLogger logs a Sentinel or Cluster failover as the store saw it: once per
 // new primary, with what the replay of recent revocations did.
 func newPrimaryLogger(logger *zap.Logger) func(old, new string, r redisstore.ReplayReport) {
 	return func(old, new string, r redisstore.ReplayReport) {
 		fields := []zap.Field{zap.String("old_primary", old), zap.String("new_primary", new),
 			zap.Int("replayed", r.Replayed), zap.Int("replay_failed", r.Failed)}
+		if r.NotDurable != nil {
+			// applied, but the new primary has no replica to acknowledge them yet
+			fields = append(fields, zap.NamedError("replay_not_durable", r.NotDurable))
+		}
 		if r.Failed > 0 {
 			logger.Error("Redis primary changed (failover); some recent revocations could not be written again on the new primary; caches emptied",
 				append(fields, zap.Errors("errors", r.Errors))...)

@@ -136,8 +136,8 @@ func parseClusterNodes(out, self string) (nodesMap, error) {
 			replicasOf[f[3]]++
 			continue
 		}
-		addr, _, _ := strings.Cut(f[1], "@")
-		addr, _, _ = strings.Cut(addr, ",")
+		addr, rest, _ := strings.Cut(f[1], "@")
+		_, hostname, _ := strings.Cut(rest, ",")
 		if strings.HasPrefix(addr, ":") {
 			host, _, err := net.SplitHostPort(self)
 			if err != nil || !strings.Contains(f[2], "myself") {
@@ -160,6 +160,12 @@ func parseClusterNodes(out, self string) (nodesMap, error) {
 			}
 			ranges[addr] = append(ranges[addr], [2]int{first, last})
 			addrOf[f[0]] = addr
+			if _, port, err := net.SplitHostPort(addr); err == nil && hostname != "" {
+				// go-redis names the node by its hostname when the
+				// cluster announces one (cluster-preferred-endpoint-type)
+				alias := net.JoinHostPort(hostname, port)
+				ranges[alias] = append(ranges[alias], [2]int{first, last})
+			}
 		}
 	}
 	if len(ranges) == 0 {
