@@ -27,8 +27,10 @@ import (
 // the barrier has every write that returned before it on that primary.
 // All primaries are waited for in parallel (not only those the write
 // touched: the Store does not track which they were, and one WAIT per
-// shard costs one round trip in parallel); the write is durable when every
-// shard has at least Replicas acknowledgements.
+// shard costs one round trip in parallel), as go-redis lists them after
+// rereading the cluster's slots (ForEachMaster: one round trip more, so
+// that a promoted replica is never left out); the write is durable when
+// every shard has at least Replicas acknowledgements.
 //
 // The barrier key's slot is found with the cluster's own hash (CRC16 of
 // the hash tag, modulo 16384) from the slot map (CLUSTER NODES), which
@@ -155,7 +157,7 @@ func parseClusterNodes(out, self string) (nodesMap, error) {
 			}
 			first, err1 := strconv.Atoi(lo)
 			last, err2 := strconv.Atoi(hi)
-			if err1 != nil || err2 != nil {
+			if err1 != nil || err2 != nil || first < 0 || first > last || last >= slotCount {
 				return nodesMap{}, fmt.Errorf("redisstore: CLUSTER NODES: bad slot range %q", r)
 			}
 			ranges[addr] = append(ranges[addr], [2]int{first, last})
