@@ -184,8 +184,9 @@ type App struct {
 	// replicas do not acknowledge it within the timeout is answered 503
 	// with Retry-After (it is on the primary, and the client's retry is
 	// safe). Default: for a redis-sentinel:// store, 1 replica within 1s;
-	// for a single server (redis://) and the embedded store, none; a Redis
-	// Cluster does not support it yet (replicas must be 0).
+	// for a redis-cluster:// store, 1 replica (on every primary) within 1s
+	// if every primary has a replica at start-up, else none, with a Warn
+	// line; for a single server (redis://) and the embedded store, none.
 	StoreDurability *StoreDurability `json:"store_durability,omitempty"`
 
 	// SecretsKey encrypts the private signing keys and HS256 secrets in
@@ -273,8 +274,11 @@ type StoreBreaker struct {
 // write, WAIT for Replicas replicas within Timeout (see the README's
 // "Durability and failover").
 type StoreDurability struct {
-	// Replicas is how many replicas must acknowledge every write; 0 turns
-	// the wait off. Default: 1 for a redis-sentinel:// store, else 0.
+	// Replicas is how many replicas must acknowledge every write (on a
+	// Redis Cluster: on every primary); 0 turns the wait off. Default: 1
+	// for a redis-sentinel:// store; for a redis-cluster:// store 1 if
+	// every primary has a replica, else 0 (with a Warn at start-up); else
+	// 0.
 	Replicas *int `json:"replicas,omitempty"`
 
 	// Timeout bounds the wait; a write not acknowledged in time is

@@ -76,8 +76,7 @@ func (f *loadFigures) fail(status int) {
 }
 
 // TestSentinelFailoverUnderLoad runs two gateway nodes on a Sentinel
-// deployment, a bounded load on them (workers that create PATs, use them
-// and revoke every other one, alternating between the nodes) and a
+// deployment, a bounded load on them (see failoverUnderLoad) and a
 // SENTINEL FAILOVER in the middle. Every revocation answered 204 must stay
 // revoked and every PAT answered 201 must work, on both nodes, after the
 // failover (every write waits for the replica: store_durability's default
@@ -93,8 +92,48 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 	a := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: sen.URL()}
 	a.start(up, cfg)
 	b := a.startPeer(up, cfg)
-	nodes := []*gateway{a, b}
+	failoverUnderLoad(t, "SENTINEL FAILOVER", []*gateway{a, b}, func() { sen.Failover(t) })
+}
 
+// TestClusterFailoverUnderLoad is TestSentinelFailoverUnderLoad on a Redis
+// Cluster of three primaries with a replica each: a primary is killed
+// (kill -9) in the middle of the load, the cluster promotes its replica
+// (cluster-node-timeout 1s), and the killed node is started again, empty,
+// and rejoins as the replica of the promoted one. Every write waits for a
+// replica on every primary (store_durability's default on a cluster whose
+// primaries all have one), so every revocation answered 204 stays revoked
+// and every PAT answered 201 works, on both nodes:
+//
+//	go test -count=1 -run TestClusterFailoverUnderLoad -v ./tests/
+func TestClusterFailoverUnderLoad(t *testing.T) {
+	c := redistest.StartShardedClusterWithReplicas(t)
+	up := startUpstream(t)
+	cfg := gatewayConfig{appOptions: failoverApp}
+	a := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: c.URL()}
+	a.start(up, cfg)
+	b := a.startPeer(up, cfg)
+	failoverUnderLoad(t, "kill -9 of a cluster primary", []*gateway{a, b}, func() {
+		c.KillPrimary(t, 0)
+		c.RestartReplica(t, 0)
+	})
+	for _, g := range []*gateway{a, b} {
+		if !strings.Contains(g.logs.String(), "Redis primary changed") {
+			t.Errorf("gateway %s did not log the new primary:\n%s", g.base, g.logs.String())
+		}
+	}
+}
+
+// failoverUnderLoad runs a bounded load on nodes (gateways on one store):
+// workers that create PATs, use them on the other node and revoke every
+// other one, alternating between the nodes; failover is called after 2 s
+// of it, and the load goes on 3 s after it returned. Then every
+// revocation answered 204 must be refused and every PAT answered 201
+// accepted, on every node; the figures (requests, failed ones by status,
+// the span from the first failure to the last, undone and lost answers)
+// are logged with what, the kind of failover.
+func failoverUnderLoad(t *testing.T, what string, nodes []*gateway, failover func()) {
+	t.Helper()
+	a := nodes[0]
 	const workers = 4
 	for w := range workers {
 		a.mustCLI(alicePassword+"\n", "user", "add", fmt.Sprintf("load%d", w), "--token-login")
@@ -114,7 +153,7 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 					return
 				default:
 				}
-				g := nodes[i%2]
+				g := nodes[i%len(nodes)]
 				status, body := try(http.MethodPost, g.base+"/api-user/tokens", basic(user, alicePassword), fmt.Sprintf(`{"label":"load %d"}`, i))
 				figs.mu.Lock()
 				figs.requests++
@@ -137,7 +176,7 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 				figs.requests++ // the use below
 				figs.mu.Unlock()
 				// Use it on the other node, then revoke every other one.
-				other := nodes[(i+1)%2]
+				other := nodes[(i+1)%len(nodes)]
 				if status, _ := try(http.MethodGet, other.base+"/", bearer(tok.secret), ""); status != http.StatusOK {
 					figs.fail(status)
 				}
@@ -165,13 +204,21 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 
 	time.Sleep(2 * time.Second) // load before the failover
 	failoverAt := time.Now()
-	sen.Failover(t)
+	stopped := false
+	defer func() { // a failover that stops the test (t.Fatal) stops the load too
+		if !stopped {
+			close(stop)
+			wg.Wait()
+		}
+	}()
+	failover()
 	settled := time.Since(failoverAt)
 	time.Sleep(3 * time.Second) // load after it
 	close(stop)
 	wg.Wait()
+	stopped = true
 
-	// Every answer held, on both nodes.
+	// Every answer held, on every node.
 	var revoked, created, undone, lost int
 	for _, tok := range figs.tokens {
 		created++
@@ -197,9 +244,9 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 	if !figs.firstFailure.IsZero() {
 		window = figs.lastFailure.Sub(figs.firstFailure)
 	}
-	t.Logf("failover under load: %d requests, %d failed (by status %v; creates %d, revokes %d), failures spanned %v (failover settled in %v); "+
-		"%d tokens created (201), %d revoked (204); after the failover: %d revocations undone, %d created tokens lost (checked on both nodes)",
-		figs.requests, figs.failed, figs.failedByStatus, figs.createsFailed, figs.revokeFailed, window.Round(time.Millisecond),
+	t.Logf("%s under load: %d requests, %d failed (by status %v; creates %d, revokes %d), failures spanned %v (failover settled in %v); "+
+		"%d tokens created (201), %d revoked (204); after the failover: %d revocations undone, %d created tokens lost (checked on every node)",
+		what, figs.requests, figs.failed, figs.failedByStatus, figs.createsFailed, figs.revokeFailed, window.Round(time.Millisecond),
 		settled.Round(time.Millisecond), created, revoked, undone, lost)
 	if revoked == 0 || created-revoked == 0 {
 		t.Fatalf("the load made %d tokens and revoked %d: too little to show anything", created, revoked)

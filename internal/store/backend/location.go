@@ -44,8 +44,7 @@ func (l Location) WithPingInterval(d time.Duration) Location {
 
 // WithDurability returns l whose Redis writes wait for replicas as d says
 // (nil: the default, see redisstore.Options.Durability). It refuses
-// replicas for the embedded store (it has none) and for a Redis Cluster
-// (not supported yet).
+// replicas for the embedded store (it has none).
 func (l Location) WithDurability(d *redisstore.Durability) (Location, error) {
 	if d == nil {
 		l.durability = nil
@@ -54,9 +53,6 @@ func (l Location) WithDurability(d *redisstore.Durability) (Location, error) {
 	if d.Replicas > 0 {
 		if l.redisURL == "" {
 			return l, errors.New("the embedded store has no replicas to wait for; set replicas to 0 or use Redis")
-		}
-		if co, err := redisstore.ParseURL(l.redisURL); err == nil && co.Cluster != nil {
-			return l, errors.New("waiting for replicas is not supported on a Redis Cluster yet; set replicas to 0")
 		}
 	}
 	if d.Replicas < 0 || d.Timeout < 0 {
@@ -239,12 +235,16 @@ func (l Location) open(logger *zap.Logger) (store.Store, error) {
 	return boltstore.Open(l.path, boltstore.Options{})
 }
 
-// newPrimaryLogger logs a Sentinel failover as the store saw it: once per
+// newPrimaryLogger logs a Sentinel or Cluster failover as the store saw it: once per
 // new primary, with what the replay of recent revocations did.
 func newPrimaryLogger(logger *zap.Logger) func(old, new string, r redisstore.ReplayReport) {
 	return func(old, new string, r redisstore.ReplayReport) {
 		fields := []zap.Field{zap.String("old_primary", old), zap.String("new_primary", new),
 			zap.Int("replayed", r.Replayed), zap.Int("replay_failed", r.Failed)}
+		if r.NotDurable != nil {
+			// applied, but the new primary has no replica to acknowledge them yet
+			fields = append(fields, zap.NamedError("replay_not_durable", r.NotDurable))
+		}
 		if r.Failed > 0 {
 			logger.Error("Redis primary changed (failover); some recent revocations could not be written again on the new primary; caches emptied",
 				append(fields, zap.Errors("errors", r.Errors))...)

@@ -65,14 +65,22 @@ func (k keys) barrierChannel() string { return k.prefix + ":durability" }
 // write that returned an error is not waited for: it changed nothing (or
 // its undo is reported in err).
 func (s *Store) durable(ctx context.Context, op string, err error) error {
-	if err != nil || s.durability.Replicas == 0 {
+	if err != nil {
 		return err
 	}
-	acked, werr := s.wait(ctx)
-	if werr == nil && acked >= s.durability.Replicas {
+	replicas, err := s.replicasWanted(ctx)
+	if err != nil {
+		return &store.NotDurableError{Op: op, Wanted: DefaultClusterReplicas, Timeout: s.durability.Timeout,
+			Err: fmt.Errorf("deciding how many replicas to wait for: %w", err)}
+	}
+	if replicas == 0 {
 		return nil
 	}
-	return &store.NotDurableError{Op: op, Acked: acked, Wanted: s.durability.Replicas, Timeout: s.durability.Timeout, Err: werr}
+	acked, werr := s.wait(ctx, replicas)
+	if werr == nil && acked >= replicas {
+		return nil
+	}
+	return &store.NotDurableError{Op: op, Acked: acked, Wanted: replicas, Timeout: s.durability.Timeout, Err: werr}
 }
 
 // pinner is a client that lends one connection (a *redis.Client; a
@@ -88,25 +96,32 @@ type pinner interface {
 // barrier has every write that returned before it, from any connection.
 // A pipeline would read WAIT's reply with the client's read timeout, not
 // WAIT's own; a pinned connection lets go-redis use WAIT's.
-func (s *Store) wait(ctx context.Context) (int, error) {
+//
+// On a cluster the barrier is a key on every primary instead (see
+// waitCluster).
+func (s *Store) wait(ctx context.Context, replicas int) (int, error) {
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		return s.waitCluster(ctx, cc, replicas)
+	}
 	p, ok := s.client.(pinner)
 	if !ok {
-		return 0, fmt.Errorf("redisstore: durability needs a single-server or Sentinel client, not %T", s.client)
+		return 0, fmt.Errorf("redisstore: durability needs a single-server, Sentinel or Cluster client, not %T", s.client)
 	}
 	conn := p.Conn()
 	defer conn.Close()
 	if err := conn.Publish(ctx, s.keys.barrierChannel(), s.node).Err(); err != nil {
 		return 0, opErr(err, "durability barrier")
 	}
-	n, err := conn.Wait(ctx, s.durability.Replicas, s.durability.Timeout).Result()
+	n, err := conn.Wait(ctx, replicas, s.durability.Timeout).Result()
 	if err != nil {
-		return 0, opErr(err, "WAIT for %d replicas", s.durability.Replicas)
+		return 0, opErr(err, "WAIT for %d replicas", replicas)
 	}
 	return int(n), nil
 }
 
 // primaryWatch notices that a Sentinel-managed client connects to another
-// primary than before (a failover: go-redis asks the sentinels for the
+// primary than before (on a Redis Cluster: that a primary appears in the
+// slot map that was not one before, see sawPrimaries) (a failover: go-redis asks the sentinels for the
 // master's address at every dial and drops its connections to the old one
 // on +switch-master), and then tells the Store's subscribers to forget
 // everything (store.EventReset): decisions cached from the old primary,
@@ -119,9 +134,12 @@ func (s *Store) wait(ctx context.Context) (int, error) {
 type primaryWatch struct {
 	sentinels map[string]bool // addresses that are sentinels, not primaries
 
-	mu       sync.Mutex
-	addr     string                // the primary dialed last
-	onChange func(old, new string) // set by New, before any dial
+	mu   sync.Mutex
+	addr string // the primary dialed last (on a cluster: the last new one)
+	// primaries are a cluster's primaries in the latest slot map (see
+	// sawPrimaries; nil for Sentinel and before the first map).
+	primaries map[string]bool
+	onChange  func(old, new string) // set by New, before any dial
 }
 
 // dialer wraps go-redis's dial to a Sentinel-named address (nil: its
@@ -168,8 +186,9 @@ func (w *primaryWatch) dialed(addr string) {
 }
 
 // Primary returns the address of the Sentinel-managed primary the Store
-// connected to last ("" for another kind of client, or before the first
-// connection).
+// connected to last, or on a cluster the primary it found last that was
+// not one before ("" for a single server, or before the first
+// connection or change).
 func (s *Store) Primary() string {
 	if s.primary == nil {
 		return ""
@@ -180,7 +199,7 @@ func (s *Store) Primary() string {
 }
 
 // PrimaryChanges counts the times the Store found a new primary (a
-// Sentinel failover) and reset its subscribers.
+// Sentinel or Cluster failover) and reset its subscribers.
 func (s *Store) PrimaryChanges() uint64 { return s.primaryChanges.Load() }
 
 // onNewPrimary writes the journal's recent entries again on the new
@@ -191,6 +210,12 @@ func (s *Store) onNewPrimary(old, new string) {
 	s.primaryChanges.Add(1)
 	if s.life.Err() != nil {
 		return // closing
+	}
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		// go-redis reloads its slot map only every minute or on a
+		// redirection, not when a node stops answering: until then the
+		// promoted replica's slots would go to the dead primary.
+		cc.ReloadState(s.life)
 	}
 	if s.replaying.Add(1) > 1 {
 		return // the running replay goes round again

@@ -387,6 +387,11 @@ func (s *Store) pinger() {
 		if err == nil {
 			s.pingAcked.Store(int64(sent.Sub(s.born)))
 		}
+		if s.cluster {
+			pctx, cancel := context.WithTimeout(ctx, every)
+			s.watchSlots(pctx)
+			cancel()
+		}
 	}
 }
 

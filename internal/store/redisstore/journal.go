@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 // clients, deny-listed jtis, ended sessions, switch-offs (a token or a
 // client disabled, a user disabled or its token_login turned off) and
 // changed passwords and client secrets. When the Store finds a new
-// primary (a Sentinel failover) it writes them again there, so that a
+// primary (a Sentinel or Cluster failover) it writes them again there, so that a
 // write the old primary took but no replica had (one whose WAIT timed
 // out: answered 503, or one made with durability off) is not undone by
 // the failover. A replay only takes away, never gives back: a deleted
@@ -83,7 +84,7 @@ func taken(err error) bool {
 }
 
 // note journals a write that returned err, if it took effect, on a
-// Sentinel-managed client (the only one that replays).
+// Sentinel-managed or Cluster client (those that replay).
 func (s *Store) note(err error, op string, replay func(context.Context) error) {
 	if s.primary != nil && taken(err) {
 		s.journal.add(time.Now(), op, replay)
@@ -107,6 +108,13 @@ type ReplayReport struct {
 	Replayed, Failed int
 	// Errors are the failures, one per failed write.
 	Errors []error
+	// NotDurable says that the replayed writes are on the new primary
+	// but its replicas did not acknowledge them (a *store.NotDurableError;
+	// nil: they did, or there was nothing to wait for). A new primary
+	// often has no replica yet (after its old primary was killed); the
+	// writes are replayed all the same, and again at the next new
+	// primary.
+	NotDurable error
 }
 
 // LastReplay returns the report of the latest replay (zero before any).
@@ -116,8 +124,10 @@ func (s *Store) LastReplay() ReplayReport {
 	return s.lastReplay
 }
 
-// replay writes the journal's recent entries again, each made durable as
-// any write; see the journal.
+// replay writes the journal's recent entries again and then waits once for
+// the replicas (see Durability): the wait, which a new primary without a
+// replica cannot meet, must not use up the attempts and the time of the
+// writes themselves. See the journal.
 func (s *Store) replay() ReplayReport {
 	ctx, cancel := context.WithTimeout(s.life, replayTimeout)
 	defer cancel()
@@ -131,7 +141,7 @@ func (s *Store) replay() ReplayReport {
 				case <-time.After(replayPause):
 				}
 			}
-			if err = s.durable(ctx, "replay "+e.op, e.replay(ctx)); err == nil {
+			if err = e.replay(ctx); err == nil {
 				break
 			}
 		}
@@ -141,6 +151,9 @@ func (s *Store) replay() ReplayReport {
 		} else {
 			r.Replayed++
 		}
+	}
+	if r.Replayed > 0 {
+		r.NotDurable = s.durable(ctx, fmt.Sprintf("replay of %d writes", r.Replayed), nil)
 	}
 	s.replayMu.Lock()
 	s.lastReplay = r

@@ -102,9 +102,17 @@ func firstErr(errs ...error) error {
 // when it keeps only snapshots (a restart undoes the revocations made
 // since the last one), and an
 // Info line when it could not be checked (CONFIG refused and AOF off, or
-// nothing answered), and what it found per primary at Debug. It never
-// fails.
+// nothing answered), and what it found per primary at Debug. On a
+// cluster with the default durability it also decides how many replicas
+// writes wait for (see decideReplicas), so that a cluster without
+// replicas is reported at start-up. It never fails.
 func (s *Store) CheckPersistence(ctx context.Context) {
+	if s.autoDurability {
+		if _, err := s.replicasWanted(ctx); err != nil {
+			s.logger.Info("could not yet read the Redis Cluster's replicas; the first write decides how many it waits for",
+				zap.Error(err))
+		}
+	}
 	var volatile, snapshots, unknown []string
 	var errs []error
 	found := s.Persistence(ctx)

@@ -77,13 +77,15 @@ type Options struct {
 	// Durability is how many replicas must acknowledge a write before it
 	// returns (see Durability). nil: the default, which Open sets to
 	// DefaultSentinelReplicas replicas within DefaultDurabilityTimeout for
-	// a redis-sentinel:// URL and to none otherwise (a single server may
-	// have no replica; a Redis Cluster is not supported yet). New, given a
-	// client it cannot tell apart, uses none.
+	// a redis-sentinel:// URL; for a redis-cluster:// URL to
+	// DefaultClusterReplicas if every primary has a replica at the first
+	// write, else none (see decideReplicas); and to none for a single
+	// server (it may have no replica). New, given a client it cannot tell
+	// apart, uses none.
 	Durability *Durability
 	// OnNewPrimary, if set, is called after the Store found a new
-	// Sentinel-managed primary (a failover), wrote its journal again
-	// there and reset its subscribers, with the old and new addresses and
+	// Sentinel-managed primary or a new primary in a cluster (a
+	// failover), wrote its journal again there and reset its subscribers, with the old and new addresses and
 	// what the replay did; the gateway logs it.
 	OnNewPrimary func(old, new string, r ReplayReport)
 	// Now is the clock that denials are measured by (nil: time.Now);
@@ -155,6 +157,13 @@ type Store struct {
 	born                 time.Time
 	// durability is what writes wait for (see Durability).
 	durability Durability
+	// autoDurability: a cluster with the default durability, whose
+	// replicas are decided at the first write (autoReplicas, -1 until
+	// then; see decideReplicas). slots is a cluster's slot map.
+	autoDurability bool
+	autoReplicas   atomic.Int64
+	autoMu         sync.Mutex
+	slots          clusterSlots
 	// primary notices a new Sentinel-managed primary (nil for other
 	// clients); primaryChanges counts them.
 	primary        *primaryWatch
@@ -204,6 +213,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		lookupArgs: lookupArgs(k),
 	}
 	s.pingEvery.Store(int64(opts.PingInterval))
+	s.autoReplicas.Store(-1)
 	if opts.Durability != nil {
 		s.durability = *opts.Durability
 	}
@@ -237,18 +247,23 @@ func Open(url string, opts Options) (*Store, error) {
 	if opts.Durability == nil && co.Failover != nil {
 		opts.Durability = &Durability{Replicas: DefaultSentinelReplicas}
 	}
-	if opts.Durability != nil && opts.Durability.Replicas > 0 && co.Cluster != nil {
-		return nil, errors.New("redisstore: waiting for replicas (durability) is not supported on a Redis Cluster yet; set its replicas to 0")
+	auto := opts.Durability == nil && co.Cluster != nil
+	if auto {
+		opts.Durability = &Durability{Replicas: DefaultClusterReplicas}
 	}
 	if _, err := opts.withDefaults(); err != nil {
 		return nil, err
 	}
 	var watch *primaryWatch
-	if co.Failover != nil {
+	switch {
+	case co.Failover != nil:
 		watch = newPrimaryWatch(co.Failover.SentinelAddrs)
 		co.Failover.Dialer = watch.dialer(co.Failover.DialTimeout, co.Failover.Dialer)
+	case co.Cluster != nil:
+		watch = newPrimaryWatch(nil) // fed by the slot map, see sawPrimaries
 	}
 	s := New(co.NewClient(), opts)
+	s.autoDurability = auto
 	if watch != nil {
 		// No connection is made before the first call, so no dial misses
 		// onChange.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -24,16 +25,48 @@ const migrateBatch = 100
 // redirections. MoveSlots moves slots between the nodes while clients run,
 // the way `redis-cli --cluster reshard` does. Its methods are safe for
 // concurrent use, though two concurrent moves of one slot are not.
+//
+// StartShardedClusterWithReplicas gives each primary a replica, and
+// Failover and KillPrimary promote one.
 type ShardedCluster struct {
+	mu    sync.Mutex // guards the swaps of Failover and KillPrimary
 	nodes []*Server
 	ids   []string // the nodes' cluster IDs, in the order of nodes
+	// replicas[i] replicates nodes[i] (nil without replicas); replicaIDs
+	// are their cluster IDs.
+	replicas   []*Server
+	replicaIDs []string
 }
+
+// nodeTimeout is the cluster-node-timeout of a cluster with replicas: a
+// primary that answers nothing for that long is failed over (after a
+// second more or so of election).
+const nodeTimeout = time.Second
+
+// replicaArgs are the options of the nodes of a cluster with replicas:
+// a short node timeout, and quick full synchronisations.
+var replicaArgs = []string{"--cluster-node-timeout", strconv.Itoa(int(nodeTimeout / time.Millisecond)),
+	"--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"}
 
 // StartShardedCluster starts a ShardedCluster for tb and stops it when tb
 // ends. It fails tb (never skips it) if the cluster does not come up.
 func StartShardedCluster(tb testing.TB) *ShardedCluster {
 	tb.Helper()
-	c, err := startSharded(tb.TempDir())
+	c, err := startSharded(tb.TempDir(), false)
+	if err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
+	tb.Cleanup(c.Stop)
+	return c
+}
+
+// StartShardedClusterWithReplicas is StartShardedCluster with one replica
+// per primary (six nodes) and a cluster-node-timeout of one second, so
+// that a primary that stops is failed over within seconds. It returns
+// once every replica is in sync with its primary.
+func StartShardedClusterWithReplicas(tb testing.TB) *ShardedCluster {
+	tb.Helper()
+	c, err := startSharded(tb.TempDir(), true)
 	if err != nil {
 		tb.Fatalf("redistest: %v", err)
 	}
@@ -49,7 +82,7 @@ func StartShardedClusterMain() (*ShardedCluster, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("redistest: %w", err)
 	}
-	c, err := startSharded(dir)
+	c, err := startSharded(dir, false)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, nil, fmt.Errorf("redistest: %w", err)
@@ -62,54 +95,112 @@ func StartShardedClusterMain() (*ShardedCluster, func(), error) {
 }
 
 // startSharded starts the nodes in dir, joins them (CLUSTER MEET), gives
-// each a third of the slots and waits until every node says the cluster
-// is ok and knows the others.
-func startSharded(dir string) (*ShardedCluster, error) {
+// each primary a third of the slots, makes each replica (withReplicas)
+// replicate its primary and waits until every node says the cluster is ok
+// and knows the others, and every replica is in sync.
+func startSharded(dir string, withReplicas bool) (*ShardedCluster, error) {
 	c := &ShardedCluster{}
 	fail := func(err error) (*ShardedCluster, error) {
 		c.Stop()
 		return nil, fmt.Errorf("sharded cluster: %w", err)
 	}
+	o := options{cluster: true}
+	if withReplicas {
+		o.args = replicaArgs
+	}
+	startNode := func() (*Server, string, error) {
+		s, err := start(dir, o)
+		if err != nil {
+			return nil, "", err
+		}
+		id, err := s.do("CLUSTER", "MYID")
+		if err != nil {
+			s.Stop()
+			return nil, "", fmt.Errorf("CLUSTER MYID on %s: %w", s.Addr(), err)
+		}
+		return s, id, nil
+	}
 	for range shardedPrimaries {
-		s, err := start(dir, options{cluster: true})
+		s, id, err := startNode()
 		if err != nil {
 			return fail(err)
 		}
-		c.nodes = append(c.nodes, s)
-		id, err := s.do("CLUSTER", "MYID")
-		if err != nil {
-			return fail(fmt.Errorf("CLUSTER MYID on %s: %w", s.Addr(), err))
+		c.nodes, c.ids = append(c.nodes, s), append(c.ids, id)
+		if withReplicas {
+			r, rid, err := startNode()
+			if err != nil {
+				return fail(err)
+			}
+			c.replicas, c.replicaIDs = append(c.replicas, r), append(c.replicaIDs, rid)
 		}
-		c.ids = append(c.ids, id)
 	}
-	for _, s := range c.nodes[1:] {
+	for _, s := range c.all()[1:] {
 		if _, err := c.nodes[0].do("CLUSTER", "MEET", "127.0.0.1", strconv.Itoa(s.port)); err != nil {
 			return fail(fmt.Errorf("CLUSTER MEET %s: %w", s.Addr(), err))
 		}
 	}
 	for i, s := range c.nodes {
-		first := i * slotCount / shardedPrimaries
-		last := (i+1)*slotCount/shardedPrimaries - 1
+		first, last := shardRange(i)
 		if _, err := s.do("CLUSTER", "ADDSLOTSRANGE", strconv.Itoa(first), strconv.Itoa(last)); err != nil {
 			return fail(fmt.Errorf("CLUSTER ADDSLOTSRANGE on %s: %w", s.Addr(), err))
+		}
+	}
+	for i, r := range c.replicas {
+		if err := replicate(r, c.ids[i]); err != nil {
+			return fail(err)
 		}
 	}
 	if err := c.waitConsistent(); err != nil {
 		return fail(err)
 	}
+	for i, r := range c.replicas {
+		if err := waitReplicated(c.nodes[i], r); err != nil {
+			return fail(err)
+		}
+	}
 	return c, nil
+}
+
+// shardRange returns the first and last slot that primary i is given at
+// the start.
+func shardRange(i int) (first, last int) {
+	return i * slotCount / shardedPrimaries, (i+1)*slotCount/shardedPrimaries - 1
+}
+
+// replicate makes r a replica of the node with ID primary (CLUSTER
+// REPLICATE), retrying while r has not yet heard of that node.
+func replicate(r *Server, primary string) error {
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		_, err := r.do("CLUSTER", "REPLICATE", primary)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("CLUSTER REPLICATE %s on %s: %w", primary, r.Addr(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// all returns the primaries and then the replicas.
+func (c *ShardedCluster) all() []*Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append(append([]*Server(nil), c.nodes...), c.replicas...)
 }
 
 // waitConsistent waits until every node says the cluster is ok, knows
 // every node and sees every slot assigned.
 func (c *ShardedCluster) waitConsistent() error {
 	deadline := time.Now().Add(readyTimeout)
+	all := c.all()
 	for {
 		var bad string
-		for _, s := range c.nodes {
+		for _, s := range all {
 			info, err := s.do("CLUSTER", "INFO")
 			if err != nil || !strings.Contains(info, "cluster_state:ok") ||
-				!strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d\r\n", len(c.nodes))) ||
+				!strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d\r\n", len(all))) ||
 				!strings.Contains(info, fmt.Sprintf("cluster_slots_assigned:%d\r\n", slotCount)) {
 				bad = fmt.Sprintf("%s: %q, %v", s.Addr(), info, err)
 				break
@@ -125,8 +216,144 @@ func (c *ShardedCluster) waitConsistent() error {
 	}
 }
 
-// Nodes returns the cluster's primaries.
-func (c *ShardedCluster) Nodes() []*Server { return append([]*Server(nil), c.nodes...) }
+// Nodes returns the cluster's primaries (after Failover or KillPrimary:
+// the promoted replica in the place of the old primary).
+func (c *ShardedCluster) Nodes() []*Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*Server(nil), c.nodes...)
+}
+
+// Replicas returns the replica of each primary, in the order of Nodes
+// (none for StartShardedCluster). After KillPrimary, the killed node is
+// the replica of its shard, stopped until RestartReplica.
+func (c *ShardedCluster) Replicas() []*Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*Server(nil), c.replicas...)
+}
+
+// Failover promotes the replica of primary i (an index of Nodes) with
+// CLUSTER FAILOVER FORCE, sent to the replica while the primary still
+// runs (FORCE: without the primary's agreement, as after a network
+// partition; the primary may take writes until it hears of the
+// promotion, which are then lost). It waits until every node names the
+// replica as the owner of the shard's slots and the old primary has
+// become its replica, in sync; Nodes and Replicas then return them
+// swapped. It fails tb if that does not happen within a bound.
+func (c *ShardedCluster) Failover(tb testing.TB, i int) {
+	tb.Helper()
+	primary, replica := c.shard(tb, i)
+	if _, err := replica.do("CLUSTER", "FAILOVER", "FORCE"); err != nil {
+		tb.Fatalf("redistest: CLUSTER FAILOVER FORCE on %s: %v", replica.Addr(), err)
+	}
+	c.swap(i)
+	if err := c.waitPromoted(i); err != nil {
+		tb.Fatalf("redistest: after CLUSTER FAILOVER FORCE: %v", err)
+	}
+	if err := waitReplicated(replica, primary); err != nil {
+		tb.Fatalf("redistest: after CLUSTER FAILOVER FORCE: %v", err)
+	}
+}
+
+// KillPrimary kills primary i (SIGKILL, as kill -9) and waits until the
+// cluster has failed it over on its own (its replica, after
+// cluster-node-timeout, wins the election: within seconds) and every
+// running node names the replica as the owner of the shard's slots.
+// Nodes and Replicas then return them swapped: the killed node is the
+// shard's replica, stopped; RestartReplica brings it back. It fails tb if
+// the failover does not happen within a bound.
+func (c *ShardedCluster) KillPrimary(tb testing.TB, i int) {
+	tb.Helper()
+	primary, _ := c.shard(tb, i)
+	primary.Stop()
+	c.swap(i)
+	if err := c.waitPromoted(i); err != nil {
+		tb.Fatalf("redistest: after killing primary %s: %v", primary.Addr(), err)
+	}
+}
+
+// RestartReplica starts the replica of primary i again (the node that
+// KillPrimary killed: it comes back empty, with its cluster config, and
+// rejoins as the replica of the node that replaced it) and waits until
+// it is in sync and every node says the cluster is ok.
+func (c *ShardedCluster) RestartReplica(tb testing.TB, i int) {
+	tb.Helper()
+	primary, replica := c.shard(tb, i)
+	replica.Restart(tb)
+	if err := c.waitConsistent(); err != nil {
+		tb.Fatalf("redistest: after restarting %s: %v", replica.Addr(), err)
+	}
+	if err := waitReplicated(primary, replica); err != nil {
+		tb.Fatalf("redistest: after restarting %s: %v", replica.Addr(), err)
+	}
+}
+
+// shard returns primary i and its replica, failing tb when there is none.
+func (c *ShardedCluster) shard(tb testing.TB, i int) (primary, replica *Server) {
+	tb.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i < 0 || i >= len(c.nodes) || i >= len(c.replicas) {
+		tb.Fatalf("redistest: shard %d: the cluster has %d primaries and %d replicas", i, len(c.nodes), len(c.replicas))
+	}
+	return c.nodes[i], c.replicas[i]
+}
+
+// swap exchanges primary i and its replica.
+func (c *ShardedCluster) swap(i int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nodes[i], c.replicas[i] = c.replicas[i], c.nodes[i]
+	c.ids[i], c.replicaIDs[i] = c.replicaIDs[i], c.ids[i]
+}
+
+// promotionTimeout bounds the wait for a failover: the node timeout, the
+// election, and the gossip that spreads the new owner.
+const promotionTimeout = 30 * time.Second
+
+// waitPromoted waits until primary i (already swapped in) says it is a
+// primary and every running node names it as the owner of the shard's
+// first slot and says the cluster is ok.
+func (c *ShardedCluster) waitPromoted(i int) error {
+	primary, _ := c.nodes[i], c.replicas[i]
+	first, _ := shardRange(i)
+	deadline := time.Now().Add(promotionTimeout)
+	for {
+		err := func() error {
+			info, err := primary.do("INFO", "replication")
+			if err != nil {
+				return err
+			}
+			if role := infoFields(info)["role"]; role != "master" {
+				return fmt.Errorf("%s has role %q", primary.Addr(), role)
+			}
+			for _, s := range c.all() {
+				if !s.running() {
+					continue
+				}
+				reply, err := s.doValue("CLUSTER", "SLOTS")
+				if err != nil {
+					return err
+				}
+				if port := slotOwnerPort(reply, first); port != primary.port {
+					return fmt.Errorf("%s names port %d as the owner of slot %d", s.Addr(), port, first)
+				}
+				if info, err := s.do("CLUSTER", "INFO"); err != nil || !strings.Contains(info, "cluster_state:ok") {
+					return fmt.Errorf("%s: cluster not ok (%v)", s.Addr(), err)
+				}
+			}
+			return nil
+		}()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not promoted within %v: %w", primary.Addr(), promotionTimeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
 
 // URL returns a redis-cluster:// URL that lists every node.
 func (c *ShardedCluster) URL() string {
@@ -139,16 +366,25 @@ func (c *ShardedCluster) URL() string {
 
 // Stop kills every node. Stopping a stopped cluster does nothing.
 func (c *ShardedCluster) Stop() {
-	for _, s := range c.nodes {
-		s.Stop()
+	for _, s := range c.all() {
+		if s != nil {
+			s.Stop()
+		}
 	}
 }
 
-// FlushAll empties every primary.
+// FlushAll empties every primary, and waits until each replica has
+// applied it too.
 func (c *ShardedCluster) FlushAll(tb testing.TB) {
 	tb.Helper()
-	for _, s := range c.nodes {
+	nodes, replicas := c.Nodes(), c.Replicas()
+	for _, s := range nodes {
 		s.FlushAll(tb)
+	}
+	for i, r := range replicas {
+		if err := waitReplicated(nodes[i], r); err != nil {
+			tb.Fatalf("redistest: after FLUSHALL: %v", err)
+		}
 	}
 }
 

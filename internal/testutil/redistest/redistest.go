@@ -322,6 +322,13 @@ func (s *Server) URL() string {
 	return "redis://" + s.Addr() + "/0"
 }
 
+// running reports whether the server's process runs (it may be paused).
+func (s *Server) running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc != nil
+}
+
 // Stop kills the server and waits until it has exited, so that clients see
 // their connections closed. Data is lost. Stopping a stopped server does
 // nothing.

@@ -205,3 +205,52 @@ func TestShardedClusterMain(t *testing.T) {
 		ping(t, s, false)
 	}
 }
+
+func TestShardedClusterWithReplicas(t *testing.T) {
+	c := StartShardedClusterWithReplicas(t)
+	nodes, replicas := c.Nodes(), c.Replicas()
+	if len(nodes) != 3 || len(replicas) != 3 {
+		t.Fatalf("%d primaries, %d replicas", len(nodes), len(replicas))
+	}
+	for i, r := range replicas {
+		if err := replicated(nodes[i], r); err != nil {
+			t.Errorf("replica %d: %v", i, err)
+		}
+	}
+	// A key of shard 0, written and waited for on its primary.
+	key := ""
+	for i := 0; key == ""; i++ {
+		k := "{k" + strings.Repeat("x", i) + "}"
+		if c.Owner(t, c.KeySlot(t, k)) == nodes[0] {
+			key = k
+		}
+	}
+	if _, err := nodes[0].do("SET", key, "v"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := nodes[0].do("WAIT", "1", "5000"); err != nil || n != "1" {
+		t.Fatalf("WAIT: %q, %v", n, err)
+	}
+
+	c.Failover(t, 0)
+	if got := c.Nodes()[0]; got != replicas[0] {
+		t.Fatalf("after Failover primary 0 is %s, want the replica %s", got.Addr(), replicas[0].Addr())
+	}
+	if got := c.Replicas()[0]; got != nodes[0] {
+		t.Fatalf("after Failover replica 0 is %s, want the old primary %s", got.Addr(), nodes[0].Addr())
+	}
+	if v, err := replicas[0].do("GET", key); err != nil || v != "v" {
+		t.Errorf("the promoted replica has %q, %v", v, err)
+	}
+
+	c.KillPrimary(t, 1)
+	if got := c.Nodes()[1]; got != replicas[1] {
+		t.Fatalf("after KillPrimary primary 1 is %s, want the replica %s", got.Addr(), replicas[1].Addr())
+	}
+	ping(t, nodes[1], false)
+	c.RestartReplica(t, 1)
+	if err := replicated(replicas[1], nodes[1]); err != nil {
+		t.Errorf("the killed primary after RestartReplica: %v", err)
+	}
+	c.FlushAll(t)
+}
