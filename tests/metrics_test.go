@@ -160,7 +160,19 @@ func TestHealthRouteFollowsTheStore(t *testing.T) {
 		siteOptions: "health_path /healthz",
 	})
 	health := func() response { return do(t, http.MethodGet, g.base+"/healthz", nil, "") }
-	if r := health(); r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != `{"store":"ok"}` ||
+	// healthIs waits (bounded) until the route answers status: the store
+	// is attached in the background after the gateway starts serving, and
+	// the breaker opens after its probe fails.
+	healthIs := func(status int) response {
+		var r response
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if r = health(); r.status == status {
+				break
+			}
+		}
+		return r
+	}
+	if r := healthIs(http.StatusOK); r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != `{"store":"ok"}` ||
 		r.header.Get("Content-Type") != "application/json" {
 		t.Fatalf("health with the store up: %d %v %s", r.status, r.header, r.body)
 	}
@@ -171,12 +183,7 @@ func TestHealthRouteFollowsTheStore(t *testing.T) {
 
 	srv.Pause(t)
 	defer srv.Resume(t) // a failed check must not leave it frozen (SIGCONT twice is harmless)
-	var r response
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if r = health(); r.status == http.StatusServiceUnavailable {
-			break
-		}
-	}
+	r := healthIs(http.StatusServiceUnavailable)
 	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "3" ||
 		strings.TrimSpace(string(r.body)) != `{"store":"unavailable"}` {
 		t.Fatalf("health with Redis frozen: %d Retry-After %q %s", r.status, r.header.Get("Retry-After"), r.body)
@@ -201,12 +208,7 @@ func TestHealthRouteFollowsTheStore(t *testing.T) {
 	}
 
 	srv.Resume(t)
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if r = health(); r.status == http.StatusOK {
-			break
-		}
-	}
-	if r.status != http.StatusOK {
+	if r = healthIs(http.StatusOK); r.status != http.StatusOK {
 		t.Fatalf("health after Redis went on: %d %s", r.status, r.body)
 	}
 	if up.count() != 0 {
