@@ -228,6 +228,8 @@ func (a *App) parseTokenFailureLimit(d *caddyfile.Dispenser) error {
 //		legacy_token_header <name>
 //		legacy_token_query <name>
 //		health_path <path>
+//		leak_report_path <path>
+//		leak_report_rate <requests per minute | -1>
 //		external_jwt {
 //			issuer <iss>
 //			audience <aud>
@@ -301,6 +303,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.KeepAuthorization, err = flagArg(d)
 		case "health_path":
 			h.HealthPath, err = oneArg(d)
+		case "leak_report_path":
+			h.LeakReportPath, err = oneArg(d)
+		case "leak_report_rate":
+			h.LeakReportRate, err = intArg(d, -1)
 		case "ui":
 			if h.UI != nil {
 				return d.Err("ui: given twice")

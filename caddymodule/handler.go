@@ -20,6 +20,7 @@ import (
 	"github.com/tokengate/tokengate/internal/breaker"
 	"github.com/tokengate/tokengate/internal/gate"
 	"github.com/tokengate/tokengate/internal/identity"
+	"github.com/tokengate/tokengate/internal/leak"
 	"github.com/tokengate/tokengate/internal/legacy"
 	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/pat"
@@ -136,6 +137,24 @@ type Handler struct {
 	// says nothing else. Off by default.
 	HealthPath string `json:"health_path,omitempty"`
 
+	// LeakReportPath, when set, is a public route of this site that takes
+	// reports of leaked secrets in the shape of GitHub's secret scanning
+	// partner program: POST a JSON array of {"token", "type", "url",
+	// "source"}. A reported personal access token or legacy token that is
+	// live is revoked, an access token of ours denied until it expires,
+	// an OAuth key whose secret it is switched off; the owner is told
+	// through the audit log and the token.reported_leaked event. Every
+	// report is answered the same way (200, one {"token_hash",
+	// "token_type", "label": "received"} per entry) whether the token
+	// existed or not. Needs no credential; it is answered here, never
+	// proxied. Off by default.
+	LeakReportPath string `json:"leak_report_path,omitempty"`
+
+	// LeakReportRate is how many requests one client address (IPv6: its
+	// /64) may send to LeakReportPath per minute, on each node; more get
+	// 429 with Retry-After. Default: 10; -1: no limit.
+	LeakReportRate int `json:"leak_report_rate,omitempty"`
+
 	// UI turns on the web pages (sign-in, token management, the
 	// administrator's pages) under a prefix of this site. Off by default.
 	UI *UIConfig `json:"ui,omitempty"`
@@ -144,6 +163,7 @@ type Handler struct {
 	api         *pat.API
 	legacy      *legacy.API
 	jwks        *oauth.JWKS
+	leaks       *leak.Responder
 	ui          *web.UI
 	credentials gate.Credentials
 	external    []gate.External
@@ -220,6 +240,10 @@ func (h *Handler) setup(app *App) error {
 	if h.HealthPath != "" {
 		h.routes[h.HealthPath] = h.serveHealth
 	}
+	if h.LeakReportPath != "" {
+		h.leaks = app.leakResponder(h.LeakReportRate)
+		h.routes[h.LeakReportPath] = h.serveLeakReport
+	}
 	if !h.DisableOAuthAPI {
 		ep := app.endpoint(h.Realm)
 		h.routes[orDefault(h.OAuthTokenPath, DefaultOAuthTokenPath)] = ep.ServeToken
@@ -250,11 +274,14 @@ func (h Handler) Validate() error {
 	for name, p := range map[string]string{
 		"tokens_path": h.TokensPath, "oauth_token_path": h.OAuthTokenPath, "introspect_path": h.IntrospectPath,
 		"revoke_path": h.RevokePath, "jwks_path": h.JWKSPath, "legacy_token_path": h.LegacyTokenPath,
-		"health_path": h.HealthPath,
+		"health_path": h.HealthPath, "leak_report_path": h.LeakReportPath,
 	} {
 		if p != "" && (p[0] != '/' || p[len(p)-1] == '/') {
 			return fmt.Errorf("%s %q must start with / and not end with /", name, p)
 		}
+	}
+	if h.LeakReportRate < -1 {
+		return fmt.Errorf("leak_report_rate must be -1 (no limit), 0 (the default) or positive")
 	}
 	if _, err := scope.Normalize(h.RequireScopes); err != nil {
 		return fmt.Errorf("require_scope: %v", err)
@@ -289,6 +316,7 @@ func (h Handler) clashesWithUI(prefix string) bool {
 		orDefault(h.TokensPath, DefaultTokensPath), orDefault(h.OAuthTokenPath, DefaultOAuthTokenPath),
 		orDefault(h.IntrospectPath, DefaultIntrospectPath), orDefault(h.RevokePath, DefaultRevokePath),
 		orDefault(h.JWKSPath, DefaultJWKSPath), orDefault(h.LegacyTokenPath, DefaultLegacyPath), h.HealthPath,
+		h.LeakReportPath,
 	} {
 		if p == "" {
 			continue
@@ -440,6 +468,15 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request, _ oauth.Re
 	w.WriteHeader(status)
 	if r.Method == http.MethodGet {
 		_, _ = io.WriteString(w, body+"\n")
+	}
+}
+
+// serveLeakReport takes reports of leaked secrets (see LeakReportPath).
+// Its failures are logged like any refusal: never the body, which holds
+// the reported tokens.
+func (h *Handler) serveLeakReport(w http.ResponseWriter, r *http.Request, _ oauth.Request) {
+	if err := h.leaks.Serve(w, r, leak.Request{ClientIP: clientIP(r), Host: r.Host}); err != nil {
+		h.fail(w, r, err, "")
 	}
 }
 
