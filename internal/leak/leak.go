@@ -133,7 +133,7 @@ func (rp *Responder) Serve(w http.ResponseWriter, r *http.Request, req Request) 
 		return apierr.ErrMethodNotAllowed
 	}
 	if wait := rp.Limiter.Reserve(req.ClientIP); wait > 0 {
-		return &apierr.RateLimited{RetryAfter: wait}
+		return &apierr.RateLimited{RetryAfter: wait, Reason: "too many reports from this address, try again later"}
 	}
 	reports, err := rp.read(w, r)
 	if err != nil {
