@@ -254,3 +254,28 @@ func TestReportRateLimited(t *testing.T) {
 		t.Fatalf("after a minute: %d %s", status, body)
 	}
 }
+
+// Members the partner format may add are ignored; a batch acknowledges
+// each entry in order, a token reported twice acted on once.
+func TestReportBatch(t *testing.T) {
+	f := newFixture(t, -1)
+	pat, _ := f.newPAT(t, store.KindPAT)
+	fake, _ := token.NewPAT()
+	body := `[{"token":"` + pat + `","type":"a","url":"u","source":"commit","new_member":{"x":1}},` +
+		`{"token":"` + fake + `","type":"b"},{"token":"` + pat + `","type":"c"}]`
+	status, got, _ := f.post(t, body)
+	var acks []leak.Ack
+	if err := json.Unmarshal([]byte(got), &acks); status != http.StatusOK || err != nil || len(acks) != 3 {
+		t.Fatalf("%d %s (%v)", status, got, err)
+	}
+	for i, want := range []struct{ tok, typ string }{{pat, "a"}, {fake, "b"}, {pat, "c"}} {
+		if acks[i].TokenHash != store.TokenHash(token.Hash(want.tok)).String() || acks[i].TokenType != want.typ {
+			t.Errorf("ack %d: %+v", i, acks[i])
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.events) != 1 {
+		t.Errorf("%d events for one PAT reported twice", len(f.events))
+	}
+}
