@@ -18,6 +18,7 @@ import (
 	"mime"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -139,6 +140,7 @@ func (rp *Responder) Serve(w http.ResponseWriter, r *http.Request, req Request) 
 	if err != nil {
 		return err
 	}
+	redact(reports)
 	acks := make([]Ack, len(reports))
 	done := make(map[store.TokenHash]bool, len(reports))
 	for i, rep := range reports {
@@ -330,13 +332,9 @@ func (rp *Responder) clientSecret(ctx context.Context, rep Report, req Request) 
 }
 
 // data is what an event says of the report: where the token was found
-// and what was done. The token is cut out of url and source should a
-// reporter have put it there.
+// and what was done.
 func (rp *Responder) data(rep Report, action string) map[string]any {
-	return map[string]any{
-		"action": action, "url": scrub(rep.URL, rep.Token), "source": scrub(rep.Source, rep.Token),
-		"type": scrub(rep.Type, rep.Token),
-	}
+	return map[string]any{"action": action, "url": rep.URL, "source": rep.Source, "type": rep.Type}
 }
 
 // audit writes one record of a leak handled.
@@ -358,12 +356,28 @@ func (rp *Responder) audit(now time.Time, req Request, ev events.Event, clientID
 	})
 }
 
-// scrub removes every copy of secret from s.
-func scrub(s, secret string) string {
-	if secret == "" {
-		return s
+// Redacted replaces a reported token wherever a reporter put it besides
+// "token" (type, url, source), so that it reaches no answer, event or log.
+const Redacted = "[redacted]"
+
+// redact cuts every token of the request out of every report's type, url
+// and source.
+func redact(reports []Report) {
+	tokens := make([]string, 0, len(reports))
+	for _, rep := range reports {
+		tokens = append(tokens, rep.Token)
 	}
-	return strings.ReplaceAll(s, secret, "[redacted]")
+	// Longest first: the replacer tries its strings in order, and a token
+	// that starts another must not leave the other's tail behind.
+	slices.SortFunc(tokens, func(a, b string) int { return len(b) - len(a) })
+	pairs := make([]string, 0, 2*len(tokens))
+	for _, tok := range tokens {
+		pairs = append(pairs, tok, Redacted)
+	}
+	r := strings.NewReplacer(pairs...)
+	for i := range reports {
+		reports[i].Type, reports[i].URL, reports[i].Source = r.Replace(reports[i].Type), r.Replace(reports[i].URL), r.Replace(reports[i].Source)
+	}
 }
 
 func (rp *Responder) now() time.Time {

@@ -34,7 +34,7 @@ type fixture struct {
 	events   []events.Event
 }
 
-func newFixture(t *testing.T, limit int64) *fixture {
+func newFixture(t testing.TB, limit int64) *fixture {
 	f := &fixture{Env: oauthtest.New(t), auditDir: t.TempDir()}
 	f.rp = &leak.Responder{
 		Inspector: f.Checker, Store: f.St, Clients: f.Clients, Now: f.Clk.Now,
@@ -73,12 +73,16 @@ func (f *fixture) post(t *testing.T, body string) (int, string, http.Header) {
 	r := httptest.NewRequest(http.MethodPost, "/leaks", strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
 	w := httptest.NewRecorder()
-	err := f.rp.Serve(w, r, leak.Request{ClientIP: netip.MustParseAddr("198.51.100.7"), Host: "api.example"})
+	err := f.rp.Serve(w, r, reqFrom())
 	if err != nil {
 		p := apierr.For(err)
 		apierr.Write(w, p, apierr.Challenge{})
 	}
 	return w.Code, w.Body.String(), w.Header()
+}
+
+func reqFrom() leak.Request {
+	return leak.Request{ClientIP: netip.MustParseAddr("198.51.100.7"), Host: "api.example"}
 }
 
 func report(tok string) string {
