@@ -230,6 +230,7 @@ func (a *App) parseTokenFailureLimit(d *caddyfile.Dispenser) error {
 //		health_path <path>
 //		leak_report_path <path>
 //		leak_report_rate <requests per minute | -1>
+//		leak_report_keys <PEM file>
 //		external_jwt {
 //			issuer <iss>
 //			audience <aud>
@@ -307,6 +308,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.LeakReportPath, err = oneArg(d)
 		case "leak_report_rate":
 			h.LeakReportRate, err = intArg(d, -1)
+		case "leak_report_keys":
+			h.LeakReportKeys, err = oneArg(d)
 		case "ui":
 			if h.UI != nil {
 				return d.Err("ui: given twice")

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -155,6 +156,14 @@ type Handler struct {
 	// 429 with Retry-After. Default: 10; -1: no limit.
 	LeakReportRate int `json:"leak_report_rate,omitempty"`
 
+	// LeakReportKeys, when set, is a PEM file of ECDSA public keys (as
+	// GitHub publishes its secret scanning keys at
+	// https://api.github.com/meta/public_keys/secret_scanning): only
+	// reports signed by one of them (Github-Public-Key-Signature) are
+	// taken, others get 401. Read when the config loads. Default: none,
+	// every report is taken.
+	LeakReportKeys string `json:"leak_report_keys,omitempty"`
+
 	// UI turns on the web pages (sign-in, token management, the
 	// administrator's pages) under a prefix of this site. Off by default.
 	UI *UIConfig `json:"ui,omitempty"`
@@ -242,6 +251,15 @@ func (h *Handler) setup(app *App) error {
 	}
 	if h.LeakReportPath != "" {
 		h.leaks = app.leakResponder(h.LeakReportRate)
+		if h.LeakReportKeys != "" {
+			pemData, err := os.ReadFile(h.LeakReportKeys)
+			if err != nil {
+				return fmt.Errorf("leak_report_keys: %v", err)
+			}
+			if h.leaks.Keys, err = leak.ParsePublicKeys(pemData); err != nil {
+				return fmt.Errorf("leak_report_keys %s: %v", h.LeakReportKeys, err)
+			}
+		}
 		h.routes[h.LeakReportPath] = h.serveLeakReport
 	}
 	if !h.DisableOAuthAPI {
@@ -279,6 +297,9 @@ func (h Handler) Validate() error {
 		if p != "" && (p[0] != '/' || p[len(p)-1] == '/') {
 			return fmt.Errorf("%s %q must start with / and not end with /", name, p)
 		}
+	}
+	if h.LeakReportKeys != "" && h.LeakReportPath == "" {
+		return fmt.Errorf("leak_report_keys needs leak_report_path")
 	}
 	if h.LeakReportRate < -1 {
 		return fmt.Errorf("leak_report_rate must be -1 (no limit), 0 (the default) or positive")

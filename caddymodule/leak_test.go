@@ -3,11 +3,14 @@ package caddymodule
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 )
 
 // The leak report route is the handler's own: answered here, never
@@ -57,6 +60,7 @@ func TestValidateLeakReport(t *testing.T) {
 		{LeakReportPath: "/leaks/"},
 		{LeakReportPath: "/leaks", LeakReportRate: -2},
 		{LeakReportPath: "/account/leaks", UI: &UIConfig{Prefix: "/account"}},
+		{LeakReportKeys: "/etc/github-keys.pem"},
 	} {
 		if err := h.Validate(); err == nil {
 			t.Errorf("%+v is accepted", h)
@@ -64,5 +68,22 @@ func TestValidateLeakReport(t *testing.T) {
 	}
 	if err := (Handler{LeakReportPath: "/leaks", LeakReportRate: -1}).Validate(); err != nil {
 		t.Errorf("a valid leak report config: %v", err)
+	}
+}
+
+// leak_report_keys is read when the config loads: a file that is not a
+// PEM document of ECDSA public keys stops the load.
+func TestLeakReportKeysFile(t *testing.T) {
+	a := testApp(t)
+	bad := filepath.Join(t.TempDir(), "keys.pem")
+	if err := os.WriteFile(bad, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{bad, filepath.Join(t.TempDir(), "missing.pem")} {
+		h := Handler{LeakReportPath: "/leaks", LeakReportKeys: file}
+		h.logger = zap.NewNop()
+		if err := h.setup(a); err == nil || !strings.Contains(err.Error(), "leak_report_keys") {
+			t.Errorf("%s: %v", file, err)
+		}
 	}
 }

@@ -9,7 +9,9 @@
 package leak
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -115,6 +117,10 @@ type Responder struct {
 	MaxBytes int64
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Keys, when not empty, are the only keys whose signed reports are
+	// taken (GitHub's secret scanning keys, see ParsePublicKeys); an
+	// unsigned or wrongly signed report gets 401 and changes nothing.
+	Keys []*ecdsa.PublicKey
 }
 
 // Request is what the endpoint knows of the caller.
@@ -126,8 +132,9 @@ type Request struct {
 }
 
 // Serve answers one report request. An error is for the caller to write
-// (apierr.For): 405, 415, 413, 400 naming the problem, 429 with
-// Retry-After, or 503 when the store is down.
+// (apierr.For): 405, 415, 413, 401 (a signature is required and missing
+// or wrong), 400 naming the problem, 429 with Retry-After, or 503 when
+// the store is down.
 func (rp *Responder) Serve(w http.ResponseWriter, r *http.Request, req Request) error {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
@@ -169,7 +176,16 @@ func (rp *Responder) read(w http.ResponseWriter, r *http.Request) ([]Report, err
 	if limit <= 0 {
 		limit = DefaultMaxBytes
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return nil, jsonbody.Explain(err)
+	}
+	if len(rp.Keys) > 0 {
+		if err := verify(rp.Keys, r.Header, body); err != nil {
+			return nil, err
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	var reports []Report
 	if err := dec.Decode(&reports); err != nil {
 		var ute *json.UnmarshalTypeError
@@ -179,10 +195,6 @@ func (rp *Responder) read(w http.ResponseWriter, r *http.Request) ([]Report, err
 		return nil, jsonbody.Explain(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, apierr.ErrBodyTooLarge
-		}
 		return nil, apierr.BadRequest("request body must hold a single JSON array")
 	}
 	switch {
