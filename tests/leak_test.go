@@ -1,7 +1,14 @@
 package tests
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"os"
@@ -206,4 +213,50 @@ func TestLeakReport(t *testing.T) {
 			n.assertNoSecrets(pat, legacy, leakedKey.Secret, access, fake)
 		}
 	})
+}
+
+// TestLeakReportSigned: with leak_report_keys only a report signed by a
+// configured key (as GitHub signs them) is taken; an unsigned one gets
+// 401 and the token keeps working.
+func TestLeakReportSigned(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "github.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	up := startUpstream(t)
+	g := startGateway(t, embedded, up, gatewayConfig{siteOptions: "leak_report_path " + leakPath + "\n\t\tleak_report_keys " + keyFile})
+	g.mustCLI(alicePassword+"\n", "user", "add", "alice")
+	g.mustCLI("", "user", "set", "alice", "--token-login")
+	pat, _ := createPAT(t, g, "alice", alicePassword, `{"label":"ci"}`)
+	body := leakBody(pat)
+	if r := reportLeak(t, g, "203.0.113.1", body); r.status != http.StatusUnauthorized {
+		t.Fatalf("unsigned report: %d %s", r.status, r.body)
+	}
+	if r := do(t, http.MethodGet, g.base+"/orders", bearer(pat), ""); r.status != http.StatusOK {
+		t.Fatalf("the PAT after an unsigned report: %d %s", r.status, r.body)
+	}
+	digest := sha256.Sum256([]byte(body))
+	sig, err := ecdsa.SignASN1(rand.Reader, key, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := do(t, http.MethodPost, g.trusted+leakPath, map[string][]string{
+		"Content-Type": {"application/json"}, "X-Forwarded-For": {"203.0.113.2"},
+		"Github-Public-Key-Identifier": {"k1"}, "Github-Public-Key-Signature": {base64.StdEncoding.EncodeToString(sig)},
+	}, body)
+	if r.status != http.StatusOK {
+		t.Fatalf("signed report: %d %s", r.status, r.body)
+	}
+	if r := do(t, http.MethodGet, g.base+"/orders", bearer(pat), ""); r.status != http.StatusUnauthorized {
+		t.Fatalf("the PAT after a signed report: %d %s", r.status, r.body)
+	}
+	g.assertNoSecrets(pat)
 }
