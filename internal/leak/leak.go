@@ -148,6 +148,8 @@ func (rp *Responder) Serve(w http.ResponseWriter, r *http.Request, req Request) 
 		return err
 	}
 	redact(reports)
+	// A reporter that hangs up does not stop a revocation half-way.
+	ctx := context.WithoutCancel(r.Context())
 	acks := make([]Ack, len(reports))
 	done := make(map[store.TokenHash]bool, len(reports))
 	for i, rep := range reports {
@@ -157,7 +159,7 @@ func (rp *Responder) Serve(w http.ResponseWriter, r *http.Request, req Request) 
 			continue
 		}
 		done[h] = true
-		if err := rp.handle(r.Context(), rep, req); err != nil {
+		if err := rp.handle(ctx, rep, req); err != nil {
 			return err
 		}
 	}
@@ -291,7 +293,7 @@ func (rp *Responder) accessToken(ctx context.Context, rep Report, req Request) e
 	client := strings.TrimPrefix(en.Owner, accesstoken.OwnerPrefix)
 	ev := events.Event{
 		Type: events.TokenReportedLeaked, Time: now, Actor: Actor, HashedToken: store.TokenHash(token.Hash(rep.Token)).String(),
-		Subject: events.Subject{Kind: events.SubjectToken, ID: en.TokenID, TokenKind: accesstoken.Kind, Owner: en.Owner},
+		Subject: events.Subject{Kind: events.SubjectToken, ID: en.TokenID, TokenKind: accesstoken.Kind, Owner: en.Owner, Label: rp.Clients.Name(ctx, client)},
 		Data:    rp.data(rep, "denied"),
 	}
 	events.Emit(rp.Events, ev)
@@ -352,8 +354,8 @@ func (rp *Responder) data(rep Report, action string) map[string]any {
 // audit writes one record of a leak handled.
 func (rp *Responder) audit(now time.Time, req Request, ev events.Event, clientID, what string) {
 	name := ev.Subject.Owner
-	if ev.Subject.Kind == events.SubjectOAuthKey {
-		name = ev.Subject.Label
+	if clientID != "" {
+		name = ev.Subject.Label // the OAuth key's name
 	}
 	if src, _ := ev.Data["source"].(string); src != "" {
 		what += " (source: " + src + ")"
