@@ -24,6 +24,7 @@ import (
 	"github.com/tokengate/tokengate/internal/gate"
 	"github.com/tokengate/tokengate/internal/jwt"
 	"github.com/tokengate/tokengate/internal/keyring"
+	"github.com/tokengate/tokengate/internal/leak"
 	"github.com/tokengate/tokengate/internal/legacy"
 	"github.com/tokengate/tokengate/internal/login"
 	"github.com/tokengate/tokengate/internal/metrics"
@@ -527,6 +528,18 @@ func (a *App) endpoint(realm string) *oauth.Endpoint {
 	return &oauth.Endpoint{
 		Clients: a.clients, Tokens: a.tokens, Users: a.logins.Default(), Inspector: a.checker, Store: a.state.store,
 		Limiter: a.limiter, Audit: a.audit, Realm: realm, Metrics: a.state.metrics, Events: a.state.webhook,
+	}
+}
+
+// leakResponder returns the leak report route's responder, limited to
+// rate requests per address per minute (0: leak.DefaultRate, -1: none).
+func (a *App) leakResponder(rate int) *leak.Responder {
+	if rate == 0 {
+		rate = leak.DefaultRate
+	}
+	return &leak.Responder{
+		Inspector: a.checker, Store: a.state.store, Clients: a.clients, Audit: a.audit, Events: a.state.webhook,
+		Limiter: failrate.New(failrate.Options{Limit: int64(rate), Window: time.Minute}),
 	}
 }
 

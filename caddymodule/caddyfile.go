@@ -246,6 +246,9 @@ func (a *App) parseTokenFailureLimit(d *caddyfile.Dispenser) error {
 //		legacy_token_header <name>
 //		legacy_token_query <name>
 //		health_path <path>
+//		leak_report_path <path>
+//		leak_report_rate <requests per minute | -1>
+//		leak_report_keys <PEM file>
 //		external_jwt {
 //			issuer <iss>
 //			audience <aud>
@@ -331,6 +334,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.HealthPath, err = oneArg(d)
 		case "identity_assertion":
 			h.IdentityAssertion, err = parseIdentityAssertion(d)
+		case "leak_report_path":
+			h.LeakReportPath, err = oneArg(d)
+		case "leak_report_rate":
+			h.LeakReportRate, err = intArg(d, -1)
+		case "leak_report_keys":
+			h.LeakReportKeys, err = oneArg(d)
 		case "ui":
 			if h.UI != nil {
 				return d.Err("ui: given twice")

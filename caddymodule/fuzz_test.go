@@ -147,6 +147,9 @@ tokengate {
 	legacy_token_path /legacy/token
 	legacy_token_header X-Auth-Token
 	legacy_token_query token
+	leak_report_path /security/leaked-tokens
+	leak_report_rate 20
+	leak_report_keys /etc/caddy/github-secret-scanning.pem
 	external_jwt {
 		issuer https://idp.example.com
 		audience api

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/tokengate/tokengate/internal/gate"
 	"github.com/tokengate/tokengate/internal/identity"
 	"github.com/tokengate/tokengate/internal/jwt"
+	"github.com/tokengate/tokengate/internal/leak"
 	"github.com/tokengate/tokengate/internal/legacy"
 	"github.com/tokengate/tokengate/internal/oauth"
 	"github.com/tokengate/tokengate/internal/pat"
@@ -148,6 +150,32 @@ type Handler struct {
 	// a client's copy of its header (X-Auth-Assertion) is removed anyway.
 	IdentityAssertion *IdentityAssertion `json:"identity_assertion,omitempty"`
 
+	// LeakReportPath, when set, is a public route of this site that takes
+	// reports of leaked secrets in the shape of GitHub's secret scanning
+	// partner program: POST a JSON array of {"token", "type", "url",
+	// "source"}. A reported personal access token or legacy token that is
+	// live is revoked, an access token of ours denied until it expires,
+	// an OAuth key whose secret it is switched off; the owner is told
+	// through the audit log and the token.reported_leaked event. Every
+	// report is answered the same way (200, one {"token_hash",
+	// "token_type", "label": "received"} per entry) whether the token
+	// existed or not. Needs no credential; it is answered here, never
+	// proxied. Off by default.
+	LeakReportPath string `json:"leak_report_path,omitempty"`
+
+	// LeakReportRate is how many requests one client address (IPv6: its
+	// /64) may send to LeakReportPath per minute, on each node; more get
+	// 429 with Retry-After. Default: 10; -1: no limit.
+	LeakReportRate int `json:"leak_report_rate,omitempty"`
+
+	// LeakReportKeys, when set, is a PEM file of ECDSA public keys (as
+	// GitHub publishes its secret scanning keys at
+	// https://api.github.com/meta/public_keys/secret_scanning): only
+	// reports signed by one of them (Github-Public-Key-Signature) are
+	// taken, others get 401. Read when the config loads. Default: none,
+	// every report is taken.
+	LeakReportKeys string `json:"leak_report_keys,omitempty"`
+
 	// UI turns on the web pages (sign-in, token management, the
 	// administrator's pages) under a prefix of this site. Off by default.
 	UI *UIConfig `json:"ui,omitempty"`
@@ -156,6 +184,7 @@ type Handler struct {
 	api         *pat.API
 	legacy      *legacy.API
 	jwks        *oauth.JWKS
+	leaks       *leak.Responder
 	ui          *web.UI
 	credentials gate.Credentials
 	external    []gate.External
@@ -244,6 +273,19 @@ func (h *Handler) setup(app *App) error {
 	if err := h.setupAssertion(); err != nil {
 		return err
 	}
+	if h.LeakReportPath != "" {
+		h.leaks = app.leakResponder(h.LeakReportRate)
+		if h.LeakReportKeys != "" {
+			pemData, err := os.ReadFile(h.LeakReportKeys)
+			if err != nil {
+				return fmt.Errorf("leak_report_keys: %v", err)
+			}
+			if h.leaks.Keys, err = leak.ParsePublicKeys(pemData); err != nil {
+				return fmt.Errorf("leak_report_keys %s: %v", h.LeakReportKeys, err)
+			}
+		}
+		h.routes[h.LeakReportPath] = h.serveLeakReport
+	}
 	if !h.DisableOAuthAPI {
 		ep := app.endpoint(h.Realm)
 		h.routes[orDefault(h.OAuthTokenPath, DefaultOAuthTokenPath)] = ep.ServeToken
@@ -274,11 +316,17 @@ func (h Handler) Validate() error {
 	for name, p := range map[string]string{
 		"tokens_path": h.TokensPath, "oauth_token_path": h.OAuthTokenPath, "introspect_path": h.IntrospectPath,
 		"revoke_path": h.RevokePath, "jwks_path": h.JWKSPath, "legacy_token_path": h.LegacyTokenPath,
-		"health_path": h.HealthPath,
+		"health_path": h.HealthPath, "leak_report_path": h.LeakReportPath,
 	} {
 		if p != "" && (p[0] != '/' || p[len(p)-1] == '/') {
 			return fmt.Errorf("%s %q must start with / and not end with /", name, p)
 		}
+	}
+	if h.LeakReportKeys != "" && h.LeakReportPath == "" {
+		return fmt.Errorf("leak_report_keys needs leak_report_path")
+	}
+	if h.LeakReportRate < -1 {
+		return fmt.Errorf("leak_report_rate must be -1 (no limit), 0 (the default) or positive")
 	}
 	if _, err := scope.Normalize(h.RequireScopes); err != nil {
 		return fmt.Errorf("require_scope: %v", err)
@@ -326,6 +374,7 @@ func (h Handler) clashesWithUI(prefix string) bool {
 		orDefault(h.IntrospectPath, DefaultIntrospectPath), orDefault(h.RevokePath, DefaultRevokePath),
 		orDefault(h.JWKSPath, DefaultJWKSPath), orDefault(h.LegacyTokenPath, DefaultLegacyPath), h.HealthPath,
 		h.assertionJWKSPath(),
+		h.LeakReportPath,
 	} {
 		if p == "" {
 			continue
@@ -501,6 +550,15 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request, _ oauth.Re
 	w.WriteHeader(status)
 	if r.Method == http.MethodGet {
 		_, _ = io.WriteString(w, body+"\n")
+	}
+}
+
+// serveLeakReport takes reports of leaked secrets (see LeakReportPath).
+// Its failures are logged like any refusal: never the body, which holds
+// the reported tokens.
+func (h *Handler) serveLeakReport(w http.ResponseWriter, r *http.Request, _ oauth.Request) {
+	if err := h.leaks.Serve(w, r, leak.Request{ClientIP: clientIP(r), Host: r.Host}); err != nil {
+		h.fail(w, r, err, "")
 	}
 }
 

@@ -114,9 +114,19 @@ type badRequest struct{ msg string }
 func (e *badRequest) Error() string { return e.msg }
 
 // RateLimited is a 429 with a Retry-After.
-type RateLimited struct{ RetryAfter time.Duration }
+type RateLimited struct {
+	RetryAfter time.Duration
+	// Reason replaces the default description ("too many failed
+	// attempts...") for limits that do not count failures.
+	Reason string
+}
 
-func (e *RateLimited) Error() string { return "too many failed attempts, try again later" }
+func (e *RateLimited) Error() string {
+	if e.Reason != "" {
+		return e.Reason
+	}
+	return "too many failed attempts, try again later"
+}
 
 // Conflict is a 409 (e.g. a label already in use).
 func Conflict(field string, err error) error { return &conflict{FieldError{field, err}} }

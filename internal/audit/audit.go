@@ -46,6 +46,13 @@ type Record struct {
 	Level    string `json:"level"`
 	RespCode int    `json:"resp_code"`
 	Response string `json:"response,omitempty"`
+	// Event is set on records that are not token requests: the lifecycle
+	// event's type (token.reported_leaked: Name is then the token's owner,
+	// or the OAuth key's name, and Response says what was done).
+	Event string `json:"event,omitempty"`
+	// HashedToken is the SHA-256 of the token concerned, lowercase hex
+	// (never the token), on records with an Event.
+	HashedToken string `json:"hashed_token,omitempty"`
 }
 
 // Log writes records. A nil *Log discards them.

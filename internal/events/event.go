@@ -30,8 +30,12 @@ const (
 	// TokenRotated: a token was replaced by a new secret (coming with
 	// rotation; not sent yet).
 	TokenRotated = "token.rotated"
-	// TokenReportedLeaked: a token was reported as leaked and revoked
-	// (coming with the leak report endpoint; not sent yet).
+	// TokenReportedLeaked: a token was reported as leaked to the leak
+	// report endpoint (package leak) and revoked: a PAT or legacy token
+	// deleted, an access token denied, or an OAuth key whose secret it is
+	// switched off (subject kind oauth_key). Data: action (revoked,
+	// denied, switched_off, already_switched_off), url, source, type, as
+	// reported.
 	TokenReportedLeaked = "token.reported_leaked"
 	// TokenNewAddress: a token was used from an address it was not used
 	// from within the remembered period (its first use included).
