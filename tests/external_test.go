@@ -339,7 +339,7 @@ func TestExternalIssuer(t *testing.T) {
 		failsClosed(t, k3.sign(t, claims{}))
 		accepted(t, k1.sign(t, claims{sub: "svc-old"}), "svc-old")
 		accepted(t, k2.sign(t, claims{sub: "svc-new"}), "svc-new")
-		if !strings.Contains(g.logs.String(), "malformed key set") {
+		if !g.logHas("malformed key set") {
 			t.Error("the log does not say the key set was malformed")
 		}
 	})

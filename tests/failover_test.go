@@ -117,7 +117,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 		c.RestartReplica(t, 0)
 	})
 	for _, g := range []*gateway{a, b} {
-		if !strings.Contains(g.logs.String(), "Redis primary changed") {
+		if !g.logHas("Redis primary changed") {
 			t.Errorf("gateway %s did not log the new primary:\n%s", g.base, g.logs.String())
 		}
 	}
@@ -281,7 +281,7 @@ func TestNotDurableRevokeAnswers503(t *testing.T) {
 	if got := r.json(t)["error"]; got != "temporarily_unavailable" {
 		t.Errorf("error code %v, want temporarily_unavailable", got)
 	}
-	if !strings.Contains(g.logs.String(), "applied on the primary but not durable") {
+	if !g.logHas("applied on the primary but not durable") {
 		t.Errorf("the log does not say that the revocation is on the primary but not durable:\n%s", g.logs.String())
 	}
 	if r := do(t, http.MethodGet, g.base+"/", bearer(secret), ""); r.status != http.StatusUnauthorized {
