@@ -270,6 +270,13 @@ func (s *Store) UpdateToken(ctx context.Context, owner, id string, fn func(*stor
 	return t, s.durable(ctx, "update token", err)
 }
 
+// RotateToken gives the token a new secret (see rotateToken) and waits
+// for the replicas.
+func (s *Store) RotateToken(ctx context.Context, owner, id string, next store.TokenHash, now, until time.Time) (store.Token, error) {
+	t, err := s.rotateToken(ctx, owner, id, next, now, until)
+	return t, s.durable(ctx, "rotate token", err)
+}
+
 // DeleteToken revokes and removes the token (see deleteToken) and waits
 // for the replicas.
 func (s *Store) DeleteToken(ctx context.Context, owner, id string) (store.Token, error) {

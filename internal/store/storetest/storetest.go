@@ -66,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T, clock *Clock) store.Store) {
 		{"Users", userTests},
 		{"Tokens", tokenTests},
 		{"LastUse", lastUseTests},
+		{"Rotate", rotateTests},
 		{"Clients", clientTests},
 		{"Keyring", keyringTests},
 		{"Denials", denialTests},
@@ -1792,7 +1793,10 @@ func equalToken(a, b store.Token) bool {
 		slices.Equal(a.Scopes, b.Scopes) && slices.Equal(a.AllowedIPs, b.AllowedIPs) &&
 		a.Enabled == b.Enabled && a.CreatedAt.Equal(b.CreatedAt) &&
 		a.ExpiresAt.Equal(b.ExpiresAt) && a.LastUsedAt.Equal(b.LastUsedAt) &&
-		a.LastUsedIP == b.LastUsedIP && a.LastUsedHost == b.LastUsedHost
+		a.LastUsedIP == b.LastUsedIP && a.LastUsedHost == b.LastUsedHost &&
+		slices.EqualFunc(a.Previous, b.Previous, func(x, y store.PreviousSecret) bool {
+			return x.Hash == y.Hash && x.Until.Equal(y.Until)
+		})
 }
 
 func assertUser(t *testing.T, got, want store.User) {
