@@ -409,7 +409,8 @@ type Tokens interface {
 	// tokens of t.Kind or more (limit <= 0: no limit; each kind is capped
 	// on its own, so legacy tokens never use up the room for PATs). Atomic:
 	// the check and the insert see the same data, and on failure nothing of
-	// t is stored, neither the record nor its hash index.
+	// t is stored, neither the record nor its hash index. Every hash of
+	// t is indexed (t.Previous too: an import brings them).
 	CreateToken(ctx context.Context, t Token, limit int) error
 	// GetToken returns one token of owner, or ErrNotFound.
 	GetToken(ctx context.Context, owner, id string) (Token, error)

@@ -47,8 +47,15 @@ func putToken(tx *bolt.Tx, owned *bolt.Bucket, t store.Token) error {
 	return indexToken(tx, t)
 }
 
+// indexToken writes the index entries of every hash of t (current and
+// previous: an imported token brings its previous secrets).
 func indexToken(tx *bolt.Tx, t store.Token) error {
-	return tx.Bucket(bucketIndex).Put(t.Hash[:], indexValue(t.Owner, t.ID))
+	for _, h := range t.Hashes() {
+		if err := tx.Bucket(bucketIndex).Put(h[:], indexValue(t.Owner, t.ID)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // unindex removes t's index entries (current and previous hashes) that
@@ -132,10 +139,12 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, limit int) error
 		if owned.Get([]byte(t.ID)) != nil {
 			return fmt.Errorf("%s already exists", tokenDesc(t.Owner, t.ID))
 		}
-		if tx.Bucket(bucketIndex).Get(t.Hash[:]) != nil {
-			return fmt.Errorf("%s: another token has the same hash", tokenDesc(t.Owner, t.ID))
+		for _, h := range t.Hashes() {
+			if tx.Bucket(bucketIndex).Get(h[:]) != nil {
+				return fmt.Errorf("%s: another token has the same hash", tokenDesc(t.Owner, t.ID))
+			}
 		}
-		emit(store.TokenEvent(t.Hash))
+		emitHashes(emit, t.Hashes())
 		return putToken(tx, owned, t)
 	})
 }

@@ -42,16 +42,28 @@ func (s *Store) createToken(ctx context.Context, t store.Token, limit int) error
 	if err != nil {
 		return err
 	}
-	if err := s.linkToken(ctx, t); err != nil {
-		return undone(ctx, opErr(err, "create token %s/%s: index", t.Owner, t.ID), func(uctx context.Context) error {
-			_, err := s.client.TxPipelined(uctx, func(p redis.Pipeliner) error {
-				s.dropToken(uctx, p, t)
-				return nil
+	for i, h := range t.Hashes() {
+		if err := s.linkToken(ctx, store.Token{Owner: t.Owner, ID: t.ID, Hash: h}); err != nil {
+			linked := t.Hashes()[:i]
+			return undone(ctx, opErr(err, "create token %s/%s: index", t.Owner, t.ID), func(uctx context.Context) error {
+				var unlink []indexChange
+				for _, h := range linked {
+					unlink = append(unlink, indexChange{hash: h, expected: ref(t.Owner, t.ID)})
+				}
+				if len(unlink) > 0 {
+					if _, err := s.casIndexes(uctx, unlink); err != nil {
+						return err
+					}
+				}
+				_, err := s.client.TxPipelined(uctx, func(p redis.Pipeliner) error {
+					s.dropToken(uctx, p, t)
+					return nil
+				})
+				return err
 			})
-			return err
-		})
+		}
 	}
-	s.subs.deliver(store.TokenEvent(t.Hash))
+	s.deliverHashes(t.Hashes())
 	return nil
 }
 

@@ -22,6 +22,26 @@ var rotateTests = []test{
 	{name: "HashInUse", run: testRotateHashInUse},
 	{name: "Delete", run: testRotateDelete},
 	{name: "Bounded", run: testRotateBounded},
+	{name: "CreateWithPrevious", run: testCreateWithPrevious},
+}
+
+// testCreateWithPrevious: a token created with previous secrets (an
+// import) is found by them until their end.
+func testCreateWithPrevious(t *testing.T, open opener) {
+	s := open(t)
+	createUser(t, s, "alice")
+	tok := newToken("alice", "Work")
+	until := now().Add(time.Hour)
+	tok.Previous = []store.PreviousSecret{{Hash: newHash(), Until: until}}
+	must(t, s.CreateToken(t.Context(), tok, 0))
+	assertPrevious(t, s, tok.Previous[0].Hash, tok, until)
+	assertCurrent(t, s, tok.Hash, tok)
+	other := newToken("alice", "Home")
+	other.Hash = tok.Previous[0].Hash
+	if err := s.CreateToken(t.Context(), other, 0); err == nil {
+		t.Fatal("CreateToken with the previous hash of another token succeeded")
+	}
+	checkClean(t, s)
 }
 
 func newHash() store.TokenHash {
