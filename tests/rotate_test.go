@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -191,6 +192,73 @@ func TestRotateLegacy(t *testing.T) {
 		assertRefused(t, g, up, r, http.StatusForbidden, "forbidden")
 		for _, n := range nodes {
 			n.assertNoSecrets(old, fresh, newest, pat)
+		}
+	})
+}
+
+// cliJSON decodes the JSON object a CLI command printed.
+func cliJSON(t *testing.T, out string) map[string]any {
+	t.Helper()
+	var v map[string]any
+	i := strings.IndexByte(out, '{')
+	if i < 0 || json.Unmarshal([]byte(out[i:]), &v) != nil {
+		t.Fatalf("the CLI printed %s", out)
+	}
+	return v
+}
+
+// clientAccepted says whether base's token endpoint accepts the client
+// with this secret.
+func clientAccepted(t *testing.T, base string, c oauthClient, secret string) bool {
+	t.Helper()
+	r := do(t, http.MethodPost, base+tokenPath, clientBasic(c.ID, secret), ccGrant)
+	return r.status == http.StatusOK
+}
+
+// TestRotateCLI: `tokengate user rotate` rotates a user's token for an
+// administrator, `tokengate oauth client rotate-secret` an OAuth key's
+// secret; each old secret works for the overlap, on every node.
+func TestRotateCLI(t *testing.T) {
+	forEachStore(t, func(t *testing.T, kind storeKind) {
+		up := startUpstream(t)
+		nodes := rotationNodes(t, kind, up)
+		g := nodes[0]
+		old, id := createPAT(t, g, "alice", alicePassword, `{"label":"deploy"}`)
+		v := cliJSON(t, g.mustCLI("", "user", "rotate", "Alice", id, "--overlap", "30m"))
+		fresh, _ := v["token"].(string)
+		if !strings.HasPrefix(fresh, "tgp_") || v["id"] != id || v["replaced_valid_until"] == nil {
+			t.Fatalf("user rotate printed %v", v)
+		}
+		passesEverywhere(t, nodes, fresh, "the secret from the CLI")
+		passesEverywhere(t, nodes, old, "the old secret during the overlap")
+		if out, err := g.cli("", "user", "rotate", "alice", id, "--overlap", "forever"); err == nil || !strings.Contains(out, "overlap") {
+			t.Fatalf("user rotate with a bad overlap: %v %s", err, out)
+		}
+
+		c := addClient(t, g, "billing")
+		for i, n := range nodes {
+			until(t, i, "the first client secret", func() bool { return clientAccepted(t, n.base, c, c.Secret) })
+		}
+		v = cliJSON(t, g.mustCLI("", "oauth", "client", "rotate-secret", c.ID, "--overlap", "1h"))
+		second, _ := v["clientSecret"].(string)
+		if !strings.HasPrefix(second, "tgs_") || v["clientId"] != c.ID || v["replaced_valid_until"] == nil {
+			t.Fatalf("rotate-secret printed %v", v)
+		}
+		for i, n := range nodes {
+			until(t, i, "the new client secret", func() bool { return clientAccepted(t, n.base, c, second) })
+			until(t, i, "the old client secret during the overlap", func() bool { return clientAccepted(t, n.base, c, c.Secret) })
+		}
+		v = cliJSON(t, g.mustCLI("", "oauth", "client", "rotate-secret", c.ID, "--overlap", "0"))
+		third, _ := v["clientSecret"].(string)
+		for i, n := range nodes {
+			until(t, i, "the client secret replaced with overlap 0", func() bool { return !clientAccepted(t, n.base, c, second) })
+			until(t, i, "the newest client secret", func() bool { return clientAccepted(t, n.base, c, third) })
+			until(t, i, "the first client secret, with its own overlap", func() bool { return clientAccepted(t, n.base, c, c.Secret) })
+		}
+		tok := requestToken(t, g.base, oauthClient{ID: c.ID, Secret: third}, nil, "")
+		mustPass(t, callEdge(t, g.base, tok), "an access token got with the newest secret")
+		for _, n := range nodes {
+			n.assertNoSecrets(old, fresh, c.Secret, second, third)
 		}
 	})
 }

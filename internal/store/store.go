@@ -171,16 +171,23 @@ func (t Token) HasHash(h TokenHash) bool {
 }
 
 // Rotated is what RotateToken makes of t at now: next becomes the hash,
-// the old hash a previous secret until until (left out when until is not
-// after now), previous secrets that ended are dropped and the rest keep
-// their own ends; beyond MaxPreviousSecrets the ones that end first go.
-// It also returns the hashes that stop being indexed.
+// the old hash a previous secret until until (see RotatePrevious). It
+// also returns the hashes that stop being indexed.
 func (t Token) Rotated(next TokenHash, now, until time.Time) (Token, []TokenHash) {
 	out := t
 	out.Hash = next
-	var keep []PreviousSecret
 	var dropped []TokenHash
-	for _, p := range t.Previous {
+	out.Previous, dropped = RotatePrevious(t.Previous, t.Hash, now, until)
+	return out, dropped
+}
+
+// RotatePrevious is the previous secrets after a rotation at now that
+// replaces the secret old: old joins them until until (left out when
+// until is not after now), those that ended are dropped and the rest keep
+// their own ends; beyond MaxPreviousSecrets the ones that end first go.
+// It also returns the hashes dropped (old among them when left out).
+func RotatePrevious(previous []PreviousSecret, old TokenHash, now, until time.Time) (keep []PreviousSecret, dropped []TokenHash) {
+	for _, p := range previous {
 		if now.Before(p.Until) {
 			keep = append(keep, p)
 		} else {
@@ -188,9 +195,9 @@ func (t Token) Rotated(next TokenHash, now, until time.Time) (Token, []TokenHash
 		}
 	}
 	if now.Before(until) {
-		keep = append(keep, PreviousSecret{Hash: t.Hash, Until: until})
+		keep = append(keep, PreviousSecret{Hash: old, Until: until})
 	} else {
-		dropped = append(dropped, t.Hash)
+		dropped = append(dropped, old)
 	}
 	for len(keep) > MaxPreviousSecrets {
 		first := 0
@@ -202,8 +209,7 @@ func (t Token) Rotated(next TokenHash, now, until time.Time) (Token, []TokenHash
 		dropped = append(dropped, keep[first].Hash)
 		keep = append(keep[:first:first], keep[first+1:]...)
 	}
-	out.Previous = keep
-	return out, dropped
+	return keep, dropped
 }
 
 // Grant is what an edge check needs about a token: the token and its owner
@@ -242,6 +248,9 @@ type Client struct {
 	AllowedIPs []string `json:"allowed_ips,omitempty"`
 	// Scopes the client may be granted.
 	Scopes []string `json:"scopes,omitempty"`
+	// PreviousSecrets are secrets a rotation replaced, each accepted
+	// until its own end (see RotatePrevious).
+	PreviousSecrets []PreviousSecret `json:"previous_secrets,omitempty"`
 	// Enabled clients get tokens and their tokens work.
 	Enabled bool `json:"enabled"`
 	// CreatedAt and UpdatedAt are set by the caller.
