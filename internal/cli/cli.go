@@ -102,7 +102,9 @@ func AddUserCommands(cmd *cobra.Command, connect Connect) {
 		},
 		rotateCommand("rotate <name> <token id> [--overlap <duration>]",
 			"Give one of a user's tokens a new secret (printed once); the old one works for the overlap",
-			2, func(args []string) string { return userPath(args[0]) + "/tokens/" + url.PathEscape(args[1]) + "/rotate" }, connect),
+			2, func(args []string) string {
+				return userPath(args[0]) + "/tokens/" + url.PathEscape(args[1]) + "/rotate"
+			}, connect),
 		&cobra.Command{
 			Use: "revoke <name> <token id>", Short: "Revoke one of a user's tokens", Args: cobra.ExactArgs(2),
 			RunE: func(c *cobra.Command, args []string) error {
