@@ -43,6 +43,9 @@ func TestBrowserRotate(t *testing.T) {
 		b.waitGone(t, "#secret-dialog")
 		b.waitReload(t)
 		b.waitVisible(t, row+" .replaced-until")
+		if got := b.text(t, row+" .replaced-until"); !strings.HasPrefix(got, "The old secret works until ") || strings.Contains(got, "<") {
+			t.Errorf("the row says %q", got)
+		}
 		pageShot(t, b, kind, "tokens-rotated")
 
 		// "Not at all": the secret being replaced stops at once.
