@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/events"
 )
 
 // rotate rotates a token through the tokens API and returns the new
@@ -259,6 +261,57 @@ func TestRotateCLI(t *testing.T) {
 		mustPass(t, callEdge(t, g.base, tok), "an access token got with the newest secret")
 		for _, n := range nodes {
 			n.assertNoSecrets(old, fresh, c.Secret, second, third)
+		}
+	})
+}
+
+// TestRotateEvents: a rotation sends token.rotated with the hash of the
+// new secret and, in its data, of the one it replaced (a PAT, a legacy
+// token and an OAuth key's secret), never a secret.
+func TestRotateEvents(t *testing.T) {
+	forEachStore(t, func(t *testing.T, kind storeKind) {
+		rc := startReceiver(t, webhookSecret)
+		up := startUpstream(t)
+		g := startGateway(t, kind, up, gatewayConfig{
+			appOptions: eventsOptions(rc.srv.URL+"/hook", "TG_WEBHOOK_SECRET"),
+			env:        []string{"TG_WEBHOOK_SECRET=" + webhookSecret},
+		})
+		g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
+		old, id := createPAT(t, g, "alice", alicePassword, `{"label":"ci"}`)
+		fresh, _ := rotate(t, g, id, `{"overlap":"10m"}`)
+		ev := rc.wait(events.TokenRotated, id)
+		if ev.HashedToken != sha256Hex(fresh) || ev.Data["previous_hashed_token"] != sha256Hex(old) ||
+			ev.Data["overlap_seconds"] != float64(600) || ev.Actor != "alice" || ev.Subject.TokenKind != "pat" {
+			t.Errorf("token.rotated: %+v", ev)
+		}
+
+		grantUse(g, "--user", "alice")
+		legacyOld, legacyID := legacyToken(t, g, "alice", alicePassword)
+		r := do(t, http.MethodPost, g.base+"/rest/token/rotate", bearer(legacyOld), "")
+		if r.status != http.StatusOK {
+			t.Fatalf("legacy rotate: %d %s", r.status, r.body)
+		}
+		ev = rc.wait(events.TokenRotated, legacyID)
+		if ev.HashedToken != sha256Hex(string(r.body)) || ev.Data["previous_hashed_token"] != sha256Hex(legacyOld) ||
+			ev.Subject.TokenKind != "legacy" || ev.Data["overlap_seconds"] != float64(3600) {
+			t.Errorf("legacy token.rotated: %+v", ev)
+		}
+
+		c := addClient(t, g, "billing")
+		v := cliJSON(t, g.mustCLI("", "oauth", "client", "rotate-secret", c.ID))
+		second, _ := v["clientSecret"].(string)
+		ev = rc.wait(events.TokenRotated, c.ID)
+		if ev.HashedToken != sha256Hex(second) || ev.Data["previous_hashed_token"] != sha256Hex(c.Secret) ||
+			ev.Subject.Kind != events.SubjectOAuthKey || ev.Actor != "admin" {
+			t.Errorf("OAuth key token.rotated: %+v", ev)
+		}
+		rc.mu.Lock()
+		bodies := strings.Join(rc.bodies, "\n")
+		rc.mu.Unlock()
+		for _, s := range []string{old, fresh, legacyOld, string(r.body), c.Secret, second} {
+			if strings.Contains(bodies, s) {
+				t.Errorf("an event holds a secret (%.8s...)", s)
+			}
 		}
 	})
 }
