@@ -271,9 +271,18 @@ func (s *Store) UpdateToken(ctx context.Context, owner, id string, fn func(*stor
 }
 
 // RotateToken gives the token a new secret (see rotateToken) and waits
-// for the replicas.
+// for the replicas. The journal replays it (so the old secret ends when
+// it was told to) only while the token still has the secret the rotation
+// replaced.
 func (s *Store) RotateToken(ctx context.Context, owner, id string, next store.TokenHash, now, until time.Time) (store.Token, error) {
-	t, err := s.rotateToken(ctx, owner, id, next, now, until)
+	t, old, err := s.rotateToken(ctx, owner, id, next, now, until, store.TokenHash{})
+	s.note(err, "rotate token "+id, func(ctx context.Context) error {
+		_, _, err := s.rotateToken(ctx, owner, id, next, now, until, old)
+		if errors.Is(err, errReplaced) {
+			return nil
+		}
+		return gone(err)
+	})
 	return t, s.durable(ctx, "rotate token", err)
 }
 

@@ -214,6 +214,10 @@ func (s *Store) updateToken(ctx context.Context, owner, id string, fn func(*stor
 	return out, nil
 }
 
+// errReplaced: a replayed rotation found the token with another secret
+// than the one the rotation replaced.
+var errReplaced = errors.New("the token has another secret since")
+
 // deliverHashes delivers a token event for each hash to this process's
 // subscribers.
 func (s *Store) deliverHashes(hs []store.TokenHash) {
@@ -230,13 +234,17 @@ func (s *Store) deliverHashes(hs []store.TokenHash) {
 // the new index is removed again. The last step only tidies: LookupToken
 // reads the record, which already refuses what the step removes, and
 // Check removes what a failure of it leaves behind.
-func (s *Store) rotateToken(ctx context.Context, owner, id string, next store.TokenHash, now, until time.Time) (store.Token, error) {
+//
+// expect, when not zero, is the hash the token must still have (a replay
+// after a failover): a token with another one is left alone.
+// It returns the token as written and the hash it replaced.
+func (s *Store) rotateToken(ctx context.Context, owner, id string, next store.TokenHash, now, until time.Time, expect store.TokenHash) (store.Token, store.TokenHash, error) {
 	if _, err := s.readToken(ctx, s.client, owner, id); err != nil {
-		return store.Token{}, err
+		return store.Token{}, store.TokenHash{}, err
 	}
 	r := ref(owner, id)
 	if err := s.linkToken(ctx, store.Token{Owner: owner, ID: id, Hash: next}); err != nil {
-		return store.Token{}, opErr(err, "rotate token %s/%s: index", owner, id)
+		return store.Token{}, store.TokenHash{}, opErr(err, "rotate token %s/%s: index", owner, id)
 	}
 	var (
 		before, out store.Token
@@ -246,6 +254,9 @@ func (s *Store) rotateToken(ctx context.Context, owner, id string, next store.To
 		cur, err := s.readToken(ctx, tx, owner, id)
 		if err != nil {
 			return err
+		}
+		if expect != (store.TokenHash{}) && cur.Hash != expect {
+			return errReplaced
 		}
 		before = cur
 		out, dropped = cur.Rotated(next, now, until)
@@ -263,7 +274,7 @@ func (s *Store) rotateToken(ctx context.Context, owner, id string, next store.To
 		return opErr(err, "rotate token %s/%s", owner, id)
 	}, s.keys.tokens(owner))
 	if err != nil {
-		return store.Token{}, undone(ctx, err, func(uctx context.Context) error {
+		return store.Token{}, store.TokenHash{}, undone(ctx, err, func(uctx context.Context) error {
 			_, err := s.casIndexes(uctx, []indexChange{{hash: next, expected: r}})
 			return err
 		})
@@ -286,7 +297,7 @@ func (s *Store) rotateToken(ctx context.Context, owner, id string, next store.To
 		}
 	}
 	s.deliverHashes(append(before.Hashes(), next))
-	return out, nil
+	return out, before.Hash, nil
 }
 
 // checkUpdate checks what an update function made of a token: the
