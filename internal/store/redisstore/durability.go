@@ -314,7 +314,7 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*store.Clie
 			_, err := s.updateClient(ctx, id, func(c *store.Client) error {
 				c.Enabled = c.Enabled && !(before.Enabled && !after.Enabled)
 				if c.SecretHash == before.SecretHash {
-					c.SecretHash = after.SecretHash
+					c.SecretHash, c.PreviousSecrets = after.SecretHash, after.PreviousSecrets
 				}
 				return nil
 			})
