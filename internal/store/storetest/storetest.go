@@ -654,6 +654,7 @@ func testClientRoundTrip(t *testing.T, open opener) {
 			c.Scopes = []string{"a", "b", "c"}
 			c.AllowedIPs = []string{"192.0.2.1/32", "::1/128"}
 			c.UpdatedAt = base.Add(time.Hour)
+			c.PreviousSecrets = []store.PreviousSecret{{Hash: store.TokenHash{1, 2, 3}, Until: base.Add(time.Hour)}}
 		}},
 		{"NonUTCLocation", func(c *store.Client) {
 			zone := time.FixedZone("UTC+5", 5*60*60)
@@ -1612,7 +1613,10 @@ func equalClient(a, b store.Client) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.SecretHash == b.SecretHash &&
 		slices.Equal(a.AllowedIPs, b.AllowedIPs) && slices.Equal(a.Scopes, b.Scopes) &&
 		a.Enabled == b.Enabled && a.CreatedAt.Equal(b.CreatedAt) &&
-		a.UpdatedAt.Equal(b.UpdatedAt)
+		a.UpdatedAt.Equal(b.UpdatedAt) &&
+		slices.EqualFunc(a.PreviousSecrets, b.PreviousSecrets, func(x, y store.PreviousSecret) bool {
+			return x.Hash == y.Hash && x.Until.Equal(y.Until)
+		})
 }
 
 func assertClient(t *testing.T, got, want store.Client) {
