@@ -30,6 +30,8 @@ import (
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/scope"
 	"github.com/tokengate/tokengate/internal/session"
+	"github.com/tokengate/tokengate/internal/store"
+	"github.com/tokengate/tokengate/internal/token"
 	"github.com/tokengate/tokengate/internal/web"
 )
 
@@ -249,12 +251,14 @@ func (h *Handler) setup(app *App) error {
 	}
 	h.credentials = gate.Credentials{LegacyHeader: h.LegacyTokenHeader, LegacyQuery: h.LegacyTokenQuery}
 	if !h.DisableTokensAPI {
-		h.api = &pat.API{Service: app.pats, Auth: app.logins.Default(), Prefix: h.TokensPath, Metrics: app.state.metrics}
+		h.api = &pat.API{Service: app.pats, Auth: app.logins.Default(), Prefix: h.TokensPath, Metrics: app.state.metrics,
+			Self: h.presented}
 	}
 	if !h.DisableLegacyAPI {
 		h.legacy = &legacy.API{Service: app.legacy, Logins: app.logins, Path: orDefault(h.LegacyTokenPath, DefaultLegacyPath),
-			Metrics: app.state.metrics}
+			Metrics: app.state.metrics, Tokens: app.pats}
 		h.routes[h.legacy.Path] = h.serveLegacy
+		h.routes[h.legacy.Path+legacy.RotateSuffix] = h.serveLegacyRotate
 	}
 	if err := h.setupExternal(); err != nil {
 		return err
@@ -510,10 +514,44 @@ func (h *Handler) ownRoute(path string) func(http.ResponseWriter, *http.Request,
 	return nil
 }
 
-// serveTokensAPI and serveLegacy answer routes authenticated by HTTP Basic.
+// serveTokensAPI and serveLegacy answer routes authenticated by HTTP Basic
+// (the self routes, by the token presented: a Bearer challenge).
 func (h *Handler) serveTokensAPI(w http.ResponseWriter, r *http.Request, req oauth.Request) {
 	if err := h.api.Serve(w, r, req.ClientIP); err != nil {
-		h.fail(w, r, err, "Basic")
+		challenge := "Basic"
+		if h.api.IsSelf(r.URL.Path) {
+			challenge = "Bearer"
+		}
+		h.fail(w, r, err, challenge)
+	}
+}
+
+// presented checks the stored token (a PAT or a legacy token) a request
+// to a self route presents, as the edge checks any request (no scope is
+// required), and names it.
+func (h *Handler) presented(r *http.Request) (pat.Presented, error) {
+	cred, err := h.credentials.Take(r)
+	if err != nil {
+		return pat.Presented{}, err
+	}
+	id, err := h.app.checker.Check(r.Context(), gate.Request{Token: cred.Token, ClientIP: clientIP(r), Host: r.Host})
+	if err == nil {
+		err = h.credentials.Admit(cred, id.TokenType)
+	}
+	if err != nil {
+		return pat.Presented{}, err
+	}
+	if id.TokenType != store.KindPAT && id.TokenType != store.KindLegacy {
+		return pat.Presented{}, apierr.BadRequest("only personal access tokens and legacy tokens are managed here")
+	}
+	return pat.Presented{Owner: id.User, ID: id.TokenID, Hash: token.Hash(cred.Token)}, nil
+}
+
+// serveLegacyRotate answers POST {legacy path}/rotate: the legacy token
+// presented gets a new secret (see legacy.API.ServeRotate).
+func (h *Handler) serveLegacyRotate(w http.ResponseWriter, r *http.Request, _ oauth.Request) {
+	if err := h.legacy.ServeRotate(w, r, h.presented); err != nil {
+		h.fail(w, r, err, "Bearer")
 	}
 }
 

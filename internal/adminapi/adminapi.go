@@ -106,6 +106,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 		return a.tokens(w, r, parts[1])
 	case len(parts) == 4 && parts[2] == "tokens":
 		return a.token(w, r, parts[1], parts[3])
+	case len(parts) == 5 && parts[2] == "tokens" && parts[4] == "rotate":
+		return a.rotateToken(w, r, parts[1], parts[3])
 	}
 	return apierr.ErrNotFound
 }
@@ -185,6 +187,31 @@ func (a *API) token(w http.ResponseWriter, r *http.Request, name, id string) err
 		return nil
 	}
 	return methodNotAllowed(w, "PATCH, DELETE")
+}
+
+// rotateToken answers POST /tokengate/users/{name}/tokens/{id}/rotate
+// ({"overlap": "1h"}, optional): see pat.Service.Rotate.
+func (a *API) rotateToken(w http.ResponseWriter, r *http.Request, name, id string) error {
+	if r.Method != http.MethodPost {
+		return methodNotAllowed(w, "POST")
+	}
+	overlap, err := decodeOverlap(w, r)
+	if err != nil {
+		return err
+	}
+	v, err := a.Tokens.Rotate(r.Context(), users.CanonicalName(name), id, overlap)
+	return writeOK(w, v, err)
+}
+
+// decodeOverlap reads a rotation's optional body {"overlap": "1h"}.
+func decodeOverlap(w http.ResponseWriter, r *http.Request) (time.Duration, error) {
+	var req pat.RotateRequest
+	if r.ContentLength > 0 || (r.ContentLength < 0 && r.Header.Get("Content-Type") != "") {
+		if err := jsonbody.Decode(w, r, &req, 0); err != nil {
+			return 0, err
+		}
+	}
+	return pat.ParseOverlap(req.Overlap)
 }
 
 func (a *API) storeCheck(w http.ResponseWriter, r *http.Request) error {

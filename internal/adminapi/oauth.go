@@ -18,6 +18,8 @@ func (a *API) oauth(w http.ResponseWriter, r *http.Request, parts []string) erro
 		return a.clients(w, r)
 	case len(parts) == 2 && parts[0] == "clients":
 		return a.client(w, r, parts[1])
+	case len(parts) == 3 && parts[0] == "clients" && parts[2] == "rotate-secret":
+		return a.rotateSecret(w, r, parts[1])
 	}
 	return apierr.ErrNotFound
 }
@@ -66,6 +68,21 @@ func (a *API) client(w http.ResponseWriter, r *http.Request, id string) error {
 		return nil
 	}
 	return methodNotAllowed(w, "GET, PATCH, DELETE")
+}
+
+// rotateSecret answers POST /tokengate/oauth/clients/{id}/rotate-secret
+// ({"overlap": "1h"}, optional): a new client secret, the old one
+// accepted for the overlap.
+func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request, id string) error {
+	if r.Method != http.MethodPost {
+		return methodNotAllowed(w, "POST")
+	}
+	overlap, err := decodeOverlap(w, r)
+	if err != nil {
+		return err
+	}
+	v, err := a.Clients.RotateSecret(r.Context(), id, overlap)
+	return writeOK(w, v, err)
 }
 
 func (a *API) signing(w http.ResponseWriter, r *http.Request) error {

@@ -117,7 +117,8 @@ func fill(t *testing.T, s store.Store) Counts {
 		{ID: "a2", Owner: "alice", Kind: store.KindPAT, Hash: hashOf("pat-a2"), Label: "ci", LabelKey: "ci", CreatedAt: now},
 		{ID: "a3", Owner: "alice", Kind: store.KindLegacy, Hash: hashOf("legacy-a3"), Enabled: true, CreatedAt: now,
 			ExpiresAt: now.Add(100 * 365 * 24 * time.Hour)},
-		{ID: "b1", Owner: "bob@example.com", Kind: store.KindPAT, Hash: hashOf("pat-b1"), Enabled: true, CreatedAt: now},
+		{ID: "b1", Owner: "bob@example.com", Kind: store.KindPAT, Hash: hashOf("pat-b1"), Enabled: true, CreatedAt: now,
+			Previous: []store.PreviousSecret{{Hash: hashOf("pat-b1-before"), Until: now.Add(time.Hour)}}},
 		{ID: "c1", Owner: "carol", Kind: store.KindLegacy, Hash: hashOf("legacy-c1"), Enabled: true, CreatedAt: now},
 	}
 	for _, tok := range toks {
@@ -251,6 +252,12 @@ func TestRoundTrip(t *testing.T) {
 				}
 				if !log.has(store.TokenEvent(tok.Hash)) {
 					t.Errorf("no event for token %s/%s", tok.Owner, tok.ID)
+				}
+				for _, p := range tok.Previous {
+					g, err := dst.LookupToken(t.Context(), p.Hash)
+					if err != nil || g.Token.ID != tok.ID || !g.PreviousUntil.Equal(p.Until) {
+						t.Errorf("token %s/%s is not found by its previous secret after the import: %v", tok.Owner, tok.ID, err)
+					}
 				}
 			}
 			// Creating a user announces nothing (no node can have cached

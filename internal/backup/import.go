@@ -163,10 +163,12 @@ func (d *Document) Validate() error {
 			return invalid("%s: the id appears twice for that owner", at)
 		}
 		ids[[2]string{t.Owner, t.ID}] = true
-		if other, ok := hashes[t.Hash]; ok {
-			return invalid("%s: has the same hash as %s", at, other)
+		for _, h := range t.Hashes() {
+			if other, ok := hashes[h]; ok {
+				return invalid("%s: has the same hash as %s", at, other)
+			}
+			hashes[h] = t.Owner + "/" + t.ID
 		}
-		hashes[t.Hash] = t.Owner + "/" + t.ID
 		if t.LabelKey != "" {
 			k := ownerLabel{t.Owner, t.LabelKey}
 			if other, ok := labels[k]; ok {

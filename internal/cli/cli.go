@@ -100,6 +100,11 @@ func AddUserCommands(cmd *cobra.Command, connect Connect) {
 				return call(c, connect, http.MethodGet, userPath(args[0])+"/tokens", nil, printTokens)
 			},
 		},
+		rotateCommand("rotate <name> <token id> [--overlap <duration>]",
+			"Give one of a user's tokens a new secret (printed once); the old one works for the overlap",
+			2, func(args []string) string {
+				return userPath(args[0]) + "/tokens/" + url.PathEscape(args[1]) + "/rotate"
+			}, connect),
 		&cobra.Command{
 			Use: "revoke <name> <token id>", Short: "Revoke one of a user's tokens", Args: cobra.ExactArgs(2),
 			RunE: func(c *cobra.Command, args []string) error {
@@ -107,6 +112,22 @@ func AddUserCommands(cmd *cobra.Command, connect Connect) {
 			},
 		},
 	)
+}
+
+// rotateCommand is a command that POSTs {"overlap": ...} to path(args)
+// and prints the answer (the new secret, shown once).
+func rotateCommand(use, short string, nargs int, path func(args []string) string, connect Connect) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(nargs)}
+	overlap := cmd.Flags().String("overlap", "",
+		"how long the old secret keeps working, e.g. 1h, 30m or 0 for not at all (default 1h, at most 168h)")
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		body := map[string]any{}
+		if c.Flags().Changed("overlap") {
+			body["overlap"] = *overlap
+		}
+		return call(c, connect, http.MethodPost, path(args), body, printJSON)
+	}
+	return cmd
 }
 
 // AddStoreCommands adds the `store` subcommands to cmd.

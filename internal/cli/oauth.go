@@ -51,7 +51,9 @@ func AddOAuthCommands(cmd *cobra.Command, connect Connect) {
 			flagMember{"scope", "scopes", func() any { return nonEmpty(*setScopes) }})
 	}
 
-	client.AddCommand(add, set)
+	client.AddCommand(add, set, rotateCommand("rotate-secret <clientId> [--overlap <duration>]",
+		"Give an OAuth key a new clientSecret (printed once); the old one works for the overlap",
+		1, func(args []string) string { return clientPath(args[0]) + "/rotate-secret" }, connect))
 	client.AddCommand(resource{
 		noun: "OAuth key", arg: "<clientId>", list: "/tokengate/oauth/clients", item: clientPath, printList: printClients,
 		deleteShort: "Delete an OAuth key (its tokens stop working)",

@@ -27,8 +27,9 @@ const (
 	// TokenRevoked: a token was revoked (deleted) by its owner, an
 	// administrator, the OAuth revocation endpoint or the legacy cap.
 	TokenRevoked = "token.revoked"
-	// TokenRotated: a token was replaced by a new secret (coming with
-	// rotation; not sent yet).
+	// TokenRotated: a token (or an OAuth key's secret) got a new secret;
+	// hashed_token is the new one's, data.previous_hashed_token the one
+	// it replaced, data.overlap_seconds how long that one still works.
 	TokenRotated = "token.rotated"
 	// TokenReportedLeaked: a token was reported as leaked to the leak
 	// report endpoint (package leak) and revoked: a PAT or legacy token

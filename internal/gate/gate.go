@@ -358,6 +358,12 @@ func decisionFor(g store.Grant) *decision.Decision {
 	if !t.ExpiresAt.IsZero() {
 		e.ExpiresAt = t.ExpiresAt.UnixNano()
 	}
+	// A previous secret (a rotation's overlap) expires at the overlap's
+	// end: the cached decision is refused from then on, on every node,
+	// whatever the cache's TTL.
+	if !g.PreviousUntil.IsZero() && (e.ExpiresAt == 0 || g.PreviousUntil.UnixNano() < e.ExpiresAt) {
+		e.ExpiresAt = g.PreviousUntil.UnixNano()
+	}
 	allowed, err := iplist.Parse(t.AllowedIPs)
 	if err != nil {
 		// A stored list that does not parse must not widen access.

@@ -26,6 +26,7 @@ import (
 	"github.com/tokengate/tokengate/internal/lastuse"
 	"github.com/tokengate/tokengate/internal/login"
 	"github.com/tokengate/tokengate/internal/metrics"
+	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/token"
 	"go.uber.org/zap"
@@ -117,6 +118,9 @@ type Issued struct {
 	Token     string    `json:"token"`
 	ID        string    `json:"id"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// ReplacedValidUntil is, after a rotation, until when the secret it
+	// replaced works (absent: not a rotation, or it stopped at once).
+	ReplacedValidUntil *time.Time `json:"replaced_valid_until,omitempty"`
 }
 
 // Issue gives u a new token if u may have one.
@@ -244,11 +248,13 @@ func (s *Service) Usages(ctx context.Context) ([]Usage, error) {
 	return out, nil
 }
 
-// API serves /rest/token.
+// API serves /rest/token, and {Path}/rotate (see ServeRotate).
 type API struct {
 	Service *Service
 	Logins  *login.Sources
 	Path    string
+	// Tokens rotates a legacy token (ServeRotate); nil: no rotation.
+	Tokens *pat.Service
 	// Metrics counts the password checks (nil: not counted).
 	Metrics *metrics.Set
 }
@@ -289,16 +295,77 @@ func (a *API) Serve(w http.ResponseWriter, r *http.Request, clientIP string) err
 	if err != nil {
 		return err
 	}
+	writeIssued(w, r, issued)
+	return nil
+}
+
+// RotateSuffix follows the /rest/token path for the rotation route.
+const RotateSuffix = "/rotate"
+
+// ServeRotate answers POST {Path}/rotate, the rotation of a legacy token
+// by its holder: the request presents the legacy token as it does to any
+// guarded route (presented checks it as the edge does), optionally with
+// the overlap as a query or form parameter ("overlap=1h"; absent:
+// pat.DefaultOverlap, "0": the old secret fails at once). The answer is
+// the new secret in the shape /rest/token answers (text, or JSON with
+// Accept: application/json, which adds id, expires_at and
+// replaced_valid_until). A secret that a rotation already replaced may
+// not rotate (403).
+func (a *API) ServeRotate(w http.ResponseWriter, r *http.Request, presented func(*http.Request) (pat.Presented, error)) error {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		return apierr.ErrMethodNotAllowed
+	}
+	if a.Tokens == nil {
+		return apierr.ErrNotFound
+	}
+	p, err := presented(r)
+	if err != nil {
+		return err
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxHeader)
+	if err := r.ParseForm(); err != nil {
+		return apierr.BadRequest("the form does not parse")
+	}
+	if len(r.Form["overlap"]) > 1 {
+		return apierr.Field("overlap", fmt.Errorf("is repeated"))
+	}
+	overlap, err := pat.ParseOverlap(r.Form.Get("overlap"))
+	if err != nil {
+		return err
+	}
+	ctx := events.WithActor(r.Context(), p.Owner)
+	t, err := a.Tokens.Get(ctx, p.Owner, p.ID)
+	if err != nil {
+		return err
+	}
+	if t.Kind != store.KindLegacy {
+		return apierr.BadRequest("only legacy tokens are rotated here; use the tokens API for a personal access token")
+	}
+	rotated, err := a.Tokens.RotateSelf(ctx, p, overlap)
+	if err != nil {
+		return err
+	}
+	issued := Issued{Token: rotated.Token, ID: rotated.ID, ReplacedValidUntil: rotated.ReplacedValidUntil}
+	if rotated.ExpiresAt != nil {
+		issued.ExpiresAt = *rotated.ExpiresAt
+	}
+	writeIssued(w, r, issued)
+	return nil
+}
+
+// writeIssued writes a legacy token's secret: JSON when the client asks
+// for it, else the bare secret as text.
+func writeIssued(w http.ResponseWriter, r *http.Request, issued Issued) {
 	if wantsJSON(r) {
 		jsonbody.Write(w, http.StatusOK, issued)
-		return nil
+		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	_, _ = w.Write([]byte(issued.Token))
-	return nil
 }
 
 // credentials reads HTTP Basic or the auth-* headers: exactly one form,

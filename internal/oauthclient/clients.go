@@ -70,17 +70,30 @@ type ClientView struct {
 	Enabled    bool      `json:"enabled"`
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
+	// ReplacedValidUntil is when the last secret a rotation replaced
+	// stops working (omitted when none still works).
+	ReplacedValidUntil *time.Time `json:"replaced_valid_until,omitempty"`
 }
 
-// ViewOfClient returns the admin view of c.
-func ViewOfClient(c store.Client) ClientView {
+// ViewOfClient returns the admin view of c now.
+func ViewOfClient(c store.Client) ClientView { return viewAt(c, time.Now()) }
+
+// viewAt returns the admin view of c at now.
+func viewAt(c store.Client, now time.Time) ClientView {
 	orEmpty := func(s []string) []string {
 		if s == nil {
 			return []string{}
 		}
 		return s
 	}
-	return ClientView{c.ID, c.Name, orEmpty(c.AllowedIPs), orEmpty(c.Scopes), c.Enabled, c.CreatedAt, c.UpdatedAt}
+	v := ClientView{ClientID: c.ID, Name: c.Name, AllowedIPs: orEmpty(c.AllowedIPs), Scopes: orEmpty(c.Scopes),
+		Enabled: c.Enabled, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+	for _, p := range c.PreviousSecrets {
+		if p.Until.After(now) && (v.ReplacedValidUntil == nil || p.Until.After(*v.ReplacedValidUntil)) {
+			v.ReplacedValidUntil = &p.Until
+		}
+	}
+	return v
 }
 
 // NewClient is a request to add a client.
@@ -286,8 +299,55 @@ func (cs *Clients) Authenticate(ctx context.Context, id, secret string) (store.C
 		return store.Client{}, apierr.FromStore(err)
 	}
 	got := token.Hash(secret)
-	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || err != nil {
+	ok := subtle.ConstantTimeCompare(got[:], want[:]) == 1
+	now := cs.now()
+	for _, p := range c.PreviousSecrets {
+		// A secret a rotation replaced works until its overlap ends.
+		if subtle.ConstantTimeCompare(got[:], p.Hash[:]) == 1 && now.Before(p.Until) {
+			ok = true
+		}
+	}
+	if !ok || err != nil {
 		return store.Client{}, ErrBadClient
 	}
 	return c, nil
+}
+
+// RotatedSecret is the answer to a secret rotation: the only time the new
+// secret is shown.
+type RotatedSecret struct {
+	ClientView
+	ClientSecret string `json:"clientSecret"`
+}
+
+// RotateSecret gives a client a new secret and keeps the one it had
+// working for overlap (0: it fails at once; the caller bounds it). The
+// secrets earlier rotations replaced keep their own ends, so rotating
+// again during an overlap never cuts the newest secret short. Access
+// tokens already issued are not affected (revoke them, or switch the key
+// off, for a leak). Every node's copy of the client is dropped (its
+// EventClient).
+func (cs *Clients) RotateSecret(ctx context.Context, id string, overlap time.Duration) (RotatedSecret, error) {
+	secret, err := token.NewClientSecret()
+	if err != nil {
+		return RotatedSecret{}, err
+	}
+	now := cs.now().UTC().Truncate(time.Microsecond)
+	var old store.TokenHash
+	c, err := cs.store.UpdateClient(ctx, id, func(c *store.Client) error {
+		old = c.SecretHash
+		c.PreviousSecrets, _ = store.RotatePrevious(c.PreviousSecrets, c.SecretHash, now, now.Add(overlap))
+		c.SecretHash = token.Hash(secret)
+		c.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		return RotatedSecret{}, apierr.FromStore(err)
+	}
+	events.Emit(cs.events, events.Event{
+		Type: events.TokenRotated, Time: now, Actor: events.ActorFrom(ctx), HashedToken: c.SecretHash.String(),
+		Subject: events.Subject{Kind: events.SubjectOAuthKey, ID: c.ID, Label: c.Name},
+		Data:    map[string]any{"previous_hashed_token": old.String(), "overlap_seconds": int64(overlap / time.Second)},
+	})
+	return RotatedSecret{ClientView: viewAt(c, now), ClientSecret: secret}, nil
 }

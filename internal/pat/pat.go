@@ -61,16 +61,27 @@ type View struct {
 	LastUsedIP *string    `json:"last_used_ip"`
 	// LastUsedHost is the site (Host) of the last use; null when never used.
 	LastUsedHost *string `json:"last_used_host"`
+	// ReplacedValidUntil is when the last secret a rotation replaced
+	// stops working; null when none still works.
+	ReplacedValidUntil *time.Time `json:"replaced_valid_until"`
 }
 
-// ViewOf returns the owner's view of t.
-func ViewOf(t store.Token) View {
+// ViewOf returns the owner's view of t now.
+func ViewOf(t store.Token) View { return viewAt(t, time.Now()) }
+
+// viewAt returns the owner's view of t at now.
+func viewAt(t store.Token, now time.Time) View {
 	v := View{
 		ID: t.ID, Kind: t.Kind, Label: t.Label, Scopes: orEmpty(t.Scopes), CreatedAt: t.CreatedAt,
 		Enabled: t.Enabled, AllowedIPs: orEmpty(t.AllowedIPs),
 	}
 	if !t.ExpiresAt.IsZero() {
 		v.ExpiresAt = &t.ExpiresAt
+	}
+	for _, p := range t.Previous {
+		if p.Until.After(now) && (v.ReplacedValidUntil == nil || p.Until.After(*v.ReplacedValidUntil)) {
+			v.ReplacedValidUntil = &p.Until
+		}
 	}
 	if !t.LastUsedAt.IsZero() {
 		v.LastUsedAt = &t.LastUsedAt

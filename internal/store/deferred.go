@@ -322,6 +322,11 @@ func (d *Deferred) LookupToken(ctx context.Context, h TokenHash) (Grant, error) 
 	return call(d, ctx, "LookupToken", func(s Store) (Grant, error) { return s.LookupToken(ctx, h) })
 }
 
+// RotateToken implements Store.
+func (d *Deferred) RotateToken(ctx context.Context, owner, id string, next TokenHash, now, until time.Time) (Token, error) {
+	return call(d, ctx, "RotateToken", func(s Store) (Token, error) { return s.RotateToken(ctx, owner, id, next, now, until) })
+}
+
 // RecordLastUse implements Store.
 func (d *Deferred) RecordLastUse(ctx context.Context, uses []LastUse) error {
 	return do(d, ctx, "RecordLastUse", func(s Store) error { return s.RecordLastUse(ctx, uses) })

@@ -116,6 +116,100 @@ type Token struct {
 	LastUsedIP string `json:"last_used_ip,omitempty"`
 	// LastUsedHost is the site (Host) the last use asked for.
 	LastUsedHost string `json:"last_used_host,omitempty"`
+	// Previous are the secrets the token had before RotateToken gave it
+	// new ones, each usable until its own end (an overlap); ended ones
+	// stay here, refused, until the next rotation drops them.
+	Previous []PreviousSecret `json:"previous,omitempty"`
+}
+
+// PreviousSecret is a secret a token had before a rotation: the hash is
+// still found by LookupToken until Until.
+type PreviousSecret struct {
+	Hash  TokenHash `json:"hash"`
+	Until time.Time `json:"until"`
+}
+
+// MaxPreviousSecrets bounds how many previous secrets of one token stay
+// usable at once: a rotation beyond it ends the one that ends first.
+const MaxPreviousSecrets = 4
+
+// Hashes returns the token's current hash followed by its previous ones
+// (ended or not): every hash a backend may have indexed for it.
+func (t Token) Hashes() []TokenHash {
+	hs := make([]TokenHash, 0, 1+len(t.Previous))
+	hs = append(hs, t.Hash)
+	for _, p := range t.Previous {
+		hs = append(hs, p.Hash)
+	}
+	return hs
+}
+
+// SecretOf says whether h is a secret of the token at now: its current
+// hash (until is zero) or a previous one that has not ended (until is
+// its end).
+func (t Token) SecretOf(h TokenHash, now time.Time) (until time.Time, ok bool) {
+	if h == t.Hash {
+		return time.Time{}, true
+	}
+	for _, p := range t.Previous {
+		if p.Hash == h && now.Before(p.Until) {
+			return p.Until, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// HasHash says whether h is the token's current or a previous hash, ended
+// or not (a consistency check's view: such an index entry is no stray).
+func (t Token) HasHash(h TokenHash) bool {
+	for _, x := range t.Hashes() {
+		if x == h {
+			return true
+		}
+	}
+	return false
+}
+
+// Rotated is what RotateToken makes of t at now: next becomes the hash,
+// the old hash a previous secret until until (see RotatePrevious). It
+// also returns the hashes that stop being indexed.
+func (t Token) Rotated(next TokenHash, now, until time.Time) (Token, []TokenHash) {
+	out := t
+	out.Hash = next
+	var dropped []TokenHash
+	out.Previous, dropped = RotatePrevious(t.Previous, t.Hash, now, until)
+	return out, dropped
+}
+
+// RotatePrevious is the previous secrets after a rotation at now that
+// replaces the secret old: old joins them until until (left out when
+// until is not after now), those that ended are dropped and the rest keep
+// their own ends; beyond MaxPreviousSecrets the ones that end first go.
+// It also returns the hashes dropped (old among them when left out).
+func RotatePrevious(previous []PreviousSecret, old TokenHash, now, until time.Time) (keep []PreviousSecret, dropped []TokenHash) {
+	for _, p := range previous {
+		if now.Before(p.Until) {
+			keep = append(keep, p)
+		} else {
+			dropped = append(dropped, p.Hash)
+		}
+	}
+	if now.Before(until) {
+		keep = append(keep, PreviousSecret{Hash: old, Until: until})
+	} else {
+		dropped = append(dropped, old)
+	}
+	for len(keep) > MaxPreviousSecrets {
+		first := 0
+		for i, p := range keep {
+			if p.Until.Before(keep[first].Until) {
+				first = i
+			}
+		}
+		dropped = append(dropped, keep[first].Hash)
+		keep = append(keep[:first:first], keep[first+1:]...)
+	}
+	return keep, dropped
 }
 
 // Grant is what an edge check needs about a token: the token and its owner
@@ -123,6 +217,9 @@ type Token struct {
 type Grant struct {
 	Token Token
 	Owner User
+	// PreviousUntil is not zero when the hash looked up is a previous
+	// secret of Token (see RotateToken): it is usable until then.
+	PreviousUntil time.Time
 }
 
 // LastUse records one use of a token, written in batches.
@@ -151,6 +248,9 @@ type Client struct {
 	AllowedIPs []string `json:"allowed_ips,omitempty"`
 	// Scopes the client may be granted.
 	Scopes []string `json:"scopes,omitempty"`
+	// PreviousSecrets are secrets a rotation replaced, each accepted
+	// until its own end (see RotatePrevious).
+	PreviousSecrets []PreviousSecret `json:"previous_secrets,omitempty"`
 	// Enabled clients get tokens and their tokens work.
 	Enabled bool `json:"enabled"`
 	// CreatedAt and UpdatedAt are set by the caller.
@@ -322,7 +422,8 @@ type Tokens interface {
 	// tokens of t.Kind or more (limit <= 0: no limit; each kind is capped
 	// on its own, so legacy tokens never use up the room for PATs). Atomic:
 	// the check and the insert see the same data, and on failure nothing of
-	// t is stored, neither the record nor its hash index.
+	// t is stored, neither the record nor its hash index. Every hash of
+	// t is indexed (t.Previous too: an import brings them).
 	CreateToken(ctx context.Context, t Token, limit int) error
 	// GetToken returns one token of owner, or ErrNotFound.
 	GetToken(ctx context.Context, owner, id string) (Token, error)
@@ -330,17 +431,30 @@ type Tokens interface {
 	// (ErrNotFound if the owner does not exist).
 	ListTokens(ctx context.Context, owner string) ([]Token, error)
 	// UpdateToken applies fn to the token atomically; like UpdateUser's,
-	// fn may run more than once. fn must not change
-	// ID, Owner, Kind or Hash (the write is refused if it does). A changed
+	// fn may run more than once. fn must not change ID, Owner, Kind, Hash
+	// or Previous (the write is refused if it does); the event covers
+	// every hash of the token (Token.Hashes). A changed
 	// LabelKey is checked for uniqueness (ErrLabelTaken). If fn returns an
 	// error nothing is written. ErrNotFound if the token does not exist.
 	UpdateToken(ctx context.Context, owner, id string, fn func(*Token) error) (Token, error)
-	// DeleteToken removes the token and its hash index and returns what was
+	// DeleteToken removes the token and its hash indexes (previous
+	// secrets' too) and returns what was
 	// removed; ErrNotFound if it does not exist.
 	DeleteToken(ctx context.Context, owner, id string) (Token, error)
 	// LookupToken finds a token by the hash of its secret, together with
-	// its owner. ErrNotFound if no token has that hash.
+	// its owner. ErrNotFound if no token has that hash. A previous secret
+	// (see RotateToken) is found until its end, by the store's clock, with
+	// Grant.PreviousUntil set; after it, ErrNotFound.
 	LookupToken(ctx context.Context, h TokenHash) (Grant, error)
+	// RotateToken gives the token a new secret: its hash becomes next and
+	// the hash it had stays usable until until (an until not after now
+	// ends it at once); see Token.Rotated for the previous secrets of
+	// earlier rotations, which keep their own ends and are never
+	// extended. Atomic like CreateToken: next is refused (a non-sentinel
+	// error) if another token has it, and on failure the token keeps its
+	// secrets. Announces EventToken for every hash it touched. ErrNotFound
+	// if the token does not exist.
+	RotateToken(ctx context.Context, owner, id string, next TokenHash, now, until time.Time) (Token, error)
 
 	LastUses
 }

@@ -31,6 +31,7 @@ func (u *UI) routes() {
 	u.handle("POST", "/tokens", signedIn, u.createToken)
 	u.handle("POST", "/tokens/{id}", signedIn, u.updateToken)
 	u.handle("POST", "/tokens/{id}/revoke", signedIn, u.revokeToken)
+	u.handle("POST", "/tokens/{id}/rotate", signedIn, u.rotateToken)
 	u.adminRoutes()
 	u.mux.HandleFunc(u.prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		req := &request{w: w, r: r, lang: i18n.Negotiate(cookie(r, LangCookie), r.Header.Get("Accept-Language"))}

@@ -214,6 +214,35 @@ func (u *UI) updateToken(req *request) error {
 	return u.done(req, view, "/tokens")
 }
 
+// rotateToken gives a token a new secret (pat.Service.Rotate), the old
+// one working for the overlap chosen in the dialog. The new secret is in
+// the answer only, as on create: JSON for the script, or the page itself
+// (never cached) for a form sent without script.
+func (u *UI) rotateToken(req *request) error {
+	if !req.active.User.TokenLogin {
+		return errNoTokenLogin
+	}
+	overlap, err := pat.ParseOverlap(req.r.PostForm.Get("overlap"))
+	if err != nil {
+		return err
+	}
+	rotated, err := u.opts.Tokens.Rotate(req.r.Context(), req.active.User.Name, req.r.PathValue("id"), overlap)
+	if err != nil {
+		return err
+	}
+	if wantsJSON(req.r) {
+		req.w.Header().Set("Cache-Control", "no-store")
+		jsonbody.Write(req.w, http.StatusOK, rotated)
+		return nil
+	}
+	d, err := u.tokensData(req)
+	if err != nil {
+		return err
+	}
+	d.Created = &pat.Created{Token: rotated.Token, View: rotated.View}
+	return u.render(req, http.StatusOK, "tokens", u.newView(req, "tokens.title", "tokens", d))
+}
+
 // revokeToken deletes a token: it fails on the next request, everywhere.
 func (u *UI) revokeToken(req *request) error {
 	id := req.r.PathValue("id")

@@ -108,7 +108,7 @@ func (c *checker) danglingIndex() error {
 	var bad [][]byte
 	var why []string
 	err := index.ForEach(func(k, v []byte) error {
-		_, err := lookup(c.tx, k)
+		err := indexed(c.tx, k)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			bad = append(bad, bytes.Clone(k))
@@ -163,7 +163,7 @@ func (c *checker) unindexedTokens() error {
 func (c *checker) reindex(t store.Token) error {
 	other := c.tx.Bucket(bucketIndex).Get(t.Hash[:])
 	if other != nil {
-		if _, err := lookup(c.tx, t.Hash[:]); err == nil {
+		if err := indexed(c.tx, t.Hash[:]); err == nil {
 			owner, id, _ := parseIndexValue(other)
 			c.report.Problems = append(c.report.Problems, fmt.Sprintf(
 				"%s has hash %s, already indexed for %s", tokenDesc(t.Owner, t.ID), t.Hash, tokenDesc(owner, id)))

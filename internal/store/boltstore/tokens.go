@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -46,17 +47,42 @@ func putToken(tx *bolt.Tx, owned *bolt.Bucket, t store.Token) error {
 	return indexToken(tx, t)
 }
 
+// indexToken writes the index entries of every hash of t (current and
+// previous: an imported token brings its previous secrets).
 func indexToken(tx *bolt.Tx, t store.Token) error {
-	return tx.Bucket(bucketIndex).Put(t.Hash[:], indexValue(t.Owner, t.ID))
+	for _, h := range t.Hashes() {
+		if err := tx.Bucket(bucketIndex).Put(h[:], indexValue(t.Owner, t.ID)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// unindex removes t's index entry if it points to t.
+// unindex removes t's index entries (current and previous hashes) that
+// point to t.
 func unindex(tx *bolt.Tx, t store.Token) error {
+	return unindexHashes(tx, t, t.Hashes())
+}
+
+// unindexHashes removes the index entries of hs that point to t.
+func unindexHashes(tx *bolt.Tx, t store.Token, hs []store.TokenHash) error {
 	index := tx.Bucket(bucketIndex)
-	if !bytes.Equal(index.Get(t.Hash[:]), indexValue(t.Owner, t.ID)) {
-		return nil
+	for _, h := range hs {
+		if !bytes.Equal(index.Get(h[:]), indexValue(t.Owner, t.ID)) {
+			continue
+		}
+		if err := index.Delete(h[:]); err != nil {
+			return err
+		}
 	}
-	return index.Delete(t.Hash[:])
+	return nil
+}
+
+// emitHashes announces a change of every hash in hs.
+func emitHashes(emit func(store.Event), hs []store.TokenHash) {
+	for _, h := range hs {
+		emit(store.TokenEvent(h))
+	}
 }
 
 // checkLabel fails with ErrLabelTaken if a token other than id in owned
@@ -113,10 +139,12 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, limit int) error
 		if owned.Get([]byte(t.ID)) != nil {
 			return fmt.Errorf("%s already exists", tokenDesc(t.Owner, t.ID))
 		}
-		if tx.Bucket(bucketIndex).Get(t.Hash[:]) != nil {
-			return fmt.Errorf("%s: another token has the same hash", tokenDesc(t.Owner, t.ID))
+		for _, h := range t.Hashes() {
+			if tx.Bucket(bucketIndex).Get(h[:]) != nil {
+				return fmt.Errorf("%s: another token has the same hash", tokenDesc(t.Owner, t.ID))
+			}
 		}
-		emit(store.TokenEvent(t.Hash))
+		emitHashes(emit, t.Hashes())
 		return putToken(tx, owned, t)
 	})
 }
@@ -168,8 +196,9 @@ func (s *Store) UpdateToken(ctx context.Context, owner, id string, fn func(*stor
 		if err := fn(&t); err != nil {
 			return err
 		}
-		if t.ID != before.ID || t.Owner != before.Owner || t.Kind != before.Kind || t.Hash != before.Hash {
-			return fmt.Errorf("%s: update may not change ID, Owner, Kind or Hash", tokenDesc(owner, id))
+		if t.ID != before.ID || t.Owner != before.Owner || t.Kind != before.Kind || t.Hash != before.Hash ||
+			!slices.Equal(t.Previous, before.Previous) {
+			return fmt.Errorf("%s: update may not change ID, Owner, Kind, Hash or Previous", tokenDesc(owner, id))
 		}
 		owned := ownedBucket(tx, owner)
 		if t.LabelKey != before.LabelKey {
@@ -177,8 +206,39 @@ func (s *Store) UpdateToken(ctx context.Context, owner, id string, fn func(*stor
 				return err
 			}
 		}
-		emit(store.TokenEvent(t.Hash))
+		emitHashes(emit, t.Hashes())
 		return putJSON(owned, []byte(id), t)
+	})
+	if err != nil {
+		return store.Token{}, err
+	}
+	return t, nil
+}
+
+// RotateToken gives the token the hash next in one transaction: the new
+// index entry, the record (see store.Token.Rotated) and the removal of
+// the entries of the hashes it drops. Previous secrets keep their index
+// entries; LookupToken refuses them after their end.
+func (s *Store) RotateToken(ctx context.Context, owner, id string, next store.TokenHash, now, until time.Time) (store.Token, error) {
+	var t store.Token
+	err := s.update(ctx, func(tx *bolt.Tx, emit func(store.Event)) error {
+		cur, err := getToken(tx, owner, id)
+		if err != nil {
+			return err
+		}
+		if tx.Bucket(bucketIndex).Get(next[:]) != nil {
+			if err := indexed(tx, next[:]); err == nil || !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("%s: another token has the new hash", tokenDesc(owner, id))
+			}
+		}
+		var dropped []store.TokenHash
+		t, dropped = cur.Rotated(next, now, until)
+		if err := unindexHashes(tx, cur, dropped); err != nil {
+			return err
+		}
+		emitHashes(emit, cur.Hashes())
+		emit(store.TokenEvent(next))
+		return putToken(tx, ownedBucket(tx, owner), t)
 	})
 	if err != nil {
 		return store.Token{}, err
@@ -197,7 +257,7 @@ func (s *Store) DeleteToken(ctx context.Context, owner, id string) (store.Token,
 		if err := ownedBucket(tx, owner).Delete([]byte(id)); err != nil {
 			return err
 		}
-		emit(store.TokenEvent(t.Hash))
+		emitHashes(emit, t.Hashes())
 		return unindex(tx, t)
 	})
 	if err != nil {
@@ -212,7 +272,7 @@ func (s *Store) DeleteToken(ctx context.Context, owner, id string) (store.Token,
 func (s *Store) LookupToken(ctx context.Context, h store.TokenHash) (store.Grant, error) {
 	var g store.Grant
 	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
-		g, err = lookup(tx, h[:])
+		g, err = lookup(tx, h[:], s.now())
 		return err
 	})
 	return g, err
@@ -220,7 +280,29 @@ func (s *Store) LookupToken(ctx context.Context, h store.TokenHash) (store.Grant
 
 var errNoSuchHash = fmt.Errorf("no token with that hash: %w", store.ErrNotFound)
 
-func lookup(tx *bolt.Tx, h []byte) (store.Grant, error) {
+// indexed checks that the index entry of h leads to a token of a live
+// owner that has h as its current or a previous hash, ended or not (what
+// Check accepts: an ended previous secret's entry goes with the next
+// rotation or the token).
+func indexed(tx *bolt.Tx, h []byte) error {
+	owner, id, ok := parseIndexValue(tx.Bucket(bucketIndex).Get(h))
+	if !ok {
+		return errNoSuchHash
+	}
+	t, err := getToken(tx, owner, id)
+	if err != nil {
+		return err
+	}
+	if !t.HasHash(store.TokenHash(h)) {
+		return errNoSuchHash
+	}
+	_, err = getUser(tx, owner)
+	return err
+}
+
+// lookup finds the token with hash h (a previous secret only before its
+// end at now) and its owner.
+func lookup(tx *bolt.Tx, h []byte, now time.Time) (store.Grant, error) {
 	owner, id, ok := parseIndexValue(tx.Bucket(bucketIndex).Get(h))
 	if !ok {
 		return store.Grant{}, errNoSuchHash
@@ -229,14 +311,15 @@ func lookup(tx *bolt.Tx, h []byte) (store.Grant, error) {
 	if err != nil {
 		return store.Grant{}, err
 	}
-	if !bytes.Equal(t.Hash[:], h) {
+	until, ok := t.SecretOf(store.TokenHash(h), now)
+	if !ok {
 		return store.Grant{}, errNoSuchHash
 	}
 	u, err := getUser(tx, owner)
 	if err != nil {
 		return store.Grant{}, err
 	}
-	return store.Grant{Token: t, Owner: u}, nil
+	return store.Grant{Token: t, Owner: u, PreviousUntil: until}, nil
 }
 
 // RecordLastUse writes a batch of last uses (time, IP and Host of the

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -295,6 +296,22 @@ func (s *Store) UpdateToken(ctx context.Context, owner, id string, fn func(*stor
 	return t, s.durable(ctx, "update token", err)
 }
 
+// RotateToken gives the token a new secret (see rotateToken) and waits
+// for the replicas. The journal replays it (so the old secret ends when
+// it was told to) only while the token still has the secret the rotation
+// replaced.
+func (s *Store) RotateToken(ctx context.Context, owner, id string, next store.TokenHash, now, until time.Time) (store.Token, error) {
+	t, old, err := s.rotateToken(ctx, owner, id, next, now, until, store.TokenHash{})
+	s.note(err, "rotate token "+id, func(ctx context.Context) error {
+		_, _, err := s.rotateToken(ctx, owner, id, next, now, until, old)
+		if errors.Is(err, errReplaced) {
+			return nil
+		}
+		return gone(err)
+	})
+	return t, s.durable(ctx, "rotate token", err)
+}
+
 // DeleteToken revokes and removes the token (see deleteToken) and waits
 // for the replicas.
 func (s *Store) DeleteToken(ctx context.Context, owner, id string) (store.Token, error) {
@@ -322,7 +339,7 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*store.Clie
 			_, err := s.updateClient(ctx, id, func(c *store.Client) error {
 				c.Enabled = c.Enabled && !(before.Enabled && !after.Enabled)
 				if c.SecretHash == before.SecretHash {
-					c.SecretHash = after.SecretHash
+					c.SecretHash, c.PreviousSecrets = after.SecretHash, after.PreviousSecrets
 				}
 				return nil
 			})

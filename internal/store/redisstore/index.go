@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -44,6 +45,9 @@ type indexChange struct {
 	// publish announces a token event: when an index appears a node may
 	// have refused and cached the lookup of its hash.
 	publish bool
+	// expireAt, when not zero, makes the new value expire then (a
+	// previous secret's index).
+	expireAt time.Time
 }
 
 // call is the casIndexScript call that makes the change.
@@ -52,10 +56,11 @@ func (c indexChange) call(s *Store) scriptCall {
 	if c.publish {
 		channel, msg = s.channel, s.encodeEvent(store.TokenEvent(c.hash))
 	}
-	return scriptCall{
-		keys: []string{s.keys.index(c.hash)},
-		args: []any{c.expected, c.next, channel, msg},
+	args := []any{c.expected, c.next, channel, msg}
+	if !c.expireAt.IsZero() {
+		args = append(args, c.expireAt.UnixMilli())
 	}
+	return scriptCall{keys: []string{s.keys.index(c.hash)}, args: args}
 }
 
 // casResult is the outcome of one indexChange.
@@ -90,16 +95,21 @@ func (s *Store) casIndexes(ctx context.Context, changes []indexChange) ([]casRes
 	return results, nil
 }
 
-// setIndexes creates (link) or removes the hash indexes of toks, leaving
-// alone any index that points elsewhere. Creating publishes token events.
+// setIndexes creates (link) or removes the hash indexes of toks (every
+// hash of each: current and previous), leaving alone any index that
+// points elsewhere. Creating publishes token events. A previous secret's
+// index made again has no expiry: LookupToken still refuses it after its
+// end.
 func (s *Store) setIndexes(ctx context.Context, toks []store.Token, link bool) error {
-	changes := make([]indexChange, len(toks))
-	for i, t := range toks {
+	var changes []indexChange
+	for _, t := range toks {
 		r := ref(t.Owner, t.ID)
-		if link {
-			changes[i] = indexChange{hash: t.Hash, next: r, publish: true}
-		} else {
-			changes[i] = indexChange{hash: t.Hash, expected: r}
+		for _, h := range t.Hashes() {
+			if link {
+				changes = append(changes, indexChange{hash: h, next: r, publish: true})
+			} else {
+				changes = append(changes, indexChange{hash: h, expected: r})
+			}
 		}
 	}
 	_, err := s.casIndexes(ctx, changes)
@@ -130,7 +140,8 @@ func (s *Store) linkToken(ctx context.Context, t store.Token) error {
 }
 
 // resolve returns the token an index value points to if it exists and has
-// hash h, and store.ErrNotFound if not: the index is dangling.
+// hash h (current or previous, ended or not), and store.ErrNotFound if
+// not: the index is dangling.
 func (s *Store) resolve(ctx context.Context, h store.TokenHash, indexValue string) (store.Token, error) {
 	owner, id, ok := parseRef(indexValue)
 	if !ok {
@@ -140,7 +151,7 @@ func (s *Store) resolve(ctx context.Context, h store.TokenHash, indexValue strin
 	if err != nil {
 		return store.Token{}, err
 	}
-	if t.Hash != h {
+	if !t.HasHash(h) {
 		return store.Token{}, store.ErrNotFound
 	}
 	return t, nil

@@ -14,14 +14,16 @@ import (
 // away in the last journalWindow: revoked tokens, deleted users and OAuth
 // clients, deny-listed jtis, ended sessions, switch-offs (a token or a
 // client disabled, a user disabled or its token_login turned off) and
-// changed passwords and client secrets. When the Store finds a new
-// primary (a Sentinel or Cluster failover) it writes them again there, so that a
+// changed passwords and client secrets, and token secrets rotated away.
+// When the Store finds a new primary (a Sentinel or Cluster failover) it
+// writes them again there, so that a
 // write the old primary took but no replica had (one whose WAIT timed
 // out: answered 503, or one made with durability off) is not undone by
 // the failover. A replay only takes away, never gives back: a deleted
 // record is deleted again (already gone is fine), a switch-off is switched
 // off again, a password or secret is set again only if the record still
-// has the one the write replaced. Creates, and changes that give
+// has the one the write replaced (a rotation too: the old secret then
+// ends when it was told to). Creates, and changes that give
 // something (a token switched on, a permission granted), are not replayed:
 // replaying them could undo a later revocation made through another node.
 const (

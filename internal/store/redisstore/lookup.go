@@ -46,7 +46,8 @@ func lookupArgs(k keys) []any {
 	return args
 }
 
-// LookupToken finds a token by hash with its owner: one round trip
+// LookupToken finds a token by hash with its owner (a previous secret
+// only before its end, by the store's clock): one round trip
 // (lookupScript) on a single server, two on a cluster. An index that
 // leads to no token with that hash, or to a token without owner, is
 // treated as absent.
@@ -70,14 +71,15 @@ func (s *Store) LookupToken(ctx context.Context, h store.TokenHash) (store.Grant
 	if err != nil {
 		return store.Grant{}, err
 	}
-	if t.Hash != h {
+	until, ok := t.SecretOf(h, s.now())
+	if !ok {
 		return store.Grant{}, store.ErrNotFound
 	}
 	u, err := decodeUser(user)
 	if err != nil {
 		return store.Grant{}, err
 	}
-	return store.Grant{Token: t, Owner: u}, nil
+	return store.Grant{Token: t, Owner: u, PreviousUntil: until}, nil
 }
 
 // lookupScripted reads everything with lookupScript; "" stands for absent.

@@ -1019,3 +1019,37 @@ func TestReplayAfterNewPrimary(t *testing.T) {
 		t.Errorf("a token never revoked after the replay: %v", err)
 	}
 }
+
+// A rotation that a failover lost is made again on the new primary while
+// the token still has the secret it replaced: the old secret ends as it
+// was told to, the new one works.
+func TestReplayRotation(t *testing.T) {
+	s := openURL(t, sharedSentinel.URL(), Options{})
+	behind := openURL(t, sharedSentinel.URL(), Options{Prefix: s.keys.prefix, Durability: &Durability{}})
+	ctx := t.Context()
+	rec := subscribe(t, s)
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	tok := newToken("alice")
+	must(t, s.CreateToken(ctx, tok, 0))
+	next := newToken("alice").Hash
+	now := time.Now()
+	_, err := s.RotateToken(ctx, "alice", tok.ID, next, now, now)
+	must(t, err)
+
+	// The "lost" rotation: the token is back with its first secret.
+	_, err = behind.DeleteToken(ctx, "alice", tok.ID)
+	must(t, err)
+	must(t, behind.CreateToken(ctx, tok, 0))
+
+	s.onNewPrimary("old:1", "new:1")
+	rec.waitFor(t, store.Event{Kind: store.EventReset})
+	if r := s.LastReplay(); r.Failed != 0 || r.Replayed != 1 {
+		t.Fatalf("replay: %+v, want 1 write replayed", r)
+	}
+	if _, err := s.LookupToken(ctx, tok.Hash); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the replaced secret after the replay: %v, want ErrNotFound", err)
+	}
+	if g, err := s.LookupToken(ctx, next); err != nil || g.Token.ID != tok.ID {
+		t.Errorf("the new secret after the replay: %v", err)
+	}
+}

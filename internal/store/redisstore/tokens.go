@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/internal/store"
 )
@@ -40,16 +42,28 @@ func (s *Store) createToken(ctx context.Context, t store.Token, limit int) error
 	if err != nil {
 		return err
 	}
-	if err := s.linkToken(ctx, t); err != nil {
-		return undone(ctx, opErr(err, "create token %s/%s: index", t.Owner, t.ID), func(uctx context.Context) error {
-			_, err := s.client.TxPipelined(uctx, func(p redis.Pipeliner) error {
-				s.dropToken(uctx, p, t)
-				return nil
+	for i, h := range t.Hashes() {
+		if err := s.linkToken(ctx, store.Token{Owner: t.Owner, ID: t.ID, Hash: h}); err != nil {
+			linked := t.Hashes()[:i]
+			return undone(ctx, opErr(err, "create token %s/%s: index", t.Owner, t.ID), func(uctx context.Context) error {
+				var unlink []indexChange
+				for _, h := range linked {
+					unlink = append(unlink, indexChange{hash: h, expected: ref(t.Owner, t.ID)})
+				}
+				if len(unlink) > 0 {
+					if _, err := s.casIndexes(uctx, unlink); err != nil {
+						return err
+					}
+				}
+				_, err := s.client.TxPipelined(uctx, func(p redis.Pipeliner) error {
+					s.dropToken(uctx, p, t)
+					return nil
+				})
+				return err
 			})
-			return err
-		})
+		}
 	}
-	s.subs.deliver(store.TokenEvent(t.Hash))
+	s.deliverHashes(t.Hashes())
 	return nil
 }
 
@@ -185,7 +199,9 @@ func (s *Store) updateToken(ctx context.Context, owner, id string, fn func(*stor
 			if !next.LastUsedAt.Equal(cur.LastUsedAt) || next.LastUsedIP != cur.LastUsedIP || next.LastUsedHost != cur.LastUsedHost {
 				s.writeLastUse(ctx, p, next)
 			}
-			s.publishIn(ctx, p, store.TokenEvent(next.Hash))
+			for _, h := range next.Hashes() {
+				s.publishIn(ctx, p, store.TokenEvent(h))
+			}
 			return nil
 		})
 		out = next
@@ -194,15 +210,102 @@ func (s *Store) updateToken(ctx context.Context, owner, id string, fn func(*stor
 	if err != nil {
 		return store.Token{}, err
 	}
-	s.subs.deliver(store.TokenEvent(out.Hash))
+	s.deliverHashes(out.Hashes())
 	return out, nil
+}
+
+// errReplaced: a replayed rotation found the token with another secret
+// than the one the rotation replaced.
+var errReplaced = errors.New("the token has another secret since")
+
+// deliverHashes delivers a token event for each hash to this process's
+// subscribers.
+func (s *Store) deliverHashes(hs []store.TokenHash) {
+	for _, h := range hs {
+		s.subs.deliver(store.TokenEvent(h))
+	}
+}
+
+// rotateToken gives the token the hash next: the new hash's index first
+// (as a create makes it; the token is not found by it until the record
+// names it), then the record in a WATCH transaction (see
+// store.Token.Rotated), then the old indexes: the old hash's expires at
+// its end (or goes now), dropped ones go. If the record cannot be written
+// the new index is removed again. The last step only tidies: LookupToken
+// reads the record, which already refuses what the step removes, and
+// Check removes what a failure of it leaves behind.
+//
+// expect, when not zero, is the hash the token must still have (a replay
+// after a failover): a token with another one is left alone.
+// It returns the token as written and the hash it replaced.
+func (s *Store) rotateToken(ctx context.Context, owner, id string, next store.TokenHash, now, until time.Time, expect store.TokenHash) (store.Token, store.TokenHash, error) {
+	if _, err := s.readToken(ctx, s.client, owner, id); err != nil {
+		return store.Token{}, store.TokenHash{}, err
+	}
+	r := ref(owner, id)
+	if err := s.linkToken(ctx, store.Token{Owner: owner, ID: id, Hash: next}); err != nil {
+		return store.Token{}, store.TokenHash{}, opErr(err, "rotate token %s/%s: index", owner, id)
+	}
+	var (
+		before, out store.Token
+		dropped     []store.TokenHash
+	)
+	err := s.watch(ctx, func(tx *redis.Tx) error {
+		cur, err := s.readToken(ctx, tx, owner, id)
+		if err != nil {
+			return err
+		}
+		if expect != (store.TokenHash{}) && cur.Hash != expect {
+			return errReplaced
+		}
+		before = cur
+		out, dropped = cur.Rotated(next, now, until)
+		data, err := encodeToken(out)
+		if err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, s.keys.tokens(owner), id, data)
+			for _, h := range append(before.Hashes(), next) {
+				s.publishIn(ctx, p, store.TokenEvent(h))
+			}
+			return nil
+		})
+		return opErr(err, "rotate token %s/%s", owner, id)
+	}, s.keys.tokens(owner))
+	if err != nil {
+		return store.Token{}, store.TokenHash{}, undone(ctx, err, func(uctx context.Context) error {
+			_, err := s.casIndexes(uctx, []indexChange{{hash: next, expected: r}})
+			return err
+		})
+	}
+	var tidy []indexChange
+	for _, h := range dropped {
+		tidy = append(tidy, indexChange{hash: h, expected: r})
+	}
+	for _, p := range out.Previous {
+		if p.Hash == before.Hash {
+			// The key expires by the server's clock, the end is the
+			// store's: the key lives as long as the overlap.
+			tidy = append(tidy, indexChange{hash: p.Hash, expected: r, next: r, expireAt: time.Now().Add(p.Until.Sub(now))})
+		}
+	}
+	if len(tidy) > 0 {
+		if _, err := s.casIndexes(ctx, tidy); err != nil {
+			s.logger.Warn("rotate token: old secrets' indexes left for Check to remove",
+				zap.String("owner", owner), zap.String("token_id", id), zap.Error(err))
+		}
+	}
+	s.deliverHashes(append(before.Hashes(), next))
+	return out, before.Hash, nil
 }
 
 // checkUpdate checks what an update function made of a token: the
 // identity is fixed and a new label key must be free.
 func (s *Store) checkUpdate(ctx context.Context, tx *redis.Tx, cur, next store.Token) error {
-	if next.ID != cur.ID || next.Owner != cur.Owner || next.Kind != cur.Kind || next.Hash != cur.Hash {
-		return fmt.Errorf("redisstore: update token %s/%s: the update changed its ID, owner, kind or hash", cur.Owner, cur.ID)
+	if next.ID != cur.ID || next.Owner != cur.Owner || next.Kind != cur.Kind || next.Hash != cur.Hash ||
+		!slices.Equal(next.Previous, cur.Previous) {
+		return fmt.Errorf("redisstore: update token %s/%s: the update changed its ID, owner, kind, hash or previous secrets", cur.Owner, cur.ID)
 	}
 	if next.LabelKey == "" || next.LabelKey == cur.LabelKey {
 		return nil
@@ -247,7 +350,9 @@ func (s *Store) deleteToken(ctx context.Context, owner, id string) (store.Token,
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			s.dropToken(ctx, p, t)
-			s.publishIn(ctx, p, store.TokenEvent(t.Hash))
+			for _, h := range t.Hashes() {
+				s.publishIn(ctx, p, store.TokenEvent(h))
+			}
 			return nil
 		})
 		removed = t
@@ -256,7 +361,7 @@ func (s *Store) deleteToken(ctx context.Context, owner, id string) (store.Token,
 	if err != nil {
 		return store.Token{}, undone(ctx, err, undo)
 	}
-	s.subs.deliver(store.TokenEvent(removed.Hash))
+	s.deliverHashes(removed.Hashes())
 	return removed, nil
 }
 

@@ -66,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T, clock *Clock) store.Store) {
 		{"Users", userTests},
 		{"Tokens", tokenTests},
 		{"LastUse", lastUseTests},
+		{"Rotate", rotateTests},
 		{"Clients", clientTests},
 		{"Keyring", keyringTests},
 		{"Denials", denialTests},
@@ -653,6 +654,7 @@ func testClientRoundTrip(t *testing.T, open opener) {
 			c.Scopes = []string{"a", "b", "c"}
 			c.AllowedIPs = []string{"192.0.2.1/32", "::1/128"}
 			c.UpdatedAt = base.Add(time.Hour)
+			c.PreviousSecrets = []store.PreviousSecret{{Hash: store.TokenHash{1, 2, 3}, Until: base.Add(time.Hour)}}
 		}},
 		{"NonUTCLocation", func(c *store.Client) {
 			zone := time.FixedZone("UTC+5", 5*60*60)
@@ -1611,7 +1613,10 @@ func equalClient(a, b store.Client) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.SecretHash == b.SecretHash &&
 		slices.Equal(a.AllowedIPs, b.AllowedIPs) && slices.Equal(a.Scopes, b.Scopes) &&
 		a.Enabled == b.Enabled && a.CreatedAt.Equal(b.CreatedAt) &&
-		a.UpdatedAt.Equal(b.UpdatedAt)
+		a.UpdatedAt.Equal(b.UpdatedAt) &&
+		slices.EqualFunc(a.PreviousSecrets, b.PreviousSecrets, func(x, y store.PreviousSecret) bool {
+			return x.Hash == y.Hash && x.Until.Equal(y.Until)
+		})
 }
 
 func assertClient(t *testing.T, got, want store.Client) {
@@ -1792,7 +1797,10 @@ func equalToken(a, b store.Token) bool {
 		slices.Equal(a.Scopes, b.Scopes) && slices.Equal(a.AllowedIPs, b.AllowedIPs) &&
 		a.Enabled == b.Enabled && a.CreatedAt.Equal(b.CreatedAt) &&
 		a.ExpiresAt.Equal(b.ExpiresAt) && a.LastUsedAt.Equal(b.LastUsedAt) &&
-		a.LastUsedIP == b.LastUsedIP && a.LastUsedHost == b.LastUsedHost
+		a.LastUsedIP == b.LastUsedIP && a.LastUsedHost == b.LastUsedHost &&
+		slices.EqualFunc(a.Previous, b.Previous, func(x, y store.PreviousSecret) bool {
+			return x.Hash == y.Hash && x.Until.Equal(y.Until)
+		})
 }
 
 func assertUser(t *testing.T, got, want store.User) {
