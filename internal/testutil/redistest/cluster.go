@@ -8,13 +8,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/store/redisstore/clusternodes"
 )
 
 // shardedPrimaries is the number of primaries of a ShardedCluster.
 const shardedPrimaries = 3
-
-// slotCount is the number of hash slots of a Redis Cluster.
-const slotCount = 16384
 
 // migrateBatch is how many keys one MIGRATE moves during MoveSlot.
 const migrateBatch = 100
@@ -164,7 +163,7 @@ func startSharded(dir string, withReplicas bool) (*ShardedCluster, error) {
 // shardRange returns the first and last slot that primary i is given at
 // the start.
 func shardRange(i int) (first, last int) {
-	return i * slotCount / shardedPrimaries, (i+1)*slotCount/shardedPrimaries - 1
+	return i * clusternodes.SlotCount / shardedPrimaries, (i+1)*clusternodes.SlotCount/shardedPrimaries - 1
 }
 
 // replicate makes r a replica of the node with ID primary (CLUSTER
@@ -201,7 +200,7 @@ func (c *ShardedCluster) waitConsistent() error {
 			info, err := s.do("CLUSTER", "INFO")
 			if err != nil || !strings.Contains(info, "cluster_state:ok") ||
 				!strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d\r\n", len(all))) ||
-				!strings.Contains(info, fmt.Sprintf("cluster_slots_assigned:%d\r\n", slotCount)) {
+				!strings.Contains(info, fmt.Sprintf("cluster_slots_assigned:%d\r\n", clusternodes.SlotCount)) {
 				bad = fmt.Sprintf("%s: %q, %v", s.Addr(), info, err)
 				break
 			}
@@ -419,31 +418,20 @@ func (c *ShardedCluster) owner(slot int) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("CLUSTER NODES: %w", err)
 	}
-	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 8 {
+	nodes, err := clusternodes.Parse(out)
+	if err != nil {
+		return 0, err
+	}
+	for _, n := range nodes {
+		if !n.Serves(slot) {
 			continue
 		}
-		for _, r := range fields[8:] {
-			if strings.HasPrefix(r, "[") { // a slot being imported or migrated
-				continue
+		for i, id := range c.ids {
+			if id == n.ID {
+				return i, nil
 			}
-			lo, hi, ok := strings.Cut(r, "-")
-			if !ok {
-				hi = lo
-			}
-			first, err1 := strconv.Atoi(lo)
-			last, err2 := strconv.Atoi(hi)
-			if err1 != nil || err2 != nil || slot < first || slot > last {
-				continue
-			}
-			for i, id := range c.ids {
-				if id == fields[0] {
-					return i, nil
-				}
-			}
-			return 0, fmt.Errorf("slot %d is served by unknown node %s", slot, fields[0])
 		}
+		return 0, fmt.Errorf("slot %d is served by unknown node %s", slot, n.ID)
 	}
 	return 0, fmt.Errorf("slot %d is served by no node", slot)
 }
