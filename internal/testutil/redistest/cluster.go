@@ -2,7 +2,6 @@ package redistest
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,12 +50,7 @@ var replicaArgs = []string{"--cluster-node-timeout", strconv.Itoa(int(nodeTimeou
 // ends. It fails tb (never skips it) if the cluster does not come up.
 func StartShardedCluster(tb testing.TB) *ShardedCluster {
 	tb.Helper()
-	c, err := startSharded(tb.TempDir(), false)
-	if err != nil {
-		tb.Fatalf("redistest: %v", err)
-	}
-	tb.Cleanup(c.Stop)
-	return c
+	return startShardedTB(tb, false)
 }
 
 // StartShardedClusterWithReplicas is StartShardedCluster with one replica
@@ -65,7 +59,14 @@ func StartShardedCluster(tb testing.TB) *ShardedCluster {
 // once every replica is in sync with its primary.
 func StartShardedClusterWithReplicas(tb testing.TB) *ShardedCluster {
 	tb.Helper()
-	c, err := startSharded(tb.TempDir(), true)
+	return startShardedTB(tb, true)
+}
+
+// startShardedTB starts a ShardedCluster in tb's temporary directory and
+// stops it when tb ends, failing tb if it does not come up.
+func startShardedTB(tb testing.TB, withReplicas bool) *ShardedCluster {
+	tb.Helper()
+	c, err := startSharded(tb.TempDir(), withReplicas)
 	if err != nil {
 		tb.Fatalf("redistest: %v", err)
 	}
@@ -77,20 +78,7 @@ func StartShardedClusterWithReplicas(tb testing.TB) *ShardedCluster {
 // StartMain): it returns the cluster and a function that stops it and
 // removes its directory, to be called before os.Exit.
 func StartShardedClusterMain() (*ShardedCluster, func(), error) {
-	dir, err := os.MkdirTemp("", "redistest-cluster-")
-	if err != nil {
-		return nil, nil, fmt.Errorf("redistest: %w", err)
-	}
-	c, err := startSharded(dir, false)
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, nil, fmt.Errorf("redistest: %w", err)
-	}
-	stop := func() {
-		c.Stop()
-		_ = os.RemoveAll(dir)
-	}
-	return c, stop, nil
+	return inTempDir("redistest-cluster-", func(dir string) (*ShardedCluster, error) { return startSharded(dir, false) })
 }
 
 // startSharded starts the nodes in dir, joins them (CLUSTER MEET), gives

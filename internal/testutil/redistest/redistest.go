@@ -129,20 +129,29 @@ func StartClusterMain() (*Server, func(), error) {
 // startMain starts a server in a directory of its own, which the returned
 // stop function removes.
 func startMain(o options) (*Server, func(), error) {
-	dir, err := os.MkdirTemp("", "redistest-")
+	return inTempDir("redistest-", func(dir string) (*Server, error) { return start(dir, o) })
+}
+
+// inTempDir runs start in a new temporary directory named after pattern
+// (see os.MkdirTemp) and returns what it started and a function that
+// stops that and removes the directory; the directory is removed at once
+// if start fails.
+func inTempDir[T interface{ Stop() }](pattern string, start func(dir string) (T, error)) (T, func(), error) {
+	var zero T
+	dir, err := os.MkdirTemp("", pattern)
 	if err != nil {
-		return nil, nil, fmt.Errorf("redistest: %w", err)
+		return zero, nil, fmt.Errorf("redistest: %w", err)
 	}
-	s, err := start(dir, o)
+	v, err := start(dir)
 	if err != nil {
 		_ = os.RemoveAll(dir)
-		return nil, nil, fmt.Errorf("redistest: %w", err)
+		return zero, nil, fmt.Errorf("redistest: %w", err)
 	}
 	stop := func() {
-		s.Stop()
+		v.Stop()
 		_ = os.RemoveAll(dir)
 	}
-	return s, stop, nil
+	return v, stop, nil
 }
 
 // start picks a free port and runs the server in dir, trying another port
