@@ -372,11 +372,15 @@ func (s *Server) Restart(tb testing.TB) {
 
 // Pause freezes the server (SIGSTOP): it keeps its connections and its
 // port but answers nothing, as a server stuck on a slow disk or a host
-// that stopped would, until Resume. Stop and the end of the test kill a
-// paused server as well.
+// that stopped would, until Resume. It returns once the kernel reports
+// the server stopped. Stop and the end of the test kill a paused server
+// as well.
 func (s *Server) Pause(tb testing.TB) {
 	tb.Helper()
-	s.signal(tb, sigStop)
+	pid := s.signal(tb, sigStop)
+	if err := waitStopped(pid, readyTimeout); err != nil {
+		tb.Fatalf("redistest: pause: %v", err)
+	}
 }
 
 // Resume lets a paused server go on (SIGCONT).
@@ -385,8 +389,8 @@ func (s *Server) Resume(tb testing.TB) {
 	s.signal(tb, sigCont)
 }
 
-// signal sends sig to the running server.
-func (s *Server) signal(tb testing.TB, sig os.Signal) {
+// signal sends sig to the running server and returns its process ID.
+func (s *Server) signal(tb testing.TB, sig os.Signal) int {
 	tb.Helper()
 	s.mu.Lock()
 	p := s.proc
@@ -397,6 +401,7 @@ func (s *Server) signal(tb testing.TB, sig os.Signal) {
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		tb.Fatalf("redistest: %v: %v", sig, err)
 	}
+	return p.cmd.Process.Pid
 }
 
 // FlushAll empties every database of the server.
