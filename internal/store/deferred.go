@@ -131,19 +131,20 @@ func call[T any](d *Deferred, ctx context.Context, op string, f func(Store) (T, 
 		var zero T
 		return zero, err
 	}
-	if obs == nil {
-		v, err := f(s)
-		return v, d.observe(ctx, s, err)
+	var start time.Time
+	if obs != nil {
+		start = time.Now()
 	}
-	start := time.Now()
 	v, err := f(s)
 	err = d.observe(ctx, s, err)
-	outcome := ""
-	var ue *UnavailableError
-	if errors.As(err, &ue) {
-		outcome = "unreachable"
+	if obs != nil {
+		outcome := ""
+		var ue *UnavailableError
+		if errors.As(err, &ue) {
+			outcome = "unreachable"
+		}
+		(*obs).StoreCall(op, time.Since(start), outcome)
 	}
-	(*obs).StoreCall(op, time.Since(start), outcome)
 	return v, err
 }
 

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -162,12 +163,7 @@ func (t Token) SecretOf(h TokenHash, now time.Time) (until time.Time, ok bool) {
 // HasHash says whether h is the token's current or a previous hash, ended
 // or not (a consistency check's view: such an index entry is no stray).
 func (t Token) HasHash(h TokenHash) bool {
-	for _, x := range t.Hashes() {
-		if x == h {
-			return true
-		}
-	}
-	return false
+	return h == t.Hash || slices.ContainsFunc(t.Previous, func(p PreviousSecret) bool { return p.Hash == h })
 }
 
 // Rotated is what RotateToken makes of t at now: next becomes the hash,

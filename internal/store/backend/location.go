@@ -50,10 +50,8 @@ func (l Location) WithDurability(d *redisstore.Durability) (Location, error) {
 		l.durability = nil
 		return l, nil
 	}
-	if d.Replicas > 0 {
-		if l.redisURL == "" {
-			return l, errors.New("the embedded store has no replicas to wait for; set replicas to 0 or use Redis")
-		}
+	if d.Replicas > 0 && l.redisURL == "" {
+		return l, errors.New("the embedded store has no replicas to wait for; set replicas to 0 or use Redis")
 	}
 	if d.Replicas < 0 || d.Timeout < 0 {
 		return l, errors.New("replicas and timeout must not be negative")
@@ -235,8 +233,9 @@ func (l Location) open(logger *zap.Logger) (store.Store, error) {
 	return boltstore.Open(l.path, boltstore.Options{})
 }
 
-// newPrimaryLogger logs a Sentinel or Cluster failover as the store saw it: once per
-// new primary, with what the replay of recent revocations did.
+// newPrimaryLogger logs a Sentinel or Cluster failover as the store saw
+// it: once per new primary, with what the replay of recent revocations
+// did.
 func newPrimaryLogger(logger *zap.Logger) func(old, new string, r redisstore.ReplayReport) {
 	return func(old, new string, r redisstore.ReplayReport) {
 		fields := []zap.Field{zap.String("old_primary", old), zap.String("new_primary", new),

@@ -13,6 +13,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/internal/store/redisstore/clusternodes"
 )
 
 // Durability on a Redis Cluster
@@ -26,8 +28,8 @@ import (
 // connection of that primary, followed there by WAIT: a replica that has
 // the barrier has every write that returned before it on that primary.
 // All primaries are waited for in parallel (not only those the write
-// touched: the Store does not track which they were, and one WAIT per
-// shard costs one round trip in parallel), as go-redis lists them after
+// touched: the Store does not track which they were, and the barrier and
+// WAIT of every shard cost two round trips, in parallel), as go-redis lists them after
 // rereading the cluster's slots (ForEachMaster: one round trip more, so
 // that a promoted replica is never left out); the write is durable when
 // every shard has at least Replicas acknowledgements.
@@ -117,64 +119,50 @@ type nodesMap struct {
 	least  int                 // the fewest replicas of a primary that serves slots
 }
 
-// parseClusterNodes reads a CLUSTER NODES reply: one line per node, "<id>
-// <ip:port@cport[,hostname]> <flags> <primary id or -> <ping> <pong>
-// <epoch> <link> <slot or first-last>...". Slots being imported or
-// migrated ("[...]") are left out; replicas are counted per primary,
-// failed ones too (they are configured: the default waits for them to
-// come back rather than for none). self is the address of the node that
-// answered, for its line if that has no host ("" if unknown: the line is
-// left out).
+// parseClusterNodes reads a CLUSTER NODES reply (see clusternodes.Parse)
+// into the primaries serving slots, under their address and, when the
+// cluster announces one, their hostname too (go-redis names a node so with
+// cluster-preferred-endpoint-type hostname). Replicas are counted per
+// primary, failed ones too (they are configured: the default waits for
+// them to come back rather than for none). self is the address of the
+// node that answered, for its line if that has no host ("" if unknown:
+// the line is left out).
 func parseClusterNodes(out, self string) (nodesMap, error) {
+	nodes, err := clusternodes.Parse(out)
+	if err != nil {
+		return nodesMap{}, fmt.Errorf("redisstore: %w", err)
+	}
 	ranges := map[string][][2]int{}
-	addrOf := map[string]string{} // node id -> address, for primaries serving slots
+	var serving []string // the IDs of the primaries that serve slots
 	replicasOf := map[string]int{}
-	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 8 {
+	for _, n := range nodes {
+		if n.Replica() {
+			replicasOf[n.Primary]++
 			continue
 		}
-		if strings.Contains(","+f[2]+",", ",slave,") && f[3] != "-" {
-			replicasOf[f[3]]++
+		if len(n.Slots) == 0 {
 			continue
 		}
-		addr, rest, _ := strings.Cut(f[1], "@")
-		_, hostname, _ := strings.Cut(rest, ",")
+		addr := n.Addr
 		if strings.HasPrefix(addr, ":") {
 			host, _, err := net.SplitHostPort(self)
-			if err != nil || !strings.Contains(f[2], "myself") {
+			if err != nil || !n.HasFlag("myself") {
 				continue // a node that does not know its own address yet
 			}
 			addr = net.JoinHostPort(host, addr[1:])
 		}
-		for _, r := range f[8:] {
-			if strings.HasPrefix(r, "[") {
-				continue
-			}
-			lo, hi, ok := strings.Cut(r, "-")
-			if !ok {
-				hi = lo
-			}
-			first, err1 := strconv.Atoi(lo)
-			last, err2 := strconv.Atoi(hi)
-			if err1 != nil || err2 != nil || first < 0 || first > last || last >= slotCount {
-				return nodesMap{}, fmt.Errorf("redisstore: CLUSTER NODES: bad slot range %q", r)
-			}
-			ranges[addr] = append(ranges[addr], [2]int{first, last})
-			addrOf[f[0]] = addr
-			if _, port, err := net.SplitHostPort(addr); err == nil && hostname != "" {
-				// go-redis names the node by its hostname when the
-				// cluster announces one (cluster-preferred-endpoint-type)
-				alias := net.JoinHostPort(hostname, port)
-				ranges[alias] = append(ranges[alias], [2]int{first, last})
-			}
+		serving = append(serving, n.ID)
+		ranges[addr] = append(ranges[addr], n.Slots...)
+		if _, port, err := net.SplitHostPort(addr); err == nil && n.Hostname != "" {
+			alias := net.JoinHostPort(n.Hostname, port)
+			ranges[alias] = append(ranges[alias], n.Slots...)
 		}
 	}
 	if len(ranges) == 0 {
 		return nodesMap{}, errors.New("redisstore: CLUSTER NODES: no slot is served")
 	}
 	least := math.MaxInt
-	for id := range addrOf {
+	for _, id := range serving {
 		least = min(least, replicasOf[id])
 	}
 	return nodesMap{ranges: ranges, least: least}, nil
@@ -193,33 +181,13 @@ func (s *Store) tagFor(addr string) (string, bool) {
 func tagIn(ranges [][2]int) string {
 	for i := 0; ; i++ {
 		tag := strconv.Itoa(i)
-		slot := int(crc16(tag) % slotCount)
+		slot := clusternodes.TagSlot(tag)
 		for _, r := range ranges {
 			if slot >= r[0] && slot <= r[1] {
 				return tag
 			}
 		}
 	}
-}
-
-// slotCount is the number of hash slots of a Redis Cluster.
-const slotCount = 16384
-
-// crc16 is the CRC16 (XMODEM: polynomial 0x1021, initial 0) with which a
-// Redis Cluster maps a key's hash tag to its slot.
-func crc16(s string) uint16 {
-	var crc uint16
-	for i := 0; i < len(s); i++ {
-		crc ^= uint16(s[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
 }
 
 // replicasWanted returns how many replicas a write waits for: the

@@ -120,13 +120,14 @@ func (s *Store) wait(ctx context.Context, replicas int) (int, error) {
 	return int(n), nil
 }
 
-// primaryWatch notices that a Sentinel-managed client connects to another
-// primary than before (on a Redis Cluster: that a primary appears in the
-// slot map that was not one before, see sawPrimaries) (a failover: go-redis asks the sentinels for the
-// master's address at every dial and drops its connections to the old one
-// on +switch-master), and then tells the Store's subscribers to forget
-// everything (store.EventReset): decisions cached from the old primary,
-// and events missed during the switch, are not trusted.
+// primaryWatch notices a failover: that a Sentinel-managed client
+// connects to another primary than before (go-redis asks the sentinels
+// for the master's address at every dial and drops its connections to the
+// old one on +switch-master), or on a Redis Cluster that a primary appears
+// in the slot map that was not one before (see sawPrimaries). The Store
+// then replays its journal and tells its subscribers to forget everything
+// (store.EventReset, see onNewPrimary): decisions cached from the old
+// primary, and events missed during the switch, are not trusted.
 //
 // go-redis dials the sentinels with the same dialer: their addresses (those
 // in the URL) are not primaries. A sentinel that go-redis discovers beyond

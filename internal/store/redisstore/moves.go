@@ -148,11 +148,8 @@ func (movesHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proce
 		var mv moves
 		for {
 			err := next(ctx, cmds)
-			moving := slotMoving(err)
-			for _, c := range cmds {
-				moving = moving || slotMoving(c.Err())
-			}
-			if !moving || mv.wait(ctx, nil, firstMoving(err, cmds)) != nil {
+			moving := firstMoving(err, cmds)
+			if !slotMoving(moving) || mv.wait(ctx, nil, moving) != nil {
 				return err
 			}
 			for _, c := range cmds {
@@ -163,7 +160,7 @@ func (movesHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proce
 }
 
 // firstMoving returns err if it is a redirection, else the first
-// redirection among cmds' errors.
+// redirection among cmds' errors, else err.
 func firstMoving(err error, cmds []redis.Cmder) error {
 	if slotMoving(err) {
 		return err

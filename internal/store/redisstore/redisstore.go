@@ -85,8 +85,9 @@ type Options struct {
 	Durability *Durability
 	// OnNewPrimary, if set, is called after the Store found a new
 	// Sentinel-managed primary or a new primary in a cluster (a
-	// failover), wrote its journal again there and reset its subscribers, with the old and new addresses and
-	// what the replay did; the gateway logs it.
+	// failover), wrote its journal again there and reset its
+	// subscribers, with the old and new addresses and what the replay
+	// did; the gateway logs it.
 	OnNewPrimary func(old, new string, r ReplayReport)
 	// Now is the clock that denials are measured by (nil: time.Now);
 	// tests inject one they can move. Failure windows are the keys' own
@@ -164,8 +165,8 @@ type Store struct {
 	autoReplicas   atomic.Int64
 	autoMu         sync.Mutex
 	slots          clusterSlots
-	// primary notices a new Sentinel-managed primary (nil for other
-	// clients); primaryChanges counts them.
+	// primary notices a new primary of a Sentinel-managed client or a
+	// cluster (nil for a single server); primaryChanges counts them.
 	primary        *primaryWatch
 	primaryChanges atomic.Uint64
 	// journal keeps the recent writes that took something away, replayed

@@ -199,9 +199,7 @@ func (s *Store) updateToken(ctx context.Context, owner, id string, fn func(*stor
 			if !next.LastUsedAt.Equal(cur.LastUsedAt) || next.LastUsedIP != cur.LastUsedIP || next.LastUsedHost != cur.LastUsedHost {
 				s.writeLastUse(ctx, p, next)
 			}
-			for _, h := range next.Hashes() {
-				s.publishIn(ctx, p, store.TokenEvent(h))
-			}
+			s.publishHashes(ctx, p, next.Hashes())
 			return nil
 		})
 		out = next
@@ -223,6 +221,14 @@ var errReplaced = errors.New("the token has another secret since")
 func (s *Store) deliverHashes(hs []store.TokenHash) {
 	for _, h := range hs {
 		s.subs.deliver(store.TokenEvent(h))
+	}
+}
+
+// publishHashes queues a token event for each hash on p, for the other
+// processes (see publishIn).
+func (s *Store) publishHashes(ctx context.Context, p redis.Pipeliner, hs []store.TokenHash) {
+	for _, h := range hs {
+		s.publishIn(ctx, p, store.TokenEvent(h))
 	}
 }
 
@@ -266,9 +272,7 @@ func (s *Store) rotateToken(ctx context.Context, owner, id string, next store.To
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.HSet(ctx, s.keys.tokens(owner), id, data)
-			for _, h := range append(before.Hashes(), next) {
-				s.publishIn(ctx, p, store.TokenEvent(h))
-			}
+			s.publishHashes(ctx, p, append(before.Hashes(), next))
 			return nil
 		})
 		return opErr(err, "rotate token %s/%s", owner, id)
@@ -350,9 +354,7 @@ func (s *Store) deleteToken(ctx context.Context, owner, id string) (store.Token,
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			s.dropToken(ctx, p, t)
-			for _, h := range t.Hashes() {
-				s.publishIn(ctx, p, store.TokenEvent(h))
-			}
+			s.publishHashes(ctx, p, t.Hashes())
 			return nil
 		})
 		removed = t

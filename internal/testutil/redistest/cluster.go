@@ -2,19 +2,17 @@ package redistest
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/store/redisstore/clusternodes"
 )
 
 // shardedPrimaries is the number of primaries of a ShardedCluster.
 const shardedPrimaries = 3
-
-// slotCount is the number of hash slots of a Redis Cluster.
-const slotCount = 16384
 
 // migrateBatch is how many keys one MIGRATE moves during MoveSlot.
 const migrateBatch = 100
@@ -52,12 +50,7 @@ var replicaArgs = []string{"--cluster-node-timeout", strconv.Itoa(int(nodeTimeou
 // ends. It fails tb (never skips it) if the cluster does not come up.
 func StartShardedCluster(tb testing.TB) *ShardedCluster {
 	tb.Helper()
-	c, err := startSharded(tb.TempDir(), false)
-	if err != nil {
-		tb.Fatalf("redistest: %v", err)
-	}
-	tb.Cleanup(c.Stop)
-	return c
+	return startShardedTB(tb, false)
 }
 
 // StartShardedClusterWithReplicas is StartShardedCluster with one replica
@@ -66,7 +59,14 @@ func StartShardedCluster(tb testing.TB) *ShardedCluster {
 // once every replica is in sync with its primary.
 func StartShardedClusterWithReplicas(tb testing.TB) *ShardedCluster {
 	tb.Helper()
-	c, err := startSharded(tb.TempDir(), true)
+	return startShardedTB(tb, true)
+}
+
+// startShardedTB starts a ShardedCluster in tb's temporary directory and
+// stops it when tb ends, failing tb if it does not come up.
+func startShardedTB(tb testing.TB, withReplicas bool) *ShardedCluster {
+	tb.Helper()
+	c, err := startSharded(tb.TempDir(), withReplicas)
 	if err != nil {
 		tb.Fatalf("redistest: %v", err)
 	}
@@ -78,20 +78,7 @@ func StartShardedClusterWithReplicas(tb testing.TB) *ShardedCluster {
 // StartMain): it returns the cluster and a function that stops it and
 // removes its directory, to be called before os.Exit.
 func StartShardedClusterMain() (*ShardedCluster, func(), error) {
-	dir, err := os.MkdirTemp("", "redistest-cluster-")
-	if err != nil {
-		return nil, nil, fmt.Errorf("redistest: %w", err)
-	}
-	c, err := startSharded(dir, false)
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, nil, fmt.Errorf("redistest: %w", err)
-	}
-	stop := func() {
-		c.Stop()
-		_ = os.RemoveAll(dir)
-	}
-	return c, stop, nil
+	return inTempDir("redistest-cluster-", func(dir string) (*ShardedCluster, error) { return startSharded(dir, false) })
 }
 
 // startSharded starts the nodes in dir, joins them (CLUSTER MEET), gives
@@ -164,7 +151,7 @@ func startSharded(dir string, withReplicas bool) (*ShardedCluster, error) {
 // shardRange returns the first and last slot that primary i is given at
 // the start.
 func shardRange(i int) (first, last int) {
-	return i * slotCount / shardedPrimaries, (i+1)*slotCount/shardedPrimaries - 1
+	return i * clusternodes.SlotCount / shardedPrimaries, (i+1)*clusternodes.SlotCount/shardedPrimaries - 1
 }
 
 // replicate makes r a replica of the node with ID primary (CLUSTER
@@ -201,7 +188,7 @@ func (c *ShardedCluster) waitConsistent() error {
 			info, err := s.do("CLUSTER", "INFO")
 			if err != nil || !strings.Contains(info, "cluster_state:ok") ||
 				!strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d\r\n", len(all))) ||
-				!strings.Contains(info, fmt.Sprintf("cluster_slots_assigned:%d\r\n", slotCount)) {
+				!strings.Contains(info, fmt.Sprintf("cluster_slots_assigned:%d\r\n", clusternodes.SlotCount)) {
 				bad = fmt.Sprintf("%s: %q, %v", s.Addr(), info, err)
 				break
 			}
@@ -419,31 +406,20 @@ func (c *ShardedCluster) owner(slot int) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("CLUSTER NODES: %w", err)
 	}
-	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 8 {
+	nodes, err := clusternodes.Parse(out)
+	if err != nil {
+		return 0, err
+	}
+	for _, n := range nodes {
+		if !n.Serves(slot) {
 			continue
 		}
-		for _, r := range fields[8:] {
-			if strings.HasPrefix(r, "[") { // a slot being imported or migrated
-				continue
+		for i, id := range c.ids {
+			if id == n.ID {
+				return i, nil
 			}
-			lo, hi, ok := strings.Cut(r, "-")
-			if !ok {
-				hi = lo
-			}
-			first, err1 := strconv.Atoi(lo)
-			last, err2 := strconv.Atoi(hi)
-			if err1 != nil || err2 != nil || slot < first || slot > last {
-				continue
-			}
-			for i, id := range c.ids {
-				if id == fields[0] {
-					return i, nil
-				}
-			}
-			return 0, fmt.Errorf("slot %d is served by unknown node %s", slot, fields[0])
 		}
+		return 0, fmt.Errorf("slot %d is served by unknown node %s", slot, n.ID)
 	}
 	return 0, fmt.Errorf("slot %d is served by no node", slot)
 }

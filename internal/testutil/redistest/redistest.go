@@ -129,20 +129,29 @@ func StartClusterMain() (*Server, func(), error) {
 // startMain starts a server in a directory of its own, which the returned
 // stop function removes.
 func startMain(o options) (*Server, func(), error) {
-	dir, err := os.MkdirTemp("", "redistest-")
+	return inTempDir("redistest-", func(dir string) (*Server, error) { return start(dir, o) })
+}
+
+// inTempDir runs start in a new temporary directory named after pattern
+// (see os.MkdirTemp) and returns what it started and a function that
+// stops that and removes the directory; the directory is removed at once
+// if start fails.
+func inTempDir[T interface{ Stop() }](pattern string, start func(dir string) (T, error)) (T, func(), error) {
+	var zero T
+	dir, err := os.MkdirTemp("", pattern)
 	if err != nil {
-		return nil, nil, fmt.Errorf("redistest: %w", err)
+		return zero, nil, fmt.Errorf("redistest: %w", err)
 	}
-	s, err := start(dir, o)
+	v, err := start(dir)
 	if err != nil {
 		_ = os.RemoveAll(dir)
-		return nil, nil, fmt.Errorf("redistest: %w", err)
+		return zero, nil, fmt.Errorf("redistest: %w", err)
 	}
 	stop := func() {
-		s.Stop()
+		v.Stop()
 		_ = os.RemoveAll(dir)
 	}
-	return s, stop, nil
+	return v, stop, nil
 }
 
 // start picks a free port and runs the server in dir, trying another port
@@ -363,11 +372,15 @@ func (s *Server) Restart(tb testing.TB) {
 
 // Pause freezes the server (SIGSTOP): it keeps its connections and its
 // port but answers nothing, as a server stuck on a slow disk or a host
-// that stopped would, until Resume. Stop and the end of the test kill a
-// paused server as well.
+// that stopped would, until Resume. It returns once the kernel reports
+// the server stopped. Stop and the end of the test kill a paused server
+// as well.
 func (s *Server) Pause(tb testing.TB) {
 	tb.Helper()
-	s.signal(tb, sigStop)
+	pid := s.signal(tb, sigStop)
+	if err := waitStopped(pid, readyTimeout); err != nil {
+		tb.Fatalf("redistest: pause: %v", err)
+	}
 }
 
 // Resume lets a paused server go on (SIGCONT).
@@ -376,8 +389,8 @@ func (s *Server) Resume(tb testing.TB) {
 	s.signal(tb, sigCont)
 }
 
-// signal sends sig to the running server.
-func (s *Server) signal(tb testing.TB, sig os.Signal) {
+// signal sends sig to the running server and returns its process ID.
+func (s *Server) signal(tb testing.TB, sig os.Signal) int {
 	tb.Helper()
 	s.mu.Lock()
 	p := s.proc
@@ -388,6 +401,7 @@ func (s *Server) signal(tb testing.TB, sig os.Signal) {
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		tb.Fatalf("redistest: %v: %v", sig, err)
 	}
+	return p.cmd.Process.Pid
 }
 
 // FlushAll empties every database of the server.

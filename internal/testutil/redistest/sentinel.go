@@ -3,7 +3,6 @@ package redistest
 import (
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -67,20 +66,7 @@ func StartSentinel(tb testing.TB) *Sentinel {
 // that a package's tests share): it returns the deployment and a function
 // that stops it and removes its directory.
 func StartSentinelMain() (*Sentinel, func(), error) {
-	dir, err := os.MkdirTemp("", "redistest-sentinel-")
-	if err != nil {
-		return nil, nil, fmt.Errorf("redistest: %w", err)
-	}
-	s, err := startSentinel(dir)
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, nil, fmt.Errorf("redistest: %w", err)
-	}
-	stop := func() {
-		s.Stop()
-		_ = os.RemoveAll(dir)
-	}
-	return s, stop, nil
+	return inTempDir("redistest-sentinel-", startSentinel)
 }
 
 // dataNodeConf is the config file of a primary or replica: the sentinels
