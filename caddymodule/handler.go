@@ -419,11 +419,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	)
 	if err == nil {
 		d, err = h.app.checker.Decide(r.Context(), gate.Request{
-			Token: cred.Token, ClientIP: clientIP, Required: h.required, Host: r.Host, External: h.external,
+			Token: cred.Token, ClientIP: clientIP, Required: h.required, Host: r.Host, External: h.external, Legacy: cred.Legacy,
 		})
-		if err == nil {
-			err = h.credentials.Admit(cred, d.Kind)
-		}
 		if err == nil && h.assertion != nil {
 			if signed, err = h.assertion.Assert(r.Context(), d, clientIP); err != nil {
 				err = apierr.FromStore(err)
@@ -534,10 +531,7 @@ func (h *Handler) presented(r *http.Request) (pat.Presented, error) {
 	if err != nil {
 		return pat.Presented{}, err
 	}
-	id, err := h.app.checker.Check(r.Context(), gate.Request{Token: cred.Token, ClientIP: clientIP(r), Host: r.Host})
-	if err == nil {
-		err = h.credentials.Admit(cred, id.TokenType)
-	}
+	id, err := h.app.checker.Check(r.Context(), gate.Request{Token: cred.Token, ClientIP: clientIP(r), Host: r.Host, Legacy: cred.Legacy})
 	if err != nil {
 		return pat.Presented{}, err
 	}
