@@ -8,9 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -574,7 +572,7 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request, _ oauth.Re
 	status, body := http.StatusOK, `{"store":"ok"}`
 	if st.Backend() == nil || st.Breaker().Open() {
 		status, body = http.StatusServiceUnavailable, `{"store":"unavailable"}`
-		w.Header().Set("Retry-After", strconv.Itoa(int((st.Breaker().RetryAfter()+time.Second-1)/time.Second)))
+		apierr.SetRetryAfter(w.Header(), apierr.Problem{RetryAfter: st.Breaker().RetryAfter()})
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", "application/json")
