@@ -343,12 +343,13 @@ func (h Handler) Validate() error {
 		if err := h.IdentityAssertion.validate(); err != nil {
 			return err
 		}
-		if p := h.assertionJWKSPath(); p != "" && slices.Contains([]string{
-			orDefault(h.TokensPath, DefaultTokensPath), orDefault(h.OAuthTokenPath, DefaultOAuthTokenPath),
-			orDefault(h.IntrospectPath, DefaultIntrospectPath), orDefault(h.RevokePath, DefaultRevokePath),
-			orDefault(h.JWKSPath, DefaultJWKSPath), orDefault(h.LegacyTokenPath, DefaultLegacyPath), h.HealthPath,
-		}, p) {
-			return fmt.Errorf("identity_assertion: jwks_path %q is already one of the gateway's own routes", p)
+	}
+	own := h.ownPaths()
+	for i, a := range own {
+		for _, b := range own[:i] {
+			if a.path == b.path {
+				return fmt.Errorf("%s %q is already one of the gateway's own routes (%s)", a.option, a.path, b.option)
+			}
 		}
 	}
 	for _, x := range h.ExternalIssuers {
@@ -367,21 +368,36 @@ func (h Handler) Validate() error {
 	return nil
 }
 
+// ownPath is the path of one of the gateway's own routes and the option
+// that sets it.
+type ownPath struct{ option, path string }
+
+// ownPaths lists the paths of the gateway's own routes on this site: the
+// standard ones (with their defaults, served or turned off) and those of
+// the optional routes that are on.
+func (h Handler) ownPaths() []ownPath {
+	legacyPath := orDefault(h.LegacyTokenPath, DefaultLegacyPath)
+	paths := []ownPath{
+		{"tokens_path", orDefault(h.TokensPath, DefaultTokensPath)},
+		{"oauth_token_path", orDefault(h.OAuthTokenPath, DefaultOAuthTokenPath)},
+		{"introspect_path", orDefault(h.IntrospectPath, DefaultIntrospectPath)},
+		{"revoke_path", orDefault(h.RevokePath, DefaultRevokePath)},
+		{"jwks_path", orDefault(h.JWKSPath, DefaultJWKSPath)},
+		{"legacy_token_path", legacyPath},
+		{"legacy_token_path (rotation)", legacyPath + legacy.RotateSuffix},
+		{"health_path", h.HealthPath},
+		{"leak_report_path", h.LeakReportPath},
+		{"identity_assertion: jwks_path", h.assertionJWKSPath()},
+	}
+	return slices.DeleteFunc(paths, func(p ownPath) bool { return p.path == "" })
+}
+
 // clashesWithUI reports whether one of the handler's own routes lies
 // under the pages' prefix (or the prefix under the token API).
 func (h Handler) clashesWithUI(prefix string) bool {
 	under := func(p string) bool { return p == prefix || strings.HasPrefix(p, prefix+"/") }
-	for _, p := range []string{
-		orDefault(h.TokensPath, DefaultTokensPath), orDefault(h.OAuthTokenPath, DefaultOAuthTokenPath),
-		orDefault(h.IntrospectPath, DefaultIntrospectPath), orDefault(h.RevokePath, DefaultRevokePath),
-		orDefault(h.JWKSPath, DefaultJWKSPath), orDefault(h.LegacyTokenPath, DefaultLegacyPath), h.HealthPath,
-		h.assertionJWKSPath(),
-		h.LeakReportPath,
-	} {
-		if p == "" {
-			continue
-		}
-		if under(p) || strings.HasPrefix(prefix, p+"/") {
+	for _, p := range h.ownPaths() {
+		if under(p.path) || strings.HasPrefix(prefix, p.path+"/") {
 			return true
 		}
 	}
