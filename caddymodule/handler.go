@@ -315,13 +315,15 @@ func (h *Handler) setup(app *App) error {
 
 // Validate checks the configuration without changing it.
 func (h Handler) Validate() error {
-	for name, p := range map[string]string{
-		"tokens_path": h.TokensPath, "oauth_token_path": h.OAuthTokenPath, "introspect_path": h.IntrospectPath,
-		"revoke_path": h.RevokePath, "jwks_path": h.JWKSPath, "legacy_token_path": h.LegacyTokenPath,
-		"health_path": h.HealthPath, "leak_report_path": h.LeakReportPath,
-	} {
-		if p != "" && (p[0] != '/' || p[len(p)-1] == '/') {
-			return fmt.Errorf("%s %q must start with / and not end with /", name, p)
+	own := h.ownPaths()
+	for i, a := range own {
+		if a.path[0] != '/' || a.path[len(a.path)-1] == '/' {
+			return fmt.Errorf("%s %q must start with / and not end with /", a.option, a.path)
+		}
+		for _, b := range own[:i] {
+			if a.path == b.path {
+				return fmt.Errorf("%s %q is already one of the gateway's own routes (%s)", a.option, a.path, b.option)
+			}
 		}
 	}
 	if h.LeakReportKeys != "" && h.LeakReportPath == "" {
@@ -342,14 +344,6 @@ func (h Handler) Validate() error {
 	if h.IdentityAssertion != nil {
 		if err := h.IdentityAssertion.validate(); err != nil {
 			return err
-		}
-	}
-	own := h.ownPaths()
-	for i, a := range own {
-		for _, b := range own[:i] {
-			if a.path == b.path {
-				return fmt.Errorf("%s %q is already one of the gateway's own routes (%s)", a.option, a.path, b.option)
-			}
 		}
 	}
 	for _, x := range h.ExternalIssuers {
