@@ -617,15 +617,11 @@ func (a *App) Start() error {
 	if err != nil {
 		return err
 	}
-	keysLogger := a.logger.Named("keyring")
 	if a.state.store.Backend() == nil {
 		// Before the store is attached, so that no request (the HTTP
 		// server may already answer) reads or creates the keyring
 		// without the key.
-		a.state.keys.SetSecrets(secrets, keysLogger)
-		for _, h := range a.state.assertionKeys {
-			h.SetSecrets(secrets, a.logger.Named("assertion_keys"))
-		}
+		a.setSecrets(secrets)
 	}
 	// Before start runs the worker: a reload's webhook and secret hold
 	// from the next attempt, and no events turns delivery off.
@@ -636,7 +632,7 @@ func (a *App) Start() error {
 	if err := a.state.start(time.Duration(a.LastAccessFlush), a.logger); err != nil {
 		return fmt.Errorf("opening store %s: %v", a.storeName, err)
 	}
-	if err := a.useSecrets(secrets, keysLogger); err != nil {
+	if err := a.useSecrets(secrets); err != nil {
 		return fmt.Errorf("store %s: %v", a.storeName, err)
 	}
 	a.logger.Info("tokengate started", zap.String("store", a.storeName))
@@ -649,33 +645,37 @@ func (a *App) Start() error {
 // the running config keeps its own), and one in clear (or sealed with the
 // previous key) is sealed with it; otherwise that is found out on the
 // first use, whose 503s are explained by one log line.
-func (a *App) useSecrets(secrets *keyring.Secrets, keysLogger *zap.Logger) error {
+func (a *App) useSecrets(secrets *keyring.Secrets) error {
 	if secrets == nil {
 		a.logger.Warn("signing keys are stored in clear: anyone with a copy of the store (a Redis dump, " +
 			"the bbolt file) can sign access tokens; set secrets_key (make one with `tokengate secrets-key generate` " +
 			"and give it as {env.TOKENGATE_SECRETS_KEY})")
 	}
-	assertionLogger := a.logger.Named("assertion_keys")
 	if a.state.store.Backend() == nil {
-		a.state.keys.SetSecrets(secrets, keysLogger)
-		for _, h := range a.state.assertionKeys {
-			h.SetSecrets(secrets, assertionLogger)
-		}
-		return nil
+		return nil // still not attached: Start gave the key (setSecrets) before
 	}
 	ctx, cancel := context.WithTimeout(a.ctx, startCheckTimeout)
 	defer cancel()
-	if err := a.state.keys.UseSecrets(ctx, secrets, keysLogger); err != nil {
+	if err := a.state.keys.UseSecrets(ctx, secrets, a.logger.Named("keyring")); err != nil {
 		return err
 	}
 	// The identity assertion keys are sealed like the keyring (each
 	// algorithm's keyring is a document of its own).
 	for alg, h := range a.state.assertionKeys {
-		if err := h.UseSecrets(ctx, secrets, assertionLogger); err != nil {
+		if err := h.UseSecrets(ctx, secrets, a.logger.Named("assertion_keys")); err != nil {
 			return fmt.Errorf("identity assertion keys %s: %w", alg, err)
 		}
 	}
 	return nil
+}
+
+// setSecrets gives the secrets key to the keyring and the identity
+// assertion keyrings without reading the store (keyring.Holder.SetSecrets).
+func (a *App) setSecrets(secrets *keyring.Secrets) {
+	a.state.keys.SetSecrets(secrets, a.logger.Named("keyring"))
+	for _, h := range a.state.assertionKeys {
+		h.SetSecrets(secrets, a.logger.Named("assertion_keys"))
+	}
 }
 
 // startCheckTimeout bounds the keyring check at start.

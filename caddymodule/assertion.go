@@ -150,9 +150,6 @@ func (h *Handler) serveAssertionJWKS(w http.ResponseWriter, r *http.Request, _ o
 // parseIdentityAssertion reads an identity_assertion block.
 func parseIdentityAssertion(d *caddyfile.Dispenser) (*IdentityAssertion, error) {
 	ia := new(IdentityAssertion)
-	if d.NextArg() {
-		return nil, d.ArgErr()
-	}
 	err := eachNested(d, "identity_assertion", func(sub string) (err error) {
 		switch sub {
 		case "header":

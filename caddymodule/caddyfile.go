@@ -178,9 +178,12 @@ func eachSubdirective(d *caddyfile.Dispenser, fn func(sub string) error) error {
 }
 
 // eachNested calls fn for each subdirective of the block the dispenser is
-// in (with the dispenser on its name), refusing a subdirective given twice
-// in the block named name.
+// in (with the dispenser on its name), refusing an argument left on the
+// block's own line and a subdirective given twice in the block named name.
 func eachNested(d *caddyfile.Dispenser, name string, fn func(sub string) error) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
@@ -355,9 +358,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // parseStoreBreaker reads a store_breaker block.
 func parseStoreBreaker(d *caddyfile.Dispenser) (*StoreBreaker, error) {
 	b := new(StoreBreaker)
-	if d.NextArg() {
-		return nil, d.ArgErr()
-	}
 	err := eachNested(d, "store_breaker", func(sub string) (err error) {
 		switch sub {
 		case "failures":
@@ -382,9 +382,6 @@ func parseStoreBreaker(d *caddyfile.Dispenser) (*StoreBreaker, error) {
 // parseStoreDurability reads a store_durability block.
 func parseStoreDurability(d *caddyfile.Dispenser) (*StoreDurability, error) {
 	sd := new(StoreDurability)
-	if d.NextArg() {
-		return nil, d.ArgErr()
-	}
 	err := eachNested(d, "store_durability", func(sub string) (err error) {
 		switch sub {
 		case "replicas":
@@ -410,9 +407,6 @@ func parseStoreDurability(d *caddyfile.Dispenser) (*StoreDurability, error) {
 // parseExternalIssuer reads an external_jwt block.
 func parseExternalIssuer(d *caddyfile.Dispenser) (ExternalIssuer, error) {
 	var x ExternalIssuer
-	if d.NextArg() {
-		return x, d.ArgErr()
-	}
 	err := eachNested(d, "external_jwt", func(sub string) (err error) {
 		switch sub {
 		case "issuer":

@@ -178,9 +178,6 @@ func (e *Events) scanInterval() time.Duration {
 //	}
 func parseEvents(d *caddyfile.Dispenser) (*Events, error) {
 	e := new(Events)
-	if d.NextArg() {
-		return nil, d.ArgErr()
-	}
 	err := eachNested(d, "events", func(sub string) (err error) {
 		switch sub {
 		case "webhook":

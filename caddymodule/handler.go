@@ -8,9 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -317,13 +315,15 @@ func (h *Handler) setup(app *App) error {
 
 // Validate checks the configuration without changing it.
 func (h Handler) Validate() error {
-	for name, p := range map[string]string{
-		"tokens_path": h.TokensPath, "oauth_token_path": h.OAuthTokenPath, "introspect_path": h.IntrospectPath,
-		"revoke_path": h.RevokePath, "jwks_path": h.JWKSPath, "legacy_token_path": h.LegacyTokenPath,
-		"health_path": h.HealthPath, "leak_report_path": h.LeakReportPath,
-	} {
-		if p != "" && (p[0] != '/' || p[len(p)-1] == '/') {
-			return fmt.Errorf("%s %q must start with / and not end with /", name, p)
+	own := h.ownPaths()
+	for i, a := range own {
+		if a.path[0] != '/' || a.path[len(a.path)-1] == '/' {
+			return fmt.Errorf("%s %q must start with / and not end with /", a.option, a.path)
+		}
+		for _, b := range own[:i] {
+			if a.path == b.path {
+				return fmt.Errorf("%s %q is already one of the gateway's own routes (%s)", a.option, a.path, b.option)
+			}
 		}
 	}
 	if h.LeakReportKeys != "" && h.LeakReportPath == "" {
@@ -345,13 +345,6 @@ func (h Handler) Validate() error {
 		if err := h.IdentityAssertion.validate(); err != nil {
 			return err
 		}
-		if p := h.assertionJWKSPath(); p != "" && slices.Contains([]string{
-			orDefault(h.TokensPath, DefaultTokensPath), orDefault(h.OAuthTokenPath, DefaultOAuthTokenPath),
-			orDefault(h.IntrospectPath, DefaultIntrospectPath), orDefault(h.RevokePath, DefaultRevokePath),
-			orDefault(h.JWKSPath, DefaultJWKSPath), orDefault(h.LegacyTokenPath, DefaultLegacyPath), h.HealthPath,
-		}, p) {
-			return fmt.Errorf("identity_assertion: jwks_path %q is already one of the gateway's own routes", p)
-		}
 	}
 	for _, x := range h.ExternalIssuers {
 		if err := x.validate(); err != nil {
@@ -369,21 +362,36 @@ func (h Handler) Validate() error {
 	return nil
 }
 
+// ownPath is the path of one of the gateway's own routes and the option
+// that sets it.
+type ownPath struct{ option, path string }
+
+// ownPaths lists the paths of the gateway's own routes on this site: the
+// standard ones (with their defaults, served or turned off) and those of
+// the optional routes that are on.
+func (h Handler) ownPaths() []ownPath {
+	legacyPath := orDefault(h.LegacyTokenPath, DefaultLegacyPath)
+	paths := []ownPath{
+		{"tokens_path", orDefault(h.TokensPath, DefaultTokensPath)},
+		{"oauth_token_path", orDefault(h.OAuthTokenPath, DefaultOAuthTokenPath)},
+		{"introspect_path", orDefault(h.IntrospectPath, DefaultIntrospectPath)},
+		{"revoke_path", orDefault(h.RevokePath, DefaultRevokePath)},
+		{"jwks_path", orDefault(h.JWKSPath, DefaultJWKSPath)},
+		{"legacy_token_path", legacyPath},
+		{"legacy_token_path (rotation)", legacyPath + legacy.RotateSuffix},
+		{"health_path", h.HealthPath},
+		{"leak_report_path", h.LeakReportPath},
+		{"identity_assertion: jwks_path", h.assertionJWKSPath()},
+	}
+	return slices.DeleteFunc(paths, func(p ownPath) bool { return p.path == "" })
+}
+
 // clashesWithUI reports whether one of the handler's own routes lies
 // under the pages' prefix (or the prefix under the token API).
 func (h Handler) clashesWithUI(prefix string) bool {
 	under := func(p string) bool { return p == prefix || strings.HasPrefix(p, prefix+"/") }
-	for _, p := range []string{
-		orDefault(h.TokensPath, DefaultTokensPath), orDefault(h.OAuthTokenPath, DefaultOAuthTokenPath),
-		orDefault(h.IntrospectPath, DefaultIntrospectPath), orDefault(h.RevokePath, DefaultRevokePath),
-		orDefault(h.JWKSPath, DefaultJWKSPath), orDefault(h.LegacyTokenPath, DefaultLegacyPath), h.HealthPath,
-		h.assertionJWKSPath(),
-		h.LeakReportPath,
-	} {
-		if p == "" {
-			continue
-		}
-		if under(p) || strings.HasPrefix(prefix, p+"/") {
+	for _, p := range h.ownPaths() {
+		if under(p.path) || strings.HasPrefix(prefix, p.path+"/") {
 			return true
 		}
 	}
@@ -419,11 +427,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	)
 	if err == nil {
 		d, err = h.app.checker.Decide(r.Context(), gate.Request{
-			Token: cred.Token, ClientIP: clientIP, Required: h.required, Host: r.Host, External: h.external,
+			Token: cred.Token, ClientIP: clientIP, Required: h.required, Host: r.Host, External: h.external, Legacy: cred.Legacy,
 		})
-		if err == nil {
-			err = h.credentials.Admit(cred, d.Kind)
-		}
 		if err == nil && h.assertion != nil {
 			if signed, err = h.assertion.Assert(r.Context(), d, clientIP); err != nil {
 				err = apierr.FromStore(err)
@@ -534,10 +539,7 @@ func (h *Handler) presented(r *http.Request) (pat.Presented, error) {
 	if err != nil {
 		return pat.Presented{}, err
 	}
-	id, err := h.app.checker.Check(r.Context(), gate.Request{Token: cred.Token, ClientIP: clientIP(r), Host: r.Host})
-	if err == nil {
-		err = h.credentials.Admit(cred, id.TokenType)
-	}
+	id, err := h.app.checker.Check(r.Context(), gate.Request{Token: cred.Token, ClientIP: clientIP(r), Host: r.Host, Legacy: cred.Legacy})
 	if err != nil {
 		return pat.Presented{}, err
 	}
@@ -580,7 +582,7 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request, _ oauth.Re
 	status, body := http.StatusOK, `{"store":"ok"}`
 	if st.Backend() == nil || st.Breaker().Open() {
 		status, body = http.StatusServiceUnavailable, `{"store":"unavailable"}`
-		w.Header().Set("Retry-After", strconv.Itoa(int((st.Breaker().RetryAfter()+time.Second-1)/time.Second)))
+		apierr.SetRetryAfter(w.Header(), apierr.Problem{RetryAfter: st.Breaker().RetryAfter()})
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", "application/json")

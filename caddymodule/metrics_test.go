@@ -64,6 +64,23 @@ func TestValidateHealthPath(t *testing.T) {
 	}
 }
 
+// Two of the gateway's own routes on one path: the later one would
+// silently take the other's place (or be taken), so Validate refuses it.
+func TestValidateOwnRoutesDistinct(t *testing.T) {
+	for name, h := range map[string]Handler{
+		"health on the token endpoint": {HealthPath: DefaultOAuthTokenPath},
+		"leak report on health":        {HealthPath: "/healthz", LeakReportPath: "/healthz"},
+		"leak report on the rotation":  {LeakReportPath: DefaultLegacyPath + "/rotate"},
+	} {
+		if err := h.Validate(); err == nil || !strings.Contains(err.Error(), "already one of the gateway's own routes") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err := (Handler{HealthPath: "/healthz", LeakReportPath: "/leaks"}).Validate(); err != nil {
+		t.Errorf("distinct paths: %v", err)
+	}
+}
+
 // The app registers its collectors in each config's registry: again in
 // the same one (no error), and in the next config's, where the counts go
 // on (they live in the shared state).

@@ -15,7 +15,7 @@ import (
 // Credentials says where a site takes a request's credential from: the
 // Authorization header (a bearer token) always, and the legacy sources,
 // a header and a query parameter, when they are set. Only legacy tokens
-// are accepted from a legacy source (see Admit).
+// are accepted from a legacy source (Request.Legacy).
 type Credentials struct {
 	// LegacyHeader is a request header legacy tokens are also taken
 	// from, in any spelling of case and '_'/'-' ("": none).
@@ -69,21 +69,18 @@ func (c *Credentials) Take(r *http.Request) (Credential, error) {
 	return Credential{Token: bearer}, nil
 }
 
-// Admit refuses with ErrUnsupportedToken a token of another kind than
-// legacy (kind is the checked identity's TokenType) taken from a legacy
-// source.
-func (c *Credentials) Admit(cred Credential, kind string) error {
-	if !cred.Legacy || kind == store.KindLegacy {
+// errLegacySource refuses a token of another kind than legacy taken from a
+// legacy source.
+var errLegacySource = fmt.Errorf("%w: only legacy tokens are accepted from the legacy token header or query parameter",
+	apierr.ErrUnsupportedToken)
+
+// admit refuses (errLegacySource) a token whose decision is of another
+// kind than legacy when it came from a legacy source (Credential.Legacy).
+func admit(legacy bool, kind string) error {
+	if !legacy || kind == store.KindLegacy {
 		return nil
 	}
-	return fmt.Errorf("%w: only legacy tokens are accepted from %s", apierr.ErrUnsupportedToken, c.legacySourceName())
-}
-
-func (c *Credentials) legacySourceName() string {
-	if c.LegacyHeader != "" {
-		return "the " + c.LegacyHeader + " header"
-	}
-	return "the " + c.LegacyQuery + " parameter"
+	return errLegacySource
 }
 
 // takeQueryParam removes every name=value pair of name from a raw query

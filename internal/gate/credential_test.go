@@ -104,14 +104,13 @@ func TestCredentialsTake(t *testing.T) {
 }
 
 func TestCredentialsAdmit(t *testing.T) {
-	c := &Credentials{LegacyHeader: "X-Auth-Token"}
-	if err := c.Admit(Credential{Token: "t"}, store.KindPAT); err != nil {
+	if err := admit(false, store.KindPAT); err != nil {
 		t.Errorf("a bearer PAT: %v", err)
 	}
-	if err := c.Admit(Credential{Token: "t", Legacy: true}, store.KindLegacy); err != nil {
+	if err := admit(true, store.KindLegacy); err != nil {
 		t.Errorf("a legacy token from the legacy header: %v", err)
 	}
-	if err := c.Admit(Credential{Token: "t", Legacy: true}, store.KindPAT); !errors.Is(err, apierr.ErrUnsupportedToken) {
+	if err := admit(true, store.KindPAT); !errors.Is(err, apierr.ErrUnsupportedToken) {
 		t.Errorf("a PAT from the legacy header: %v", err)
 	}
 }

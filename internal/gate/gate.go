@@ -109,6 +109,9 @@ type Request struct {
 	Required []string
 	// Host is the site requested, recorded with the last use.
 	Host string
+	// Legacy is Credential.Legacy: the token came from a legacy source,
+	// where only a legacy token is accepted (ErrUnsupportedToken).
+	Legacy bool
 	// External lists the other issuers whose JWTs this site accepts.
 	External []External
 }
@@ -167,6 +170,9 @@ func (c *Checker) check(ctx context.Context, req Request) (*decision.Decision, o
 		return nil, o, apierr.ErrIPNotAllowed
 	case !scope.CoversString(e.ScopeHeader, req.Required):
 		return nil, o, apierr.ErrInsufficientScope
+	}
+	if err := admit(req.Legacy, e.Kind); err != nil {
+		return nil, o, err
 	}
 	c.recordUse(e, now, req)
 	return e, o, nil

@@ -119,3 +119,31 @@ func TestCachedCheckAllocatesNothing(t *testing.T) {
 		t.Fatalf("a cached check allocates %v times", n)
 	}
 }
+
+// A PAT taken from a legacy source is refused inside the check: it is
+// counted as refused (unsupported_token), never as allowed, and its use
+// is not noted.
+func TestLegacySourceRefusalIsCounted(t *testing.T) {
+	m := metrics.New(metrics.Funcs{})
+	reg := prometheus.NewPedanticRegistry()
+	if err := m.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, m)
+	c := e.newToken(t, pat.CreateRequest{})
+	_, err := e.checker.Check(context.Background(), gate.Request{Token: c.Token, ClientIP: clientIP, Legacy: true})
+	if !errors.Is(err, apierr.ErrUnsupportedToken) {
+		t.Fatalf("a PAT from a legacy source: %v", err)
+	}
+	if u, ok := e.pending()[c.ID]; ok {
+		t.Errorf("the refused request was noted as a use: %+v", u)
+	}
+	f := metricstest.Gather(t, reg)
+	L := metricstest.L
+	if got := f.Value("tokengate_decisions_total", L("result", "refused", "reason", "unsupported_token", "kind", "pat")); got != 1 {
+		t.Errorf("refused unsupported_token pat = %v, want 1", got)
+	}
+	if got := f.Value("tokengate_decisions_total", L("result", "allowed")); got != 0 {
+		t.Errorf("allowed = %v, want 0", got)
+	}
+}
