@@ -78,13 +78,42 @@ func New[T any](load func(context.Context) (T, error), o Options[T]) *Copy[T] {
 	return &Copy[T]{load: load, expires: o.Expires, now: o.Now}
 }
 
+// RetryExpired is how long an expired value is used again after a load
+// that should have replaced it failed, before Get tries the store again.
+const RetryExpired = time.Second
+
 // Get returns the held value, or loads it (sharing a load under way in
-// this generation) if none is held or it has expired.
+// this generation) if none is held or it has expired. An expired value is
+// still returned when its reload fails, and for RetryExpired after that:
+// expiry asks for a fresher copy, it does not make the held one wrong (an
+// invalidation does, and an invalidated value is never returned). So a
+// store that is down does not fail the callers of a value that was good a
+// moment ago, and they do not each wait for the store.
 func (c *Copy[T]) Get(ctx context.Context) (T, error) {
-	if h := c.cur.Load(); h != nil && (h.until.IsZero() || c.now().Before(h.until)) {
+	h := c.cur.Load()
+	if h != nil && (h.until.IsZero() || c.now().Before(h.until)) {
 		return h.v, nil
 	}
-	return c.loadShared(ctx)
+	v, err := c.loadShared(ctx)
+	if err != nil && h != nil && ctx.Err() == nil {
+		if kept, ok := c.keepExpired(h); ok {
+			return kept, nil
+		}
+	}
+	return v, err
+}
+
+// keepExpired installs h again for RetryExpired, unless the copy was
+// invalidated or replaced since h was read, and reports whether it did.
+func (c *Copy[T]) keepExpired(h *held[T]) (T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := c.cur.Load(); cur != h {
+		var zero T
+		return zero, false
+	}
+	c.cur.Store(&held[T]{v: h.v, loadedAt: h.loadedAt, until: c.now().Add(RetryExpired)})
+	return h.v, true
 }
 
 // loadShared loads the value (sharing a load under way in this

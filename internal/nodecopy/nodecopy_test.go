@@ -292,6 +292,31 @@ func TestCopyExpires(t *testing.T) {
 	})
 }
 
+// An expired value whose reload fails is still served, then kept for
+// RetryExpired without asking the store; an invalidated one never is.
+func TestCopyExpiredServedWhenReloadFails(t *testing.T) {
+	o := nodecopy.Options[int]{Expires: func(v int, at time.Time) time.Time { return at.Add(time.Minute) }}
+	withCopy(t, o, func(t *testing.T, s *source, c *nodecopy.Copy[int]) {
+		s.serve(t, get(c), 1)
+		time.Sleep(time.Minute)
+		g := get(c)
+		s.next(t).reply <- result{err: errors.New("store down")}
+		want(t, g.await(t), 1)
+		time.Sleep(nodecopy.RetryExpired - time.Nanosecond)
+		s.held(t, get(c), 1)
+		time.Sleep(time.Nanosecond)
+		s.serve(t, get(c), 2)
+		s.held(t, get(c), 2)
+
+		c.Invalidate()
+		g = get(c)
+		s.next(t).reply <- result{err: errors.New("store down")}
+		if got := g.await(t); got.err == nil {
+			t.Fatalf("get after an invalidation and a failed load = %+v, want the store's error", got)
+		}
+	})
+}
+
 func refresh(c *nodecopy.Copy[int], floor time.Duration) answered {
 	return start(func() (int, error) { return c.Refresh(context.Background(), floor) })
 }
