@@ -35,7 +35,7 @@ func ParseOverlap(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		n, nerr := strconv.ParseInt(s, 10, 64)
-		if nerr != nil || n > int64(MaxOverlap/time.Second) {
+		if nerr != nil || n < 0 || n > int64(MaxOverlap/time.Second) { // n < 0: n seconds could wrap into range
 			return 0, apierr.Field("overlap", fmt.Errorf("must be a duration such as 1h, 30m or 0 (at most %s)", MaxOverlap))
 		}
 		d = time.Duration(n) * time.Second
