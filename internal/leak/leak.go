@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -301,7 +300,8 @@ func (rp *Responder) accessToken(ctx context.Context, rep Report, req Request) e
 	return nil
 }
 
-// clientSecret switches off the OAuth key whose secret was reported. It
+// clientSecret switches off the OAuth key whose secret was reported (its
+// current secret, or one a rotation replaced whose overlap runs). It
 // is switched off rather than given a new secret: a new secret would have
 // to reach the key's administrator, and nobody should get it from an
 // anonymous report. Switching off also stops every access token the key
@@ -313,10 +313,12 @@ func (rp *Responder) clientSecret(ctx context.Context, rep Report, req Request) 
 	if err != nil {
 		return apierr.FromStore(err)
 	}
-	h := token.Hash(rep.Token)
+	h := store.TokenHash(token.Hash(rep.Token))
+	now := rp.now()
 	var found *store.Client
 	for i := range list {
-		if subtle.ConstantTimeCompare(list[i].SecretHash[:], h[:]) == 1 {
+		// The secret a rotation replaced counts while it still works.
+		if oauthclient.SecretOf(list[i], h, now) {
 			found = &list[i]
 		}
 	}
@@ -334,9 +336,8 @@ func (rp *Responder) clientSecret(ctx context.Context, rep Report, req Request) 
 		}
 		action = "switched_off"
 	}
-	now := rp.now()
 	ev := events.Event{
-		Type: events.TokenReportedLeaked, Time: now, Actor: Actor, HashedToken: found.SecretHash.String(),
+		Type: events.TokenReportedLeaked, Time: now, Actor: Actor, HashedToken: h.String(),
 		Subject: events.Subject{Kind: events.SubjectOAuthKey, ID: found.ID, Label: found.Name},
 		Data:    rp.data(rep, action),
 	}
