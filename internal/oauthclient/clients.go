@@ -86,14 +86,8 @@ func viewAt(c store.Client, now time.Time) ClientView {
 		}
 		return s
 	}
-	v := ClientView{ClientID: c.ID, Name: c.Name, AllowedIPs: orEmpty(c.AllowedIPs), Scopes: orEmpty(c.Scopes),
-		Enabled: c.Enabled, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
-	for _, p := range c.PreviousSecrets {
-		if p.Until.After(now) && (v.ReplacedValidUntil == nil || p.Until.After(*v.ReplacedValidUntil)) {
-			v.ReplacedValidUntil = &p.Until
-		}
-	}
-	return v
+	return ClientView{ClientID: c.ID, Name: c.Name, AllowedIPs: orEmpty(c.AllowedIPs), Scopes: orEmpty(c.Scopes),
+		Enabled: c.Enabled, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, ReplacedValidUntil: store.LastUntil(c.PreviousSecrets, now)}
 }
 
 // NewClient is a request to add a client.
