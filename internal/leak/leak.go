@@ -247,7 +247,8 @@ func (rp *Responder) handle(ctx context.Context, rep Report, req Request) error 
 
 // stored revokes a personal access token or a legacy token.
 func (rp *Responder) stored(ctx context.Context, rep Report, req Request) error {
-	g, err := rp.Store.LookupToken(ctx, token.Hash(rep.Token))
+	h := store.TokenHash(token.Hash(rep.Token))
+	g, err := rp.Store.LookupToken(ctx, h)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil
@@ -263,6 +264,9 @@ func (rp *Responder) stored(ctx context.Context, rep Report, req Request) error 
 	}
 	now := rp.now()
 	ev := events.ForToken(ctx, events.TokenReportedLeaked, gone, now)
+	// The secret reported, which may be one a rotation replaced (still in
+	// its overlap: LookupToken finds it) rather than the token's current.
+	ev.HashedToken = h.String()
 	ev.Data = rp.data(rep, "revoked")
 	events.Emit(rp.Events, ev)
 	rp.audit(now, req, ev, "", fmt.Sprintf("%s token %s of user %s reported as leaked and revoked", gone.Kind, gone.ID, gone.Owner))

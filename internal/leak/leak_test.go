@@ -323,3 +323,29 @@ func TestReportReplacedClientSecret(t *testing.T) {
 		t.Errorf("token.reported_leaked events: %+v", leaked)
 	}
 }
+
+// TestReportReplacedPAT: a reported PAT secret that a rotation replaced
+// (still in its overlap) revokes the token, and the event names the
+// secret reported, as the answer does, not the token's current one.
+func TestReportReplacedPAT(t *testing.T) {
+	f := newFixture(t, -1)
+	ctx := context.Background()
+	old, rec := f.newPAT(t, store.KindPAT)
+	fresh, _ := token.NewPAT()
+	now := f.Clk.Now()
+	if _, err := f.St.RotateToken(ctx, rec.Owner, rec.ID, token.Hash(fresh), now, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if status, body, _ := f.post(t, report(old)); status != http.StatusOK {
+		t.Fatalf("%d %s", status, body)
+	}
+	if _, err := f.St.LookupToken(ctx, token.Hash(fresh)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the token whose replaced secret leaked is still stored: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.events) != 1 || f.events[0].Type != events.TokenReportedLeaked ||
+		f.events[0].HashedToken != store.TokenHash(token.Hash(old)).String() {
+		t.Errorf("events: %+v", f.events)
+	}
+}
