@@ -546,7 +546,7 @@ func (h *Handler) presented(r *http.Request) (pat.Presented, error) {
 	if id.TokenType != store.KindPAT && id.TokenType != store.KindLegacy {
 		return pat.Presented{}, apierr.BadRequest("only personal access tokens and legacy tokens are managed here")
 	}
-	return pat.Presented{Owner: id.User, ID: id.TokenID, Hash: token.Hash(cred.Token)}, nil
+	return pat.Presented{Owner: id.User, ID: id.TokenID, Kind: id.TokenType, Hash: token.Hash(cred.Token)}, nil
 }
 
 // serveLegacyRotate answers POST {legacy path}/rotate: the legacy token

@@ -11,6 +11,7 @@
 //	GET    /tokengate/users/{name}/tokens        list its tokens
 //	PATCH  /tokengate/users/{name}/tokens/{id}   rename one, switch it on/off, set its allowed IPs or expiry
 //	DELETE /tokengate/users/{name}/tokens/{id}   revoke one
+//	POST   /tokengate/users/{name}/tokens/{id}/rotate  a new secret, the old one kept for {"overlap": "1h"} (optional)
 //	POST   /tokengate/store/check[?repair=true]  check (and repair) the store
 //	GET    /tokengate/store/stats                store operations so far (for benchmarks), audit and last-use write failures
 //	GET    /tokengate/store/export               the whole store as one JSON document, streamed (package backup)
@@ -20,6 +21,7 @@
 //	GET    /tokengate/oauth/clients/{id}         show one
 //	PATCH  /tokengate/oauth/clients/{id}         switch on/off, rename, allowed IPs, scopes
 //	DELETE /tokengate/oauth/clients/{id}         delete it (its tokens fail at once)
+//	POST   /tokengate/oauth/clients/{id}/rotate-secret  a new secret, the old one kept for {"overlap": "1h"} (optional)
 //	GET    /tokengate/oauth/signing              algorithm, lifetime, validation key, keys
 //	POST   /tokengate/oauth/signing              change them (key changes need "confirm")
 //	GET    /tokengate/acl                        list permission grants
@@ -195,23 +197,12 @@ func (a *API) rotateToken(w http.ResponseWriter, r *http.Request, name, id strin
 	if r.Method != http.MethodPost {
 		return methodNotAllowed(w, "POST")
 	}
-	overlap, err := decodeOverlap(w, r)
+	overlap, err := pat.DecodeOverlap(w, r)
 	if err != nil {
 		return err
 	}
 	v, err := a.Tokens.Rotate(r.Context(), users.CanonicalName(name), id, overlap)
 	return writeOK(w, v, err)
-}
-
-// decodeOverlap reads a rotation's optional body {"overlap": "1h"}.
-func decodeOverlap(w http.ResponseWriter, r *http.Request) (time.Duration, error) {
-	var req pat.RotateRequest
-	if r.ContentLength > 0 || (r.ContentLength < 0 && r.Header.Get("Content-Type") != "") {
-		if err := jsonbody.Decode(w, r, &req, 0); err != nil {
-			return 0, err
-		}
-	}
-	return pat.ParseOverlap(req.Overlap)
 }
 
 func (a *API) storeCheck(w http.ResponseWriter, r *http.Request) error {

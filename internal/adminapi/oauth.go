@@ -7,6 +7,7 @@ import (
 	"github.com/tokengate/tokengate/internal/jsonbody"
 	"github.com/tokengate/tokengate/internal/keyring"
 	"github.com/tokengate/tokengate/internal/oauthclient"
+	"github.com/tokengate/tokengate/internal/pat"
 )
 
 // oauth routes /tokengate/oauth/... (parts after "oauth").
@@ -77,7 +78,7 @@ func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request, id string) er
 	if r.Method != http.MethodPost {
 		return methodNotAllowed(w, "POST")
 	}
-	overlap, err := decodeOverlap(w, r)
+	overlap, err := pat.DecodeOverlap(w, r)
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/iplist"
@@ -20,18 +19,17 @@ import (
 	"github.com/tokengate/tokengate/internal/users"
 )
 
-// wire is a Document as read, each record still raw, so that a record
-// that does not decode is named by its place ("tokens[3]").
+// wire is a Document as read, its lists of records still raw, so that a
+// record that does not decode is named by its place ("tokens[3]"). The
+// lists shadow the Document's own (encoding/json takes the shallower
+// field); every other member is the Document's, so the two cannot drift
+// apart.
 type wire struct {
-	Format          string                     `json:"format"`
-	Version         int                        `json:"version"`
-	ExportedAt      time.Time                  `json:"exported_at"`
-	Users           []json.RawMessage          `json:"users"`
-	Tokens          []json.RawMessage          `json:"tokens"`
-	Clients         []json.RawMessage          `json:"clients"`
-	Documents       map[string]json.RawMessage `json:"documents"`
-	BinaryDocuments map[string][]byte          `json:"binary_documents"`
-	Denials         []json.RawMessage          `json:"denials"`
+	Document
+	Users   []json.RawMessage `json:"users"`
+	Tokens  []json.RawMessage `json:"tokens"`
+	Clients []json.RawMessage `json:"clients"`
+	Denials []json.RawMessage `json:"denials"`
 }
 
 // Decode reads an export from r: exactly one JSON document, no unknown
@@ -61,8 +59,7 @@ func Decode(r io.Reader) (*Document, error) {
 	if w.Version != Version {
 		return nil, invalid("version %d is not supported (this gateway reads version %d)", w.Version, Version)
 	}
-	d := &Document{Format: w.Format, Version: w.Version, ExportedAt: w.ExportedAt,
-		Documents: w.Documents, BinaryDocuments: w.BinaryDocuments}
+	d := &w.Document
 	var err error
 	if d.Users, err = records[store.User]("users", w.Users); err != nil {
 		return nil, err

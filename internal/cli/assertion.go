@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -62,18 +60,5 @@ func assertionKeysPrinter(asJSON bool) func(io.Writer, []byte) error {
 	if asJSON {
 		return printJSON
 	}
-	return func(w io.Writer, data []byte) error {
-		var buf bytes.Buffer
-		if err := printSigning(&buf, data); err != nil {
-			return err
-		}
-		var out strings.Builder
-		for line := range strings.Lines(buf.String()) {
-			if !strings.HasPrefix(line, "token lifetime:") {
-				out.WriteString(strings.Replace(line, "validation key:", "public key:    ", 1))
-			}
-		}
-		_, err := io.WriteString(w, out.String())
-		return err
-	}
+	return func(w io.Writer, data []byte) error { return printKeys(w, data, "public key:", false) }
 }

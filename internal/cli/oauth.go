@@ -159,8 +159,15 @@ func signingPrinter(asJSON bool) func(io.Writer, []byte) error {
 }
 
 // printSigning summarises the signing settings: which key signs now,
-// which signs next and from when, and which old keys verify until when.
+// which signs next and from when, which old keys verify until when, the
+// token lifetime and the validation key.
 func printSigning(w io.Writer, data []byte) error {
+	return printKeys(w, data, "validation key:", true)
+}
+
+// printKeys writes printSigning's summary of a keyring's settings, the
+// public key under keyLabel, the token lifetime only if lifetime.
+func printKeys(w io.Writer, data []byte, keyLabel string, lifetime bool) error {
 	type key struct {
 		KID           string    `json:"kid"`
 		Alg           string    `json:"alg"`
@@ -181,7 +188,9 @@ func printSigning(w io.Writer, data []byte) error {
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	// The labels' column is as wide for every keyring (the longest label,
+	// "validation key:", and two spaces), whichever lines are written.
+	tw := tabwriter.NewWriter(w, len("validation key:")+2, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "signs now:\t%s %s since %s\n", v.Signing.Alg, v.Signing.KID, at(v.Signing.Since))
 	switch {
 	case v.Next == nil:
@@ -193,11 +202,13 @@ func printSigning(w io.Writer, data []byte) error {
 	for _, k := range v.Verifying {
 		fmt.Fprintf(tw, "still verifies:\t%s %s until %s (no longer signs)\n", k.Alg, k.KID, at(k.VerifiesUntil))
 	}
-	fmt.Fprintf(tw, "token lifetime:\t%ds\n", v.LifetimeSeconds)
+	if lifetime {
+		fmt.Fprintf(tw, "token lifetime:\t%ds\n", v.LifetimeSeconds)
+	}
 	var vk bytes.Buffer
 	if err := json.Compact(&vk, v.ValidationKey); err != nil {
 		return err
 	}
-	fmt.Fprintf(tw, "validation key:\t%s\n", vk.String())
+	fmt.Fprintf(tw, "%s\t%s\n", keyLabel, vk.String())
 	return tw.Flush()
 }

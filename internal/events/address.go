@@ -65,7 +65,7 @@ func (a *Addresses) SetMemory(memory time.Duration) {
 // Written takes a batch of uses the store has written. Store errors are
 // returned (the first); the uses they concern are not announced.
 func (a *Addresses) Written(ctx context.Context, uses []store.LastUse) error {
-	if en, ok := a.emitter.(interface{ Enabled() bool }); ok && !en.Enabled() {
+	if !delivering(a.emitter) {
 		return nil
 	}
 	a.mu.Lock()

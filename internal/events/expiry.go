@@ -106,7 +106,7 @@ func (sc *ExpiryScanner) Configure(warnings []time.Duration, interval time.Durat
 // It goes on past a user whose tokens cannot be read and returns the first
 // error.
 func (sc *ExpiryScanner) Scan(ctx context.Context) (int, error) {
-	if en, ok := sc.emitter.(interface{ Enabled() bool }); ok && !en.Enabled() {
+	if !delivering(sc.emitter) {
 		return 0, nil // claimed but never sent would be lost: scan only while events go out
 	}
 	sc.mu.Lock()

@@ -136,7 +136,7 @@ func (h *Holder) Update(ctx context.Context, fn func(*Document) error) (*Keys, e
 }
 
 func (h *Holder) update(ctx context.Context, fn func(*Document) error) (snapshot, error) {
-	sec := h.sealing()
+	sec, _ := h.sealingState()
 	b, err := h.store.UpdateDocument(ctx, h.doc, func(current []byte) ([]byte, error) {
 		d, err := h.decodeOrNew(sec, current)
 		if err != nil {
@@ -291,13 +291,8 @@ func (h *Holder) UseSecrets(ctx context.Context, s *Secrets, logger *zap.Logger)
 	return nil
 }
 
-// sealing returns the secrets the keyring is sealed with.
-func (h *Holder) sealing() *Secrets {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.secrets
-}
-
+// sealingState returns the secrets the keyring is sealed with and
+// whether it is still to be sealed again (see SetSecrets).
 func (h *Holder) sealingState() (*Secrets, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -346,8 +341,13 @@ func (h *Holder) report(err error) error {
 		return errReported
 	}
 	if err != nil {
-		logger.Error("the signing keys in the store cannot be opened: the token endpoint, the JWKS "+
-			"and access token checks answer 503 until the right secrets_key is configured", zap.Error(err))
+		msg := "the signing keys in the store cannot be opened: the token endpoint, the JWKS " +
+			"and access token checks answer 503 until the right secrets_key is configured"
+		if h.doc != store.DocKeyring {
+			msg = "the identity assertion keys in the store cannot be opened: their key set (jwks_path) and the requests " +
+				"of the sites that send identity assertions answer 503 until the right secrets_key is configured"
+		}
+		logger.Error(msg, zap.String("document", h.doc), zap.Error(err))
 	}
 	return err
 }

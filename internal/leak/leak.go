@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -248,7 +247,8 @@ func (rp *Responder) handle(ctx context.Context, rep Report, req Request) error 
 
 // stored revokes a personal access token or a legacy token.
 func (rp *Responder) stored(ctx context.Context, rep Report, req Request) error {
-	g, err := rp.Store.LookupToken(ctx, token.Hash(rep.Token))
+	h := store.TokenHash(token.Hash(rep.Token))
+	g, err := rp.Store.LookupToken(ctx, h)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil
@@ -264,6 +264,9 @@ func (rp *Responder) stored(ctx context.Context, rep Report, req Request) error 
 	}
 	now := rp.now()
 	ev := events.ForToken(ctx, events.TokenReportedLeaked, gone, now)
+	// The secret reported, which may be one a rotation replaced (still in
+	// its overlap: LookupToken finds it) rather than the token's current.
+	ev.HashedToken = h.String()
 	ev.Data = rp.data(rep, "revoked")
 	events.Emit(rp.Events, ev)
 	rp.audit(now, req, ev, "", fmt.Sprintf("%s token %s of user %s reported as leaked and revoked", gone.Kind, gone.ID, gone.Owner))
@@ -301,7 +304,8 @@ func (rp *Responder) accessToken(ctx context.Context, rep Report, req Request) e
 	return nil
 }
 
-// clientSecret switches off the OAuth key whose secret was reported. It
+// clientSecret switches off the OAuth key whose secret was reported (its
+// current secret, or one a rotation replaced whose overlap runs). It
 // is switched off rather than given a new secret: a new secret would have
 // to reach the key's administrator, and nobody should get it from an
 // anonymous report. Switching off also stops every access token the key
@@ -313,10 +317,12 @@ func (rp *Responder) clientSecret(ctx context.Context, rep Report, req Request) 
 	if err != nil {
 		return apierr.FromStore(err)
 	}
-	h := token.Hash(rep.Token)
+	h := store.TokenHash(token.Hash(rep.Token))
+	now := rp.now()
 	var found *store.Client
 	for i := range list {
-		if subtle.ConstantTimeCompare(list[i].SecretHash[:], h[:]) == 1 {
+		// The secret a rotation replaced counts while it still works.
+		if oauthclient.SecretOf(list[i], h, now) {
 			found = &list[i]
 		}
 	}
@@ -334,9 +340,8 @@ func (rp *Responder) clientSecret(ctx context.Context, rep Report, req Request) 
 		}
 		action = "switched_off"
 	}
-	now := rp.now()
 	ev := events.Event{
-		Type: events.TokenReportedLeaked, Time: now, Actor: Actor, HashedToken: found.SecretHash.String(),
+		Type: events.TokenReportedLeaked, Time: now, Actor: Actor, HashedToken: h.String(),
 		Subject: events.Subject{Kind: events.SubjectOAuthKey, ID: found.ID, Label: found.Name},
 		Data:    rp.data(rep, action),
 	}

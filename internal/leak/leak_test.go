@@ -283,3 +283,69 @@ func TestReportBatch(t *testing.T) {
 		t.Errorf("%d events for one PAT reported twice", len(f.events))
 	}
 }
+
+// TestReportReplacedClientSecret: the secret a rotation replaced still
+// works during its overlap, so a report of it switches the key off like
+// a report of the current one; once the overlap has ended it changes
+// nothing.
+func TestReportReplacedClientSecret(t *testing.T) {
+	f := newFixture(t, -1)
+	ctx := context.Background()
+	c := f.NewClient(t, oauthclient.NewClient{})
+	if _, err := f.Clients.RotateSecret(ctx, c.ClientID, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	ended := f.NewClient(t, oauthclient.NewClient{Name: "ended"})
+	if _, err := f.Clients.RotateSecret(ctx, ended.ClientID, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{c.ClientSecret, ended.ClientSecret} {
+		if status, body, _ := f.post(t, report(tok)); status != http.StatusOK {
+			t.Fatalf("%d %s", status, body)
+		}
+	}
+	if f.Stored(t, c.ClientID).Enabled {
+		t.Error("the key whose replaced (still working) secret leaked is still on")
+	}
+	if !f.Stored(t, ended.ClientID).Enabled {
+		t.Error("a report of a secret that no longer works switched its key off")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var leaked []events.Event
+	for _, e := range f.events {
+		if e.Type == events.TokenReportedLeaked {
+			leaked = append(leaked, e)
+		}
+	}
+	if len(leaked) != 1 || leaked[0].Subject.ID != c.ClientID ||
+		leaked[0].HashedToken != store.TokenHash(token.Hash(c.ClientSecret)).String() || leaked[0].Data["action"] != "switched_off" {
+		t.Errorf("token.reported_leaked events: %+v", leaked)
+	}
+}
+
+// TestReportReplacedPAT: a reported PAT secret that a rotation replaced
+// (still in its overlap) revokes the token, and the event names the
+// secret reported, as the answer does, not the token's current one.
+func TestReportReplacedPAT(t *testing.T) {
+	f := newFixture(t, -1)
+	ctx := context.Background()
+	old, rec := f.newPAT(t, store.KindPAT)
+	fresh, _ := token.NewPAT()
+	now := f.Clk.Now()
+	if _, err := f.St.RotateToken(ctx, rec.Owner, rec.ID, token.Hash(fresh), now, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if status, body, _ := f.post(t, report(old)); status != http.StatusOK {
+		t.Fatalf("%d %s", status, body)
+	}
+	if _, err := f.St.LookupToken(ctx, token.Hash(fresh)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the token whose replaced secret leaked is still stored: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.events) != 1 || f.events[0].Type != events.TokenReportedLeaked ||
+		f.events[0].HashedToken != store.TokenHash(token.Hash(old)).String() {
+		t.Errorf("events: %+v", f.events)
+	}
+}

@@ -334,15 +334,10 @@ func (a *API) ServeRotate(w http.ResponseWriter, r *http.Request, presented func
 	if err != nil {
 		return err
 	}
-	ctx := events.WithActor(r.Context(), p.Owner)
-	t, err := a.Tokens.Get(ctx, p.Owner, p.ID)
-	if err != nil {
-		return err
-	}
-	if t.Kind != store.KindLegacy {
+	if p.Kind != store.KindLegacy {
 		return apierr.BadRequest("only legacy tokens are rotated here; use the tokens API for a personal access token")
 	}
-	rotated, err := a.Tokens.RotateSelf(ctx, p, overlap)
+	rotated, err := a.Tokens.RotateSelf(events.WithActor(r.Context(), p.Owner), p, overlap)
 	if err != nil {
 		return err
 	}

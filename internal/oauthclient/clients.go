@@ -86,14 +86,8 @@ func viewAt(c store.Client, now time.Time) ClientView {
 		}
 		return s
 	}
-	v := ClientView{ClientID: c.ID, Name: c.Name, AllowedIPs: orEmpty(c.AllowedIPs), Scopes: orEmpty(c.Scopes),
-		Enabled: c.Enabled, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
-	for _, p := range c.PreviousSecrets {
-		if p.Until.After(now) && (v.ReplacedValidUntil == nil || p.Until.After(*v.ReplacedValidUntil)) {
-			v.ReplacedValidUntil = &p.Until
-		}
-	}
-	return v
+	return ClientView{ClientID: c.ID, Name: c.Name, AllowedIPs: orEmpty(c.AllowedIPs), Scopes: orEmpty(c.Scopes),
+		Enabled: c.Enabled, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, ReplacedValidUntil: store.LastUntil(c.PreviousSecrets, now)}
 }
 
 // NewClient is a request to add a client.
@@ -291,26 +285,29 @@ func (cs *Clients) Authenticate(ctx context.Context, id, secret string) (store.C
 		return store.Client{}, ErrBadClient
 	}
 	c, err := cs.lookup(ctx, id)
-	want := c.SecretHash
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		want = cs.dummy
+		c = store.Client{SecretHash: cs.dummy} // the same work as for a known id
 	case err != nil:
 		return store.Client{}, apierr.FromStore(err)
 	}
-	got := token.Hash(secret)
-	ok := subtle.ConstantTimeCompare(got[:], want[:]) == 1
-	now := cs.now()
-	for _, p := range c.PreviousSecrets {
-		// A secret a rotation replaced works until its overlap ends.
-		if subtle.ConstantTimeCompare(got[:], p.Hash[:]) == 1 && now.Before(p.Until) {
-			ok = true
-		}
-	}
-	if !ok || err != nil {
+	if !SecretOf(c, token.Hash(secret), cs.now()) || err != nil {
 		return store.Client{}, ErrBadClient
 	}
 	return c, nil
+}
+
+// SecretOf reports whether h is the hash of a secret of c at now: its
+// current secret, or one a rotation replaced whose overlap has not ended.
+// Every hash is compared, in constant time.
+func SecretOf(c store.Client, h store.TokenHash, now time.Time) bool {
+	ok := subtle.ConstantTimeCompare(h[:], c.SecretHash[:]) == 1
+	for _, p := range c.PreviousSecrets {
+		if subtle.ConstantTimeCompare(h[:], p.Hash[:]) == 1 && now.Before(p.Until) {
+			ok = true
+		}
+	}
+	return ok
 }
 
 // RotatedSecret is the answer to a secret rotation: the only time the new

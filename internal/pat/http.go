@@ -99,7 +99,7 @@ func (a *API) Serve(w http.ResponseWriter, r *http.Request, clientAddr string) e
 		w.Header().Set("Location", a.Prefix+"/"+created.ID)
 		jsonbody.Write(w, http.StatusCreated, created)
 	case rotate:
-		overlap, err := decodeRotate(w, r)
+		overlap, err := DecodeOverlap(w, r)
 		if err != nil {
 			return err
 		}
@@ -160,7 +160,7 @@ func (a *API) serveSelf(w http.ResponseWriter, r *http.Request, rotate bool) err
 		jsonbody.Write(w, http.StatusOK, view)
 		return nil
 	}
-	overlap, err := decodeRotate(w, r)
+	overlap, err := DecodeOverlap(w, r)
 	if err != nil {
 		return err
 	}
@@ -172,9 +172,10 @@ func (a *API) serveSelf(w http.ResponseWriter, r *http.Request, rotate bool) err
 	return nil
 }
 
-// decodeRotate reads a rotation's optional body ({"overlap": "1h"}); an
-// empty body asks for DefaultOverlap.
-func decodeRotate(w http.ResponseWriter, r *http.Request) (time.Duration, error) {
+// DecodeOverlap reads a rotation's optional body ({"overlap": "1h"}, see
+// RotateRequest); an empty body asks for DefaultOverlap. The admin API's
+// rotations read theirs with it too.
+func DecodeOverlap(w http.ResponseWriter, r *http.Request) (time.Duration, error) {
 	var req RotateRequest
 	if r.ContentLength > 0 || (r.ContentLength < 0 && r.Header.Get("Content-Type") != "") {
 		if err := jsonbody.Decode(w, r, &req, 0); err != nil {

@@ -78,11 +78,7 @@ func viewAt(t store.Token, now time.Time) View {
 	if !t.ExpiresAt.IsZero() {
 		v.ExpiresAt = &t.ExpiresAt
 	}
-	for _, p := range t.Previous {
-		if p.Until.After(now) && (v.ReplacedValidUntil == nil || p.Until.After(*v.ReplacedValidUntil)) {
-			v.ReplacedValidUntil = &p.Until
-		}
-	}
+	v.ReplacedValidUntil = store.LastUntil(t.Previous, now)
 	if !t.LastUsedAt.IsZero() {
 		v.LastUsedAt = &t.LastUsedAt
 		if t.LastUsedIP != "" {

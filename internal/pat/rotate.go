@@ -35,7 +35,7 @@ func ParseOverlap(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		n, nerr := strconv.ParseInt(s, 10, 64)
-		if nerr != nil || n > int64(MaxOverlap/time.Second) {
+		if nerr != nil || n < 0 || n > int64(MaxOverlap/time.Second) { // n < 0: n seconds could wrap into range
 			return 0, apierr.Field("overlap", fmt.Errorf("must be a duration such as 1h, 30m or 0 (at most %s)", MaxOverlap))
 		}
 		d = time.Duration(n) * time.Second
@@ -71,11 +71,16 @@ type Rotated struct {
 // overlap never cuts the newest secret short. An expired token cannot be
 // rotated (409).
 func (s *Service) Rotate(ctx context.Context, owner, id string, overlap time.Duration) (Rotated, error) {
-	now := s.now().UTC().Truncate(time.Microsecond)
 	cur, err := s.store.GetToken(ctx, owner, id)
 	if err != nil {
 		return Rotated{}, apierr.FromStore(err)
 	}
+	return s.rotate(ctx, cur, overlap)
+}
+
+// rotate is Rotate of the token cur as just read.
+func (s *Service) rotate(ctx context.Context, cur store.Token, overlap time.Duration) (Rotated, error) {
+	now := s.now().UTC().Truncate(time.Microsecond)
 	if !cur.ExpiresAt.IsZero() && !now.Before(cur.ExpiresAt) {
 		return Rotated{}, apierr.Conflict("id", errors.New("the token has expired and cannot be rotated; create a new one"))
 	}
@@ -87,7 +92,7 @@ func (s *Service) Rotate(ctx context.Context, owner, id string, overlap time.Dur
 	if !cur.ExpiresAt.IsZero() && cur.ExpiresAt.Before(until) {
 		until = cur.ExpiresAt
 	}
-	t, err := s.store.RotateToken(ctx, owner, id, token.Hash(secret), now, until)
+	t, err := s.store.RotateToken(ctx, cur.Owner, cur.ID, token.Hash(secret), now, until)
 	if err != nil {
 		return Rotated{}, apierr.FromStore(err)
 	}
@@ -95,16 +100,6 @@ func (s *Service) Rotate(ctx context.Context, owner, id string, overlap time.Dur
 	e.Data = map[string]any{"previous_hashed_token": cur.Hash.String(), "overlap_seconds": int64(until.Sub(now) / time.Second)}
 	events.Emit(s.events, e)
 	return Rotated{Token: secret, View: viewAt(t, now)}, nil
-}
-
-// Get returns owner's token id as its owner sees it.
-func (s *Service) Get(ctx context.Context, owner, id string) (View, error) {
-	t, err := s.store.GetToken(ctx, owner, id)
-	if err != nil {
-		return View{}, apierr.FromStore(err)
-	}
-	s.uses.Apply(owner, []store.Token{t})
-	return ViewOf(t), nil
 }
 
 // Self returns the view of the token a request presented (by its hash):
@@ -123,10 +118,11 @@ func (s *Service) Self(ctx context.Context, p Presented) (View, error) {
 // that a rotation replaced may not rotate (whoever holds an old secret
 // would otherwise get the newest).
 func (s *Service) RotateSelf(ctx context.Context, p Presented, overlap time.Duration) (Rotated, error) {
-	if _, err := s.current(ctx, p); err != nil {
+	cur, err := s.current(ctx, p)
+	if err != nil {
 		return Rotated{}, err
 	}
-	return s.Rotate(ctx, p.Owner, p.ID, overlap)
+	return s.rotate(ctx, cur, overlap)
 }
 
 // current reads the presented token and checks that the secret presented
@@ -146,6 +142,9 @@ func (s *Service) current(ctx context.Context, p Presented) (store.Token, error)
 // accepted it.
 type Presented struct {
 	Owner, ID string
+	// Kind is the token's kind as the edge found it (store.KindPAT or
+	// store.KindLegacy).
+	Kind string
 	// Hash is the SHA-256 of the secret presented.
 	Hash store.TokenHash
 }

@@ -127,3 +127,19 @@ func TestRotateLegacy(t *testing.T) {
 		t.Fatal("overlap 0 kept the old legacy secret, or the new one is not found")
 	}
 }
+
+// TestParseOverlapSeconds: a whole number of seconds is taken within
+// bounds only; a negative one so large that it would wrap into range as
+// a Duration (-18446744073 s is 709ms after the wrap) is refused too.
+func TestParseOverlapSeconds(t *testing.T) {
+	for s, want := range map[string]time.Duration{"3600": time.Hour, "0": 0, "604800": pat.MaxOverlap} {
+		if d, err := pat.ParseOverlap(s); err != nil || d != want {
+			t.Errorf("ParseOverlap(%q) = %v, %v; want %v", s, d, err, want)
+		}
+	}
+	for _, s := range []string{"-1", "604801", "-18446744073", "-9223372037"} {
+		if d, err := pat.ParseOverlap(s); apierr.For(err).Field != "overlap" {
+			t.Errorf("ParseOverlap(%q) = %v, %v; want a 400 on overlap", s, d, err)
+		}
+	}
+}

@@ -208,6 +208,19 @@ func RotatePrevious(previous []PreviousSecret, old TokenHash, now, until time.Ti
 	return keep, dropped
 }
 
+// LastUntil returns the latest end among the previous secrets that still
+// work at now, or nil when none does: the replaced_valid_until of the
+// token and OAuth key views.
+func LastUntil(previous []PreviousSecret, now time.Time) *time.Time {
+	var last *time.Time
+	for _, p := range previous {
+		if p.Until.After(now) && (last == nil || p.Until.After(*last)) {
+			last = &p.Until
+		}
+	}
+	return last
+}
+
 // Grant is what an edge check needs about a token: the token and its owner
 // as they are now, read in one store round trip where the backend allows.
 type Grant struct {

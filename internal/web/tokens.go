@@ -113,9 +113,16 @@ func (u *UI) createToken(req *request) error {
 	if err != nil {
 		return err
 	}
+	return u.showSecret(req, http.StatusCreated, created, created)
+}
+
+// showSecret answers an action whose answer holds a new secret, shown
+// once: v as JSON for the script (never cached), or the tokens page
+// showing created for a form sent without script.
+func (u *UI) showSecret(req *request, status int, v any, created pat.Created) error {
 	if wantsJSON(req.r) {
 		req.w.Header().Set("Cache-Control", "no-store")
-		jsonbody.Write(req.w, http.StatusCreated, created)
+		jsonbody.Write(req.w, status, v)
 		return nil
 	}
 	d, err := u.tokensData(req)
@@ -123,7 +130,7 @@ func (u *UI) createToken(req *request) error {
 		return err
 	}
 	d.Created = &created
-	return u.render(req, http.StatusCreated, "tokens", u.newView(req, "tokens.title", "tokens", d))
+	return u.render(req, status, "tokens", u.newView(req, "tokens.title", "tokens", d))
 }
 
 // offeredScopes keeps the page to the scopes the site offers.
@@ -230,17 +237,7 @@ func (u *UI) rotateToken(req *request) error {
 	if err != nil {
 		return err
 	}
-	if wantsJSON(req.r) {
-		req.w.Header().Set("Cache-Control", "no-store")
-		jsonbody.Write(req.w, http.StatusOK, rotated)
-		return nil
-	}
-	d, err := u.tokensData(req)
-	if err != nil {
-		return err
-	}
-	d.Created = &pat.Created{Token: rotated.Token, View: rotated.View}
-	return u.render(req, http.StatusOK, "tokens", u.newView(req, "tokens.title", "tokens", d))
+	return u.showSecret(req, http.StatusOK, rotated, pat.Created{Token: rotated.Token, View: rotated.View})
 }
 
 // revokeToken deletes a token: it fails on the next request, everywhere.
