@@ -3,9 +3,7 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,31 +16,12 @@ import (
 // template already has a cheap bcrypt_cost).
 const failoverApp = "max_tokens_per_user -1\n\t\ttoken_failure_limit off"
 
-// loadClient is the HTTP client of the load: bounded, and never t.Fatal
-// from a worker goroutine.
-var loadClient = &http.Client{Timeout: 15 * time.Second}
-
-// try sends a request with body (none if empty) and returns its status
-// (0 for a transport error) and body.
+// try is exchange for the load's workers, where a request that got no
+// answer is a failure like any other: status 0. A body cut short only
+// fails the decode of a created token.
 func try(method, url string, headers map[string][]string, body string) (int, []byte) {
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		return 0, nil
-	}
-	for k, vs := range headers {
-		req.Header[k] = vs
-	}
-	if body != "" {
-		req.Body = io.NopCloser(strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := loadClient.Do(req)
-	if err != nil {
-		return 0, nil
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body) // a short body only marks the request failed below
-	return resp.StatusCode, b
+	r, _ := exchange(loadClient, method, url, headers, body)
+	return r.status, r.body
 }
 
 // failoverToken is a PAT the load created.

@@ -428,32 +428,47 @@ func (r response) json(t *testing.T) map[string]any {
 	return v
 }
 
-// do sends a request. headers are raw (not canonicalised), so a test can
-// send exactly the spelling a hostile client would.
+// do sends a request and fails the test if no answer came back. headers
+// are raw (not canonicalised), so a test can send exactly the spelling a
+// hostile client would.
 func do(t *testing.T, method, url string, headers map[string][]string, body string) response {
 	t.Helper()
+	r, err := exchange(http.DefaultClient, method, url, headers, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// exchange is do with a client of the caller's and the error returned, for
+// goroutines other than the test's (which may not fail it): a status of
+// 0 when no answer came back, the answer as far as it was read when its
+// body broke off.
+func exchange(client *http.Client, method, url string, headers map[string][]string, body string) (response, error) {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
 	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	for k, vs := range headers {
 		req.Header[k] = vs
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return response{resp.StatusCode, resp.Header, b}
+	return response{resp.StatusCode, resp.Header, b}, err
 }
+
+// loadClient is the HTTP client of the load tests' workers: bounded, so
+// that a request the gateway never answers fails rather than hangs the
+// run.
+var loadClient = &http.Client{Timeout: 15 * time.Second}
 
 func bearer(tok string) map[string][]string {
 	return map[string][]string{"Authorization": {"Bearer " + tok}}
