@@ -390,6 +390,44 @@ func (g *gateway) stop() {
 	}
 }
 
+// eventually polls cond until it holds, for at most bound, and reports
+// whether it held: a bounded wait for what another process does in its
+// own time.
+func eventually(bound time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(bound); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
+// logWithin reports whether the gateway's log holds msg within bound: a
+// line the gateway wrote before it answered may still be on its way
+// through the pipe when the answer arrives.
+func (g *gateway) logWithin(msg string, bound time.Duration) bool {
+	return eventually(bound, func() bool { return strings.Contains(g.logs.String(), msg) })
+}
+
+// logHas is logWithin 30 s.
+func (g *gateway) logHas(msg string) bool { return g.logWithin(msg, 30*time.Second) }
+
+// waitLogWithin fails the test unless the gateway's log holds msg within
+// bound, and returns how often it does.
+func (g *gateway) waitLogWithin(msg string, bound time.Duration) int {
+	g.t.Helper()
+	if !g.logWithin(msg, bound) {
+		g.t.Fatalf("no %q in the log within %v:\n%s", msg, bound, g.logs.String())
+	}
+	return strings.Count(g.logs.String(), msg)
+}
+
+// waitLog is waitLogWithin 30 s.
+func (g *gateway) waitLog(msg string) int {
+	g.t.Helper()
+	return g.waitLogWithin(msg, 30*time.Second)
+}
+
 // cli runs a tokengate subcommand against this gateway's admin endpoint.
 func (g *gateway) cli(stdin string, args ...string) (string, error) {
 	g.t.Helper()
