@@ -118,8 +118,7 @@ func TestRedisDownAtStartup(t *testing.T) {
 	srv.Stop()
 	up := startUpstream(t)
 	other := freePort(t)
-	g := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: srv.URL()}
-	g.start(up, gatewayConfig{extraSites: fmt.Sprintf("\nhttp://:%d {\n\trespond \"plain site\" 200\n}\n", other)})
+	g := startGatewayOn(t, srv.URL(), up, gatewayConfig{extraSites: fmt.Sprintf("\nhttp://:%d {\n\trespond \"plain site\" 200\n}\n", other)})
 	g.waitLog("store unreachable")
 
 	r := do(t, http.MethodGet, g.base+"/data", bearer(strings.Repeat("ab", 20)), "")

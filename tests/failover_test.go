@@ -68,8 +68,7 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 	sen := redistest.StartSentinel(t)
 	up := startUpstream(t)
 	cfg := gatewayConfig{appOptions: failoverApp}
-	a := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: sen.URL()}
-	a.start(up, cfg)
+	a := startGatewayOn(t, sen.URL(), up, cfg)
 	b := a.startPeer(up, cfg)
 	failoverUnderLoad(t, "SENTINEL FAILOVER", []*gateway{a, b}, func() { sen.Failover(t) })
 }
@@ -88,8 +87,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	c := redistest.StartShardedClusterWithReplicas(t)
 	up := startUpstream(t)
 	cfg := gatewayConfig{appOptions: failoverApp}
-	a := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: c.URL()}
-	a.start(up, cfg)
+	a := startGatewayOn(t, c.URL(), up, cfg)
 	b := a.startPeer(up, cfg)
 	failoverUnderLoad(t, "kill -9 of a cluster primary", []*gateway{a, b}, func() {
 		c.KillPrimary(t, 0)
@@ -244,8 +242,7 @@ func failoverUnderLoad(t *testing.T, what string, nodes []*gateway, failover fun
 func TestNotDurableRevokeAnswers503(t *testing.T) {
 	sen := redistest.StartSentinel(t)
 	up := startUpstream(t)
-	g := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: sen.URL()}
-	g.start(up, gatewayConfig{appOptions: "store_durability {\n\t\t\treplicas 1\n\t\t\ttimeout 300ms\n\t\t}"})
+	g := startGatewayOn(t, sen.URL(), up, gatewayConfig{appOptions: "store_durability {\n\t\t\treplicas 1\n\t\t\ttimeout 300ms\n\t\t}"})
 	g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
 	secret, id := createPAT(t, g, "alice", alicePassword, `{"label":"ci"}`)
 	if r := do(t, http.MethodGet, g.base+"/", bearer(secret), ""); r.status != http.StatusOK {

@@ -304,9 +304,16 @@ func (g *gateway) startPeer(up *upstream, cfg gatewayConfig) *gateway {
 	if !strings.HasPrefix(g.store, "redis") {
 		g.t.Fatalf("nodes share only a Redis store, not %s", g.store)
 	}
-	p := &gateway{t: g.t, dir: g.t.TempDir(), logs: &syncBuffer{}, store: g.store}
-	p.start(up, cfg)
-	return p
+	return startGatewayOn(g.t, g.store, up, cfg)
+}
+
+// startGatewayOn runs the binary on store, a location the test set up
+// itself (a Redis of its own, a proxy, a deployment): nothing is flushed.
+func startGatewayOn(t *testing.T, store string, up *upstream, cfg gatewayConfig) *gateway {
+	t.Helper()
+	g := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: store}
+	g.start(up, cfg)
+	return g
 }
 
 func (g *gateway) start(up *upstream, cfg gatewayConfig) {

@@ -38,10 +38,8 @@ func TestSilentSubscriptionIsNoticed(t *testing.T) {
 	proxy := pubsubproxy.Start(t, srv.Addr())
 	up := startUpstream(t)
 	app := "cache_ttl 10m\n\t\tinvalidation_ping 200ms"
-	g := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: "redis://" + proxy.Addr() + "/0"}
-	g.start(up, gatewayConfig{appOptions: app})
-	peer := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: srv.URL()}
-	peer.start(up, gatewayConfig{appOptions: app})
+	g := startGatewayOn(t, "redis://"+proxy.Addr()+"/0", up, gatewayConfig{appOptions: app})
+	peer := startGatewayOn(t, srv.URL(), up, gatewayConfig{appOptions: app})
 
 	g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
 	tok, id := createPAT(t, g, "alice", alicePassword, `{"label":"revoked while frozen"}`)
@@ -94,8 +92,7 @@ func TestSilentSubscriptionIsNoticed(t *testing.T) {
 // A Redis with AOF on gets no warning about persistence.
 func TestNoPersistenceWarningWithAOF(t *testing.T) {
 	srv := redistest.StartArgs(t, "--appendonly", "yes")
-	g := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: srv.URL()}
-	g.start(startUpstream(t), gatewayConfig{})
+	g := startGatewayOn(t, srv.URL(), startUpstream(t), gatewayConfig{})
 	g.waitLogWithin(persistenceChecked, 10*time.Second)
 	if strings.Contains(g.logs.String(), "keeps nothing on disk") || strings.Contains(g.logs.String(), "keeps only snapshots") {
 		t.Errorf("a persistence warning with appendonly yes:\n%s", g.logs.String())
