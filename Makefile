@@ -6,8 +6,9 @@
 run:
 	go run ./cmd/tokengate run --config Caddyfile.example --adapter caddyfile
 
-# Run the whole test suite (installs redis-server, chromium and
-# fonts-dejavu-core if missing); page screenshots go to tests/screenshots/.
+# Run the whole test suite (installs redis-server, redis-sentinel,
+# chromium, fonts-dejavu-core, python3-jwt and python3-cryptography if
+# missing); page screenshots go to tests/screenshots/.
 test:
 	./scripts/test.sh
 

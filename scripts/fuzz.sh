@@ -26,8 +26,11 @@ targets=$(git grep -n --untracked -E '^func Fuzz[A-Za-z0-9_]+\(f \*testing\.F\)'
 	sort)
 if [ $# -gt 0 ]; then
 	want=" $* "
+	# An if, not `[[ ]] && echo`: a last target that is not asked for
+	# would end the loop with status 1, which set -e turns into a silent
+	# exit of the script.
 	targets=$(echo "$targets" | while read -r dir name; do
-		[[ $want == *" $name "* ]] && echo "$dir $name"
+		if [[ $want == *" $name "* ]]; then echo "$dir $name"; fi
 	done)
 fi
 [ -n "$targets" ] || { echo "no fuzz targets found" >&2; exit 1; }
@@ -47,7 +50,9 @@ while read -r dir name; do
 		fi
 		note="(ended by golang/go#75804, nothing found)"
 	fi
-	execs=$(grep -oE 'execs: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)
+	# No "execs:" line (a run that ended within the baseline) is "?", not
+	# a failed grep that pipefail and set -e would turn into an exit.
+	execs=$({ grep -oE 'execs: [0-9]+' "$log" || true; } | tail -1 | cut -d' ' -f2)
 	summary+=("$(printf '%-24s %-28s %12s %s' "$name" "./$dir" "${execs:-?}" "$note")")
 done <<<"$targets"
 

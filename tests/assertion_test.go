@@ -103,17 +103,15 @@ func startReadmeUpstream(t *testing.T, bin, addr, jwksURL string) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/")
-		if err == nil {
+	var err error
+	if !eventually(10*time.Second, func() bool {
+		var resp *http.Response
+		if resp, err = http.Get("http://" + addr + "/"); err == nil {
 			resp.Body.Close()
-			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the README's Go upstream did not come up: %v\n%s", err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+		return err == nil
+	}) {
+		t.Fatalf("the README's Go upstream did not come up: %v\n%s", err, logs.String())
 	}
 }
 
@@ -546,16 +544,10 @@ func TestIdentityAssertionKeys(t *testing.T) {
 	if out := g.mustCLI("", "assertion-keys", "rotate", "--grace"); !strings.Contains(out, k2) {
 		t.Errorf("rotate --grace printed %s", out)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		kid, _ := assertionKid(t, g, up, pat)
-		if kid == k2 {
-			break
-		}
-		if kid != k1 || time.Now().After(deadline) {
-			t.Fatalf("after a grace rotation the assertion is signed by %s, want %s then %s", kid, k1, k2)
-		}
-		time.Sleep(200 * time.Millisecond)
+	var kid string
+	eventually(20*time.Second, func() bool { kid, _ = assertionKid(t, g, up, pat); return kid != k1 })
+	if kid != k2 {
+		t.Fatalf("after a grace rotation the assertion is signed by %s, want %s then %s", kid, k1, k2)
 	}
 	if kids := publishedKids(t, g); !strings.Contains(kids, k1) {
 		t.Errorf("the retiring key %s left the key set early: %s", k1, kids)

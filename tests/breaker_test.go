@@ -27,9 +27,7 @@ const (
 func startOnOwnRedis(t *testing.T, up *upstream, cfg gatewayConfig) (*gateway, *redistest.Server) {
 	t.Helper()
 	srv := redistest.Start(t)
-	g := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: srv.URL()}
-	g.start(up, cfg)
-	return g, srv
+	return startGatewayOn(t, srv.URL(), up, cfg), srv
 }
 
 // fakePAT is a well-formed PAT that no store holds (never cached).

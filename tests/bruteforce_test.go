@@ -2,10 +2,8 @@ package tests
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,20 +21,8 @@ const attackerAddr = "203.0.113.66"
 // send makes one request from a goroutine (no t.Fatal there) and returns
 // the status, or the transport error.
 func send(method, url string, headers map[string][]string, body string) (int, error) {
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	for k, vs := range headers {
-		req.Header[k] = vs
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	_, err = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, err
+	r, err := exchange(http.DefaultClient, method, url, headers, body)
+	return r.status, err
 }
 
 // fromAttacker adds the attacker's address as a trusted proxy tells it.

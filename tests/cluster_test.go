@@ -4,10 +4,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -129,15 +127,15 @@ loaded:
 	// revoked ones stay refused.
 	refusedAfter := 0
 	for _, tok := range issued {
-		status, _, err := loadDo(g, http.MethodGet, "/orders", bearer(tok.secret), "")
+		r, err := exchange(loadClient, http.MethodGet, g.base+"/orders", bearer(tok.secret), "")
 		requests.Add(1)
 		switch {
 		case err != nil:
 			fail("after the moves, %s: %v", tok.id, err)
-		case tok.revoked && status != http.StatusUnauthorized:
-			fail("after the moves, revoked token %s/%s answered %d", tok.owner, tok.id, status)
-		case !tok.revoked && status != http.StatusOK:
-			fail("after the moves, token %s/%s answered %d", tok.owner, tok.id, status)
+		case tok.revoked && r.status != http.StatusUnauthorized:
+			fail("after the moves, revoked token %s/%s answered %d", tok.owner, tok.id, r.status)
+		case !tok.revoked && r.status != http.StatusOK:
+			fail("after the moves, token %s/%s answered %d", tok.owner, tok.id, r.status)
 		case tok.revoked:
 			refusedAfter++
 		}
@@ -169,11 +167,11 @@ func loadRound(g *gateway, name string, i int, revoke bool, requests *atomic.Int
 	tok := reshardToken{owner: name}
 	call := func(method, path string, h map[string][]string, body string, want int) ([]byte, error) {
 		requests.Add(1)
-		status, b, err := loadDo(g, method, path, h, body)
-		if err == nil && status != want {
-			err = fmt.Errorf("%s %s: %d, want %d: %s", method, path, status, want, b)
+		r, err := exchange(loadClient, method, g.base+path, h, body)
+		if err == nil && r.status != want {
+			err = fmt.Errorf("%s %s: %d, want %d: %s", method, path, r.status, want, r.body)
 		}
-		return b, err
+		return r.body, err
 	}
 	b, err := call(http.MethodPost, "/api-user/tokens", basic(name, alicePassword), fmt.Sprintf(`{"label":"load %d"}`, i), http.StatusCreated)
 	if err != nil {
@@ -201,23 +199,4 @@ func loadRound(g *gateway, name string, i int, revoke bool, requests *atomic.Int
 	tok.revoked = true
 	_, err = call(http.MethodGet, "/orders", bearer(tok.secret), "", http.StatusUnauthorized)
 	return tok, err
-}
-
-// loadDo is do for goroutines other than the test's: it returns the error
-// instead of failing the test.
-func loadDo(g *gateway, method, path string, headers map[string][]string, body string) (int, []byte, error) {
-	req, err := http.NewRequest(method, g.base+path, strings.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	for k, vs := range headers {
-		req.Header[k] = vs
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
 }

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tokengate/tokengate/internal/testutil/redistest"
 )
@@ -111,29 +110,6 @@ func TestValidateMistypedStoreURL(t *testing.T) {
 	}
 }
 
-// waitLog waits until the gateway's log holds msg and returns how often.
-func (g *gateway) waitLog(msg string) int {
-	g.t.Helper()
-	if !g.logHas(msg) {
-		g.t.Fatalf("no %q in the log:\n%s", msg, g.logs.String())
-	}
-	return strings.Count(g.logs.String(), msg)
-}
-
-// logHas reports whether the gateway's log holds msg, waiting (bounded)
-// for it: a line the gateway wrote before it answered may still be on its
-// way through the pipe when the answer arrives.
-func (g *gateway) logHas(msg string) bool {
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if strings.Contains(g.logs.String(), msg) {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
-}
-
 // Redis unreachable at start-up stops nothing: the gateway starts, answers
 // 503 (JSON) for what needs the store while other sites work, retries in
 // the background, logs once when Redis is back, and then works.
@@ -142,8 +118,7 @@ func TestRedisDownAtStartup(t *testing.T) {
 	srv.Stop()
 	up := startUpstream(t)
 	other := freePort(t)
-	g := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: srv.URL()}
-	g.start(up, gatewayConfig{extraSites: fmt.Sprintf("\nhttp://:%d {\n\trespond \"plain site\" 200\n}\n", other)})
+	g := startGatewayOn(t, srv.URL(), up, gatewayConfig{extraSites: fmt.Sprintf("\nhttp://:%d {\n\trespond \"plain site\" 200\n}\n", other)})
 	g.waitLog("store unreachable")
 
 	r := do(t, http.MethodGet, g.base+"/data", bearer(strings.Repeat("ab", 20)), "")

@@ -103,17 +103,19 @@ func (rc *hookReceiver) find(typ, id string) []events.Event {
 // wait waits (bounded) until an event of typ about id has arrived.
 func (rc *hookReceiver) wait(typ, id string) events.Event {
 	rc.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if got := rc.find(typ, id); len(got) > 0 {
-			return got[0]
-		}
-		time.Sleep(20 * time.Millisecond)
+	return rc.waitN(typ, id, 1)[0]
+}
+
+// waitN waits (bounded) until n events of typ about id have arrived.
+func (rc *hookReceiver) waitN(typ, id string, n int) []events.Event {
+	rc.t.Helper()
+	var got []events.Event
+	if !eventually(30*time.Second, func() bool { got = rc.find(typ, id); return len(got) >= n }) {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		rc.t.Fatalf("%d %s events about %q arrived, want %d; got %d events: %q", len(got), typ, id, n, len(rc.got), rc.bodies)
 	}
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	rc.t.Fatalf("no %s event about %q arrived; got %d events: %q", typ, id, len(rc.got), rc.bodies)
-	return events.Event{}
+	return got
 }
 
 func eventsOptions(url, secretEnv string) string {
@@ -190,10 +192,7 @@ func TestEventsWebhook(t *testing.T) {
 			t.Errorf("signing_key.rotated: %+v", ev)
 		}
 		g.mustCLI("", "user", "set", "alice", "--token-login=false")
-		deadline := time.Now().Add(30 * time.Second)
-		for len(rc.find(events.UserTokenLoginChanged, "alice")) < 2 && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		rc.waitN(events.UserTokenLoginChanged, "alice", 2)
 
 		// Once per change: the resends while the receiver was down were
 		// dropped by id, and nothing was sent twice under two ids.

@@ -3,9 +3,7 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,31 +16,12 @@ import (
 // template already has a cheap bcrypt_cost).
 const failoverApp = "max_tokens_per_user -1\n\t\ttoken_failure_limit off"
 
-// loadClient is the HTTP client of the load: bounded, and never t.Fatal
-// from a worker goroutine.
-var loadClient = &http.Client{Timeout: 15 * time.Second}
-
-// try sends a request with body (none if empty) and returns its status
-// (0 for a transport error) and body.
+// try is exchange for the load's workers, where a request that got no
+// answer is a failure like any other: status 0. A body cut short only
+// fails the decode of a created token.
 func try(method, url string, headers map[string][]string, body string) (int, []byte) {
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		return 0, nil
-	}
-	for k, vs := range headers {
-		req.Header[k] = vs
-	}
-	if body != "" {
-		req.Body = io.NopCloser(strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := loadClient.Do(req)
-	if err != nil {
-		return 0, nil
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body) // a short body only marks the request failed below
-	return resp.StatusCode, b
+	r, _ := exchange(loadClient, method, url, headers, body)
+	return r.status, r.body
 }
 
 // failoverToken is a PAT the load created.
@@ -89,8 +68,7 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 	sen := redistest.StartSentinel(t)
 	up := startUpstream(t)
 	cfg := gatewayConfig{appOptions: failoverApp}
-	a := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: sen.URL()}
-	a.start(up, cfg)
+	a := startGatewayOn(t, sen.URL(), up, cfg)
 	b := a.startPeer(up, cfg)
 	failoverUnderLoad(t, "SENTINEL FAILOVER", []*gateway{a, b}, func() { sen.Failover(t) })
 }
@@ -109,8 +87,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	c := redistest.StartShardedClusterWithReplicas(t)
 	up := startUpstream(t)
 	cfg := gatewayConfig{appOptions: failoverApp}
-	a := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: c.URL()}
-	a.start(up, cfg)
+	a := startGatewayOn(t, c.URL(), up, cfg)
 	b := a.startPeer(up, cfg)
 	failoverUnderLoad(t, "kill -9 of a cluster primary", []*gateway{a, b}, func() {
 		c.KillPrimary(t, 0)
@@ -265,8 +242,7 @@ func failoverUnderLoad(t *testing.T, what string, nodes []*gateway, failover fun
 func TestNotDurableRevokeAnswers503(t *testing.T) {
 	sen := redistest.StartSentinel(t)
 	up := startUpstream(t)
-	g := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: sen.URL()}
-	g.start(up, gatewayConfig{appOptions: "store_durability {\n\t\t\treplicas 1\n\t\t\ttimeout 300ms\n\t\t}"})
+	g := startGatewayOn(t, sen.URL(), up, gatewayConfig{appOptions: "store_durability {\n\t\t\treplicas 1\n\t\t\ttimeout 300ms\n\t\t}"})
 	g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
 	secret, id := createPAT(t, g, "alice", alicePassword, `{"label":"ci"}`)
 	if r := do(t, http.MethodGet, g.base+"/", bearer(secret), ""); r.status != http.StatusOK {

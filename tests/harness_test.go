@@ -304,9 +304,16 @@ func (g *gateway) startPeer(up *upstream, cfg gatewayConfig) *gateway {
 	if !strings.HasPrefix(g.store, "redis") {
 		g.t.Fatalf("nodes share only a Redis store, not %s", g.store)
 	}
-	p := &gateway{t: g.t, dir: g.t.TempDir(), logs: &syncBuffer{}, store: g.store}
-	p.start(up, cfg)
-	return p
+	return startGatewayOn(g.t, g.store, up, cfg)
+}
+
+// startGatewayOn runs the binary on store, a location the test set up
+// itself (a Redis of its own, a proxy, a deployment): nothing is flushed.
+func startGatewayOn(t *testing.T, store string, up *upstream, cfg gatewayConfig) *gateway {
+	t.Helper()
+	g := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: store}
+	g.start(up, cfg)
+	return g
 }
 
 func (g *gateway) start(up *upstream, cfg gatewayConfig) {
@@ -390,6 +397,44 @@ func (g *gateway) stop() {
 	}
 }
 
+// eventually polls cond until it holds, for at most bound, and reports
+// whether it held: a bounded wait for what another process does in its
+// own time.
+func eventually(bound time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(bound); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
+// logWithin reports whether the gateway's log holds msg within bound: a
+// line the gateway wrote before it answered may still be on its way
+// through the pipe when the answer arrives.
+func (g *gateway) logWithin(msg string, bound time.Duration) bool {
+	return eventually(bound, func() bool { return strings.Contains(g.logs.String(), msg) })
+}
+
+// logHas is logWithin 30 s.
+func (g *gateway) logHas(msg string) bool { return g.logWithin(msg, 30*time.Second) }
+
+// waitLogWithin fails the test unless the gateway's log holds msg within
+// bound, and returns how often it does.
+func (g *gateway) waitLogWithin(msg string, bound time.Duration) int {
+	g.t.Helper()
+	if !g.logWithin(msg, bound) {
+		g.t.Fatalf("no %q in the log within %v:\n%s", msg, bound, g.logs.String())
+	}
+	return strings.Count(g.logs.String(), msg)
+}
+
+// waitLog is waitLogWithin 30 s.
+func (g *gateway) waitLog(msg string) int {
+	g.t.Helper()
+	return g.waitLogWithin(msg, 30*time.Second)
+}
+
 // cli runs a tokengate subcommand against this gateway's admin endpoint.
 func (g *gateway) cli(stdin string, args ...string) (string, error) {
 	g.t.Helper()
@@ -428,32 +473,47 @@ func (r response) json(t *testing.T) map[string]any {
 	return v
 }
 
-// do sends a request. headers are raw (not canonicalised), so a test can
-// send exactly the spelling a hostile client would.
+// do sends a request and fails the test if no answer came back. headers
+// are raw (not canonicalised), so a test can send exactly the spelling a
+// hostile client would.
 func do(t *testing.T, method, url string, headers map[string][]string, body string) response {
 	t.Helper()
+	r, err := exchange(http.DefaultClient, method, url, headers, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// exchange is do with a client of the caller's and the error returned, for
+// goroutines other than the test's (which may not fail it): a status of
+// 0 when no answer came back, the answer as far as it was read when its
+// body broke off.
+func exchange(client *http.Client, method, url string, headers map[string][]string, body string) (response, error) {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
 	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	for k, vs := range headers {
 		req.Header[k] = vs
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return response{resp.StatusCode, resp.Header, b}
+	return response{resp.StatusCode, resp.Header, b}, err
 }
+
+// loadClient is the HTTP client of the load tests' workers: bounded, so
+// that a request the gateway never answers fails rather than hangs the
+// run.
+var loadClient = &http.Client{Timeout: 15 * time.Second}
 
 func bearer(tok string) map[string][]string {
 	return map[string][]string{"Authorization": {"Bearer " + tok}}

@@ -38,10 +38,8 @@ func TestSilentSubscriptionIsNoticed(t *testing.T) {
 	proxy := pubsubproxy.Start(t, srv.Addr())
 	up := startUpstream(t)
 	app := "cache_ttl 10m\n\t\tinvalidation_ping 200ms"
-	g := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: "redis://" + proxy.Addr() + "/0"}
-	g.start(up, gatewayConfig{appOptions: app})
-	peer := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: srv.URL()}
-	peer.start(up, gatewayConfig{appOptions: app})
+	g := startGatewayOn(t, "redis://"+proxy.Addr()+"/0", up, gatewayConfig{appOptions: app})
+	peer := startGatewayOn(t, srv.URL(), up, gatewayConfig{appOptions: app})
 
 	g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
 	tok, id := createPAT(t, g, "alice", alicePassword, `{"label":"revoked while frozen"}`)
@@ -55,21 +53,18 @@ func TestSilentSubscriptionIsNoticed(t *testing.T) {
 	if r := do(t, http.MethodDelete, peer.base+"/api-user/tokens/"+id, basic("alice", alicePassword), ""); r.status != http.StatusNoContent {
 		t.Fatalf("revoke through the peer: %d %s", r.status, r.body)
 	}
-	deadline := time.Now().Add(bound)
-	for {
-		r := do(t, http.MethodGet, g.base+"/data", bearer(tok), "")
-		if r.status == http.StatusUnauthorized {
-			break
-		}
-		if r.status != http.StatusOK || time.Now().After(deadline) {
-			t.Fatalf("revoked token on the frozen node: %d %s after %v (bound %v); logs:\n%s",
-				r.status, r.body, time.Since(frozenAt), bound, g.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	var r response
+	eventually(bound, func() bool {
+		r = do(t, http.MethodGet, g.base+"/data", bearer(tok), "")
+		return r.status != http.StatusOK
+	})
+	if r.status != http.StatusUnauthorized {
+		t.Fatalf("revoked token on the frozen node: %d %s after %v (bound %v); logs:\n%s",
+			r.status, r.body, time.Since(frozenAt), bound, g.logs.String())
 	}
 	t.Logf("revoke enforced on the frozen node %v after the freeze (invalidation_ping %v)", time.Since(frozenAt).Round(time.Millisecond), ping)
 
-	waitLog(t, g, subscriptionRestored, bound)
+	g.waitLogWithin(subscriptionRestored, bound)
 	time.Sleep(5 * ping) // more intervals: still one line each
 	logs := g.logs.String()
 	if n := strings.Count(logs, subscriptionLost); n != 1 {
@@ -88,7 +83,7 @@ func TestSilentSubscriptionIsNoticed(t *testing.T) {
 	if n := strings.Count(logs, subscriptionLost) + strings.Count(peer.logs.String(), subscriptionLost); n != 1 {
 		t.Errorf("the peer logged a lost subscription too:\n%s", peer.logs.String())
 	}
-	waitLog(t, g, persistenceChecked, bound)
+	g.waitLogWithin(persistenceChecked, bound)
 	if n := strings.Count(g.logs.String(), nothingOnDisk); n != 1 {
 		t.Errorf("%d lines say %q on a Redis with --save \"\" --appendonly no, want 1", n, nothingOnDisk)
 	}
@@ -97,23 +92,10 @@ func TestSilentSubscriptionIsNoticed(t *testing.T) {
 // A Redis with AOF on gets no warning about persistence.
 func TestNoPersistenceWarningWithAOF(t *testing.T) {
 	srv := redistest.StartArgs(t, "--appendonly", "yes")
-	g := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: srv.URL()}
-	g.start(startUpstream(t), gatewayConfig{})
-	waitLog(t, g, persistenceChecked, 10*time.Second)
+	g := startGatewayOn(t, srv.URL(), startUpstream(t), gatewayConfig{})
+	g.waitLogWithin(persistenceChecked, 10*time.Second)
 	if strings.Contains(g.logs.String(), "keeps nothing on disk") || strings.Contains(g.logs.String(), "keeps only snapshots") {
 		t.Errorf("a persistence warning with appendonly yes:\n%s", g.logs.String())
-	}
-}
-
-// waitLog waits up to bound for a log line of g containing msg.
-func waitLog(t *testing.T, g *gateway, msg string, bound time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(bound)
-	for !strings.Contains(g.logs.String(), msg) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q within %v; logs:\n%s", msg, bound, g.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -44,17 +44,19 @@ func leakBody(tok string) string {
 // token whose SHA-256 is hashed.
 func (rc *hookReceiver) waitHashed(hashed string) events.Event {
 	rc.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	var found events.Event
+	if !eventually(30*time.Second, func() bool {
 		for _, e := range rc.find(events.TokenReportedLeaked, "") {
 			if e.HashedToken == hashed {
-				return e
+				found = e
+				return true
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	}) {
+		rc.t.Fatalf("no token.reported_leaked event with hashed_token %s", hashed)
 	}
-	rc.t.Fatalf("no token.reported_leaked event with hashed_token %s", hashed)
-	return events.Event{}
+	return found
 }
 
 // TestLeakReport: real tokens of every kind reported to the leak endpoint

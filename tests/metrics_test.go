@@ -165,11 +165,7 @@ func TestHealthRouteFollowsTheStore(t *testing.T) {
 	// the breaker opens after its probe fails.
 	healthIs := func(status int) response {
 		var r response
-		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			if r = health(); r.status == status {
-				break
-			}
-		}
+		eventually(15*time.Second, func() bool { r = health(); return r.status == status }) // the caller checks r
 		return r
 	}
 	if r := healthIs(http.StatusOK); r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != `{"store":"ok"}` ||

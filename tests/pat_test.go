@@ -358,9 +358,7 @@ func TestPATExpiryChange(t *testing.T) {
 		g := startGateway(t, kind, up, gatewayConfig{})
 		nodes := []*gateway{g}
 		if kind == redisKV {
-			other := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: g.store}
-			other.start(up, gatewayConfig{})
-			nodes = append(nodes, other)
+			nodes = append(nodes, g.startPeer(up, gatewayConfig{}))
 		}
 		g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
 		secret, id := createPAT(t, g, "alice", alicePassword, `{"label":"ci"}`)

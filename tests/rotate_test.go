@@ -142,11 +142,8 @@ func TestRotateOverlapEnds(t *testing.T) {
 		fresh, _ := rotate(t, g, id, `{"overlap":"2s"}`)
 		deadline := time.Now().Add(30 * time.Second)
 		for i, n := range nodes {
-			for !refused(t, n.base, old) {
-				if time.Now().After(deadline) {
-					t.Fatalf("node %d still accepts the old secret long after its overlap", i)
-				}
-				time.Sleep(100 * time.Millisecond)
+			if !eventually(time.Until(deadline), func() bool { return refused(t, n.base, old) }) {
+				t.Fatalf("node %d still accepts the old secret long after its overlap", i)
 			}
 		}
 		passesEverywhere(t, nodes, fresh, "the new secret")

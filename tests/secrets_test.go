@@ -305,8 +305,7 @@ func TestSecretsKeyWrongWhenRedisComesBack(t *testing.T) {
 	srv := redistest.Start(t)
 	up := startUpstream(t)
 	key := generateSecretsKey(t)
-	g := &gateway{t: t, dir: t.TempDir(), logs: &syncBuffer{}, store: srv.URL()}
-	g.start(up, secretsConfig(key, ""))
+	g := startGatewayOn(t, srv.URL(), up, secretsConfig(key, ""))
 	c := addClient(t, g, "svc")
 	tok := requestToken(t, g.base, c, nil, "")
 	saved := redisDump(t, srv.URL())
