@@ -125,7 +125,7 @@ func TestExpiring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := rows[0]; r.ID != "idle" || r.First != policy.FirstDormancy || !r.At.Equal(t0.Add(7*day)) {
-		t.Fatalf("first row %+v at %v, want idle going dormant a warning period from now", r, r.At)
+	if r := rows[1]; r.ID != "idle" || r.First != policy.FirstDormancy || !r.At.Equal(t0.Add(7*day)) {
+		t.Fatalf("second row %+v, want idle going dormant a warning period from now (after soon's expiry)", r)
 	}
 }
