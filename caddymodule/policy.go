@@ -83,8 +83,8 @@ func (p *TokenPolicy) validate(legacyTTL time.Duration) error {
 	if err := p.policy().Validate(); err != nil {
 		return fmt.Errorf("token_policy: %v", err)
 	}
-	if max := time.Duration(p.LegacyMaxLifetime); max > 0 && legacyTTL > max {
-		return fmt.Errorf("token_policy: legacy_token_ttl (%v) is above legacy_max_lifetime (%v)", legacyTTL, max)
+	if limit := time.Duration(p.LegacyMaxLifetime); limit > 0 && legacyTTL > limit {
+		return fmt.Errorf("token_policy: legacy_token_ttl (%v) is above legacy_max_lifetime (%v)", legacyTTL, limit)
 	}
 	return nil
 }
