@@ -1,7 +1,7 @@
 // Package pat manages personal access tokens: creation (the secret is
 // returned once and stored only as its SHA-256), listing, renaming,
 // switching on and off, setting the expiry, per-token IP allow-lists and
-// revocation.
+// revocation. Lifetimes follow the token policy (package policy).
 package pat
 
 import (
