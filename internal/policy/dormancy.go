@@ -133,8 +133,9 @@ func (sc *Scanner) Scan(ctx context.Context) (Result, error) {
 			keep(err)
 			continue
 		}
+		pending := sc.pendingOf(u.Name) // once per owner: the scan of many tokens stays linear
 		for _, t := range ts {
-			keep(sc.check(ctx, p, t, &res, logger, log))
+			keep(sc.check(ctx, p, t, pending[t.ID].At, &res, logger, log))
 		}
 		if ctx.Err() != nil {
 			return res, ctx.Err()
@@ -174,20 +175,23 @@ func due(p Policy, t store.Token, pending, now time.Time) step {
 	return none
 }
 
-// check applies the rule to t (as listed): when it looks due, the step is
-// decided again inside UpdateToken on the token as stored, and the event
-// and audit line go out only when this node's write made the change.
-func (sc *Scanner) check(ctx context.Context, p Policy, t store.Token, res *Result, logger *zap.Logger, log *audit.Log) error {
+// check applies the rule to t (as listed, pending: this node's unwritten
+// last use of it): when it looks due, the step is decided again inside
+// UpdateToken on the token as stored (and this node's unwritten uses as
+// they are then), and the event and audit line go out only when this
+// node's write made the change.
+func (sc *Scanner) check(ctx context.Context, p Policy, t store.Token, pending time.Time, res *Result, logger *zap.Logger, log *audit.Log) error {
 	now := sc.now().UTC()
-	if due(p, t, sc.pendingUse(t), now) == none {
+	if due(p, t, pending, now) == none {
 		return nil
 	}
 	var done step
 	var last time.Time
 	updated, err := sc.store.UpdateToken(ctx, t.Owner, t.ID, func(cur *store.Token) error {
 		done = none // fn may run again: only its last run counts
-		last = LastActive(*cur, sc.pendingUse(*cur))
-		switch due(p, *cur, sc.pendingUse(*cur), now) {
+		pending := sc.pendingOf(cur.Owner)[cur.ID].At
+		last = LastActive(*cur, pending)
+		switch due(p, *cur, pending, now) {
 		case warn:
 			cur.DormancyWarnedAt = now
 			done = warn
@@ -229,15 +233,13 @@ func (sc *Scanner) check(ctx context.Context, p Policy, t store.Token, res *Resu
 	return nil
 }
 
-// pendingUse is this node's unwritten last use of t (zero: none).
-func (sc *Scanner) pendingUse(t store.Token) time.Time {
+// pendingOf is this node's unwritten last uses of owner's tokens, by id
+// (nil: none; a missing id reads as the zero use).
+func (sc *Scanner) pendingOf(owner string) map[string]store.LastUse {
 	if sc.pending == nil {
-		return time.Time{}
+		return nil
 	}
-	if u, ok := sc.pending.Pending(t.Owner)[t.ID]; ok {
-		return u.At
-	}
-	return time.Time{}
+	return sc.pending.Pending(owner)
 }
 
 // Run scans at once and then every interval until ctx is done. A failed
