@@ -61,6 +61,7 @@ func (ar *AdminRoutes) serve(w http.ResponseWriter, r *http.Request) error {
 	api := adminapi.API{Users: app.users, Tokens: app.pats, Store: app.state.store, Clients: app.clients, Keys: app.state.keys,
 		ACL: app.state.acl, Legacy: app.legacy, AuditFailures: app.audit.Failures,
 		LastUseFailures: app.state.uses.Failures, Backup: app.state.store, AssertionKeys: app.state.assertionKeys,
+		Uses: app.state.uses,
 	}
 	if err := api.ServeHTTP(w, r); err != nil {
 		var (

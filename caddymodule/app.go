@@ -214,6 +214,11 @@ type App struct {
 	// expire...) to a webhook, signed. Default: none.
 	Events *Events `json:"events,omitempty"`
 
+	// TokenPolicy sets the longest lifetimes of tokens, a required expiry
+	// and the dormancy rule (tokens unused for a while are warned, then
+	// switched off). Default: none.
+	TokenPolicy *TokenPolicy `json:"token_policy,omitempty"`
+
 	breaker   breaker.Options
 	stale     time.Duration
 	state     *sharedState
@@ -482,6 +487,7 @@ func (a *App) wire() error {
 	}
 	a.pats = pat.NewService(a.state.store, a.state.uses, a.MaxTokensPerUser, nil)
 	a.pats.SetEvents(a.state.webhook)
+	a.pats.SetPolicy(a.TokenPolicy.policy())
 	a.state.keys.Configure(keyring.Policy{PublishDelay: time.Duration(a.JWKSMaxAge)}, a.Signing, time.Duration(a.AccessTokenTTL))
 	for alg, h := range a.state.assertionKeys {
 		h.Configure(keyring.Policy{PublishDelay: time.Duration(a.JWKSMaxAge)}, alg, assertion.MaxLifetime)
@@ -499,7 +505,7 @@ func (a *App) wire() error {
 	})
 	a.legacy = legacy.NewService(a.state.store, a.state.uses, a.state.acl,
 		legacy.Cap{Max: a.MaxLegacyTokensPerUser, Policy: a.LegacyTokenCapPolicy},
-		time.Duration(a.LegacyTokenTTL), nil, a.logger.Named("legacy"))
+		a.legacyLifetime(), nil, a.logger.Named("legacy"))
 	a.legacy.SetEvents(a.state.webhook)
 	return a.wireLogins()
 }
@@ -592,6 +598,9 @@ func (a App) Validate() error {
 	if err := a.Events.validate(); err != nil {
 		return err
 	}
+	if err := a.TokenPolicy.validate(time.Duration(a.LegacyTokenTTL)); err != nil {
+		return err
+	}
 	if _, err := keyring.NewSecrets(a.secretsKey, a.secretsKeyPrevious); err != nil {
 		return err
 	}
@@ -629,6 +638,7 @@ func (a *App) Start() error {
 	a.state.webhook.Configure(a.Events.webhookConfig(eventsLogger))
 	a.state.expiry.Configure(a.Events.warnings(), a.Events.scanInterval(), eventsLogger)
 	a.state.addresses.SetMemory(a.Events.addressMemory())
+	a.state.dormancy.Configure(a.TokenPolicy.policy(), a.TokenPolicy.scanInterval(), a.logger.Named("token_policy"), a.audit)
 	if err := a.state.start(time.Duration(a.LastAccessFlush), a.logger); err != nil {
 		return fmt.Errorf("opening store %s: %v", a.storeName, err)
 	}

@@ -143,6 +143,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.SecretsKeyPrevious, err = oneArg(d)
 		case "events":
 			a.Events, err = parseEvents(d)
+		case "token_policy":
+			a.TokenPolicy, err = parseTokenPolicy(d)
 		case "backend_roles":
 			a.BackendRoles = d.RemainingArgs()
 			if len(a.BackendRoles) == 0 {

@@ -41,6 +41,14 @@ e.g. the right to get a legacy token from /rest/token:
 		Short: "Show legacy tokens and their last use",
 	}, cli.AddLegacyCommands)
 	registerAdminCommand(caddycmd.Command{
+		Name:  "tokens",
+		Usage: "expiring [--within 30d]",
+		Short: "List the tokens that expire or go dormant soon",
+		Long: `List the tokens (personal and legacy, switched on) that expire or that the
+token_policy's dormancy rule switches off within the period, nearest first,
+and those that live beyond the policy's maximum lifetime (made before it).`,
+	}, cli.AddTokensCommands)
+	registerAdminCommand(caddycmd.Command{
 		Name:  "store",
 		Usage: "check [--repair] | export [--output <file>] | import [--input <file>]",
 		Short: "Check, export or import the tokengate store",

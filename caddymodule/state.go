@@ -21,6 +21,7 @@ import (
 	"github.com/tokengate/tokengate/internal/lastuse"
 	"github.com/tokengate/tokengate/internal/metrics"
 	"github.com/tokengate/tokengate/internal/oauthclient"
+	"github.com/tokengate/tokengate/internal/policy"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/store/backend"
 )
@@ -68,6 +69,10 @@ type sharedState struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 
+	// dormancy applies the token policy's dormancy rule (each config's
+	// Start configures it; no token_policy: off).
+	dormancy *policy.Scanner
+
 	mu      sync.Mutex
 	started bool
 	// ping is the newest config's invalidation_ping (0: the default).
@@ -105,6 +110,7 @@ func newSharedState(loc backend.Location) (*sharedState, error) {
 	s.webhook = events.NewWebhook(s.metrics, nil)
 	s.expiry = events.NewExpiryScanner(st, s.webhook, nil)
 	s.addresses = events.NewAddresses(st, s.webhook, 0)
+	s.dormancy = policy.NewScanner(st, s.uses, s.webhook, nil)
 	s.keys.SetEvents(s.webhook)
 	st.SetObserver(s.metrics)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -145,7 +151,11 @@ func (s *sharedState) start(flushEvery time.Duration, logger *zap.Logger) error 
 			logger.Warn("checking tokens' addresses for the used_from_new_address event failed", zap.Error(err))
 		}
 	})
-	s.wg.Add(4)
+	s.wg.Add(5)
+	go func() {
+		defer s.wg.Done()
+		s.dormancy.Run(s.ctx)
+	}()
 	go func() {
 		defer s.wg.Done()
 		s.webhook.Run(s.ctx)

@@ -28,6 +28,7 @@
 //	POST   /tokengate/acl/grant                  grant {role|user, permission, resource}
 //	POST   /tokengate/acl/revoke                 revoke one
 //	GET    /tokengate/legacy/tokens              legacy tokens with their last use
+//	GET    /tokengate/tokens/expiring[?within=30d]  tokens that expire or go dormant soon (token_policy)
 //	GET    /tokengate/assertion-keys/{alg}       identity assertion keys (ES256, RS256, EdDSA)
 //	POST   /tokengate/assertion-keys/{alg}       rotate them: {"mode": "grace" | "immediate"}
 package adminapi
@@ -46,6 +47,7 @@ import (
 	"github.com/tokengate/tokengate/internal/legacy"
 	"github.com/tokengate/tokengate/internal/oauthclient"
 	"github.com/tokengate/tokengate/internal/pat"
+	"github.com/tokengate/tokengate/internal/policy"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/users"
 )
@@ -74,6 +76,9 @@ type API struct {
 	Now func() time.Time
 	// AssertionKeys are the identity assertion keyrings by algorithm.
 	AssertionKeys map[string]*keyring.Holder
+	// Uses are this node's last uses not yet written, for the expiring
+	// listing (nil: none).
+	Uses policy.Pending
 }
 
 // ServeHTTP routes an admin request. It returns errors for the caller to
@@ -98,6 +103,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 		return a.assertionKeys(w, r, parts[1:])
 	case len(parts) == 2 && parts[0] == "legacy" && parts[1] == "tokens":
 		return a.legacyTokens(w, r)
+	case len(parts) == 2 && parts[0] == "tokens" && parts[1] == "expiring":
+		return a.expiringTokens(w, r)
 	case parts[0] != "users":
 		return apierr.ErrNotFound
 	case len(parts) == 1:

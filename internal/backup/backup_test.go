@@ -113,7 +113,8 @@ func fill(t *testing.T, s store.Store) Counts {
 	toks := []store.Token{
 		{ID: "a1", Owner: "alice", Kind: store.KindPAT, Hash: hashOf("pat-a1"), Label: "Laptop É", LabelKey: "laptop é",
 			Scopes: []string{"read", "write"}, AllowedIPs: []string{"10.0.0.0/8", "2001:db8::/32"}, Enabled: true,
-			CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(90 * 24 * time.Hour)},
+			CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(90 * 24 * time.Hour),
+			ActiveAt: now.Add(-30 * time.Minute), DormancyWarnedAt: now.Add(-10 * time.Minute)}, // the dormancy rule's marks
 		{ID: "a2", Owner: "alice", Kind: store.KindPAT, Hash: hashOf("pat-a2"), Label: "ci", LabelKey: "ci", CreatedAt: now},
 		{ID: "a3", Owner: "alice", Kind: store.KindLegacy, Hash: hashOf("legacy-a3"), Enabled: true, CreatedAt: now,
 			ExpiresAt: now.Add(100 * 365 * 24 * time.Hour)},
@@ -223,6 +224,9 @@ func TestRoundTrip(t *testing.T) {
 			data, n := export(t, src, at)
 			if n != want {
 				t.Fatalf("export wrote %v, want %v", n, want)
+			}
+			if !bytes.Contains(data, []byte(`"active_at"`)) || !bytes.Contains(data, []byte(`"dormancy_warned_at"`)) {
+				t.Fatal("the export lost the dormancy rule's marks of a token (active_at, dormancy_warned_at)")
 			}
 			var log eventLog
 			ctx, cancel := context.WithCancel(t.Context())

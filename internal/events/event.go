@@ -46,6 +46,13 @@ const (
 	TokenExpiring = "token.expiring"
 	// TokenExpired: a token reached its expiry.
 	TokenExpired = "token.expired"
+	// TokenDormantSoon: a token unused for a while will be switched off
+	// by the dormancy rule (package policy) unless it is used (data:
+	// last_active_at, dormant_at, warning_seconds).
+	TokenDormantSoon = "token.dormant_soon"
+	// TokenDormant: a token was switched off by the dormancy rule (data:
+	// last_active_at); its owner or an administrator may switch it on.
+	TokenDormant = "token.dormant"
 	// OAuthKeyCreated: an OAuth key (client) was created.
 	OAuthKeyCreated = "oauth_key.created"
 	// OAuthKeyDisabled: an OAuth key was switched off.

@@ -1,7 +1,7 @@
 // Package pat manages personal access tokens: creation (the secret is
 // returned once and stored only as its SHA-256), listing, renaming,
 // switching on and off, setting the expiry, per-token IP allow-lists and
-// revocation.
+// revocation. Lifetimes follow the token policy (package policy).
 package pat
 
 import (
@@ -15,6 +15,7 @@ import (
 	"github.com/tokengate/tokengate/internal/iplist"
 	"github.com/tokengate/tokengate/internal/label"
 	"github.com/tokengate/tokengate/internal/lastuse"
+	"github.com/tokengate/tokengate/internal/policy"
 	"github.com/tokengate/tokengate/internal/scope"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/token"
@@ -32,7 +33,17 @@ type Service struct {
 	limit int
 	// events gets token.created and token.revoked (nil: none).
 	events events.Emitter
+	// policy bounds lifetimes (the zero Policy: no bound).
+	policy policy.Policy
 }
+
+// SetPolicy makes the service apply the token policy p to every create
+// and change of an expiry. Called while wiring, before the service is
+// used.
+func (s *Service) SetPolicy(p policy.Policy) { s.policy = p }
+
+// Policy returns the token policy the service applies.
+func (s *Service) Policy() policy.Policy { return s.policy }
 
 // SetEvents makes the service emit lifecycle events to e (nil: none).
 // Called while wiring, before the service is used.
@@ -127,7 +138,7 @@ func (s *Service) Create(ctx context.Context, owner string, req CreateRequest) (
 		return Created{}, apierr.Field("allowed_ips", err)
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
-	expires, err := expiry(now, req.ExpiresIn)
+	expires, err := s.createExpiry(now, req.ExpiresIn)
 	if err != nil {
 		return Created{}, err
 	}
@@ -161,6 +172,29 @@ func expiry(now time.Time, in *int64) (time.Time, error) {
 		return time.Time{}, apierr.Field("expires_in", fmt.Errorf("must be between 1 and %d seconds", int64(MaxLifetime/time.Second)))
 	}
 	return now.Add(time.Duration(*in) * time.Second), nil
+}
+
+// createExpiry is when a PAT created at now with expires_in in expires
+// under the policy: a lifetime above the maximum or, with require_expiry,
+// none at all is refused (400 naming expires_in); none with a maximum set
+// gets the maximum.
+func (s *Service) createExpiry(now time.Time, in *int64) (time.Time, error) {
+	if _, err := expiry(now, in); err != nil {
+		return time.Time{}, err
+	}
+	var asked *time.Duration
+	if in != nil {
+		d := time.Duration(*in) * time.Second
+		asked = &d
+	}
+	d, err := s.policy.Lifetime(store.KindPAT, asked)
+	if err != nil {
+		return time.Time{}, apierr.Field("expires_in", err)
+	}
+	if d == nil {
+		return time.Time{}, nil
+	}
+	return now.Add(*d), nil
 }
 
 // List returns owner's tokens with uses this node has not written yet.
@@ -217,6 +251,9 @@ func (s *Service) Update(ctx context.Context, owner, id string, req UpdateReques
 			t.Label, t.LabelKey = display, key
 		}
 		if req.Enabled != nil {
+			if *req.Enabled && !t.Enabled {
+				t.ActiveAt = now // the dormancy rule counts from here
+			}
 			t.Enabled = *req.Enabled
 		}
 		if req.AllowedIPs != nil {
@@ -227,6 +264,9 @@ func (s *Service) Update(ctx context.Context, owner, id string, req UpdateReques
 			// back a secret its owner may have stopped guarding.
 			if !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) {
 				return apierr.Conflict("expires_in", errors.New("the token has expired and cannot be extended; create a new one"))
+			}
+			if err := s.policy.CheckChange(t.Kind, expires.Sub(now)); err != nil {
+				return apierr.Field("expires_in", err)
 			}
 			t.ExpiresAt = expires
 		}

@@ -117,6 +117,15 @@ type Token struct {
 	LastUsedIP string `json:"last_used_ip,omitempty"`
 	// LastUsedHost is the site (Host) the last use asked for.
 	LastUsedHost string `json:"last_used_host,omitempty"`
+	// ActiveAt is when the token was last switched on again or rotated
+	// (zero: never): the dormancy rule (package policy) counts a token's
+	// idle time from the latest of CreatedAt, LastUsedAt and ActiveAt, so
+	// a token switched back on is not switched off again at once.
+	ActiveAt time.Time `json:"active_at,omitzero"`
+	// DormancyWarnedAt is when the token was warned that it will be
+	// switched off for disuse (zero: never). A warning older than the
+	// token's latest activity no longer counts.
+	DormancyWarnedAt time.Time `json:"dormancy_warned_at,omitzero"`
 	// Previous are the secrets the token had before RotateToken gave it
 	// new ones, each usable until its own end (an overlap); ended ones
 	// stay here, refused, until the next rotation drops them.
@@ -168,10 +177,12 @@ func (t Token) HasHash(h TokenHash) bool {
 
 // Rotated is what RotateToken makes of t at now: next becomes the hash,
 // the old hash a previous secret until until (see RotatePrevious). It
-// also returns the hashes that stop being indexed.
+// also returns the hashes that stop being indexed. A rotation counts as
+// activity: ActiveAt becomes now.
 func (t Token) Rotated(next TokenHash, now, until time.Time) (Token, []TokenHash) {
 	out := t
 	out.Hash = next
+	out.ActiveAt = now
 	var dropped []TokenHash
 	out.Previous, dropped = RotatePrevious(t.Previous, t.Hash, now, until)
 	return out, dropped

@@ -19,6 +19,7 @@ import (
 	"github.com/tokengate/tokengate/internal/i18n"
 	"github.com/tokengate/tokengate/internal/jsonbody"
 	"github.com/tokengate/tokengate/internal/label"
+	"github.com/tokengate/tokengate/internal/policy"
 	"github.com/tokengate/tokengate/internal/session"
 	"github.com/tokengate/tokengate/internal/store"
 )
@@ -240,9 +241,14 @@ func (u *UI) describe(req *request, err error) (int, failure) {
 	f := failure{Error: p.Code, Field: p.Field}
 	var limited *apierr.RateLimited
 	var refused *pageRefusal
+	var tooLong *policy.LifetimeError
 	switch {
 	case errors.As(err, &refused):
 		f.Message, f.Field = t(refused.Key), refused.Field
+	case errors.As(err, &tooLong):
+		f.Message, f.Field = t("err.policy_max_lifetime", lifetimeWords(req.lang, tooLong.Max)), "expires"
+	case errors.Is(err, policy.ErrExpiryRequired):
+		f.Message, f.Field = t("err.policy_expiry_required"), "expires"
 	case errors.Is(err, label.ErrEmpty):
 		f.Message = t("err.label_empty")
 	case errors.Is(err, label.ErrTooLong):
@@ -269,6 +275,15 @@ func (u *UI) describe(req *request, err error) (int, failure) {
 		f.Message = t("err.generic", p.Description)
 	}
 	return p.Status, f
+}
+
+// lifetimeWords says a maximum lifetime in lang: whole days as the
+// dialog says them, else seconds.
+func lifetimeWords(lang string, d time.Duration) string {
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		return i18n.Plural(lang, "create.days", int(d/(24*time.Hour)))
+	}
+	return i18n.Plural(lang, "create.seconds", int(d/time.Second))
 }
 
 // pageRefusal is a refusal of the pages' own, not of a service: Err says

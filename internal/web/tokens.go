@@ -44,8 +44,16 @@ type tokensData struct {
 	// Created is a token just made by a form sent without script: shown
 	// once on this answer, which is never cached.
 	Created *pat.Created
-	// ExpiryDays are the offered lifetimes.
+	// ExpiryDays are the offered lifetimes (those the token policy
+	// allows).
 	ExpiryDays []int
+	// NeverAllowed: the token policy lets a token never expire (no
+	// maximum lifetime, no required expiry), so "never" is offered.
+	NeverAllowed bool
+	// MaxDays is the token policy's maximum lifetime in whole days (0:
+	// none, or under a day): "the longest allowed" is offered instead of
+	// "never", and gets the maximum.
+	MaxDays int
 }
 
 // expiryDays are the lifetimes the dialog offers (seed 000 asks for 7,
@@ -53,7 +61,15 @@ type tokensData struct {
 var expiryDays = []int{7, 30, 60, 90}
 
 func (u *UI) tokensData(req *request) (*tokensData, error) {
-	d := &tokensData{Allowed: req.active.User.TokenLogin, Scopes: u.opts.Scopes, MaxLabel: label.MaxLen, ExpiryDays: expiryDays}
+	d := &tokensData{Allowed: req.active.User.TokenLogin, Scopes: u.opts.Scopes, MaxLabel: label.MaxLen}
+	p := u.opts.Tokens.Policy()
+	d.NeverAllowed = p.PATMaxLifetime == 0 && !p.RequireExpiry
+	d.MaxDays = int(p.PATMaxLifetime / (24 * time.Hour))
+	for _, n := range expiryDays {
+		if p.PATMaxLifetime == 0 || time.Duration(n)*24*time.Hour <= p.PATMaxLifetime {
+			d.ExpiryDays = append(d.ExpiryDays, n)
+		}
+	}
 	if !d.Allowed {
 		return d, nil
 	}

@@ -1,0 +1,55 @@
+package web
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/internal/policy"
+)
+
+// TestTokenPolicyForm: under a maximum lifetime the dialog offers only
+// the lifetimes it allows and "the longest allowed" instead of "never";
+// a lifetime above it is refused next to the lifetime field, in the
+// page's language; "the longest allowed" gets the maximum. With
+// require_expiry and no maximum, "never" is not offered and is refused.
+func TestTokenPolicyForm(t *testing.T) {
+	f := newFixture(t)
+	f.pats.SetPolicy(policy.Policy{PATMaxLifetime: 45 * 24 * time.Hour})
+	f.addUser(t, "alice", true)
+	b := f.signIn(t, "alice")
+	page := b.do(t, "GET", "/account/tokens", nil)
+	if strings.Contains(page.body, `value="60"`) || strings.Contains(page.body, `value="90"`) || !strings.Contains(page.body, `value="30"`) {
+		t.Error("the dialog offers lifetimes above the maximum, or not those below it")
+	}
+	if !strings.Contains(page.body, "Longest allowed (45 days)") || strings.Contains(page.body, ">Never</option>") {
+		t.Error(`the dialog does not offer "Longest allowed (45 days)" instead of "Never"`)
+	}
+
+	r := b.do(t, "POST", "/account/tokens", url.Values{"label": {"long"}, "expires": {"60"}, "csrf": {b.csrf}},
+		"Accept", "application/json", "Accept-Language", "ru")
+	j := r.json(t)
+	if r.status != http.StatusBadRequest || j["field"] != "expires" || j["message"] != "Срок действия: политика токенов допускает не более 45 дней." {
+		t.Errorf("60 days under a 45-day maximum: %d %v", r.status, j)
+	}
+	r = b.post(t, "/account/tokens", url.Values{"label": {"max"}, "expires": {"never"}})
+	if r.status != http.StatusCreated {
+		t.Fatalf("the longest allowed: %d %s", r.status, r.body)
+	}
+	ts := f.tokens(t, "alice")
+	if len(ts) != 1 || ts[0].ExpiresAt.Sub(ts[0].CreatedAt) != 45*24*time.Hour {
+		t.Fatalf("tokens %+v, want one living 45 days", ts)
+	}
+
+	f.pats.SetPolicy(policy.Policy{RequireExpiry: true})
+	page = b.do(t, "GET", "/account/tokens", nil)
+	if strings.Contains(page.body, `<option value="never"`) {
+		t.Error("never is offered although the policy requires an expiry")
+	}
+	r = b.post(t, "/account/tokens", url.Values{"label": {"forever"}, "expires": {"never"}})
+	if j := r.json(t); r.status != http.StatusBadRequest || j["field"] != "expires" || !strings.Contains(j["message"].(string), "requires an expiry") {
+		t.Errorf("never under require_expiry: %d %v", r.status, j)
+	}
+}
