@@ -48,10 +48,9 @@ const DefaultScanInterval = time.Hour
 // Last uses reach the store in batches (last_access_flush): a use that a
 // node has not written yet is seen by that node only (Pending), so
 // DormantAfter should be much longer than last_access_flush. With Redis,
-// the fn sees the token's last use (read in the same transaction), but a
-// last use written between that read and the write is not noticed: a
-// token unused for its whole warning period and used in that instant is
-// switched off.
+// the fn sees the token's last use (read in the same transaction, whose
+// WATCH covers the owner's last uses: a use written between that read and
+// the write runs fn again on it).
 type Scanner struct {
 	store   Store
 	pending Pending

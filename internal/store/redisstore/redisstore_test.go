@@ -1053,3 +1053,32 @@ func TestReplayRotation(t *testing.T) {
 		t.Errorf("the new secret after the replay: %v", err)
 	}
 }
+
+// TestUpdateTokenSeesLastUseWrittenMeanwhile: a last use written between
+// UpdateToken's read and its write runs fn again on the newer use (the
+// dormancy rule decides on LastUsedAt inside fn).
+func TestUpdateTokenSeesLastUseWrittenMeanwhile(t *testing.T) {
+	s := open(t, shared, Options{})
+	other := open(t, shared, Options{Prefix: s.keys.prefix}) // another node
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("dora")))
+	tok := newToken("dora")
+	must(t, s.CreateToken(ctx, tok, 0))
+	used := time.Now().UTC().Truncate(time.Microsecond)
+	var seen []time.Time
+	got, err := s.UpdateToken(ctx, "dora", tok.ID, func(tk *store.Token) error {
+		seen = append(seen, tk.LastUsedAt)
+		if len(seen) == 1 {
+			must(t, other.RecordLastUse(ctx, []store.LastUse{{Owner: "dora", TokenID: tok.ID, At: used, IP: "192.0.2.7"}}))
+		}
+		tk.Enabled = !tk.LastUsedAt.IsZero() // switch off only if never used
+		return nil
+	})
+	must(t, err)
+	if len(seen) != 2 || !seen[0].IsZero() || !seen[1].Equal(used) {
+		t.Fatalf("fn saw last uses %v, want the zero time then %v", seen, used)
+	}
+	if !got.Enabled {
+		t.Errorf("UpdateToken decided on the stale last use: %+v", got)
+	}
+}

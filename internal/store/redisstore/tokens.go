@@ -178,6 +178,9 @@ func (s *Store) readUserTokens(ctx context.Context, c redis.Cmdable, owner strin
 // owner's tokens; fn runs again if another client changes them meanwhile.
 func (s *Store) updateToken(ctx context.Context, owner, id string, fn func(*store.Token) error) (store.Token, error) {
 	var out store.Token
+	// The last uses are watched too: fn decides on LastUsedAt (the
+	// dormancy rule switches off a token only if it is still unused), so
+	// a use written between the read and the write runs fn again.
 	err := s.watch(ctx, func(tx *redis.Tx) error {
 		cur, err := s.readToken(ctx, tx, owner, id)
 		if err != nil {
@@ -204,7 +207,7 @@ func (s *Store) updateToken(ctx context.Context, owner, id string, fn func(*stor
 		})
 		out = next
 		return opErr(err, "update token %s/%s", owner, id)
-	}, s.keys.tokens(owner))
+	}, s.keys.tokens(owner), s.keys.used(owner))
 	if err != nil {
 		return store.Token{}, err
 	}
