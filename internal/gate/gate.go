@@ -271,16 +271,20 @@ func (c *Checker) lookupCached(ctx context.Context, kind token.Kind, tok string,
 }
 
 // recordUse queues a last-use write at most once per lastUseEvery per
-// stored token on this node.
+// stored token and address on this node: a use from another address than
+// the last recorded one is recorded at once (so the recent addresses see
+// a token's every address, a thief's one request among a fleet's many
+// too), repeated uses from one address once per interval.
 func (c *Checker) recordUse(e *decision.Decision, now int64, req Request) {
 	if e.Kind != store.KindPAT && e.Kind != store.KindLegacy {
 		// Access tokens and external JWTs have no stored record to update.
 		return
 	}
-	last := e.LastUse.Load()
-	if now-last < c.lastUseEvery || !e.LastUse.CompareAndSwap(last, now) {
+	last, addr := e.LastUse.Load(), decision.AddrPrint(req.ClientIP)
+	if (now-last < c.lastUseEvery && e.LastUseAddr.Load() == addr) || !e.LastUse.CompareAndSwap(last, now) {
 		return
 	}
+	e.LastUseAddr.Store(addr)
 	// The hash (one SHA-256, at most once per lastUseEvery per token) is
 	// for the "used from a new address" event.
 	u := store.LastUse{Owner: e.Owner, TokenID: e.TokenID, At: time.Unix(0, now).UTC(), Host: req.Host, Hash: token.Hash(req.Token)}

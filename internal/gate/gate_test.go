@@ -490,14 +490,31 @@ func TestLastUseRecorded(t *testing.T) {
 		t.Fatal("an unused token has a pending use")
 	}
 
-	// Repeated checks within LastUseEvery do not record again.
-	for range 5 {
+	// Repeated checks from the same address within LastUseEvery do not
+	// record again.
+	for range 3 {
 		e.clk.Advance(lastUseEvery / 10)
-		if err := e.check(c.Token, netip.MustParseAddr("198.51.100.1")); err != nil {
+		if err := e.check(c.Token, clientIP); err != nil {
 			t.Fatal(err)
 		}
 	}
 	wantUse("within the interval", first, clientIP.String())
+
+	// A check from another address is recorded at once (the recent
+	// addresses see it), then throttled like the first.
+	other2 := netip.MustParseAddr("198.51.100.1")
+	e.clk.Advance(lastUseEvery / 10)
+	second := e.clk.Now()
+	for range 2 {
+		if err := e.check(c.Token, other2); err != nil {
+			t.Fatal(err)
+		}
+		e.clk.Advance(lastUseEvery / 10)
+	}
+	wantUse("from another address", second, other2.String())
+	if n := len(e.uses.Pending("alice")); n != 1 {
+		t.Fatalf("%d tokens pending, want 1", n)
+	}
 
 	// Once the interval has passed, the next check is recorded.
 	e.clk.Set(first.Add(lastUseEvery))
