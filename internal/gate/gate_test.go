@@ -567,6 +567,32 @@ func BenchmarkCheckCachedPAT(b *testing.B) {
 	}
 }
 
+// BenchmarkCheckCachedPATAddresses is BenchmarkCheckCachedPAT for a token
+// used by a fleet of four addresses in turn: the worst case of recordUse,
+// which records a use from another address than the last at once.
+func BenchmarkCheckCachedPATAddresses(b *testing.B) {
+	e := newEnv(b)
+	c := e.newToken(b, pat.CreateRequest{Scopes: []string{"read", "write"}})
+	var reqs []gate.Request
+	for _, a := range []string{"192.0.2.1", "192.0.2.2", "2001:db8::1", "2001:db8::2"} {
+		reqs = append(reqs, gate.Request{Token: c.Token, ClientIP: netip.MustParseAddr(a), Required: []string{"read"}})
+	}
+	ctx := context.Background()
+	if _, err := e.checker.Check(ctx, reqs[0]); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for i := 0; pb.Next(); i++ {
+			if _, err := e.checker.Check(ctx, reqs[i%len(reqs)]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
 func BenchmarkCheckMalformed(b *testing.B) {
 	e := newEnv(b)
 	tok, err := token.NewPAT()
