@@ -315,7 +315,7 @@ func TestLegacyTokenSources(t *testing.T) {
 			}
 		}
 		f := strings.Fields(line)
-		if len(f) != 6 || f[0] != "alice" || f[3] == "never" || f[4] != "127.0.0.1" || f[5] != host {
+		if len(f) != 7 || f[0] != "alice" || f[3] == "never" || f[4] != "127.0.0.1" || f[5] != host {
 			t.Fatalf("legacy tokens, want alice, a last use, 127.0.0.1 and %s:\n%s", host, out)
 		}
 		if _, err := time.Parse(time.RFC3339, f[3]); err != nil {

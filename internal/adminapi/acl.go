@@ -6,6 +6,7 @@ import (
 	"github.com/tokengate/tokengate/internal/acl"
 	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/jsonbody"
+	"github.com/tokengate/tokengate/internal/legacy"
 )
 
 // acl routes /tokengate/acl, /tokengate/acl/grant and /tokengate/acl/revoke.
@@ -35,11 +36,16 @@ func (a *API) acl(w http.ResponseWriter, r *http.Request, parts []string) error 
 	return writeOK(w, map[string]any{"grants": grants}, err)
 }
 
-// legacyTokens serves GET /tokengate/legacy/tokens: the migration view.
+// legacyTokens serves GET /tokengate/legacy/tokens: the migration report
+// (legacy.Report), filtered by ?used_within= and ?unused_for=.
 func (a *API) legacyTokens(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return methodNotAllowed(w, "GET")
 	}
-	rows, err := a.Legacy.Usages(r.Context())
-	return writeOK(w, map[string]any{"tokens": rows}, err)
+	f, err := legacy.ParseReportFilter(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	rep, err := a.Legacy.Report(r.Context(), f)
+	return writeOK(w, rep, err)
 }

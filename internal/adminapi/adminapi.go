@@ -8,7 +8,7 @@
 //	GET    /tokengate/users/{name}               show one
 //	PATCH  /tokengate/users/{name}               change password, roles, token_login, disabled
 //	DELETE /tokengate/users/{name}               delete it and all its tokens
-//	GET    /tokengate/users/{name}/tokens        list its tokens
+//	GET    /tokengate/users/{name}/tokens        list its tokens (last use, recent addresses)
 //	PATCH  /tokengate/users/{name}/tokens/{id}   rename one, switch it on/off, set its allowed IPs or expiry
 //	DELETE /tokengate/users/{name}/tokens/{id}   revoke one
 //	POST   /tokengate/users/{name}/tokens/{id}/rotate  a new secret, the old one kept for {"overlap": "1h"} (optional)
@@ -27,7 +27,8 @@
 //	GET    /tokengate/acl                        list permission grants
 //	POST   /tokengate/acl/grant                  grant {role|user, permission, resource}
 //	POST   /tokengate/acl/revoke                 revoke one
-//	GET    /tokengate/legacy/tokens              legacy tokens with their last use
+//	GET    /tokengate/legacy/tokens              legacy migration report: last use, recent addresses, summary
+//	                                             (?used_within=30d in use, ?unused_for=90d to revoke)
 //	GET    /tokengate/tokens/expiring[?within=30d]  tokens that expire or go dormant soon (token_policy)
 //	GET    /tokengate/assertion-keys/{alg}       identity assertion keys (ES256, RS256, EdDSA)
 //	POST   /tokengate/assertion-keys/{alg}       rotate them: {"mode": "grace" | "immediate"}

@@ -127,6 +127,8 @@ func fill(t *testing.T, s store.Store) Counts {
 	}
 	must(s.RecordLastUse(ctx, []store.LastUse{
 		{Owner: "alice", TokenID: "a1", At: now.Add(-time.Minute), IP: "10.1.2.3", Host: "api.example.com"},
+		// A second address: the recent addresses travel with the token.
+		{Owner: "alice", TokenID: "a1", At: now.Add(-2 * time.Minute), IP: "192.0.2.8", Host: "web.example.com"},
 		{Owner: "carol", TokenID: "c1", At: now.Add(-time.Second), IP: "2001:db8::1", Host: "legacy.example.com"},
 	}))
 	for _, c := range []store.Client{
@@ -248,6 +250,11 @@ func TestRoundTrip(t *testing.T) {
 			d, err := Decode(bytes.NewReader(data))
 			if err != nil {
 				t.Fatal(err)
+			}
+			for _, tok := range d.Tokens {
+				if tok.ID == "a1" && (len(tok.RecentAddresses) != 2 || tok.RecentAddresses[1].IP != "192.0.2.8" || tok.RecentAddresses[1].Host != "web.example.com") {
+					t.Errorf("token a1 exported with recent addresses %+v, want two", tok.RecentAddresses)
+				}
 			}
 			for _, tok := range d.Tokens {
 				g, err := dst.LookupToken(t.Context(), tok.Hash)
@@ -411,6 +418,8 @@ func TestImportRefusesInvalid(t *testing.T) {
 		{"duplicate label", edit(`"label_key":"ci"`, `"label_key":"laptop é"`), `tokens[1] (alice/a2): label "ci" is also the label of alice/a1`, 400},
 		{"unknown kind", edit(`"kind":"legacy"`, `"kind":"magic"`), `tokens[2] (alice/a3): kind must be`, 400},
 		{"bad allowed IP", edit(`"10.0.0.0/8"`, `"10.0.0.0/99"`), "tokens[0] (alice/a1): allowed_ips: invalid CIDR", 400},
+		{"bad recent address", edit(`"ip":"192.0.2.8"`, `"ip":"192.0.2.999"`), `tokens[0] (alice/a1): recent_addresses: "192.0.2.999" is not an address`, 400},
+		{"repeated recent address", edit(`"ip":"192.0.2.8"`, `"ip":"10.1.2.3"`), "tokens[0] (alice/a1): recent_addresses: 10.1.2.3 appears twice", 400},
 		{"bad client id", edit(`"id":"tgc_fedcba9876543210"`, `"id":"client-2"`), `clients[1]: id must start with "tgc_"`, 400},
 		{"duplicate client", edit(`"id":"tgc_fedcba9876543210"`, `"id":"tgc_0123456789abcdef"`), "clients[1] (tgc_0123456789abcdef): the id appears twice", 400},
 		{"unknown document", edit(`"documents":{`, `"documents":{"notes":{},`), `unknown document "notes"`, 400},

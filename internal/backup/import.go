@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -175,6 +176,9 @@ func (d *Document) Validate() error {
 		}
 		if _, err := iplist.Parse(t.AllowedIPs); err != nil {
 			return invalid("%s: allowed_ips: %v", at, err)
+		}
+		if err := checkRecent(t.RecentAddresses); err != nil {
+			return invalid("%s: recent_addresses: %v", at, err)
 		}
 	}
 	clients := make(map[string]bool, len(d.Clients))
@@ -377,4 +381,29 @@ func Import(ctx context.Context, dst Store, d *Document) (Counts, error) {
 		n.Clients++
 	}
 	return n, nil
+}
+
+// checkRecent checks a token's recent addresses as RecordLastUse makes
+// them: at most store.MaxRecentAddresses distinct addresses, each with a
+// time, hosts on one line.
+func checkRecent(as []store.AddressUse) error {
+	if len(as) > store.MaxRecentAddresses {
+		return fmt.Errorf("more than %d", store.MaxRecentAddresses)
+	}
+	seen := make(map[netip.Addr]bool, len(as))
+	for _, a := range as {
+		ip, err := netip.ParseAddr(a.IP)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%s is not an address", apierr.Quote(a.IP))
+		case seen[ip]:
+			return fmt.Errorf("%s appears twice", a.IP)
+		case a.LastUsedAt.IsZero():
+			return fmt.Errorf("%s has no last_used_at", a.IP)
+		case strings.ContainsAny(a.Host, "\r\n"):
+			return fmt.Errorf("the host of %s holds a line break", a.IP)
+		}
+		seen[ip] = true
+	}
+	return nil
 }

@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -54,14 +58,44 @@ func AddACLCommands(cmd *cobra.Command, connect Connect) {
 
 // AddLegacyCommands makes cmd the `legacy` command.
 func AddLegacyCommands(cmd *cobra.Command, connect Connect) {
-	cmd.AddCommand(&cobra.Command{
-		Use:   "tokens",
-		Short: "List legacy tokens with their last use (to retire the legacy path with evidence)",
-		Args:  cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			return call(c, connect, http.MethodGet, "/tokengate/legacy/tokens", nil, printLegacy)
-		},
-	})
+	tokens := &cobra.Command{
+		Use:   "tokens [--used-within 30d] [--unused-for 90d] [--json]",
+		Short: "Report the legacy tokens: still in use, from where and for which sites (to retire the legacy path with evidence)",
+		Long: `Report the legacy tokens: each with its last use (time, address, site)
+and the addresses it was used from recently, then a summary: how many
+legacy tokens there are, how many of those listed were used within the
+window (--used-within, default 30 days) or never, and the addresses and
+sites they are used from, with how many tokens each.
+
+  --used-within 30d  only the tokens used within that time (still in use)
+  --unused-for 90d   only the tokens not used for that time, never used
+                     ones among them (candidates to revoke)
+
+Durations are whole days ("30d") or Go durations ("36h").`,
+		Args: cobra.NoArgs,
+	}
+	usedWithin := tokens.Flags().String("used-within", "", "only the tokens used within this time, e.g. 30d")
+	unusedFor := tokens.Flags().String("unused-for", "", "only the tokens unused for this time, e.g. 90d")
+	asJSON := tokens.Flags().Bool("json", false, "print the report as JSON")
+	tokens.RunE = func(c *cobra.Command, _ []string) error {
+		q := url.Values{}
+		if *usedWithin != "" {
+			q.Set("used_within", *usedWithin)
+		}
+		if *unusedFor != "" {
+			q.Set("unused_for", *unusedFor)
+		}
+		uri := "/tokengate/legacy/tokens"
+		if len(q) > 0 {
+			uri += "?" + q.Encode()
+		}
+		show := printLegacy
+		if *asJSON {
+			show = printJSON
+		}
+		return call(c, connect, http.MethodGet, uri, nil, show)
+	}
+	cmd.AddCommand(tokens)
 }
 
 func printGrants(w io.Writer, data []byte) error {
@@ -83,28 +117,80 @@ func printGrants(w io.Writer, data []byte) error {
 	return tw.Flush()
 }
 
+// legacySource is an address or a site of the report's summary.
+type legacySource struct {
+	Address    string    `json:"address"`
+	Site       string    `json:"site"`
+	Tokens     int       `json:"tokens"`
+	LastUsedAt time.Time `json:"last_used_at"`
+}
+
+// legacyReport is what printLegacy reads of the migration report.
+type legacyReport struct {
+	Tokens []struct {
+		Owner           string     `json:"owner"`
+		ID              string     `json:"id"`
+		Enabled         bool       `json:"enabled"`
+		LastUsedAt      *time.Time `json:"last_used_at"`
+		LastUsedIP      string     `json:"last_used_ip"`
+		LastUsedHost    string     `json:"last_used_host"`
+		RecentAddresses []struct {
+			IP string `json:"ip"`
+		} `json:"recent_addresses"`
+	} `json:"tokens"`
+	Summary struct {
+		Total      int            `json:"total"`
+		Listed     int            `json:"listed"`
+		WindowDays float64        `json:"window_days"`
+		UsedWithin int            `json:"used_within"`
+		NeverUsed  int            `json:"never_used"`
+		Addresses  []legacySource `json:"addresses"`
+		Sites      []legacySource `json:"sites"`
+	} `json:"summary"`
+}
+
+// printLegacy prints the migration report: a table of the tokens (ALSO
+// FROM: their recent addresses other than the last one), then the
+// summary and the tables of addresses and sites.
 func printLegacy(w io.Writer, data []byte) error {
-	var v struct {
-		Tokens []struct {
-			Owner        string     `json:"owner"`
-			ID           string     `json:"id"`
-			Enabled      bool       `json:"enabled"`
-			LastUsedAt   *time.Time `json:"last_used_at"`
-			LastUsedIP   string     `json:"last_used_ip"`
-			LastUsedHost string     `json:"last_used_host"`
-		} `json:"tokens"`
-	}
+	var v legacyReport
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
 	}
+	dash := func(s string) string { return cmp.Or(s, "-") }
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "OWNER\tID\tENABLED\tLAST USED\tFROM\tHOST")
+	fmt.Fprintln(tw, "OWNER\tID\tENABLED\tLAST USED\tFROM\tHOST\tALSO FROM")
 	for _, t := range v.Tokens {
 		last := "never"
 		if t.LastUsedAt != nil {
 			last = t.LastUsedAt.Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\n", t.Owner, t.ID, t.Enabled, last, t.LastUsedIP, t.LastUsedHost)
+		var also []string
+		for _, a := range t.RecentAddresses {
+			if a.IP != t.LastUsedIP {
+				also = append(also, a.IP)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\n", t.Owner, t.ID, t.Enabled, last, dash(t.LastUsedIP), dash(t.LastUsedHost), dash(strings.Join(also, ",")))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	s := v.Summary
+	fmt.Fprintf(w, "\n%d legacy tokens, %d listed: %d used within %s days, %d never used\n",
+		s.Total, s.Listed, s.UsedWithin, strconv.FormatFloat(s.WindowDays, 'f', -1, 64), s.NeverUsed)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if len(s.Addresses) > 0 {
+		fmt.Fprintln(tw, "\nADDRESS\tTOKENS\tLAST USED")
+		for _, a := range s.Addresses {
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", a.Address, a.Tokens, a.LastUsedAt.Format(time.RFC3339))
+		}
+	}
+	if len(s.Sites) > 0 {
+		fmt.Fprintln(tw, "\nSITE\tTOKENS\tLAST USED")
+		for _, a := range s.Sites {
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", a.Site, a.Tokens, a.LastUsedAt.Format(time.RFC3339))
+		}
 	}
 	return tw.Flush()
 }

@@ -8,6 +8,7 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -315,6 +316,13 @@ func printTokens(w io.Writer, data []byte) error {
 			CreatedAt  time.Time  `json:"created_at"`
 			ExpiresAt  *time.Time `json:"expires_at"`
 			LastUsedAt *time.Time `json:"last_used_at"`
+			LastUsedIP *string    `json:"last_used_ip"`
+			// LastUsedHost and RecentAddresses: the site of the
+			// last use, the addresses of recent ones.
+			LastUsedHost    *string `json:"last_used_host"`
+			RecentAddresses []struct {
+				IP string `json:"ip"`
+			} `json:"recent_addresses"`
 		} `json:"tokens"`
 	}
 	if err := json.Unmarshal(data, &v); err != nil {
@@ -327,10 +335,21 @@ func printTokens(w io.Writer, data []byte) error {
 		return t.Format(time.RFC3339)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tLABEL\tSCOPES\tENABLED\tCREATED\tEXPIRES\tLAST ACCESS")
+	str := func(s *string) string {
+		if s == nil || *s == "" {
+			return "-"
+		}
+		return *s
+	}
+	fmt.Fprintln(tw, "ID\tLABEL\tSCOPES\tENABLED\tCREATED\tEXPIRES\tLAST ACCESS\tFROM\tHOST\tRECENT ADDRESSES")
 	for _, t := range v.Tokens {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\n", t.ID, t.Label, strings.Join(t.Scopes, " "), t.Enabled,
-			t.CreatedAt.Format(time.RFC3339), when(t.ExpiresAt, "never"), when(t.LastUsedAt, "no access yet"))
+		recent := make([]string, len(t.RecentAddresses))
+		for i, a := range t.RecentAddresses {
+			recent[i] = a.IP
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Label, strings.Join(t.Scopes, " "), t.Enabled,
+			t.CreatedAt.Format(time.RFC3339), when(t.ExpiresAt, "never"), when(t.LastUsedAt, "no access yet"),
+			str(t.LastUsedIP), str(t.LastUsedHost), cmp.Or(strings.Join(recent, ","), "-"))
 	}
 	return tw.Flush()
 }

@@ -5,6 +5,7 @@
 package decision
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"sync/atomic"
 
@@ -45,6 +46,21 @@ type Decision struct {
 	// recorded, so that a hot token is queued for a store write at most
 	// once per interval.
 	LastUse atomic.Int64
+	// LastUseAddr is a fingerprint of the client address of that use
+	// (see AddrPrint): a use from another address is recorded at once.
+	LastUseAddr atomic.Uint64
+}
+
+// AddrPrint is a fingerprint of a client address for LastUseAddr: exact
+// for IPv4, a mix of the 128 bits for IPv6 (a collision only delays the
+// record of a use), 0 for an invalid address.
+func AddrPrint(a netip.Addr) uint64 {
+	if !a.IsValid() {
+		return 0
+	}
+	b := a.As16()
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	return lo ^ (hi * 0x9E3779B97F4A7C15) ^ 1
 }
 
 // Identity returns who the decision says the caller is, with Stable

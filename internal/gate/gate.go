@@ -155,7 +155,7 @@ func (c *Checker) check(ctx context.Context, req Request) (*decision.Decision, o
 		return nil, outcome{}, apierr.ErrNoToken
 	}
 	o := outcome{kind: token.Classify(req.Token)}
-	e, cached, err := c.lookup(ctx, o.kind, req.Token, req.ClientIP, req.External)
+	e, h, cached, err := c.lookup(ctx, o.kind, req.Token, req.ClientIP, req.External)
 	o.cached = cached
 	if err != nil {
 		return nil, o, err
@@ -174,7 +174,7 @@ func (c *Checker) check(ctx context.Context, req Request) (*decision.Decision, o
 	if err := admit(req.Legacy, e.Kind); err != nil {
 		return nil, o, err
 	}
-	c.recordUse(e, now, req)
+	c.recordUse(e, now, req, h)
 	return e, o, nil
 }
 
@@ -211,30 +211,30 @@ func usable(e *decision.Decision, now int64) error {
 // cache. Malformed tokens are refused before any I/O; a cache hit costs a
 // hash and a map read, without allocation.
 func (c *Checker) Lookup(ctx context.Context, tok string) (*decision.Decision, error) {
-	e, _, err := c.lookup(ctx, token.Classify(tok), tok, netip.Addr{}, nil)
+	e, _, _, err := c.lookup(ctx, token.Classify(tok), tok, netip.Addr{}, nil)
 	return e, err
 }
 
 // lookup is Lookup for a token of shape kind, for a client at addr
 // (invalid: not limited), on a site that also accepts the external
 // issuers. It also says whether the decision came from the cache.
-func (c *Checker) lookup(ctx context.Context, kind token.Kind, tok string, addr netip.Addr, external []External) (*decision.Decision, bool, error) {
+func (c *Checker) lookup(ctx context.Context, kind token.Kind, tok string, addr netip.Addr, external []External) (*decision.Decision, [32]byte, bool, error) {
 	switch {
 	case kind == token.Malformed:
-		return nil, false, apierr.ErrMalformedToken
+		return nil, [32]byte{}, false, apierr.ErrMalformedToken
 	case kind == token.JWT && c.jwts == nil && len(external) == 0:
-		return nil, false, apierr.ErrUnsupportedToken
+		return nil, [32]byte{}, false, apierr.ErrUnsupportedToken
 	}
-	e, cached, err := c.lookupCached(ctx, kind, tok, addr, external)
+	h := token.Hash(tok)
+	e, cached, err := c.lookupCached(ctx, kind, tok, h, addr, external)
 	if c.metrics != nil {
 		c.metrics.CacheLookup(cached, cached && e.Negative())
 	}
-	return e, cached, err
+	return e, h, cached, err
 }
 
 // lookupCached is lookup for a well-formed token.
-func (c *Checker) lookupCached(ctx context.Context, kind token.Kind, tok string, addr netip.Addr, external []External) (*decision.Decision, bool, error) {
-	h := token.Hash(tok)
+func (c *Checker) lookupCached(ctx context.Context, kind token.Kind, tok string, h [32]byte, addr netip.Addr, external []External) (*decision.Decision, bool, error) {
 	e, hit := c.cache.Get(h)
 	// Entries under h are our own verdicts. A refusal there may be our
 	// verifier's opinion of another issuer's token, which a site that
@@ -271,19 +271,23 @@ func (c *Checker) lookupCached(ctx context.Context, kind token.Kind, tok string,
 }
 
 // recordUse queues a last-use write at most once per lastUseEvery per
-// stored token on this node.
-func (c *Checker) recordUse(e *decision.Decision, now int64, req Request) {
+// stored token and address on this node: a use from another address than
+// the last recorded one is recorded at once (so the recent addresses see
+// a token's every address, a thief's one request among a fleet's many
+// too), repeated uses from one address once per interval.
+func (c *Checker) recordUse(e *decision.Decision, now int64, req Request, h [32]byte) {
 	if e.Kind != store.KindPAT && e.Kind != store.KindLegacy {
 		// Access tokens and external JWTs have no stored record to update.
 		return
 	}
-	last := e.LastUse.Load()
-	if now-last < c.lastUseEvery || !e.LastUse.CompareAndSwap(last, now) {
+	last, addr := e.LastUse.Load(), decision.AddrPrint(req.ClientIP)
+	if (now-last < c.lastUseEvery && e.LastUseAddr.Load() == addr) || !e.LastUse.CompareAndSwap(last, now) {
 		return
 	}
-	// The hash (one SHA-256, at most once per lastUseEvery per token) is
+	e.LastUseAddr.Store(addr)
+	// The hash (the cache key, store.TokenHash's SHA-256 of the token) is
 	// for the "used from a new address" event.
-	u := store.LastUse{Owner: e.Owner, TokenID: e.TokenID, At: time.Unix(0, now).UTC(), Host: req.Host, Hash: token.Hash(req.Token)}
+	u := store.LastUse{Owner: e.Owner, TokenID: e.TokenID, At: time.Unix(0, now).UTC(), Host: req.Host, Hash: h}
 	if req.ClientIP.IsValid() {
 		u.IP = req.ClientIP.String()
 	}

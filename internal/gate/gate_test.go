@@ -490,14 +490,31 @@ func TestLastUseRecorded(t *testing.T) {
 		t.Fatal("an unused token has a pending use")
 	}
 
-	// Repeated checks within LastUseEvery do not record again.
-	for range 5 {
+	// Repeated checks from the same address within LastUseEvery do not
+	// record again.
+	for range 3 {
 		e.clk.Advance(lastUseEvery / 10)
-		if err := e.check(c.Token, netip.MustParseAddr("198.51.100.1")); err != nil {
+		if err := e.check(c.Token, clientIP); err != nil {
 			t.Fatal(err)
 		}
 	}
 	wantUse("within the interval", first, clientIP.String())
+
+	// A check from another address is recorded at once (the recent
+	// addresses see it), then throttled like the first.
+	other2 := netip.MustParseAddr("198.51.100.1")
+	e.clk.Advance(lastUseEvery / 10)
+	second := e.clk.Now()
+	for range 2 {
+		if err := e.check(c.Token, other2); err != nil {
+			t.Fatal(err)
+		}
+		e.clk.Advance(lastUseEvery / 10)
+	}
+	wantUse("from another address", second, other2.String())
+	if n := len(e.uses.Pending("alice")); n != 1 {
+		t.Fatalf("%d tokens pending, want 1", n)
+	}
 
 	// Once the interval has passed, the next check is recorded.
 	e.clk.Set(first.Add(lastUseEvery))
@@ -548,6 +565,32 @@ func BenchmarkCheckCachedPAT(b *testing.B) {
 	if d := e.ops() - before; d != 0 {
 		b.Fatalf("cached checks made %d store operations", d)
 	}
+}
+
+// BenchmarkCheckCachedPATAddresses is BenchmarkCheckCachedPAT for a token
+// used by a fleet of four addresses in turn: the worst case of recordUse,
+// which records a use from another address than the last at once.
+func BenchmarkCheckCachedPATAddresses(b *testing.B) {
+	e := newEnv(b)
+	c := e.newToken(b, pat.CreateRequest{Scopes: []string{"read", "write"}})
+	var reqs []gate.Request
+	for _, a := range []string{"192.0.2.1", "192.0.2.2", "2001:db8::1", "2001:db8::2"} {
+		reqs = append(reqs, gate.Request{Token: c.Token, ClientIP: netip.MustParseAddr(a), Required: []string{"read"}})
+	}
+	ctx := context.Background()
+	if _, err := e.checker.Check(ctx, reqs[0]); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for i := 0; pb.Next(); i++ {
+			if _, err := e.checker.Check(ctx, reqs[i%len(reqs)]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
 
 func BenchmarkCheckMalformed(b *testing.B) {

@@ -1,6 +1,10 @@
 // Package lastuse batches "last access" updates so that using a token
 // costs no store write per request: uses are kept in memory and written in
-// one batch per interval.
+// one batch per interval. Per token a batch keeps the newest use from each
+// of up to store.MaxRecentAddresses distinct addresses (the most recent
+// ones), so the store's recent addresses see every address of a token used
+// from a few within one interval, and memory stays bounded when a token
+// is used from thousands.
 package lastuse
 
 import (
@@ -19,10 +23,10 @@ type Recorder struct {
 	store store.LastUses
 
 	mu      sync.Mutex
-	pending map[key]store.LastUse
+	pending map[key][]store.LastUse
 	// writing is the batch a Flush is writing: still shown by Pending
 	// until the store has it, so a reader between the two sees the use.
-	writing map[key]store.LastUse
+	writing map[key][]store.LastUse
 
 	// failures counts the flushes that failed; streak those since the
 	// last that worked (only Run's goroutine touches it).
@@ -44,28 +48,77 @@ type key struct{ owner, id string }
 
 // New returns a Recorder that writes to s.
 func New(s store.LastUses) *Recorder {
-	return &Recorder{store: s, pending: make(map[key]store.LastUse)}
+	return &Recorder{store: s, pending: make(map[key][]store.LastUse)}
 }
 
-// Record queues a use; the newest use of each token wins.
+// Record queues a use. Per token and address the newest use wins; of a
+// token's addresses the store.MaxRecentAddresses most recently used are
+// kept (a use older than all of them, when there are that many, is
+// dropped).
 func (r *Recorder) Record(u store.LastUse) {
 	k := key{u.Owner, u.TokenID}
 	r.mu.Lock()
-	if old, ok := r.pending[k]; !ok || u.At.After(old.At) {
-		r.pending[k] = u
-	}
+	r.pending[k] = merge(r.pending[k], u)
 	r.mu.Unlock()
+}
+
+// merge returns uses (at most one per IP, at most
+// store.MaxRecentAddresses) with u merged in as Record describes.
+func merge(uses []store.LastUse, u store.LastUse) []store.LastUse {
+	oldest := -1
+	for i, o := range uses {
+		if o.IP == u.IP {
+			if u.At.After(o.At) {
+				uses[i] = u
+			}
+			return uses
+		}
+		if oldest < 0 || o.At.Before(uses[oldest].At) {
+			oldest = i
+		}
+	}
+	if len(uses) < store.MaxRecentAddresses {
+		return append(uses, u)
+	}
+	if u.At.After(uses[oldest].At) {
+		uses[oldest] = u
+	}
+	return uses
+}
+
+// newest returns the newest of uses (the first of equal ones).
+func newest(uses []store.LastUse) store.LastUse {
+	var n store.LastUse
+	for i, u := range uses {
+		if i == 0 || u.At.After(n.At) {
+			n = u
+		}
+	}
+	return n
 }
 
 // Pending returns the queued uses of owner's tokens by token id, so that a
 // listing made on this node shows uses not yet written.
 func (r *Recorder) Pending(owner string) map[string]store.LastUse {
 	out := make(map[string]store.LastUse)
+	for id, uses := range r.pendingUses(owner) {
+		out[id] = newest(uses)
+	}
+	return out
+}
+
+// pendingUses returns the queued uses of owner's tokens by token id, all
+// of each token's addresses (see Record).
+func (r *Recorder) pendingUses(owner string) map[string][]store.LastUse {
+	out := make(map[string][]store.LastUse)
 	r.mu.Lock()
-	for _, m := range []map[key]store.LastUse{r.writing, r.pending} {
-		for k, u := range m {
-			if old, ok := out[k.id]; k.owner == owner && (!ok || u.At.After(old.At)) {
-				out[k.id] = u
+	for _, m := range []map[key][]store.LastUse{r.writing, r.pending} {
+		for k, uses := range m {
+			if k.owner != owner {
+				continue
+			}
+			for _, u := range uses {
+				out[k.id] = merge(out[k.id], u)
 			}
 		}
 	}
@@ -74,16 +127,24 @@ func (r *Recorder) Pending(owner string) map[string]store.LastUse {
 }
 
 // Apply overlays the uses queued on this node on owner's tokens, so that a
-// listing shows last accesses not yet written. A nil Recorder does nothing.
+// listing shows last accesses and recent addresses not yet written. A nil
+// Recorder does nothing.
 func (r *Recorder) Apply(owner string, ts []store.Token) {
 	if r == nil {
 		return
 	}
-	pending := r.Pending(owner)
+	pending := r.pendingUses(owner)
 	for i := range ts {
 		t := &ts[i]
-		if u, ok := pending[t.ID]; ok && u.At.After(t.LastUsedAt) {
+		uses, ok := pending[t.ID]
+		if !ok {
+			continue
+		}
+		if u := newest(uses); u.At.After(t.LastUsedAt) {
 			t.LastUsedAt, t.LastUsedIP, t.LastUsedHost = u.At, u.IP, u.Host
+		}
+		for _, u := range uses {
+			t.RecentAddresses = store.MergeAddress(t.RecentAddresses, u.IP, u.At, u.Host)
 		}
 	}
 }
@@ -97,10 +158,10 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		return nil
 	}
 	batch := make([]store.LastUse, 0, len(r.pending))
-	for _, u := range r.pending {
-		batch = append(batch, u)
+	for _, uses := range r.pending {
+		batch = append(batch, uses...)
 	}
-	r.writing, r.pending = r.pending, make(map[key]store.LastUse, len(r.pending))
+	r.writing, r.pending = r.pending, make(map[key][]store.LastUse, len(r.pending))
 	r.mu.Unlock()
 
 	err := r.store.RecordLastUse(ctx, batch)

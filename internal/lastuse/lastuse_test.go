@@ -3,6 +3,7 @@ package lastuse
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -335,4 +336,84 @@ func TestOnWritten(t *testing.T) {
 	if len(got) != 1 {
 		t.Errorf("the hook was told of a batch the store did not take: %+v", got)
 	}
+}
+
+// addresses returns alice's token id's recent addresses as the store has
+// them.
+func addresses(t *testing.T, st store.Store, id string) []store.AddressUse {
+	t.Helper()
+	tok, err := st.GetToken(context.Background(), "alice", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.RecentAddresses
+}
+
+func wantAddresses(t *testing.T, what string, got []store.AddressUse, want ...store.AddressUse) {
+	t.Helper()
+	ok := len(got) == len(want)
+	for i := 0; ok && i < len(got); i++ {
+		ok = got[i].IP == want[i].IP && got[i].LastUsedAt.Equal(want[i].LastUsedAt) && got[i].Host == want[i].Host
+	}
+	if !ok {
+		t.Fatalf("%s: recent addresses\n got %+v\nwant %+v", what, got, want)
+	}
+}
+
+// TestTwoAddressesInOneInterval: a token used from two addresses between
+// two flushes has both in its recent addresses, the newer as last use.
+func TestTwoAddressesInOneInterval(t *testing.T) {
+	ctx := context.Background()
+	r, st, _ := newEnv(t)
+	r.Record(use("a", t0, "192.0.2.1"))
+	r.Record(use("a", t0.Add(time.Second), "2001:db8::1"))
+	r.Record(use("a", t0.Add(-time.Second), "192.0.2.1")) // older, same address: changes nothing
+
+	// Before the flush, a listing overlays both.
+	ts, err := st.ListTokens(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Apply("alice", ts)
+	want := []store.AddressUse{{IP: "2001:db8::1", LastUsedAt: t0.Add(time.Second)}, {IP: "192.0.2.1", LastUsedAt: t0}}
+	for _, tok := range ts {
+		if tok.ID == "a" {
+			wantAddresses(t, "applied", tok.RecentAddresses, want...)
+		}
+	}
+
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantUse(t, "stored", stored(t, st), "a", t0.Add(time.Second), "2001:db8::1")
+	wantAddresses(t, "stored", addresses(t, st, "a"), want...)
+	wantAddresses(t, "token b", addresses(t, st, "b"))
+}
+
+// TestAddressesBoundedPerToken: a token used from thousands of addresses
+// keeps only the most recent few queued, and those are what is written.
+func TestAddressesBoundedPerToken(t *testing.T) {
+	ctx := context.Background()
+	r, st, _ := newEnv(t)
+	const n = 5000
+	for i := range n {
+		// Out of order: the newest ones are not the last recorded.
+		j := (i * 7919) % n
+		r.Record(use("a", t0.Add(time.Duration(j)*time.Millisecond), fmt.Sprintf("10.%d.%d.%d", j>>16, (j>>8)&255, j&255)))
+	}
+	r.mu.Lock()
+	queued := len(r.pending[key{"alice", "a"}])
+	r.mu.Unlock()
+	if queued != store.MaxRecentAddresses {
+		t.Fatalf("%d uses queued for one token, want %d", queued, store.MaxRecentAddresses)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var want []store.AddressUse
+	for j := n - 1; j >= n-store.MaxRecentAddresses; j-- {
+		want = append(want, store.AddressUse{IP: fmt.Sprintf("10.%d.%d.%d", j>>16, (j>>8)&255, j&255), LastUsedAt: t0.Add(time.Duration(j) * time.Millisecond)})
+	}
+	wantAddresses(t, "stored", addresses(t, st, "a"), want...)
+	wantUse(t, "stored", stored(t, st), "a", want[0].LastUsedAt, want[0].IP)
 }

@@ -212,12 +212,16 @@ func (s *Service) revokeOldest(ctx context.Context, owner string) error {
 type Usage struct {
 	Owner        string     `json:"owner"`
 	ID           string     `json:"id"`
+	Label        string     `json:"label"`
 	Enabled      bool       `json:"enabled"`
 	CreatedAt    time.Time  `json:"created_at"`
 	ExpiresAt    time.Time  `json:"expires_at"`
 	LastUsedAt   *time.Time `json:"last_used_at"`
 	LastUsedIP   string     `json:"last_used_ip,omitempty"`
 	LastUsedHost string     `json:"last_used_host,omitempty"`
+	// RecentAddresses are the distinct addresses the token was used from
+	// most recently (at most five), newest first, each with its site.
+	RecentAddresses []store.AddressUse `json:"recent_addresses"`
 }
 
 // Usages lists every legacy token of every user.
@@ -237,8 +241,11 @@ func (s *Service) Usages(ctx context.Context) ([]Usage, error) {
 			if t.Kind != store.KindLegacy {
 				continue
 			}
-			row := Usage{Owner: t.Owner, ID: t.ID, Enabled: t.Enabled, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt,
-				LastUsedIP: t.LastUsedIP, LastUsedHost: t.LastUsedHost}
+			row := Usage{Owner: t.Owner, ID: t.ID, Label: t.Label, Enabled: t.Enabled, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt,
+				LastUsedIP: t.LastUsedIP, LastUsedHost: t.LastUsedHost, RecentAddresses: t.RecentAddresses}
+			if row.RecentAddresses == nil {
+				row.RecentAddresses = []store.AddressUse{}
+			}
 			if !t.LastUsedAt.IsZero() {
 				row.LastUsedAt = &t.LastUsedAt
 			}

@@ -72,6 +72,10 @@ type View struct {
 	LastUsedIP *string    `json:"last_used_ip"`
 	// LastUsedHost is the site (Host) of the last use; null when never used.
 	LastUsedHost *string `json:"last_used_host"`
+	// RecentAddresses are the distinct client addresses the token was
+	// used from most recently (at most five), newest first, each with the
+	// time and site of its newest use; empty when never used.
+	RecentAddresses []store.AddressUse `json:"recent_addresses"`
 	// ReplacedValidUntil is when the last secret a rotation replaced
 	// stops working; null when none still works.
 	ReplacedValidUntil *time.Time `json:"replaced_valid_until"`
@@ -84,7 +88,10 @@ func ViewOf(t store.Token) View { return viewAt(t, time.Now()) }
 func viewAt(t store.Token, now time.Time) View {
 	v := View{
 		ID: t.ID, Kind: t.Kind, Label: t.Label, Scopes: orEmpty(t.Scopes), CreatedAt: t.CreatedAt,
-		Enabled: t.Enabled, AllowedIPs: orEmpty(t.AllowedIPs),
+		Enabled: t.Enabled, AllowedIPs: orEmpty(t.AllowedIPs), RecentAddresses: t.RecentAddresses,
+	}
+	if v.RecentAddresses == nil {
+		v.RecentAddresses = []store.AddressUse{}
 	}
 	if !t.ExpiresAt.IsZero() {
 		v.ExpiresAt = &t.ExpiresAt

@@ -8,11 +8,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -117,6 +119,10 @@ type Token struct {
 	LastUsedIP string `json:"last_used_ip,omitempty"`
 	// LastUsedHost is the site (Host) the last use asked for.
 	LastUsedHost string `json:"last_used_host,omitempty"`
+	// RecentAddresses are the distinct client addresses the token was
+	// used from most recently, newest first, at most MaxRecentAddresses
+	// (see MergeAddress): each with the time and site of its newest use.
+	RecentAddresses []AddressUse `json:"recent_addresses,omitempty"`
 	// ActiveAt is when the token was last switched on again or rotated
 	// (zero: never): the dormancy rule (package policy) counts a token's
 	// idle time from the latest of CreatedAt, LastUsedAt and ActiveAt, so
@@ -130,6 +136,51 @@ type Token struct {
 	// new ones, each usable until its own end (an overlap); ended ones
 	// stay here, refused, until the next rotation drops them.
 	Previous []PreviousSecret `json:"previous,omitempty"`
+}
+
+// AddressUse is the newest use of a token from one client address.
+type AddressUse struct {
+	// IP is the client address.
+	IP string `json:"ip"`
+	// LastUsedAt is the newest use from IP.
+	LastUsedAt time.Time `json:"last_used_at"`
+	// Host is the site (Host) that use asked for.
+	Host string `json:"host,omitempty"`
+}
+
+// MaxRecentAddresses bounds Token.RecentAddresses (GitLab keeps five).
+const MaxRecentAddresses = 5
+
+// MergeAddress returns recent with a use from ip at at for host merged
+// in: the entry of ip moves to its place with the newer time and its
+// host (an older use changes nothing), a new ip joins; the list stays
+// sorted newest first (ties: by IP) and keeps the MaxRecentAddresses
+// newest. An empty ip changes nothing. recent is not modified.
+func MergeAddress(recent []AddressUse, ip string, at time.Time, host string) []AddressUse {
+	if ip == "" || at.IsZero() {
+		return recent
+	}
+	out := make([]AddressUse, 0, min(len(recent)+1, MaxRecentAddresses+1))
+	found := false
+	for _, a := range recent {
+		if a.IP == ip {
+			found = true
+			if at.After(a.LastUsedAt) {
+				a.LastUsedAt, a.Host = at, host
+			}
+		}
+		out = append(out, a)
+	}
+	if !found {
+		out = append(out, AddressUse{IP: ip, LastUsedAt: at, Host: host})
+	}
+	slices.SortStableFunc(out, func(a, b AddressUse) int {
+		return cmp.Or(b.LastUsedAt.Compare(a.LastUsedAt), strings.Compare(a.IP, b.IP))
+	})
+	if len(out) > MaxRecentAddresses {
+		out = out[:MaxRecentAddresses]
+	}
+	return out
 }
 
 // PreviousSecret is a secret a token had before a rotation: the hash is
@@ -464,7 +515,9 @@ type Tokens interface {
 	// LookupToken finds a token by the hash of its secret, together with
 	// its owner. ErrNotFound if no token has that hash. A previous secret
 	// (see RotateToken) is found until its end, by the store's clock, with
-	// Grant.PreviousUntil set; after it, ErrNotFound.
+	// Grant.PreviousUntil set; after it, ErrNotFound. Grant.Token's
+	// RecentAddresses may be left empty: a backend need not read them on
+	// this path (GetToken and ListTokens return them).
 	LookupToken(ctx context.Context, h TokenHash) (Grant, error)
 	// RotateToken gives the token a new secret: its hash becomes next and
 	// the hash it had stays usable until until (an until not after now
@@ -482,8 +535,11 @@ type Tokens interface {
 // LastUses records when and from where tokens were last used.
 type LastUses interface {
 	// RecordLastUse writes a batch of last-use times (with IP and Host).
-	// Entries for tokens that no longer exist are ignored; an older time never overwrites a
-	// newer one. It announces no event: last use is not a decision input,
+	// A batch may hold several uses of one token (from different
+	// addresses): the newest becomes the token's last use, and each is
+	// merged into its RecentAddresses (see MergeAddress), atomically.
+	// Entries for tokens that no longer exist are ignored; an older time
+	// never overwrites a newer one, for the last use as for an address. It announces no event: last use is not a decision input,
 	// and an event per batch would empty every node's cache.
 	RecordLastUse(ctx context.Context, uses []LastUse) error
 }

@@ -29,6 +29,18 @@ type tokenRow struct {
 	Status string
 }
 
+// OtherAddresses are the token's recent addresses other than that of its
+// last use, newest first (the page shows them below the last one).
+func (r tokenRow) OtherAddresses() []string {
+	var out []string
+	for _, a := range r.RecentAddresses {
+		if r.LastUsedIP == nil || a.IP != *r.LastUsedIP {
+			out = append(out, a.IP)
+		}
+	}
+	return out
+}
+
 // tokensData is the token management page (seed 000).
 type tokensData struct {
 	// Allowed: the user may use tokens (token_login); else the page says

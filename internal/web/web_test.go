@@ -668,3 +668,32 @@ func TestSignInWithAnIdentitySource(t *testing.T) {
 		t.Errorf("an unknown source: %d", s)
 	}
 }
+
+// TestRecentAddressesShown: the token list shows the last use's address
+// and site, and the token's other recent addresses below them.
+func TestRecentAddressesShown(t *testing.T) {
+	f := newFixture(t)
+	f.addUser(t, "alice", true)
+	b := f.signIn(t, "alice")
+	if r := b.post(t, "/account/tokens", url.Values{"label": {"ci"}, "expires": {"30"}}); r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	tok := f.tokens(t, "alice")[0]
+	at := time.Now().UTC().Truncate(time.Second)
+	err := f.store.RecordLastUse(context.Background(), []store.LastUse{
+		{Owner: "alice", TokenID: tok.ID, At: at.Add(-time.Minute), IP: "198.51.100.7", Host: "api.example"},
+		{Owner: "alice", TokenID: tok.ID, At: at, IP: "203.0.113.9", Host: "app.example"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := b.do(t, "GET", "/account/tokens", nil).body
+	for _, want := range []string{"<code>203.0.113.9</code>", "app.example", "also used recently from 198.51.100.7"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the token list lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "also used recently from 203.0.113.9") {
+		t.Error("the last address is repeated among the others")
+	}
+}

@@ -322,8 +322,9 @@ func lookup(tx *bolt.Tx, h []byte, now time.Time) (store.Grant, error) {
 	return store.Grant{Token: t, Owner: u, PreviousUntil: until}, nil
 }
 
-// RecordLastUse writes a batch of last uses (time, IP and Host of the
-// newest use of each token) in one transaction. It
+// RecordLastUse writes a batch of last uses (time, IP and Host; several
+// addresses of one token are merged into its recent addresses) in one
+// transaction. It
 // announces nothing: caches may show a slightly old LastUsedAt, and an
 // event per use would empty them on every request.
 func (s *Store) RecordLastUse(ctx context.Context, uses []store.LastUse) error {
@@ -348,9 +349,14 @@ func recordLastUse(tx *bolt.Tx, u store.LastUse) error {
 	if err != nil {
 		return err
 	}
-	if !u.At.After(t.LastUsedAt) {
+	newer := u.At.After(t.LastUsedAt)
+	recent := store.MergeAddress(t.RecentAddresses, u.IP, u.At, u.Host)
+	if !newer && slices.Equal(recent, t.RecentAddresses) {
 		return nil
 	}
-	t.LastUsedAt, t.LastUsedIP, t.LastUsedHost = u.At, u.IP, u.Host
+	if newer {
+		t.LastUsedAt, t.LastUsedIP, t.LastUsedHost = u.At, u.IP, u.Host
+	}
+	t.RecentAddresses = recent
 	return putJSON(ownedBucket(tx, u.Owner), []byte(u.TokenID), t)
 }

@@ -16,6 +16,9 @@ import (
 //	PREFIX:{u:NAME}:user    string  the user, JSON
 //	PREFIX:{u:NAME}:tokens  hash    token ID -> token, JSON
 //	PREFIX:{u:NAME}:used    hash    token ID -> last use (see lastUse)
+//	PREFIX:{u:NAME}:addrs   hash    token ID -> recent addresses (see
+//	                                recentAddresses); apart from used so
+//	                                that LookupToken reads no more
 //	PREFIX:{u:NAME}:sessions hash   session id (hex) -> session, JSON;
 //	                                expires with the latest session
 //	PREFIX:{s:HEX}          string  session index: NAME of the session's
@@ -55,6 +58,10 @@ func (k keys) tokens(name string) string { return k.userBase(name) + "tokens" }
 
 // used is the key of the hash of the last uses of the user's tokens.
 func (k keys) used(name string) string { return k.userBase(name) + "used" }
+
+// addrs is the key of the hash of the recent addresses of the user's
+// tokens.
+func (k keys) addrs(name string) string { return k.userBase(name) + "addrs" }
 
 // sessions is the key of the hash of the user's sessions.
 func (k keys) sessions(name string) string { return k.userBase(name) + "sessions" }

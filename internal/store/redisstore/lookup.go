@@ -135,20 +135,55 @@ func (s *Store) lookupCluster(ctx context.Context, h store.TokenHash) (rec, used
 }
 
 // lastUseScript sets a token's last use unless the token is gone or a
-// newer use is recorded. Stamps compare as strings (see stampLayout).
+// newer use is recorded, and merges the use's address into the token's
+// recent addresses (the same rules as store.MergeAddress: one line per
+// distinct IP with its newest use, newest first, at most ARGV[6]).
+// Stamps compare as strings (see stampLayout); they have a fixed width,
+// so a line's IP starts after the stamp and a space.
 //
-//	KEYS[1] the owner's tokens, KEYS[2] the owner's last uses
-//	ARGV[1] token ID, ARGV[2] stamp, ARGV[3] the value to store
+//	KEYS[1] the owner's tokens, KEYS[2] the owner's last uses,
+//	KEYS[3] the owner's recent addresses
+//	ARGV[1] token ID, ARGV[2] stamp, ARGV[3] the last use to store,
+//	ARGV[4] the IP ("" adds no address), ARGV[5] the address line to
+//	merge, ARGV[6] the most addresses kept
 var lastUseScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local n = #ARGV[2]
 local cur = redis.call('HGET', KEYS[2], ARGV[1])
-if cur and string.sub(cur, 1, #ARGV[2]) >= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+if not (cur and string.sub(cur, 1, n) >= ARGV[2]) then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+end
+if ARGV[4] == '' then return 1 end
+local function ipof(line)
+  local sp = string.find(line, ' ', n + 2, true)
+  if sp then return string.sub(line, n + 2, sp - 1) end
+  return string.sub(line, n + 2)
+end
+local list, found = {}, false
+local old = redis.call('HGET', KEYS[3], ARGV[1])
+if old then
+  for line in string.gmatch(old, '[^\n]+') do
+    if ipof(line) == ARGV[4] then
+      found = true
+      if string.sub(line, 1, n) < ARGV[2] then line = ARGV[5] end
+    end
+    table.insert(list, line)
+  end
+end
+if not found then table.insert(list, ARGV[5]) end
+table.sort(list, function(a, b)
+  local sa, sb = string.sub(a, 1, n), string.sub(b, 1, n)
+  if sa ~= sb then return sa > sb end
+  return ipof(a) < ipof(b)
+end)
+local value = table.concat(list, '\n', 1, math.min(#list, tonumber(ARGV[6])))
+if value ~= old then redis.call('HSET', KEYS[3], ARGV[1], value) end
 return 1
 `)
 
-// RecordLastUse writes the batch (time, IP and host of each use) in one
-// pipeline of lastUseScript calls. Entries without a time are skipped.
+// RecordLastUse writes the batch (time, IP and host of each use, several
+// uses of one token merged into its recent addresses) in one pipeline of
+// lastUseScript calls. Entries without a time are skipped.
 func (s *Store) RecordLastUse(ctx context.Context, uses []store.LastUse) error {
 	calls := make([]scriptCall, 0, len(uses))
 	for _, u := range uses {
@@ -156,8 +191,9 @@ func (s *Store) RecordLastUse(ctx context.Context, uses []store.LastUse) error {
 			continue
 		}
 		calls = append(calls, scriptCall{
-			keys: []string{s.keys.tokens(u.Owner), s.keys.used(u.Owner)},
-			args: []any{u.TokenID, stamp(u.At), lastUse(u.At, u.IP, u.Host)},
+			keys: []string{s.keys.tokens(u.Owner), s.keys.used(u.Owner), s.keys.addrs(u.Owner)},
+			args: []any{u.TokenID, stamp(u.At), lastUse(u.At, u.IP, u.Host), u.IP,
+				addressLine(store.AddressUse{IP: u.IP, LastUsedAt: u.At, Host: u.Host}), store.MaxRecentAddresses},
 		})
 	}
 	if len(calls) == 0 {

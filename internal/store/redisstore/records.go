@@ -1,10 +1,12 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,11 +15,13 @@ import (
 	"github.com/tokengate/tokengate/internal/store"
 )
 
-// encodeToken returns the stored form of t: JSON without the last use,
-// which lives in a hash of its own so that RecordLastUse can compare and
-// set it in a Lua script without decoding and re-encoding JSON there.
+// encodeToken returns the stored form of t: JSON without the last use
+// and the recent addresses, which live in hashes of their own so that
+// RecordLastUse can compare and set them in a Lua script without decoding
+// and re-encoding JSON there.
 func encodeToken(t store.Token) (string, error) {
 	t.LastUsedAt, t.LastUsedIP, t.LastUsedHost = time.Time{}, "", ""
+	t.RecentAddresses = nil
 	b, err := json.Marshal(t)
 	if err != nil {
 		return "", fmt.Errorf("redisstore: encode token %s/%s: %w", t.Owner, t.ID, err)
@@ -25,7 +29,8 @@ func encodeToken(t store.Token) (string, error) {
 	return string(b), nil
 }
 
-// decodeToken reads a stored token and its last use ("" if never used).
+// decodeToken reads a stored token and its last use ("" if never used);
+// the recent addresses are added by withAddresses.
 func decodeToken(data, used string) (store.Token, error) {
 	var t store.Token
 	if err := json.Unmarshal([]byte(data), &t); err != nil {
@@ -112,6 +117,43 @@ func parseLastUse(v string) (at time.Time, ip, host string, err error) {
 	ip, host, _ = strings.Cut(rest, " ")
 	at, err = time.Parse(stampLayout, s)
 	return at, ip, host, err
+}
+
+// addressLine is the stored form of one recent address: "STAMP IP HOST",
+// as lastUse (a host cannot hold a line break; one is dropped).
+func addressLine(a store.AddressUse) string {
+	return lastUse(a.LastUsedAt, a.IP, strings.NewReplacer("\n", "", "\r", "").Replace(a.Host))
+}
+
+// recentAddresses is the stored form of a token's recent addresses: their
+// lines (addressLine), newest first, separated by line breaks; "" for
+// none.
+func recentAddresses(as []store.AddressUse) string {
+	lines := make([]string, len(as))
+	for i, a := range as {
+		lines[i] = addressLine(a)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// withAddresses sets t's recent addresses from their stored form v ("":
+// none), sorted as store.MergeAddress sorts them.
+func withAddresses(t store.Token, v string) (store.Token, error) {
+	t.RecentAddresses = nil
+	for line := range strings.SplitSeq(v, "\n") {
+		if line == "" {
+			continue
+		}
+		at, ip, host, err := parseLastUse(line)
+		if err != nil {
+			return store.Token{}, fmt.Errorf("redisstore: decode recent addresses of token %s/%s: %w", t.Owner, t.ID, err)
+		}
+		t.RecentAddresses = append(t.RecentAddresses, store.AddressUse{IP: ip, LastUsedAt: at, Host: host})
+	}
+	slices.SortStableFunc(t.RecentAddresses, func(a, b store.AddressUse) int {
+		return cmp.Or(b.LastUsedAt.Compare(a.LastUsedAt), strings.Compare(a.IP, b.IP))
+	})
+	return t, nil
 }
 
 // createListed adds a record and lists it: the record first (SETNX, so an

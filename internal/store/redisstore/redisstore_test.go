@@ -702,7 +702,7 @@ func TestKeysShareSlotPerUser(t *testing.T) {
 	k := keys{prefix: "tg"}
 	for _, name := range []string{"alice", "we}ird", "{x}"} {
 		slot := hashTag(k.user(name))
-		if hashTag(k.tokens(name)) != slot || hashTag(k.used(name)) != slot {
+		if hashTag(k.tokens(name)) != slot || hashTag(k.used(name)) != slot || hashTag(k.addrs(name)) != slot {
 			t.Errorf("keys of %q do not share a hash tag", name)
 		}
 		if got, ok := k.nameOf(k.user(name)); !ok || got != name {

@@ -35,6 +35,7 @@ func (s *Store) createToken(ctx context.Context, t store.Token, limit int) error
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.HSet(ctx, s.keys.tokens(t.Owner), t.ID, data)
 			s.writeLastUse(ctx, p, t)
+			s.writeAddresses(ctx, p, t)
 			return nil
 		})
 		return opErr(err, "create token %s/%s", t.Owner, t.ID)
@@ -105,16 +106,25 @@ func (s *Store) GetToken(ctx context.Context, owner, id string) (store.Token, er
 // readToken reads one token and its last use through c (the client or a
 // transaction), or returns store.ErrNotFound.
 func (s *Store) readToken(ctx context.Context, c redis.Cmdable, owner, id string) (store.Token, error) {
-	var rec, used *redis.StringCmd
+	var rec, used, addrs *redis.StringCmd
 	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		rec = p.HGet(ctx, s.keys.tokens(owner), id)
 		used = p.HGet(ctx, s.keys.used(owner), id)
+		addrs = p.HGet(ctx, s.keys.addrs(owner), id)
 		return nil
 	})
 	if err = ignoreNil(err); err != nil {
 		return store.Token{}, opErr(err, "get token %s/%s", owner, id)
 	}
-	return tokenOf(rec, used)
+	t, err := tokenOf(rec, used)
+	if err != nil {
+		return store.Token{}, err
+	}
+	recent, err := optional(addrs)
+	if err != nil {
+		return store.Token{}, opErr(err, "get recent addresses")
+	}
+	return withAddresses(t, recent)
 }
 
 // tokenOf decodes the replies of reads of a token record and its last
@@ -150,11 +160,12 @@ func (s *Store) ListTokens(ctx context.Context, owner string) ([]store.Token, er
 // or returns store.ErrNotFound if the user does not exist.
 func (s *Store) readUserTokens(ctx context.Context, c redis.Cmdable, owner string) ([]store.Token, error) {
 	var exists *redis.IntCmd
-	var recs, used *redis.MapStringStringCmd
+	var recs, used, addrs *redis.MapStringStringCmd
 	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		exists = p.Exists(ctx, s.keys.user(owner))
 		recs = p.HGetAll(ctx, s.keys.tokens(owner))
 		used = p.HGetAll(ctx, s.keys.used(owner))
+		addrs = p.HGetAll(ctx, s.keys.addrs(owner))
 		return nil
 	})
 	if err != nil {
@@ -167,6 +178,9 @@ func (s *Store) readUserTokens(ctx context.Context, c redis.Cmdable, owner strin
 	for id, data := range recs.Val() {
 		t, err := decodeToken(data, used.Val()[id])
 		if err != nil {
+			return nil, err
+		}
+		if t, err = withAddresses(t, addrs.Val()[id]); err != nil {
 			return nil, err
 		}
 		toks = append(toks, t)
@@ -201,6 +215,9 @@ func (s *Store) updateToken(ctx context.Context, owner, id string, fn func(*stor
 			p.HSet(ctx, s.keys.tokens(owner), id, data)
 			if !next.LastUsedAt.Equal(cur.LastUsedAt) || next.LastUsedIP != cur.LastUsedIP || next.LastUsedHost != cur.LastUsedHost {
 				s.writeLastUse(ctx, p, next)
+			}
+			if !slices.Equal(next.RecentAddresses, cur.RecentAddresses) {
+				s.writeAddresses(ctx, p, next)
 			}
 			s.publishHashes(ctx, p, next.Hashes())
 			return nil
@@ -337,6 +354,16 @@ func (s *Store) writeLastUse(ctx context.Context, p redis.Pipeliner, t store.Tok
 	p.HSet(ctx, s.keys.used(t.Owner), t.ID, lastUse(t.LastUsedAt, t.LastUsedIP, t.LastUsedHost))
 }
 
+// writeAddresses queues the write of t's recent addresses, or their
+// removal when there are none.
+func (s *Store) writeAddresses(ctx context.Context, p redis.Pipeliner, t store.Token) {
+	if len(t.RecentAddresses) == 0 {
+		p.HDel(ctx, s.keys.addrs(t.Owner), t.ID)
+		return
+	}
+	p.HSet(ctx, s.keys.addrs(t.Owner), t.ID, recentAddresses(t.RecentAddresses))
+}
+
 // deleteToken removes the token's hash index, which revokes it, then its
 // record in a WATCH transaction. If the record cannot be removed the index
 // is put back.
@@ -370,8 +397,10 @@ func (s *Store) deleteToken(ctx context.Context, owner, id string) (store.Token,
 	return removed, nil
 }
 
-// dropToken queues the removal of a token's record and last use.
+// dropToken queues the removal of a token's record, last use and recent
+// addresses.
 func (s *Store) dropToken(ctx context.Context, p redis.Pipeliner, t store.Token) {
 	p.HDel(ctx, s.keys.tokens(t.Owner), t.ID)
 	p.HDel(ctx, s.keys.used(t.Owner), t.ID)
+	p.HDel(ctx, s.keys.addrs(t.Owner), t.ID)
 }

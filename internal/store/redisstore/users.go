@@ -59,7 +59,7 @@ func (s *Store) updateUser(ctx context.Context, name string, fn func(*store.User
 
 // deleteUser removes the user and its tokens: first the name from the user
 // set and the tokens' hash indexes, then, in one transaction, the user's
-// record, tokens, last uses and sessions. If that fails the first steps
+// record, tokens, last uses, recent addresses and sessions. If that fails the first steps
 // are undone. The session index keys are left to expire with their
 // sessions: they lead to no session any more.
 func (s *Store) deleteUser(ctx context.Context, name string) error {
@@ -76,7 +76,7 @@ func (s *Store) deleteUser(ctx context.Context, name string) error {
 			return opErr(err, "delete user %q", name)
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Del(ctx, s.keys.user(name), s.keys.tokens(name), s.keys.used(name), s.keys.sessions(name))
+			p.Del(ctx, s.keys.user(name), s.keys.tokens(name), s.keys.used(name), s.keys.addrs(name), s.keys.sessions(name))
 			s.publishIn(ctx, p, ev)
 			return nil
 		})

@@ -545,6 +545,12 @@ var lastUseTests = []test{
 	{name: "OlderDoesNotOverwrite", run: testRecordLastUseOlder},
 	{name: "MissingIgnored", run: testRecordLastUseMissing},
 	{name: "Host", run: testRecordLastUseHost},
+	{name: "AddressesBatch", run: testRecentAddressesBatch},
+	{name: "AddressesBound", run: testRecentAddressesBound},
+	{name: "AddressesDistinct", run: testRecentAddressesDistinct},
+	{name: "AddressesOlderIgnored", run: testRecentAddressesOlder},
+	{name: "AddressesDeletedIgnored", run: testRecentAddressesDeleted},
+	{name: "AddressesKept", run: testRecentAddressesKept},
 }
 
 func testRecordLastUseBatch(t *testing.T, open opener) {
@@ -612,6 +618,191 @@ func testRecordLastUseHost(t *testing.T, open opener) {
 	assertToken(t, getToken(t, f.s, f.work), third)
 	assertTokens(t, listTokens(t, f.s, "alice"), third, f.home)
 	assertGrant(t, lookup(t, f.s, f.work.Hash), third, f.user)
+}
+
+// addrUse is a use of tok from ip at at for host.
+func addrUse(tok store.Token, ip string, at time.Time, host string) store.LastUse {
+	return store.LastUse{Owner: tok.Owner, TokenID: tok.ID, At: at, IP: ip, Host: host}
+}
+
+// assertAddresses checks a token's recent addresses, in order.
+func assertAddresses(t *testing.T, what string, got []store.AddressUse, want ...store.AddressUse) {
+	t.Helper()
+	ok := len(got) == len(want)
+	for i := 0; ok && i < len(got); i++ {
+		ok = got[i].IP == want[i].IP && got[i].Host == want[i].Host && got[i].LastUsedAt.Equal(want[i].LastUsedAt)
+	}
+	if !ok {
+		t.Fatalf("%s: recent addresses\n got %+v\nwant %+v", what, got, want)
+	}
+}
+
+// assertStoredAddresses checks tok's recent addresses as GetToken and
+// ListTokens return them.
+func assertStoredAddresses(t *testing.T, s store.Store, tok store.Token, want ...store.AddressUse) {
+	t.Helper()
+	assertAddresses(t, "GetToken", getToken(t, s, tok).RecentAddresses, want...)
+	for _, l := range listTokens(t, s, tok.Owner) {
+		if l.ID == tok.ID {
+			assertAddresses(t, "ListTokens", l.RecentAddresses, want...)
+			return
+		}
+	}
+	t.Fatalf("ListTokens has no token %s", tok.ID)
+}
+
+// testRecentAddressesBatch: one batch with uses of one token from two
+// addresses (and of another token) records both addresses, newest first,
+// and the newest as the last use.
+func testRecentAddressesBatch(t *testing.T, open opener) {
+	f := setup(t, open)
+	at := now()
+	must(t, f.s.RecordLastUse(t.Context(), []store.LastUse{
+		addrUse(f.work, "192.0.2.1", at, "a.example.com"),
+		addrUse(f.home, "198.51.100.7", at, "c.example.com"),
+		addrUse(f.work, "2001:db8::2", at.Add(time.Second), "b.example.com"),
+	}))
+	want := f.work
+	want.LastUsedAt, want.LastUsedIP, want.LastUsedHost = at.Add(time.Second), "2001:db8::2", "b.example.com"
+	assertToken(t, getToken(t, f.s, f.work), want)
+	assertStoredAddresses(t, f.s, f.work,
+		store.AddressUse{IP: "2001:db8::2", LastUsedAt: at.Add(time.Second), Host: "b.example.com"},
+		store.AddressUse{IP: "192.0.2.1", LastUsedAt: at, Host: "a.example.com"})
+	assertStoredAddresses(t, f.s, f.home, store.AddressUse{IP: "198.51.100.7", LastUsedAt: at, Host: "c.example.com"})
+	// A use without an address updates the last use only.
+	must(t, f.s.RecordLastUse(t.Context(), []store.LastUse{addrUse(f.home, "", at.Add(time.Minute), "d.example.com")}))
+	assertStoredAddresses(t, f.s, f.home, store.AddressUse{IP: "198.51.100.7", LastUsedAt: at, Host: "c.example.com"})
+	if got := getToken(t, f.s, f.home); !got.LastUsedAt.Equal(at.Add(time.Minute)) || got.LastUsedIP != "" {
+		t.Fatalf("last use without address = %v from %q", got.LastUsedAt, got.LastUsedIP)
+	}
+}
+
+// testRecentAddressesBound: of many addresses, the five most recently
+// used stay, newest first, whatever the order of the uses and batches.
+func testRecentAddressesBound(t *testing.T, open opener) {
+	f := setup(t, open)
+	at := now()
+	ip := func(i int) string { return fmt.Sprintf("192.0.2.%d", i) }
+	var first, second []store.LastUse
+	for i := range 4 {
+		first = append(first, addrUse(f.work, ip(i), at.Add(time.Duration(i)*time.Second), "a.example.com"))
+	}
+	for i := 8; i >= 4; i-- { // newest first in the batch, and one older than all of the first batch's
+		second = append(second, addrUse(f.work, ip(i), at.Add(time.Duration(i)*time.Second), "b.example.com"))
+	}
+	second = append(second, addrUse(f.work, ip(20), at.Add(-time.Hour), "old.example.com"))
+	must(t, f.s.RecordLastUse(t.Context(), first))
+	must(t, f.s.RecordLastUse(t.Context(), second))
+	var want []store.AddressUse
+	for i := 8; i >= 4; i-- {
+		want = append(want, store.AddressUse{IP: ip(i), LastUsedAt: at.Add(time.Duration(i) * time.Second), Host: "b.example.com"})
+	}
+	assertStoredAddresses(t, f.s, f.work, want...)
+	if n := len(getToken(t, f.s, f.work).RecentAddresses); n != store.MaxRecentAddresses {
+		t.Fatalf("%d recent addresses, want %d", n, store.MaxRecentAddresses)
+	}
+	// An address used again moves to the front; the oldest then goes.
+	must(t, f.s.RecordLastUse(t.Context(), []store.LastUse{addrUse(f.work, ip(0), at.Add(time.Minute), "c.example.com")}))
+	want = append([]store.AddressUse{{IP: ip(0), LastUsedAt: at.Add(time.Minute), Host: "c.example.com"}}, want[:4]...)
+	assertStoredAddresses(t, f.s, f.work, want...)
+}
+
+// testRecentAddressesDistinct: uses from one address make one entry with
+// the newest use's time and site.
+func testRecentAddressesDistinct(t *testing.T, open opener) {
+	f := setup(t, open)
+	at := now()
+	must(t, f.s.RecordLastUse(t.Context(), []store.LastUse{
+		addrUse(f.work, "192.0.2.1", at, "a.example.com"),
+		addrUse(f.work, "192.0.2.1", at.Add(2*time.Second), "b.example.com"),
+		addrUse(f.work, "192.0.2.2", at.Add(time.Second), "a.example.com"),
+	}))
+	must(t, f.s.RecordLastUse(t.Context(), []store.LastUse{addrUse(f.work, "192.0.2.2", at.Add(3*time.Second), "c.example.com")}))
+	assertStoredAddresses(t, f.s, f.work,
+		store.AddressUse{IP: "192.0.2.2", LastUsedAt: at.Add(3 * time.Second), Host: "c.example.com"},
+		store.AddressUse{IP: "192.0.2.1", LastUsedAt: at.Add(2 * time.Second), Host: "b.example.com"})
+}
+
+// testRecentAddressesOlder: an older use never moves an address's time
+// (or site) backwards, in a later batch or later in the same batch.
+func testRecentAddressesOlder(t *testing.T, open opener) {
+	f := setup(t, open)
+	at := now()
+	must(t, f.s.RecordLastUse(t.Context(), []store.LastUse{
+		addrUse(f.work, "192.0.2.1", at, "new.example.com"),
+		addrUse(f.work, "192.0.2.1", at.Add(-time.Minute), "old.example.com"),
+	}))
+	must(t, f.s.RecordLastUse(t.Context(), []store.LastUse{addrUse(f.work, "192.0.2.1", at.Add(-time.Hour), "older.example.com")}))
+	assertStoredAddresses(t, f.s, f.work, store.AddressUse{IP: "192.0.2.1", LastUsedAt: at, Host: "new.example.com"})
+	if got := getToken(t, f.s, f.work); !got.LastUsedAt.Equal(at) || got.LastUsedHost != "new.example.com" {
+		t.Fatalf("last use = %v at %q, want %v at new.example.com", got.LastUsedAt, got.LastUsedHost, at)
+	}
+}
+
+// testRecentAddressesDeleted: uses of a deleted token are ignored, and a
+// token created later with its ID starts without addresses.
+func testRecentAddressesDeleted(t *testing.T, open opener) {
+	f := setup(t, open)
+	at := now()
+	must(t, f.s.RecordLastUse(t.Context(), []store.LastUse{addrUse(f.work, "192.0.2.1", at, "a.example.com")}))
+	_, err := f.s.DeleteToken(t.Context(), "alice", f.work.ID)
+	must(t, err)
+	must(t, f.s.RecordLastUse(t.Context(), []store.LastUse{
+		addrUse(f.work, "192.0.2.2", at.Add(time.Second), "a.example.com"),
+		addrUse(f.home, "192.0.2.3", at, "b.example.com"),
+	}))
+	if l := listTokens(t, f.s, "alice"); len(l) != 1 || l[0].ID != f.home.ID {
+		t.Fatalf("tokens after the deletion = %+v, want only %s", l, f.home.ID)
+	}
+	again := newToken("alice", "Again")
+	again.ID = f.work.ID
+	must(t, f.s.CreateToken(t.Context(), again, 0))
+	assertStoredAddresses(t, f.s, again)
+	assertStoredAddresses(t, f.s, f.home, store.AddressUse{IP: "192.0.2.3", LastUsedAt: at, Host: "b.example.com"})
+}
+
+// testRecentAddressesKept: UpdateToken and RotateToken keep the recent
+// addresses, and CreateToken (an import) writes those it is given.
+func testRecentAddressesKept(t *testing.T, open opener) {
+	f := setup(t, open)
+	at := now()
+	must(t, f.s.RecordLastUse(t.Context(), []store.LastUse{
+		addrUse(f.work, "192.0.2.1", at, "a.example.com"),
+		addrUse(f.work, "192.0.2.2", at.Add(time.Second), "b.example.com"),
+	}))
+	want := []store.AddressUse{
+		{IP: "192.0.2.2", LastUsedAt: at.Add(time.Second), Host: "b.example.com"},
+		{IP: "192.0.2.1", LastUsedAt: at, Host: "a.example.com"},
+	}
+	updated, err := f.s.UpdateToken(t.Context(), "alice", f.work.ID, func(tok *store.Token) error {
+		tok.Label, tok.LabelKey = "Renamed", "renamed"
+		return nil
+	})
+	must(t, err)
+	assertAddresses(t, "UpdateToken's result", updated.RecentAddresses, want...)
+	assertStoredAddresses(t, f.s, f.work, want...)
+	var next store.TokenHash
+	rand.Read(next[:])
+	rotated, err := f.s.RotateToken(t.Context(), "alice", f.work.ID, next, now(), now().Add(time.Hour))
+	must(t, err)
+	assertAddresses(t, "RotateToken's result", rotated.RecentAddresses, want...)
+	assertStoredAddresses(t, f.s, f.work, want...)
+
+	imported := newToken("alice", "Imported")
+	imported.LastUsedAt, imported.LastUsedIP, imported.LastUsedHost = at, "192.0.2.9", "c.example.com"
+	imported.RecentAddresses = []store.AddressUse{
+		{IP: "192.0.2.9", LastUsedAt: at, Host: "c.example.com"},
+		{IP: "2001:db8::9", LastUsedAt: at.Add(-time.Hour), Host: "d.example.com"},
+	}
+	must(t, f.s.CreateToken(t.Context(), imported, 0))
+	assertStoredAddresses(t, f.s, imported, imported.RecentAddresses...)
+	// UpdateToken may also clear them.
+	_, err = f.s.UpdateToken(t.Context(), "alice", imported.ID, func(tok *store.Token) error {
+		tok.RecentAddresses = nil
+		return nil
+	})
+	must(t, err)
+	assertStoredAddresses(t, f.s, imported)
 }
 
 // ---- OAuth clients ----
