@@ -179,16 +179,29 @@ func (t Token) HasHash(h TokenHash) bool {
 // the old hash a previous secret until until (see RotatePrevious). It
 // also returns the hashes that stop being indexed. A rotation counts as
 // activity: ActiveAt becomes now. expiresBy, when not zero, bounds the
-// expiry: a token that never expires or expires later gets it.
+// expiry: a token that never expires or expires later gets it, and no
+// previous secret outlasts it.
 func (t Token) Rotated(next TokenHash, now, until, expiresBy time.Time) (Token, []TokenHash) {
 	out := t
 	out.Hash = next
 	out.ActiveAt = now
-	if !expiresBy.IsZero() && (out.ExpiresAt.IsZero() || out.ExpiresAt.After(expiresBy)) {
+	bounded := !expiresBy.IsZero() && (out.ExpiresAt.IsZero() || out.ExpiresAt.After(expiresBy))
+	if bounded {
 		out.ExpiresAt = expiresBy
+		if until.After(expiresBy) {
+			until = expiresBy
+		}
 	}
 	var dropped []TokenHash
 	out.Previous, dropped = RotatePrevious(t.Previous, t.Hash, now, until)
+	if bounded {
+		out.Previous = slices.Clone(out.Previous)
+		for i := range out.Previous {
+			if out.Previous[i].Until.After(expiresBy) {
+				out.Previous[i].Until = expiresBy
+			}
+		}
+	}
 	return out, dropped
 }
 

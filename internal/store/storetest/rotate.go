@@ -53,6 +53,23 @@ func testRotateExpiresBy(t *testing.T, open opener) {
 			t.Fatalf("%s: rotated with expiresBy %v: expires_at %v (stored %v), want %v", c.label, by, got.ExpiresAt, stored.ExpiresAt, c.want)
 		}
 	}
+	// A secret replaced earlier with a long overlap ends with the token.
+	tok := newToken("alice", "Overlap")
+	must(t, s.CreateToken(t.Context(), tok, 0))
+	first := newHash()
+	_, err := s.RotateToken(t.Context(), "alice", tok.ID, first, at, at.Add(72*time.Hour), time.Time{})
+	must(t, err)
+	got, err := s.RotateToken(t.Context(), "alice", tok.ID, newHash(), at, at.Add(48*time.Hour), by)
+	must(t, err)
+	if len(got.Previous) != 2 {
+		t.Fatalf("previous secrets %+v, want two", got.Previous)
+	}
+	for _, p := range got.Previous {
+		if p.Until.After(by) {
+			t.Fatalf("a previous secret works until %v, past the token's bounded expiry %v", p.Until, by)
+		}
+	}
+	assertPrevious(t, s, tok.Hash, tok, by)
 	checkClean(t, s)
 }
 
