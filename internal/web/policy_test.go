@@ -31,7 +31,7 @@ func TestTokenPolicyForm(t *testing.T) {
 	r := b.do(t, "POST", "/account/tokens", url.Values{"label": {"long"}, "expires": {"60"}, "csrf": {b.csrf}},
 		"Accept", "application/json", "Accept-Language", "ru")
 	j := r.json(t)
-	if r.status != http.StatusBadRequest || j["field"] != "expires" || j["message"] != "Срок действия: политика токенов допускает не более 45 дней." {
+	if r.status != http.StatusBadRequest || j["field"] != "expires" || j["message"] != "Срок действия: наибольший срок по политике токенов — 45 дней." {
 		t.Errorf("60 days under a 45-day maximum: %d %v", r.status, j)
 	}
 	r = b.post(t, "/account/tokens", url.Values{"label": {"max"}, "expires": {"never"}})
@@ -93,5 +93,26 @@ func TestTokenPolicyDateAtMaximum(t *testing.T) {
 	page := b.do(t, "GET", "/account/tokens", nil, "Accept-Language", "uk")
 	if !strings.Contains(page.body, "Найдовший допустимий (12 годин)") {
 		t.Error(`under a 12-hour maximum the dialog does not offer "the longest allowed (12 hours)"`)
+	}
+}
+
+// TestTokenPolicyRefusalGrammar: the refusal names the maximum in the
+// nominative, so every plural form reads right in Russian and Ukrainian
+// ("не более 1 день" / "не більше 2 дні" did not).
+func TestTokenPolicyRefusalGrammar(t *testing.T) {
+	f := newFixture(t)
+	f.pats.SetPolicy(policy.Policy{PATMaxLifetime: 2 * 24 * time.Hour})
+	f.addUser(t, "alice", true)
+	b := f.signIn(t, "alice")
+	for lang, want := range map[string]string{
+		"ru": "Срок действия: наибольший срок по политике токенов — 2 дня.",
+		"uk": "Строк дії: найдовший строк за політикою токенів — 2 дні.",
+		"en": "Lifetime: the token policy allows at most 2 days.",
+	} {
+		r := b.do(t, "POST", "/account/tokens", url.Values{"label": {"long"}, "expires": {"7"}, "csrf": {b.csrf}},
+			"Accept", "application/json", "Accept-Language", lang)
+		if j := r.json(t); r.status != http.StatusBadRequest || j["message"] != want {
+			t.Errorf("%s: %d %v, want %q", lang, r.status, j, want)
+		}
 	}
 }
