@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -90,9 +91,11 @@ func (ar *AdminRoutes) serve(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// describe renders a problem for Caddy's admin error body.
+// describe renders a problem for Caddy's admin error body: the field,
+// unless the description already starts with it ("expires_in must be at
+// most ...", which the CLI reads as "--expires-in must be at most ...").
 func describe(p apierr.Problem) string {
-	if p.Field != "" {
+	if p.Field != "" && !strings.HasPrefix(p.Description, p.Field+" ") {
 		return p.Field + ": " + p.Description
 	}
 	return p.Description

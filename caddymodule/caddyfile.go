@@ -84,6 +84,14 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //			attempts <n>
 //			backoff <first> [<max>]
 //		}
+//		token_policy {
+//			pat_max_lifetime <duration>
+//			legacy_max_lifetime <duration>
+//			require_expiry
+//			dormant_after <duration>
+//			dormancy_warning <duration>
+//			scan_interval <duration>
+//		}
 //	}
 //
 // Values are kept as written (placeholders too): secrets such as

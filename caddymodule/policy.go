@@ -20,13 +20,14 @@ type TokenPolicy struct {
 	// PATMaxLifetime bounds the lifetime of a personal access token: a
 	// create or a change of expires_in asking for more is refused (400,
 	// naming the maximum), and a token created without expires_in gets
-	// this lifetime. Default: none.
+	// this lifetime. From 1s to 100 years. Default: none.
 	PATMaxLifetime caddy.Duration `json:"pat_max_lifetime,omitempty"`
 
 	// LegacyMaxLifetime bounds the lifetime of a legacy token: a change
 	// of expires_in asking for more is refused, and /rest/token issues
 	// tokens of this lifetime when legacy_token_ttl is not set (one set
-	// above it is a configuration error). Default: none.
+	// above it is a configuration error). From 1s to 100 years.
+	// Default: none.
 	LegacyMaxLifetime caddy.Duration `json:"legacy_max_lifetime,omitempty"`
 
 	// RequireExpiry refuses a personal access token created without

@@ -2,6 +2,8 @@ package tests
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -151,4 +153,54 @@ func TestTokenPolicyDormancy(t *testing.T) {
 		}
 		g.assertNoSecrets(idle, busy, webhookSecret)
 	})
+}
+
+// TestTokenPolicyRotationBounds: tokens made before the policy (a PAT
+// without expiry, a legacy token of the 100-year default) are listed
+// beyond_max_lifetime after a reload turns the policy on, and a rotation,
+// through the token API or by the legacy token's holder at
+// /rest/token/rotate, gives the new secret the maximum from now.
+func TestTokenPolicyRotationBounds(t *testing.T) {
+	up := startUpstream(t)
+	g := startGateway(t, embedded, up, gatewayConfig{})
+	g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
+	grantUse(g, "--user", "alice")
+	_, patID := createPAT(t, g, "alice", alicePassword, `{"label":"forever"}`)
+	legacy, legacyID := legacyToken(t, g, "alice", alicePassword)
+
+	path := filepath.Join(g.dir, "Caddyfile")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := "bcrypt_cost 4\n\t\ttoken_policy {\n\t\t\tpat_max_lifetime 90d\n\t\t\tlegacy_max_lifetime 30d\n\t\t}"
+	if err := os.WriteFile(path, []byte(strings.Replace(string(raw), "bcrypt_cost 4", policy, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := g.cli("", "reload", "--config", path, "--adapter", "caddyfile"); err != nil {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+	out := g.mustCLI("", "tokens", "expiring")
+	if n := strings.Count(out, "true"); n != 2 || !strings.Contains(out, patID) || !strings.Contains(out, legacyID) {
+		t.Fatalf("tokens expiring after the policy came in, want both tokens beyond the maximum:\n%s", out)
+	}
+
+	before := time.Now()
+	r := do(t, http.MethodPost, g.base+"/api-user/tokens/"+patID+"/rotate", basic("alice", alicePassword), `{"overlap":"0"}`)
+	if r.status != http.StatusOK {
+		t.Fatalf("PAT rotate: %d %s", r.status, r.body)
+	}
+	wantAbout(t, "the rotated PAT's expires_at", r.json(t)["expires_at"], before, 90*24*time.Hour)
+
+	before = time.Now()
+	r = do(t, http.MethodPost, g.base+"/rest/token/rotate?overlap=0", withJSON(bearer(legacy)), "")
+	if r.status != http.StatusOK {
+		t.Fatalf("legacy rotate: %d %s", r.status, r.body)
+	}
+	wantAbout(t, "the rotated legacy token's expires_at", r.json(t)["expires_at"], before, 30*24*time.Hour)
+
+	out = g.mustCLI("", "tokens", "expiring")
+	if strings.Contains(out, "true") {
+		t.Errorf("tokens expiring after the rotations, want none beyond the maximum:\n%s", out)
+	}
 }

@@ -33,6 +33,7 @@ var flagOf = map[string]string{
 	"enabled":          "--enabled",
 	"expires_in":       "--expires-in",
 	"label":            "--label",
+	"within":           "--within",
 }
 
 // member finds a JSON member name, quoted or not, with the value that may

@@ -25,6 +25,8 @@ func TestReadableErrors(t *testing.T) {
 		{"/tokengate/oauth/signing", admin("400", `{"error":"lifetime_seconds: must be between 60 and 86400, not \"lifetime_seconds\": 5"}`),
 			"--lifetime: must be between 60 and 86400, not --lifetime 5"},
 		{"/tokengate/users/bob", admin("400", `{"error":"the user must have a role, mode or user set"}`), "the user must have a role, mode or user set"},
+		{"/tokengate/tokens/expiring?within=0", admin("400", `{"error":"within: must be a duration such as 30d, 72h or 3600 (seconds), up to 100 years"}`),
+			"--within: must be a duration such as 30d, 72h or 3600 (seconds), up to 100 years"},
 		{"/tokengate/users", admin("409", `{"error":"user already exists"}`), "user already exists"},
 		{"/tokengate/users", admin("500", `not json`), "not json"},
 		{"/tokengate/users", errors.New("performing request: dial tcp: connection refused"), "performing request: dial tcp: connection refused"},

@@ -333,7 +333,7 @@ func TestReportReplacedPAT(t *testing.T) {
 	old, rec := f.newPAT(t, store.KindPAT)
 	fresh, _ := token.NewPAT()
 	now := f.Clk.Now()
-	if _, err := f.St.RotateToken(ctx, rec.Owner, rec.ID, token.Hash(fresh), now, now.Add(time.Hour)); err != nil {
+	if _, err := f.St.RotateToken(ctx, rec.Owner, rec.ID, token.Hash(fresh), now, now.Add(time.Hour), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if status, body, _ := f.post(t, report(old)); status != http.StatusOK {

@@ -22,7 +22,7 @@ import (
 )
 
 // MaxLifetime bounds expires_in: 100 years, the legacy default lifetime.
-const MaxLifetime = 100 * 365 * 24 * time.Hour
+const MaxLifetime = policy.Longest
 
 // Service manages personal access tokens.
 type Service struct {

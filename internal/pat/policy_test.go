@@ -117,3 +117,60 @@ func TestPolicySwitchOnMarksActive(t *testing.T) {
 		t.Fatalf("active_at = %v, want %v", got.ActiveAt, e.clk.Now())
 	}
 }
+
+// TestPolicyRotateBoundsExpiry: a rotation is a new secret made under the
+// token policy. A token that outlives its kind's maximum (made before the
+// policy: a PAT that never expires, a legacy token of the 100-year
+// default) gets the maximum from now, by Rotate and by RotateSelf (the
+// self route and /rest/token/rotate), and the old secret's overlap never
+// outlasts it; a token within the maximum keeps its expiry.
+func TestPolicyRotateBoundsExpiry(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := context.Background()
+	forever := e.create(t, "alice", pat.CreateRequest{Label: "forever"})
+	within := e.create(t, "alice", pat.CreateRequest{Label: "within", ExpiresIn: ptr(int64(10 * 24 * 3600))})
+	secret, err := token.NewLegacy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := e.clk.Now()
+	leg := store.Token{ID: "l1", Owner: "alice", Kind: store.KindLegacy, Hash: token.Hash(secret), Enabled: true,
+		Label: "rest/token", CreatedAt: now, ExpiresAt: now.Add(100 * 365 * 24 * time.Hour)}
+	if err := e.st.CreateToken(ctx, leg, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.svc.SetPolicy(policy.Policy{PATMaxLifetime: ninetyDays, LegacyMaxLifetime: time.Hour})
+	e.clk.Advance(time.Minute)
+	now = e.clk.Now()
+
+	r, err := e.svc.Rotate(ctx, "alice", forever.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ExpiresAt == nil || !r.ExpiresAt.Equal(now.Add(ninetyDays)) {
+		t.Fatalf("a PAT that never expires, rotated under a 90-day maximum, expires at %v, want %v", r.ExpiresAt, now.Add(ninetyDays))
+	}
+	if v := e.view(t, "alice", forever.ID); v.ExpiresAt == nil || !v.ExpiresAt.Equal(now.Add(ninetyDays)) {
+		t.Fatalf("stored expiry %v, want %v", v.ExpiresAt, now.Add(ninetyDays))
+	}
+	r, err = e.svc.Rotate(ctx, "alice", within.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.ExpiresAt.Equal(*within.ExpiresAt) {
+		t.Fatalf("a token within the maximum, rotated, expires at %v, want its own %v", r.ExpiresAt, within.ExpiresAt)
+	}
+
+	// The legacy token rotated by its holder (RotateSelf), asking for a
+	// two-hour overlap: both the token and the overlap end within the hour.
+	r, err = e.svc.RotateSelf(ctx, pat.Presented{Owner: "alice", ID: "l1", Kind: store.KindLegacy, Hash: leg.Hash}, 2*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ExpiresAt == nil || !r.ExpiresAt.Equal(now.Add(time.Hour)) {
+		t.Fatalf("a 100-year legacy token, rotated under a 1h maximum, expires at %v, want %v", r.ExpiresAt, now.Add(time.Hour))
+	}
+	if r.ReplacedValidUntil == nil || r.ReplacedValidUntil.After(now.Add(time.Hour)) {
+		t.Fatalf("the replaced secret works until %v, past the token's new expiry %v", r.ReplacedValidUntil, now.Add(time.Hour))
+	}
+}

@@ -65,7 +65,8 @@ type Rotated struct {
 // Rotate gives owner's token id a new secret of its kind (a PAT or a
 // legacy token) with the same id, label, scopes, allowed IPs, on/off
 // state and expiry (the same expires_at: a rotation never lengthens a
-// token's life), and keeps the secret it had working for overlap (0: it
+// token's life; under a token policy whose maximum lifetime the token
+// outlives, the new secret expires at the maximum from now), and keeps the secret it had working for overlap (0: it
 // fails at once; never past the token's own expiry). Secrets replaced by
 // earlier rotations keep their own ends: rotating again during an
 // overlap never cuts the newest secret short. An expired token cannot be
@@ -88,11 +89,19 @@ func (s *Service) rotate(ctx context.Context, cur store.Token, overlap time.Dura
 	if err != nil {
 		return Rotated{}, err
 	}
-	until := now.Add(overlap)
-	if !cur.ExpiresAt.IsZero() && cur.ExpiresAt.Before(until) {
-		until = cur.ExpiresAt
+	// The new secret is made under the token policy: a token that would
+	// outlive the maximum of its kind (made before the policy, or before
+	// a lower maximum) expires at the maximum from now.
+	expires, expiresBy := cur.ExpiresAt, time.Time{}
+	if s.policy.BeyondMax(cur, now) {
+		expiresBy = now.Add(s.policy.MaxLifetime(cur.Kind))
+		expires = expiresBy
 	}
-	t, err := s.store.RotateToken(ctx, cur.Owner, cur.ID, token.Hash(secret), now, until)
+	until := now.Add(overlap)
+	if !expires.IsZero() && expires.Before(until) {
+		until = expires
+	}
+	t, err := s.store.RotateToken(ctx, cur.Owner, cur.ID, token.Hash(secret), now, until, expiresBy)
 	if err != nil {
 		return Rotated{}, apierr.FromStore(err)
 	}

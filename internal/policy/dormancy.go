@@ -105,8 +105,8 @@ type Result struct {
 	Warned, SwitchedOff int
 }
 
-// Scan looks at every token once. It goes on past a user whose tokens
-// cannot be read, or a token that cannot be written, and returns the
+// Scan looks at every token once. It skips a user deleted meanwhile, and
+// goes on past a user whose tokens cannot be read, or a token that cannot be written, and returns the
 // first error.
 func (sc *Scanner) Scan(ctx context.Context) (Result, error) {
 	sc.mu.Lock()
@@ -128,7 +128,10 @@ func (sc *Scanner) Scan(ctx context.Context) (Result, error) {
 	}
 	for _, u := range users {
 		ts, err := sc.store.ListTokens(ctx, u.Name)
-		if err != nil {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			continue // deleted meanwhile: their tokens went with them
+		case err != nil:
 			keep(err)
 			continue
 		}

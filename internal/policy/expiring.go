@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -46,7 +47,7 @@ type Row struct {
 // Expiring lists the switched-on, unexpired tokens that expire or that
 // the dormancy rule switches off within within of now, and those beyond
 // the maximum lifetime, sorted by the nearest date (those without one
-// last). pending (may be nil) supplies this node's unwritten last uses.
+// last). A user deleted while it reads is skipped. pending (may be nil) supplies this node's unwritten last uses.
 func Expiring(ctx context.Context, s Store, pending Pending, p Policy, within time.Duration, now time.Time) ([]Row, error) {
 	users, err := s.ListUsers(ctx)
 	if err != nil {
@@ -56,7 +57,10 @@ func Expiring(ctx context.Context, s Store, pending Pending, p Policy, within ti
 	rows := []Row{}
 	for _, u := range users {
 		ts, err := s.ListTokens(ctx, u.Name)
-		if err != nil {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			continue // deleted meanwhile: their tokens went with them
+		case err != nil:
 			return nil, err
 		}
 		var uses map[string]store.LastUse

@@ -38,6 +38,12 @@ type Policy struct {
 	DormancyWarning time.Duration
 }
 
+// Longest bounds a maximum lifetime: 100 years, the token services' own
+// bound (pat.MaxLifetime, legacy.DefaultLifetime). A maximum above it
+// would give tokens created without expires_in a lifetime no request may
+// ask for.
+const Longest = 100 * 365 * 24 * time.Hour
+
 // DefaultWarning is the dormancy warning when none is set.
 const DefaultWarning = 7 * 24 * time.Hour
 
@@ -48,6 +54,8 @@ func (p Policy) Validate() error {
 		return errors.New("durations must not be negative")
 	case p.PATMaxLifetime > 0 && p.PATMaxLifetime < time.Second, p.LegacyMaxLifetime > 0 && p.LegacyMaxLifetime < time.Second:
 		return errors.New("a maximum lifetime must be at least 1s")
+	case p.PATMaxLifetime > Longest || p.LegacyMaxLifetime > Longest:
+		return errors.New("a maximum lifetime must be at most 100 years (876000h)")
 	case p.DormancyWarning > 0 && p.DormantAfter == 0:
 		return errors.New("dormancy_warning needs dormant_after")
 	case p.DormantAfter > 0 && p.DormantAfter < time.Second:

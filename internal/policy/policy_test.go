@@ -27,12 +27,14 @@ func TestValidate(t *testing.T) {
 		{DormantAfter: day, DormancyWarning: 2 * day},
 		{DormancyWarning: day},
 		{LegacyMaxLifetime: time.Millisecond},
+		{PATMaxLifetime: policy.Longest + time.Second},
+		{LegacyMaxLifetime: 200 * 365 * day},
 	} {
 		if err := p.Validate(); err == nil {
 			t.Errorf("%+v: no error", p)
 		}
 	}
-	for _, p := range []policy.Policy{{}, {PATMaxLifetime: day, RequireExpiry: true, DormantAfter: 2 * time.Second, DormancyWarning: time.Second}} {
+	for _, p := range []policy.Policy{{}, {PATMaxLifetime: policy.Longest, LegacyMaxLifetime: policy.Longest}, {PATMaxLifetime: day, RequireExpiry: true, DormantAfter: 2 * time.Second, DormancyWarning: time.Second}} {
 		if err := p.Validate(); err != nil {
 			t.Errorf("%+v: %v", p, err)
 		}

@@ -324,8 +324,10 @@ func (d *Deferred) LookupToken(ctx context.Context, h TokenHash) (Grant, error) 
 }
 
 // RotateToken implements Store.
-func (d *Deferred) RotateToken(ctx context.Context, owner, id string, next TokenHash, now, until time.Time) (Token, error) {
-	return call(d, ctx, "RotateToken", func(s Store) (Token, error) { return s.RotateToken(ctx, owner, id, next, now, until) })
+func (d *Deferred) RotateToken(ctx context.Context, owner, id string, next TokenHash, now, until, expiresBy time.Time) (Token, error) {
+	return call(d, ctx, "RotateToken", func(s Store) (Token, error) {
+		return s.RotateToken(ctx, owner, id, next, now, until, expiresBy)
+	})
 }
 
 // RecordLastUse implements Store.

@@ -229,13 +229,30 @@ func (t Token) HasHash(h TokenHash) bool {
 // Rotated is what RotateToken makes of t at now: next becomes the hash,
 // the old hash a previous secret until until (see RotatePrevious). It
 // also returns the hashes that stop being indexed. A rotation counts as
-// activity: ActiveAt becomes now.
-func (t Token) Rotated(next TokenHash, now, until time.Time) (Token, []TokenHash) {
+// activity: ActiveAt becomes now. expiresBy, when not zero, bounds the
+// expiry: a token that never expires or expires later gets it, and no
+// previous secret outlasts it.
+func (t Token) Rotated(next TokenHash, now, until, expiresBy time.Time) (Token, []TokenHash) {
 	out := t
 	out.Hash = next
 	out.ActiveAt = now
+	bounded := !expiresBy.IsZero() && (out.ExpiresAt.IsZero() || out.ExpiresAt.After(expiresBy))
+	if bounded {
+		out.ExpiresAt = expiresBy
+		if until.After(expiresBy) {
+			until = expiresBy
+		}
+	}
 	var dropped []TokenHash
 	out.Previous, dropped = RotatePrevious(t.Previous, t.Hash, now, until)
+	if bounded {
+		out.Previous = slices.Clone(out.Previous)
+		for i := range out.Previous {
+			if out.Previous[i].Until.After(expiresBy) {
+				out.Previous[i].Until = expiresBy
+			}
+		}
+	}
 	return out, dropped
 }
 
@@ -525,9 +542,12 @@ type Tokens interface {
 	// earlier rotations, which keep their own ends and are never
 	// extended. Atomic like CreateToken: next is refused (a non-sentinel
 	// error) if another token has it, and on failure the token keeps its
-	// secrets. Announces EventToken for every hash it touched. ErrNotFound
-	// if the token does not exist.
-	RotateToken(ctx context.Context, owner, id string, next TokenHash, now, until time.Time) (Token, error)
+	// secrets. expiresBy, when not zero, bounds the token's expiry: a
+	// token that never expires or expires later gets it (the token
+	// policy's maximum lifetime holds for the new secret); a rotation
+	// never lengthens a token's life. Announces EventToken for every hash
+	// it touched. ErrNotFound if the token does not exist.
+	RotateToken(ctx context.Context, owner, id string, next TokenHash, now, until, expiresBy time.Time) (Token, error)
 
 	LastUses
 }

@@ -41,7 +41,7 @@ func FuzzExpiresIn(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, choice, date, tz string, nowNanos int64) {
 		now := time.Unix(0, nowNanos)
-		secs, err := expiresIn(choice, date, tz, now)
+		secs, err := expiresIn(choice, date, tz, now, 0)
 		if err != nil {
 			if p := apierr.For(err); p.Status != http.StatusBadRequest || (p.Field != "expires" && p.Field != "expires_date") {
 				t.Fatalf("expiresIn(%q, %q, %q) = %v: %d on %q", choice, date, tz, err, p.Status, p.Field)

@@ -278,10 +278,13 @@ func (u *UI) describe(req *request, err error) (int, failure) {
 }
 
 // lifetimeWords says a maximum lifetime in lang: whole days as the
-// dialog says them, else seconds.
+// dialog says them, else whole hours, else seconds.
 func lifetimeWords(lang string, d time.Duration) string {
-	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+	switch {
+	case d >= 24*time.Hour && d%(24*time.Hour) == 0:
 		return i18n.Plural(lang, "create.days", int(d/(24*time.Hour)))
+	case d >= time.Hour && d%time.Hour == 0:
+		return i18n.Plural(lang, "create.hours", int(d/time.Hour))
 	}
 	return i18n.Plural(lang, "create.seconds", int(d/time.Second))
 }

@@ -62,10 +62,10 @@ type tokensData struct {
 	// NeverAllowed: the token policy lets a token never expire (no
 	// maximum lifetime, no required expiry), so "never" is offered.
 	NeverAllowed bool
-	// MaxDays is the token policy's maximum lifetime in whole days (0:
-	// none, or under a day): "the longest allowed" is offered instead of
+	// MaxWords is the token policy's maximum lifetime in the page's
+	// language ("": none): "the longest allowed" is offered instead of
 	// "never", and gets the maximum.
-	MaxDays int
+	MaxWords string
 }
 
 // expiryDays are the lifetimes the dialog offers (seed 000 asks for 7,
@@ -76,7 +76,9 @@ func (u *UI) tokensData(req *request) (*tokensData, error) {
 	d := &tokensData{Allowed: req.active.User.TokenLogin, Scopes: u.opts.Scopes, MaxLabel: label.MaxLen}
 	p := u.opts.Tokens.Policy()
 	d.NeverAllowed = p.PATMaxLifetime == 0 && !p.RequireExpiry
-	d.MaxDays = int(p.PATMaxLifetime / (24 * time.Hour))
+	if p.PATMaxLifetime > 0 {
+		d.MaxWords = lifetimeWords(req.lang, p.PATMaxLifetime)
+	}
 	for _, n := range expiryDays {
 		if p.PATMaxLifetime == 0 || time.Duration(n)*24*time.Hour <= p.PATMaxLifetime {
 			d.ExpiryDays = append(d.ExpiryDays, n)
@@ -134,7 +136,8 @@ func (u *UI) createToken(req *request) error {
 		return err
 	}
 	cr.Scopes = scopes
-	if cr.ExpiresIn, err = expiresIn(f.Get("expires"), f.Get("expires_date"), f.Get("tz"), u.now()); err != nil {
+	limit := u.opts.Tokens.Policy().PATMaxLifetime
+	if cr.ExpiresIn, err = expiresIn(f.Get("expires"), f.Get("expires_date"), f.Get("tz"), u.now(), limit); err != nil {
 		return err
 	}
 	created, err := u.opts.Tokens.Create(req.r.Context(), req.active.User.Name, cr)
@@ -176,9 +179,10 @@ func (u *UI) offeredScopes(asked []string) ([]string, error) {
 }
 
 // expiresIn turns the dialog's choice into seconds: a number of days, a
-// date (the token works until that day ends in the user's time zone), or
-// "never".
-func expiresIn(choice, date, tz string, now time.Time) (*int64, error) {
+// date (the token works until that day ends in the user's time zone, or
+// until the token policy's maximum lifetime limit ends if that is within
+// the day; 0: none), or "never".
+func expiresIn(choice, date, tz string, now time.Time, limit time.Duration) (*int64, error) {
 	var until time.Time
 	switch choice {
 	case "never":
@@ -200,6 +204,12 @@ func expiresIn(choice, date, tz string, now time.Time) (*int64, error) {
 		}
 		if until.Sub(now) > pat.MaxLifetime {
 			return nil, apierr.Field("expires_date", fmt.Errorf("must be within %d years", int(pat.MaxLifetime.Hours()/24/365)))
+		}
+		// The day on which the token policy's maximum lifetime ends is a
+		// day the dialog allows: the token ends at the maximum, within
+		// that day, not at its end (which is past the maximum).
+		if limit > 0 && until.Sub(now) > limit && day.Before(now.Add(limit)) {
+			until = now.Add(limit)
 		}
 	default:
 		days, err := strconv.Atoi(choice)

@@ -342,7 +342,7 @@ func TestExpiryChoices(t *testing.T) {
 		{"13", "", "", 0, true},
 		{"", "", "", 0, true},
 	} {
-		got, err := expiresIn(c.choice, c.date, c.tz, now)
+		got, err := expiresIn(c.choice, c.date, c.tz, now, 0)
 		switch {
 		case c.err != (err != nil):
 			t.Errorf("%s %s %s: error %v", c.choice, c.date, c.tz, err)

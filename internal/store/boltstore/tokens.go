@@ -219,7 +219,7 @@ func (s *Store) UpdateToken(ctx context.Context, owner, id string, fn func(*stor
 // index entry, the record (see store.Token.Rotated) and the removal of
 // the entries of the hashes it drops. Previous secrets keep their index
 // entries; LookupToken refuses them after their end.
-func (s *Store) RotateToken(ctx context.Context, owner, id string, next store.TokenHash, now, until time.Time) (store.Token, error) {
+func (s *Store) RotateToken(ctx context.Context, owner, id string, next store.TokenHash, now, until, expiresBy time.Time) (store.Token, error) {
 	var t store.Token
 	err := s.update(ctx, func(tx *bolt.Tx, emit func(store.Event)) error {
 		cur, err := getToken(tx, owner, id)
@@ -232,7 +232,7 @@ func (s *Store) RotateToken(ctx context.Context, owner, id string, next store.To
 			}
 		}
 		var dropped []store.TokenHash
-		t, dropped = cur.Rotated(next, now, until)
+		t, dropped = cur.Rotated(next, now, until, expiresBy)
 		if err := unindexHashes(tx, cur, dropped); err != nil {
 			return err
 		}

@@ -301,10 +301,10 @@ func (s *Store) UpdateToken(ctx context.Context, owner, id string, fn func(*stor
 // for the replicas. The journal replays it (so the old secret ends when
 // it was told to) only while the token still has the secret the rotation
 // replaced.
-func (s *Store) RotateToken(ctx context.Context, owner, id string, next store.TokenHash, now, until time.Time) (store.Token, error) {
-	t, old, err := s.rotateToken(ctx, owner, id, next, now, until, store.TokenHash{})
+func (s *Store) RotateToken(ctx context.Context, owner, id string, next store.TokenHash, now, until, expiresBy time.Time) (store.Token, error) {
+	t, old, err := s.rotateToken(ctx, owner, id, next, now, until, expiresBy, store.TokenHash{})
 	s.note(err, "rotate token "+id, func(ctx context.Context) error {
-		_, _, err := s.rotateToken(ctx, owner, id, next, now, until, old)
+		_, _, err := s.rotateToken(ctx, owner, id, next, now, until, expiresBy, old)
 		if errors.Is(err, errReplaced) {
 			return nil
 		}

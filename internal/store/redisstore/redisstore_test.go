@@ -1033,7 +1033,7 @@ func TestReplayRotation(t *testing.T) {
 	must(t, s.CreateToken(ctx, tok, 0))
 	next := newToken("alice").Hash
 	now := time.Now()
-	_, err := s.RotateToken(ctx, "alice", tok.ID, next, now, now)
+	_, err := s.RotateToken(ctx, "alice", tok.ID, next, now, now, time.Time{})
 	must(t, err)
 
 	// The "lost" rotation: the token is back with its first secret.

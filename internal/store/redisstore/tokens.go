@@ -264,7 +264,7 @@ func (s *Store) publishHashes(ctx context.Context, p redis.Pipeliner, hs []store
 // expect, when not zero, is the hash the token must still have (a replay
 // after a failover): a token with another one is left alone.
 // It returns the token as written and the hash it replaced.
-func (s *Store) rotateToken(ctx context.Context, owner, id string, next store.TokenHash, now, until time.Time, expect store.TokenHash) (store.Token, store.TokenHash, error) {
+func (s *Store) rotateToken(ctx context.Context, owner, id string, next store.TokenHash, now, until, expiresBy time.Time, expect store.TokenHash) (store.Token, store.TokenHash, error) {
 	if _, err := s.readToken(ctx, s.client, owner, id); err != nil {
 		return store.Token{}, store.TokenHash{}, err
 	}
@@ -285,7 +285,7 @@ func (s *Store) rotateToken(ctx context.Context, owner, id string, next store.To
 			return errReplaced
 		}
 		before = cur
-		out, dropped = cur.Rotated(next, now, until)
+		out, dropped = cur.Rotated(next, now, until, expiresBy)
 		data, err := encodeToken(out)
 		if err != nil {
 			return err

@@ -23,6 +23,54 @@ var rotateTests = []test{
 	{name: "Delete", run: testRotateDelete},
 	{name: "Bounded", run: testRotateBounded},
 	{name: "CreateWithPrevious", run: testCreateWithPrevious},
+	{name: "ExpiresBy", run: testRotateExpiresBy},
+}
+
+// testRotateExpiresBy: expiresBy bounds the expiry of a token that never
+// expires or expires later (the token policy's maximum holds for the new
+// secret), and leaves one that expires sooner as it is.
+func testRotateExpiresBy(t *testing.T, open opener) {
+	s := open(t)
+	createUser(t, s, "alice")
+	at := now()
+	by := at.Add(24 * time.Hour)
+	for _, c := range []struct {
+		label         string
+		expires, want time.Time
+	}{
+		{"Never", time.Time{}, by},
+		{"Later", at.Add(48 * time.Hour), by},
+		{"Sooner", at.Add(time.Hour), at.Add(time.Hour)},
+	} {
+		tok := newToken("alice", c.label)
+		tok.ExpiresAt = c.expires
+		must(t, s.CreateToken(t.Context(), tok, 0))
+		got, err := s.RotateToken(t.Context(), "alice", tok.ID, newHash(), at, at, by)
+		must(t, err)
+		stored, err := s.GetToken(t.Context(), "alice", tok.ID)
+		must(t, err)
+		if !got.ExpiresAt.Equal(c.want) || !stored.ExpiresAt.Equal(c.want) {
+			t.Fatalf("%s: rotated with expiresBy %v: expires_at %v (stored %v), want %v", c.label, by, got.ExpiresAt, stored.ExpiresAt, c.want)
+		}
+	}
+	// A secret replaced earlier with a long overlap ends with the token.
+	tok := newToken("alice", "Overlap")
+	must(t, s.CreateToken(t.Context(), tok, 0))
+	first := newHash()
+	_, err := s.RotateToken(t.Context(), "alice", tok.ID, first, at, at.Add(72*time.Hour), time.Time{})
+	must(t, err)
+	got, err := s.RotateToken(t.Context(), "alice", tok.ID, newHash(), at, at.Add(48*time.Hour), by)
+	must(t, err)
+	if len(got.Previous) != 2 {
+		t.Fatalf("previous secrets %+v, want two", got.Previous)
+	}
+	for _, p := range got.Previous {
+		if p.Until.After(by) {
+			t.Fatalf("a previous secret works until %v, past the token's bounded expiry %v", p.Until, by)
+		}
+	}
+	assertPrevious(t, s, tok.Hash, tok, by)
+	checkClean(t, s)
 }
 
 // testCreateWithPrevious: a token created with previous secrets (an
@@ -83,7 +131,7 @@ func testRotateOverlap(t *testing.T, open timedOpener) {
 	at := clock.Now()
 	next := newHash()
 	until := at.Add(time.Hour)
-	got, err := s.RotateToken(t.Context(), "alice", tok.ID, next, at, until)
+	got, err := s.RotateToken(t.Context(), "alice", tok.ID, next, at, until, time.Time{})
 	must(t, err)
 	want := tok
 	want.Hash = next
@@ -110,12 +158,12 @@ func testRotateAgain(t *testing.T, open timedOpener) {
 	tok := createToken(t, s, "alice", "Work")
 	at := clock.Now()
 	second, third := newHash(), newHash()
-	_, err := s.RotateToken(t.Context(), "alice", tok.ID, second, at, at.Add(time.Hour))
+	_, err := s.RotateToken(t.Context(), "alice", tok.ID, second, at, at.Add(time.Hour), time.Time{})
 	must(t, err)
 	clock.Advance(10 * time.Minute)
 	// A second rotation during the overlap: the newest (second) stays
 	// usable for its own overlap, the first keeps its end (not extended).
-	got, err := s.RotateToken(t.Context(), "alice", tok.ID, third, clock.Now(), clock.Now().Add(2*time.Hour))
+	got, err := s.RotateToken(t.Context(), "alice", tok.ID, third, clock.Now(), clock.Now().Add(2*time.Hour), time.Time{})
 	must(t, err)
 	if got.Hash != third || len(got.Previous) != 2 {
 		t.Fatalf("after the second rotation: %+v", got)
@@ -129,7 +177,7 @@ func testRotateAgain(t *testing.T, open timedOpener) {
 	assertCurrent(t, s, third, tok)
 	// A third rotation drops the ended first secret from the record.
 	fourth := newHash()
-	got, err = s.RotateToken(t.Context(), "alice", tok.ID, fourth, clock.Now(), clock.Now())
+	got, err = s.RotateToken(t.Context(), "alice", tok.ID, fourth, clock.Now(), clock.Now(), time.Time{})
 	must(t, err)
 	if len(got.Previous) != 1 || got.Previous[0].Hash != second {
 		t.Fatalf("previous after the third rotation = %+v, want only the second secret", got.Previous)
@@ -145,7 +193,7 @@ func testRotateAtOnce(t *testing.T, open opener) {
 	tok := createToken(t, s, "alice", "Work")
 	at := now()
 	next := newHash()
-	got, err := s.RotateToken(t.Context(), "alice", tok.ID, next, at, at)
+	got, err := s.RotateToken(t.Context(), "alice", tok.ID, next, at, at, time.Time{})
 	must(t, err)
 	if len(got.Previous) != 0 {
 		t.Fatalf("overlap 0 kept %+v", got.Previous)
@@ -163,7 +211,7 @@ func testRotateKeeps(t *testing.T, open opener) {
 	tok := createToken(t, s, "alice", "Work")
 	at := now()
 	until := at.Add(time.Hour)
-	_, err := s.RotateToken(t.Context(), "alice", tok.ID, newHash(), at, until)
+	_, err := s.RotateToken(t.Context(), "alice", tok.ID, newHash(), at, until, time.Time{})
 	must(t, err)
 	got, err := s.UpdateToken(t.Context(), "alice", tok.ID, func(t *store.Token) error { t.Label = "Other"; return nil })
 	must(t, err)
@@ -185,7 +233,7 @@ func testRotateEvents(t *testing.T, open opener) {
 	rec, _ := subscribe(t, s)
 	at := now()
 	next := newHash()
-	_, err := s.RotateToken(t.Context(), "alice", tok.ID, next, at, at.Add(time.Hour))
+	_, err := s.RotateToken(t.Context(), "alice", tok.ID, next, at, at.Add(time.Hour), time.Time{})
 	must(t, err)
 	got := rec.take()
 	for _, h := range []store.TokenHash{tok.Hash, next} {
@@ -208,7 +256,7 @@ func testRotateMissing(t *testing.T, open opener) {
 	createUser(t, s, "alice")
 	next := newHash()
 	at := now()
-	if _, err := s.RotateToken(t.Context(), "alice", "nope", next, at, at.Add(time.Hour)); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.RotateToken(t.Context(), "alice", "nope", next, at, at.Add(time.Hour), time.Time{}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("RotateToken(missing) = %v, want ErrNotFound", err)
 	}
 	assertGone(t, s, next, "the new hash of a failed rotation")
@@ -221,7 +269,7 @@ func testRotateHashInUse(t *testing.T, open opener) {
 	tok := createToken(t, s, "alice", "Work")
 	other := createToken(t, s, "alice", "Home")
 	at := now()
-	if _, err := s.RotateToken(t.Context(), "alice", tok.ID, other.Hash, at, at.Add(time.Hour)); err == nil {
+	if _, err := s.RotateToken(t.Context(), "alice", tok.ID, other.Hash, at, at.Add(time.Hour), time.Time{}); err == nil {
 		t.Fatal("RotateToken to another token's hash succeeded")
 	}
 	assertCurrent(t, s, tok.Hash, tok)
@@ -235,7 +283,7 @@ func testRotateDelete(t *testing.T, open opener) {
 	tok := createToken(t, s, "alice", "Work")
 	at := now()
 	next := newHash()
-	_, err := s.RotateToken(t.Context(), "alice", tok.ID, next, at, at.Add(time.Hour))
+	_, err := s.RotateToken(t.Context(), "alice", tok.ID, next, at, at.Add(time.Hour), time.Time{})
 	must(t, err)
 	_, err = s.DeleteToken(t.Context(), "alice", tok.ID)
 	must(t, err)
@@ -254,7 +302,7 @@ func testRotateBounded(t *testing.T, open opener) {
 	for i := range store.MaxPreviousSecrets + 1 {
 		next := newHash()
 		var err error
-		got, err = s.RotateToken(t.Context(), "alice", tok.ID, next, at, at.Add(time.Duration(i+1)*time.Hour))
+		got, err = s.RotateToken(t.Context(), "alice", tok.ID, next, at, at.Add(time.Duration(i+1)*time.Hour), time.Time{})
 		must(t, err)
 		hashes = append(hashes, next)
 	}

@@ -783,7 +783,7 @@ func testRecentAddressesKept(t *testing.T, open opener) {
 	assertStoredAddresses(t, f.s, f.work, want...)
 	var next store.TokenHash
 	rand.Read(next[:])
-	rotated, err := f.s.RotateToken(t.Context(), "alice", f.work.ID, next, now(), now().Add(time.Hour))
+	rotated, err := f.s.RotateToken(t.Context(), "alice", f.work.ID, next, now(), now().Add(time.Hour), time.Time{})
 	must(t, err)
 	assertAddresses(t, "RotateToken's result", rotated.RecentAddresses, want...)
 	assertStoredAddresses(t, f.s, f.work, want...)
