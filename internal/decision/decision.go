@@ -14,7 +14,7 @@ import (
 )
 
 // Decision is what the edge knows about one token. Decisions are immutable
-// once cached, except for LastUse which the gateway updates atomically.
+// once cached, except for Uses which the gateway updates atomically.
 type Decision struct {
 	// Missing marks a negative decision: no token has this hash.
 	Missing bool
@@ -42,25 +42,69 @@ type Decision struct {
 	Refusal error
 	// AllowedIPs is the token's allow-list (empty: any).
 	AllowedIPs iplist.List
-	// LastUse is the Unix nanosecond time of the last use this node
-	// recorded, so that a hot token is queued for a store write at most
-	// once per interval.
-	LastUse atomic.Int64
-	// LastUseAddr is a fingerprint of the client address of that use
-	// (see AddrPrint): a use from another address is recorded at once.
-	LastUseAddr atomic.Uint64
+	// Uses remembers the last uses this node recorded, so that a hot
+	// token is queued for a store write at most once per interval and
+	// address.
+	Uses UseMemory
 }
 
-// AddrPrint is a fingerprint of a client address for LastUseAddr: exact
-// for IPv4, a mix of the 128 bits for IPv6 (a collision only delays the
-// record of a use), 0 for an invalid address.
+// useSlots is how many addresses a UseMemory remembers: a token used by a
+// fleet of up to this many addresses in turn is recorded once per
+// interval and address; a larger fleet is recorded more often (the
+// recorder keeps the newest uses anyway, bounded per token).
+const useSlots = 4
+
+// UseMemory is a decision's memory of the uses this node recorded: for
+// each of a few client addresses (a fingerprint, see AddrPrint) when it
+// was last recorded. Safe for concurrent use without a lock; a race only
+// records a use once more or once less than the rule says, never blocks.
+type UseMemory struct {
+	slots [useSlots]useSlot
+}
+
+type useSlot struct {
+	addr atomic.Uint64
+	at   atomic.Int64 // Unix nanoseconds; 0: empty
+}
+
+// Due reports whether a use from the address with fingerprint addr at now
+// (Unix nanoseconds) is to be recorded: the address was not recorded
+// within every. If so it is noted as recorded at now, in the address's
+// slot or the one recorded longest ago.
+func (m *UseMemory) Due(addr uint64, now, every int64) bool {
+	oldest, oldestAt := 0, int64(0)
+	for i := range m.slots {
+		s := &m.slots[i]
+		at := s.at.Load()
+		if at != 0 && s.addr.Load() == addr {
+			return now-at >= every && s.at.CompareAndSwap(at, now)
+		}
+		if i == 0 || at < oldestAt {
+			oldest, oldestAt = i, at
+		}
+	}
+	s := &m.slots[oldest]
+	if !s.at.CompareAndSwap(oldestAt, now) {
+		return false // another use took the slot at this instant
+	}
+	s.addr.Store(addr)
+	return true
+}
+
+// AddrPrint is a fingerprint of a client address for UseMemory: 0 for an
+// invalid address, exact for IPv4 (bit 32 set), a mix of the 128 bits for
+// IPv6 (bit 63 set; a collision only delays the record of a use).
 func AddrPrint(a netip.Addr) uint64 {
-	if !a.IsValid() {
+	switch {
+	case !a.IsValid():
 		return 0
+	case a.Is4():
+		b := a.As4()
+		return 1<<32 | uint64(binary.BigEndian.Uint32(b[:]))
 	}
 	b := a.As16()
 	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-	return lo ^ (hi * 0x9E3779B97F4A7C15) ^ 1
+	return 1<<63 | (lo ^ hi*0x9E3779B97F4A7C15)
 }
 
 // Identity returns who the decision says the caller is, with Stable

@@ -271,20 +271,20 @@ func (c *Checker) lookupCached(ctx context.Context, kind token.Kind, tok string,
 }
 
 // recordUse queues a last-use write at most once per lastUseEvery per
-// stored token and address on this node: a use from another address than
-// the last recorded one is recorded at once (so the recent addresses see
-// a token's every address, a thief's one request among a fleet's many
-// too), repeated uses from one address once per interval.
+// stored token and address on this node: a use from an address not
+// recorded within the interval is recorded at once (so the recent
+// addresses see a token's every address, a thief's one request among a
+// fleet's many too), repeated uses from one address once per interval
+// (see decision.UseMemory: a fleet of up to four addresses costs no more
+// than one).
 func (c *Checker) recordUse(e *decision.Decision, now int64, req Request, h [32]byte) {
 	if e.Kind != store.KindPAT && e.Kind != store.KindLegacy {
 		// Access tokens and external JWTs have no stored record to update.
 		return
 	}
-	last, addr := e.LastUse.Load(), decision.AddrPrint(req.ClientIP)
-	if (now-last < c.lastUseEvery && e.LastUseAddr.Load() == addr) || !e.LastUse.CompareAndSwap(last, now) {
+	if !e.Uses.Due(decision.AddrPrint(req.ClientIP), now, c.lastUseEvery) {
 		return
 	}
-	e.LastUseAddr.Store(addr)
 	// The hash (the cache key, store.TokenHash's SHA-256 of the token) is
 	// for the "used from a new address" event.
 	u := store.LastUse{Owner: e.Owner, TokenID: e.TokenID, At: time.Unix(0, now).UTC(), Host: req.Host, Hash: h}

@@ -568,8 +568,9 @@ func BenchmarkCheckCachedPAT(b *testing.B) {
 }
 
 // BenchmarkCheckCachedPATAddresses is BenchmarkCheckCachedPAT for a token
-// used by a fleet of four addresses in turn: the worst case of recordUse,
-// which records a use from another address than the last at once.
+// used by a fleet of four addresses in turn: recordUse remembers four
+// addresses per decision (decision.UseMemory), so it should cost what one
+// address costs.
 func BenchmarkCheckCachedPATAddresses(b *testing.B) {
 	e := newEnv(b)
 	c := e.newToken(b, pat.CreateRequest{Scopes: []string{"read", "write"}})
