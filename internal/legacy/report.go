@@ -4,14 +4,13 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tokengate/tokengate/internal/apierr"
+	"github.com/tokengate/tokengate/internal/policy"
 )
 
 // DefaultWindow is the window of Summary.UsedWithin when the report is not
@@ -160,13 +159,9 @@ func sorted(m map[string]*Source) []Source {
 	return out
 }
 
-// maxWindow bounds a filter's window (100 years: beyond it a duration
-// overflows).
-const maxWindow = 100 * 365 * 24 * time.Hour
-
 // ParseReportFilter reads the report's query parameters: used_within and
-// unused_for, each a positive duration in days ("30d") or Go's notation
-// ("36h", "90m"). Any other parameter, a repeated one or a bad value is a
+// unused_for, each a period as policy.ParsePeriod reads it ("30d", "36h",
+// "3600"). Any other parameter, a repeated one or a bad value is a
 // 400 naming the parameter.
 func ParseReportFilter(q url.Values) (ReportFilter, error) {
 	var f ReportFilter
@@ -183,37 +178,11 @@ func ParseReportFilter(q url.Values) (ReportFilter, error) {
 		if len(vs) != 1 {
 			return ReportFilter{}, apierr.Field(name, errors.New("given more than once"))
 		}
-		d, err := ParseWindow(vs[0])
+		d, err := policy.ParsePeriod(vs[0])
 		if err != nil {
 			return ReportFilter{}, apierr.Field(name, err)
 		}
 		*dst = d
 	}
 	return f, nil
-}
-
-// ParseWindow reads a positive duration in whole days ("30d") or in Go's
-// notation ("36h", "90m").
-func ParseWindow(v string) (time.Duration, error) {
-	bad := fmt.Errorf("%s is not a duration such as 30d or 12h", apierr.Quote(v))
-	var d time.Duration
-	if days, ok := strings.CutSuffix(v, "d"); ok {
-		n, err := strconv.ParseUint(days, 10, 32)
-		if err != nil {
-			return 0, bad
-		}
-		if n > uint64(maxWindow/(24*time.Hour)) {
-			return 0, fmt.Errorf("%s is longer than 100 years", apierr.Quote(v))
-		}
-		d = time.Duration(n) * 24 * time.Hour
-	} else {
-		var err error
-		if d, err = time.ParseDuration(v); err != nil {
-			return 0, bad
-		}
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("%s is not positive", apierr.Quote(v))
-	}
-	return min(d, maxWindow), nil
 }

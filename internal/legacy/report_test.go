@@ -111,7 +111,7 @@ func TestParseReportFilter(t *testing.T) {
 		{"used_within=0d", legacy.ReportFilter{}, "used_within"},
 		{"used_within=-1h", legacy.ReportFilter{}, "used_within"},
 		{"unused_for=soon", legacy.ReportFilter{}, "unused_for"},
-		{"unused_for=30", legacy.ReportFilter{}, "unused_for"},
+		{"unused_for=3600", legacy.ReportFilter{UnusedFor: time.Hour}, ""},
 		{"unused_for=99999999d", legacy.ReportFilter{}, "unused_for"},
 		{"unused_for=1d&unused_for=2d", legacy.ReportFilter{}, "unused_for"},
 		{"used=30d", legacy.ReportFilter{}, "used"},

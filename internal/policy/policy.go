@@ -10,6 +10,8 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tokengate/tokengate/internal/store"
@@ -122,6 +124,33 @@ func (p Policy) CheckChange(kind string, d time.Duration) error {
 func (p Policy) BeyondMax(t store.Token, now time.Time) bool {
 	limit := p.MaxLifetime(t.Kind)
 	return limit > 0 && (t.ExpiresAt.IsZero() || t.ExpiresAt.After(now.Add(limit)))
+}
+
+// ParsePeriod reads a period as the admin API and CLI take one: whole
+// days ("30d"), a Go duration ("72h", "90m") or whole seconds ("3600"),
+// positive and at most Longest. Its error quotes the value (callers name
+// the field).
+func ParsePeriod(s string) (time.Duration, error) {
+	bad := fmt.Errorf("%q is not a duration such as 30d, 72h or 3600 (seconds), up to 100 years", s)
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 64)
+		if err != nil || n <= 0 || n > int64(Longest/(24*time.Hour)) {
+			return 0, bad
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n <= 0 || n > int64(Longest/time.Second) {
+			return 0, bad
+		}
+		d = time.Duration(n) * time.Second
+	} else if d, err = time.ParseDuration(s); err != nil {
+		return 0, bad
+	}
+	if d <= 0 || d > Longest {
+		return 0, bad
+	}
+	return d, nil
 }
 
 // ErrExpiryRequired refuses a personal access token without an expiry.
