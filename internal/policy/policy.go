@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokengate/tokengate/internal/apierr"
 	"github.com/tokengate/tokengate/internal/store"
 )
 
@@ -128,10 +129,10 @@ func (p Policy) BeyondMax(t store.Token, now time.Time) bool {
 
 // ParsePeriod reads a period as the admin API and CLI take one: whole
 // days ("30d"), a Go duration ("72h", "90m") or whole seconds ("3600"),
-// positive and at most Longest. Its error quotes the value (callers name
-// the field).
+// positive and at most Longest. Its error quotes the value as
+// apierr.Quote does (never a secret pasted there; callers name the field).
 func ParsePeriod(s string) (time.Duration, error) {
-	bad := fmt.Errorf("%q is not a duration such as 30d, 72h or 3600 (seconds), up to 100 years", s)
+	bad := fmt.Errorf("%s is not a duration such as 30d, 72h or 3600 (seconds), up to 100 years", apierr.Quote(s))
 	var d time.Duration
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.ParseInt(days, 10, 64)

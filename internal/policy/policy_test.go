@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,5 +130,24 @@ func TestExpiring(t *testing.T) {
 	}
 	if r := rows[1]; r.ID != "idle" || r.First != policy.FirstDormancy || !r.At.Equal(t0.Add(7*day)) {
 		t.Fatalf("second row %+v, want idle going dormant a warning period from now (after soon's expiry)", r)
+	}
+}
+
+func TestParsePeriod(t *testing.T) {
+	for s, want := range map[string]time.Duration{"30d": 30 * 24 * time.Hour, "72h": 72 * time.Hour, "3600": time.Hour, "36500d": policy.Longest} {
+		if got, err := policy.ParsePeriod(s); err != nil || got != want {
+			t.Errorf("ParsePeriod(%q) = %v, %v; want %v", s, got, err, want)
+		}
+	}
+	secret := "tgp_" + strings.Repeat("a", 36)
+	for _, s := range []string{"", "0", "0d", "-1h", "-5", "36501d", "876601h", "9223372036854775807", "99999999999999999999d", "soon", "1e3", secret} {
+		_, err := policy.ParsePeriod(s)
+		if err == nil {
+			t.Errorf("ParsePeriod(%q) accepted", s)
+			continue
+		}
+		if strings.Contains(err.Error(), strings.Repeat("a", 20)) {
+			t.Errorf("ParsePeriod echoes a secret-looking value: %v", err)
+		}
 	}
 }
