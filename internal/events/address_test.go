@@ -8,6 +8,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/events"
 	"github.com/tokengate/tokengate/internal/store"
+	"github.com/tokengate/tokengate/internal/testutil/twonodes"
 )
 
 type addrCollector struct{ collected }
@@ -24,10 +25,10 @@ func (c *addrCollector) Emit(e events.Event) {
 // TestNewAddressOnTwoNodes: a token's first use from an address is
 // announced once, whichever node sees it and however often.
 func TestNewAddressOnTwoNodes(t *testing.T) {
-	for _, backend := range []string{"bolt", "redis"} {
+	for _, backend := range twonodes.Backends {
 		t.Run(backend, func(t *testing.T) {
 			ctx := context.Background()
-			a, b := twoNodes(t, backend)
+			a, b := twonodes.Open(t, backend)
 			out := &addrCollector{}
 			nodes := []*events.Addresses{events.NewAddresses(a, out, 0), events.NewAddresses(b, out, 0)}
 			at := time.Now()

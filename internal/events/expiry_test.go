@@ -3,7 +3,6 @@ package events_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -12,38 +11,8 @@ import (
 
 	"github.com/tokengate/tokengate/internal/events"
 	"github.com/tokengate/tokengate/internal/store"
-	"github.com/tokengate/tokengate/internal/store/boltstore"
-	"github.com/tokengate/tokengate/internal/store/redisstore"
-	"github.com/tokengate/tokengate/internal/testutil/redistest"
+	"github.com/tokengate/tokengate/internal/testutil/twonodes"
 )
-
-var prefixes atomic.Int64
-
-// twoNodes returns two handles on one store, as two gateway nodes have.
-func twoNodes(t *testing.T, backend string) (store.Store, store.Store) {
-	switch backend {
-	case "bolt":
-		st, err := boltstore.Open(filepath.Join(t.TempDir(), "s.db"), boltstore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st, st // one process holds the file
-	default:
-		srv := redistest.Start(t)
-		prefix := fmt.Sprintf("exp%d", prefixes.Add(1))
-		var out [2]store.Store
-		for i := range out {
-			st, err := redisstore.Open(srv.URL(), redisstore.Options{Prefix: prefix})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			out[i] = st
-		}
-		return out[0], out[1]
-	}
-}
 
 type collected struct {
 	mu  sync.Mutex
@@ -77,10 +46,10 @@ func (c *collected) take() []string {
 // scan every time, and a token made close to its expiry gets only the
 // nearest warning.
 func TestExpiryScanOnTwoNodes(t *testing.T) {
-	for _, backend := range []string{"bolt", "redis"} {
+	for _, backend := range twonodes.Backends {
 		t.Run(backend, func(t *testing.T) {
 			ctx := context.Background()
-			a, b := twoNodes(t, backend)
+			a, b := twonodes.Open(t, backend)
 			day := 24 * time.Hour
 			t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			if err := a.CreateUser(ctx, store.User{Name: "alice", TokenLogin: true, CreatedAt: t0}); err != nil {
@@ -146,7 +115,7 @@ func TestExpiryScanOnTwoNodes(t *testing.T) {
 // nothing (a claim whose event is never sent would be lost).
 func TestExpiryScanWaitsForAWebhook(t *testing.T) {
 	ctx := context.Background()
-	a, _ := twoNodes(t, "bolt")
+	a, _ := twonodes.Open(t, "bolt")
 	if err := a.CreateUser(ctx, store.User{Name: "bob", TokenLogin: true}); err != nil {
 		t.Fatal(err)
 	}

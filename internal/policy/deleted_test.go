@@ -7,6 +7,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/policy"
 	"github.com/tokengate/tokengate/internal/store"
+	"github.com/tokengate/tokengate/internal/testutil/twonodes"
 )
 
 // ghostStore lists a user that is deleted between ListUsers and
@@ -24,10 +25,10 @@ func (g ghostStore) ListUsers(ctx context.Context) ([]store.User, error) {
 // scan still applies the rule to everyone else and reports no error (no
 // "scan failed" line), and the listing answers (not a 404).
 func TestDeletedUserDuringScan(t *testing.T) {
-	for _, backend := range []string{"bolt", "redis"} {
+	for _, backend := range twonodes.Backends {
 		t.Run(backend, func(t *testing.T) {
 			ctx := context.Background()
-			a, _ := twoNodes(t, backend)
+			a, _ := twonodes.Open(t, backend)
 			t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			if err := a.CreateUser(ctx, store.User{Name: "alice"}); err != nil {
 				t.Fatal(err)

@@ -2,8 +2,6 @@ package policy_test
 
 import (
 	"context"
-	"fmt"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,37 +12,8 @@ import (
 	"github.com/tokengate/tokengate/internal/pat"
 	"github.com/tokengate/tokengate/internal/policy"
 	"github.com/tokengate/tokengate/internal/store"
-	"github.com/tokengate/tokengate/internal/store/boltstore"
-	"github.com/tokengate/tokengate/internal/store/redisstore"
-	"github.com/tokengate/tokengate/internal/testutil/redistest"
+	"github.com/tokengate/tokengate/internal/testutil/twonodes"
 )
-
-var prefixes atomic.Int64
-
-// twoNodes returns two handles on one store, as two gateway nodes have.
-func twoNodes(t *testing.T, backend string) (store.Store, store.Store) {
-	t.Helper()
-	if backend == "bolt" {
-		st, err := boltstore.Open(filepath.Join(t.TempDir(), "s.db"), boltstore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st, st // one process holds the file
-	}
-	srv := redistest.Start(t)
-	prefix := fmt.Sprintf("dorm%d", prefixes.Add(1))
-	var out [2]store.Store
-	for i := range out {
-		st, err := redisstore.Open(srv.URL(), redisstore.Options{Prefix: prefix})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		out[i] = st
-	}
-	return out[0], out[1]
-}
 
 // collected records events as "type id".
 type collected struct {
@@ -81,10 +50,10 @@ const day = 24 * time.Hour
 // now and switched off the warning period later; a token switched on
 // again is not switched off at the next scan.
 func TestDormancyOnTwoNodes(t *testing.T) {
-	for _, backend := range []string{"bolt", "redis"} {
+	for _, backend := range twonodes.Backends {
 		t.Run(backend, func(t *testing.T) {
 			ctx := context.Background()
-			a, b := twoNodes(t, backend)
+			a, b := twonodes.Open(t, backend)
 			t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			if err := a.CreateUser(ctx, store.User{Name: "alice", TokenLogin: true, CreatedAt: t0}); err != nil {
 				t.Fatal(err)
@@ -182,7 +151,7 @@ func TestDormancyOnTwoNodes(t *testing.T) {
 // token from being warned by this node.
 func TestDormancyPendingUse(t *testing.T) {
 	ctx := context.Background()
-	a, _ := twoNodes(t, "bolt")
+	a, _ := twonodes.Open(t, "bolt")
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	if err := a.CreateUser(ctx, store.User{Name: "bob", TokenLogin: true}); err != nil {
 		t.Fatal(err)

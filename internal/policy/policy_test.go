@@ -8,6 +8,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/policy"
 	"github.com/tokengate/tokengate/internal/store"
+	"github.com/tokengate/tokengate/internal/testutil/twonodes"
 )
 
 func TestWords(t *testing.T) {
@@ -49,10 +50,10 @@ func TestValidate(t *testing.T) {
 // UpdateToken's fn, so fn must see the last use, which Redis keeps apart
 // from the token's record.
 func TestUpdateTokenSeesLastUse(t *testing.T) {
-	for _, backend := range []string{"bolt", "redis"} {
+	for _, backend := range twonodes.Backends {
 		t.Run(backend, func(t *testing.T) {
 			ctx := context.Background()
-			a, _ := twoNodes(t, backend)
+			a, _ := twonodes.Open(t, backend)
 			if err := a.CreateUser(ctx, store.User{Name: "u"}); err != nil {
 				t.Fatal(err)
 			}
@@ -79,7 +80,7 @@ func TestUpdateTokenSeesLastUse(t *testing.T) {
 // before the policy flagged.
 func TestExpiring(t *testing.T) {
 	ctx := context.Background()
-	a, _ := twoNodes(t, "bolt")
+	a, _ := twonodes.Open(t, "bolt")
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	if err := a.CreateUser(ctx, store.User{Name: "alice"}); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/policy"
 	"github.com/tokengate/tokengate/internal/store"
+	"github.com/tokengate/tokengate/internal/testutil/twonodes"
 )
 
 // flakyStore fails ListUsers while down and counts the scans.
@@ -32,7 +33,7 @@ func (f *flakyStore) ListUsers(ctx context.Context) ([]store.User, error) {
 // TestRunLogsOncePerStreak: failed scans are logged once per streak, and
 // the end of the streak once.
 func TestRunLogsOncePerStreak(t *testing.T) {
-	a, _ := twoNodes(t, "bolt")
+	a, _ := twonodes.Open(t, "bolt")
 	f := &flakyStore{Store: a}
 	f.down.Store(true)
 	core, logs := observer.New(zap.InfoLevel)
