@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tokengate/tokengate/internal/legacy"
 )
 
 // AddACLCommands makes cmd the `acl` command: grant or revoke a permission
@@ -117,43 +119,11 @@ func printGrants(w io.Writer, data []byte) error {
 	return tw.Flush()
 }
 
-// legacySource is an address or a site of the report's summary.
-type legacySource struct {
-	Address    string    `json:"address"`
-	Site       string    `json:"site"`
-	Tokens     int       `json:"tokens"`
-	LastUsedAt time.Time `json:"last_used_at"`
-}
-
-// legacyReport is what printLegacy reads of the migration report.
-type legacyReport struct {
-	Tokens []struct {
-		Owner           string     `json:"owner"`
-		ID              string     `json:"id"`
-		Enabled         bool       `json:"enabled"`
-		LastUsedAt      *time.Time `json:"last_used_at"`
-		LastUsedIP      string     `json:"last_used_ip"`
-		LastUsedHost    string     `json:"last_used_host"`
-		RecentAddresses []struct {
-			IP string `json:"ip"`
-		} `json:"recent_addresses"`
-	} `json:"tokens"`
-	Summary struct {
-		Total      int            `json:"total"`
-		Listed     int            `json:"listed"`
-		WindowDays float64        `json:"window_days"`
-		UsedWithin int            `json:"used_within"`
-		NeverUsed  int            `json:"never_used"`
-		Addresses  []legacySource `json:"addresses"`
-		Sites      []legacySource `json:"sites"`
-	} `json:"summary"`
-}
-
 // printLegacy prints the migration report: a table of the tokens (ALSO
 // FROM: their recent addresses other than the last one), then the
 // summary and the tables of addresses and sites.
 func printLegacy(w io.Writer, data []byte) error {
-	var v legacyReport
+	var v legacy.Report
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tokengate/tokengate/internal/policy"
 )
 
 // AddTokensCommands makes cmd the `tokens` command: `tokens expiring
@@ -32,18 +34,7 @@ func AddTokensCommands(cmd *cobra.Command, connect Connect) {
 // date first; BEYOND MAX marks a token made before the policy's maximum.
 func printExpiring(w io.Writer, data []byte) error {
 	var v struct {
-		Tokens []struct {
-			Owner             string     `json:"owner"`
-			ID                string     `json:"id"`
-			Kind              string     `json:"kind"`
-			Label             string     `json:"label"`
-			ExpiresAt         *time.Time `json:"expires_at"`
-			DormantAt         *time.Time `json:"dormant_at"`
-			First             string     `json:"first"`
-			DormancyWarned    bool       `json:"dormancy_warned"`
-			LastUsedAt        *time.Time `json:"last_used_at"`
-			BeyondMaxLifetime bool       `json:"beyond_max_lifetime"`
-		} `json:"tokens"`
+		Tokens []policy.Row `json:"tokens"`
 	}
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
@@ -60,7 +51,7 @@ func printExpiring(w io.Writer, data []byte) error {
 		first := t.First
 		if first == "" {
 			first = "-"
-		} else if first == "dormancy" && t.DormancyWarned {
+		} else if first == policy.FirstDormancy && t.DormancyWarned {
 			first = "dormancy (warned)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\n", t.Owner, t.ID, t.Kind, t.Label,
