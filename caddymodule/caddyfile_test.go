@@ -12,9 +12,7 @@ import (
 )
 
 func TestHandlerCaddyfileErrors(t *testing.T) {
-	tests := []struct {
-		name, input, wantErr string
-	}{
+	tests := []caddyfileError{
 		{"unknown", "tokengate {\n bogus 1\n}", `unrecognized subdirective "bogus"`},
 		{"duplicate", "tokengate {\n realm a\n realm b\n}", `duplicate subdirective "realm"`},
 		{"inline arg", "tokengate foo", "wrong argument count"},
@@ -23,21 +21,11 @@ func TestHandlerCaddyfileErrors(t *testing.T) {
 		{"tokens_api on", "tokengate {\n tokens_api on\n}", `only value is "off"`},
 		{"keep_authorization arg", "tokengate {\n keep_authorization yes\n}", "wrong argument count"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var h Handler
-			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("err = %v, want %q", err, tt.wantErr)
-			}
-		})
-	}
+	wantCaddyfileErrors(t, tests, func(d *caddyfile.Dispenser) error { var h Handler; return h.UnmarshalCaddyfile(d) })
 }
 
 func TestAppCaddyfileErrors(t *testing.T) {
-	tests := []struct {
-		name, input, wantErr string
-	}{
+	tests := []caddyfileError{
 		{"unknown", "tokengate {\n stor x\n}", `unrecognized subdirective "stor"`},
 		{"duplicate", "tokengate {\n store a\n store b\n}", `duplicate subdirective "store"`},
 		{"bad duration", "tokengate {\n cache_ttl soon\n}", `cache_ttl: invalid duration "soon"`},
@@ -63,15 +51,31 @@ func TestAppCaddyfileErrors(t *testing.T) {
 		{"durability no replicas", "tokengate {\n store_durability {\n timeout 1s\n }\n}", "replicas <n> is required"},
 		{"durability zero timeout", "tokengate {\n store_durability {\n replicas 1\n timeout 0\n }\n}", "timeout: invalid duration"},
 	}
-	for _, tt := range tests {
+	wantCaddyfileErrors(t, tests, unmarshalApp)
+}
+
+// caddyfileError is a Caddyfile that must be refused, and a piece of the
+// error that says why.
+type caddyfileError struct{ name, input, wantErr string }
+
+// wantCaddyfileErrors checks that unmarshal refuses each case's input
+// with an error containing its wantErr.
+func wantCaddyfileErrors(t *testing.T, cases []caddyfileError, unmarshal func(*caddyfile.Dispenser) error) {
+	t.Helper()
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
-			var a App
-			err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
+			err := unmarshal(caddyfile.NewTestDispenser(tt.input))
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
 			}
 		})
 	}
+}
+
+// unmarshalApp reads a global tokengate block into a fresh App.
+func unmarshalApp(d *caddyfile.Dispenser) error {
+	var a App
+	return a.UnmarshalCaddyfile(d)
 }
 
 func TestTokenFailureLimitOff(t *testing.T) {

@@ -5,13 +5,12 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
 const goodSecret = "0123456789abcdef0123456789abcdef"
 
 func TestEventsCaddyfileErrors(t *testing.T) {
-	for _, tt := range []struct{ name, input, wantErr string }{
+	wantCaddyfileErrors(t, []caddyfileError{
 		{"unknown", "tokengate {\n events {\n bogus 1\n }\n}", `events: unrecognized subdirective "bogus"`},
 		{"duplicate", "tokengate {\n events {\n webhook a\n webhook b\n }\n}", `events: duplicate "webhook"`},
 		{"inline arg", "tokengate {\n events x {\n }\n}", "wrong argument count"},
@@ -19,15 +18,7 @@ func TestEventsCaddyfileErrors(t *testing.T) {
 		{"no warnings", "tokengate {\n events {\n expiry_warnings\n }\n}", "takes durations"},
 		{"backoff three", "tokengate {\n events {\n backoff 1s 2s 3s\n }\n}", "backoff takes"},
 		{"queue zero", "tokengate {\n events {\n queue_size 0\n }\n}", "at least 1"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			var a App
-			err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("err = %v, want %q", err, tt.wantErr)
-			}
-		})
-	}
+	}, unmarshalApp)
 }
 
 func TestEventsValidate(t *testing.T) {

@@ -6,25 +6,16 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
 func TestTokenPolicyCaddyfileErrors(t *testing.T) {
-	for _, tt := range []struct{ name, input, wantErr string }{
+	wantCaddyfileErrors(t, []caddyfileError{
 		{"unknown", "tokengate {\n token_policy {\n bogus 1\n }\n}", `token_policy: unrecognized subdirective "bogus"`},
 		{"duplicate", "tokengate {\n token_policy {\n dormant_after 1d\n dormant_after 2d\n }\n}", `token_policy: duplicate "dormant_after"`},
 		{"bad duration", "tokengate {\n token_policy {\n pat_max_lifetime soon\n }\n}", `invalid duration "soon"`},
 		{"negative", "tokengate {\n token_policy {\n dormant_after -1d\n }\n}", `invalid duration "-1d"`},
 		{"require_expiry arg", "tokengate {\n token_policy {\n require_expiry yes\n }\n}", "wrong argument count"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			var a App
-			err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("err = %v, want %q", err, tt.wantErr)
-			}
-		})
-	}
+	}, unmarshalApp)
 }
 
 func TestTokenPolicyValidate(t *testing.T) {
