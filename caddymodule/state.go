@@ -24,6 +24,7 @@ import (
 	"github.com/tokengate/tokengate/internal/policy"
 	"github.com/tokengate/tokengate/internal/store"
 	"github.com/tokengate/tokengate/internal/store/backend"
+	"github.com/tokengate/tokengate/internal/streak"
 )
 
 // statePool keeps the store connection, the cache and their background
@@ -65,9 +66,12 @@ type sharedState struct {
 	webhook   *events.Webhook
 	expiry    *events.ExpiryScanner
 	addresses *events.Addresses
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	// addressChecks follows the failures of addresses' checks, run after
+	// each last-use flush.
+	addressChecks streak.Streak
+	ctx           context.Context
+	cancel        context.CancelFunc
+	wg            sync.WaitGroup
 
 	// dormancy applies the token policy's dormancy rule (each config's
 	// Start configures it; no token_policy: off).
@@ -106,6 +110,12 @@ func newSharedState(loc backend.Location) (*sharedState, error) {
 		},
 		BreakerOpens: func() float64 { return float64(st.Breaker().Opens()) },
 		WebhookQueue: func() float64 { return float64(s.webhook.Len()) },
+		TaskFailures: map[string]func() float64{
+			"last_use_flush":    func() float64 { return float64(s.uses.Failures()) },
+			"new_address_check": func() float64 { return float64(s.addressChecks.Failures()) },
+			"expiry_scan":       func() float64 { return float64(s.expiry.Failures()) },
+			"dormancy_scan":     func() float64 { return float64(s.dormancy.Failures()) },
+		},
 	})
 	s.webhook = events.NewWebhook(s.metrics, nil)
 	s.expiry = events.NewExpiryScanner(st, s.webhook, nil)
@@ -147,9 +157,7 @@ func (s *sharedState) start(flushEvery time.Duration, logger *zap.Logger) error 
 	}
 	s.started = true
 	s.uses.OnWritten(func(ctx context.Context, batch []store.LastUse) {
-		if err := s.addresses.Written(ctx, batch); err != nil {
-			logger.Warn("checking tokens' addresses for the used_from_new_address event failed", zap.Error(err))
-		}
+		s.addressChecks.Record(s.addresses.Written(ctx, batch), logger, "checking tokens' addresses for the used_from_new_address event")
 	})
 	s.wg.Add(5)
 	go func() {

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/internal/store"
+	"github.com/tokengate/tokengate/internal/streak"
 )
 
 // ScanStore is what the expiry scan reads and where it claims warnings.
@@ -59,6 +60,8 @@ type ExpiryScanner struct {
 	interval time.Duration
 	logger   *zap.Logger
 	wake     chan struct{}
+	// failures follows Run's failed scans.
+	failures streak.Streak
 }
 
 // NewExpiryScanner returns a scanner with the default warnings; now nil
@@ -181,19 +184,19 @@ func (sc *ExpiryScanner) check(ctx context.Context, t store.Token, warnings []ti
 	return true, nil
 }
 
-// Run scans at once and then every interval until ctx is done; a failed
-// scan is logged (Warn) and the next one tries again.
+// Run scans at once and then every interval until ctx is done. A failed
+// scan is counted (Failures) and logged (Warn) once per streak of
+// failures, and the end of the streak once (Info); the next interval
+// tries again.
 func (sc *ExpiryScanner) Run(ctx context.Context) {
 	for {
-		if _, err := sc.Scan(ctx); err != nil && ctx.Err() == nil {
-			sc.mu.Lock()
-			logger := sc.logger
-			sc.mu.Unlock()
-			logger.Warn("expiry scan failed; trying again at the next interval", zap.Error(err))
-		}
+		_, err := sc.Scan(ctx)
 		sc.mu.Lock()
-		interval := sc.interval
+		interval, logger := sc.interval, sc.logger
 		sc.mu.Unlock()
+		if ctx.Err() == nil {
+			sc.failures.Record(err, logger, "expiry scan")
+		}
 		t := time.NewTimer(interval)
 		select {
 		case <-ctx.Done():
@@ -205,3 +208,6 @@ func (sc *ExpiryScanner) Run(ctx context.Context) {
 		}
 	}
 }
+
+// Failures is how many scans by Run failed.
+func (sc *ExpiryScanner) Failures() uint64 { return sc.failures.Failures() }

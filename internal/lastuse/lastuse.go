@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/internal/store"
+	"github.com/tokengate/tokengate/internal/streak"
 )
 
 // Recorder collects token uses and writes them in batches.
@@ -28,10 +29,8 @@ type Recorder struct {
 	// until the store has it, so a reader between the two sees the use.
 	writing map[key][]store.LastUse
 
-	// failures counts the flushes that failed; streak those since the
-	// last that worked (only Run's goroutine touches it).
-	failures atomic.Uint64
-	streak   uint64
+	// flushes follows the flushes by Run that failed.
+	flushes streak.Streak
 
 	// written, if set, is told each batch the store took (see OnWritten).
 	written atomic.Pointer[func(context.Context, []store.LastUse)]
@@ -185,7 +184,7 @@ func (r *Recorder) Failures() uint64 {
 	if r == nil {
 		return 0
 	}
-	return r.failures.Load()
+	return r.flushes.Failures()
 }
 
 // Run flushes every interval until ctx is done, then flushes once more
@@ -213,17 +212,5 @@ func (r *Recorder) Run(ctx context.Context, interval time.Duration, logger *zap.
 func (r *Recorder) flushLogged(ctx context.Context, logger *zap.Logger) {
 	// A failed flush queues its uses again, so the flush after it always
 	// writes: a nil error then means the store took them.
-	err := r.Flush(ctx)
-	switch {
-	case err != nil:
-		r.failures.Add(1)
-		r.streak++
-		if r.streak == 1 {
-			logger.Warn("writing last token use failed; will retry every interval (not logged again until it works)",
-				zap.Error(err))
-		}
-	case r.streak > 0:
-		logger.Info("writing last token use works again", zap.Uint64("failed_flushes", r.streak))
-		r.streak = 0
-	}
+	r.flushes.Record(r.Flush(ctx), logger, "writing last token use")
 }

@@ -265,8 +265,8 @@ func TestFailedFlushesLoggedOncePerStreak(t *testing.T) {
 	ds.down = false
 	r.flushLogged(ctx, log)
 	back := logs.FilterMessageSnippet("works again").All()
-	if len(back) != 1 || back[0].ContextMap()["failed_flushes"] != uint64(5) {
-		t.Fatalf("recovery logged as %v, want one line with failed_flushes 5", back)
+	if len(back) != 1 || back[0].ContextMap()["failures"] != uint64(5) {
+		t.Fatalf("recovery logged as %v, want one line with failures 5", back)
 	}
 	wantUse(t, "after recovery", stored(t, st), "a", t0.Add(4*time.Minute), "192.0.2.1")
 	// A new streak is logged again, and the count goes on.

@@ -16,6 +16,8 @@ package metrics
 
 import (
 	"errors"
+	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -66,6 +68,10 @@ type Funcs struct {
 	BreakerOpens func() float64
 	// WebhookQueue is the number of events waiting for the event webhook.
 	WebhookQueue func() float64
+	// TaskFailures are, by task name (e.g. "dormancy_scan"), how many
+	// runs of a background task no client waits on have failed: each is
+	// exported as background_failures_total{task="..."}.
+	TaskFailures map[string]func() float64
 }
 
 // LatencyBuckets are the buckets of the duration histograms, in seconds:
@@ -164,6 +170,13 @@ func New(f Funcs) *Set {
 				Namespace: Namespace, Subsystem: fn.sub, Name: fn.name, Help: fn.help,
 			}, fn.f))
 		}
+	}
+	for _, task := range slices.Sorted(maps.Keys(f.TaskFailures)) {
+		s.collectors = append(s.collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "background_failures_total",
+			Help:        "Failed runs of background work that no client waits on (each also logged once per streak), by task: last_use_flush, new_address_check, expiry_scan, dormancy_scan.",
+			ConstLabels: prometheus.Labels{"task": task},
+		}, f.TaskFailures[task]))
 	}
 	return s
 }

@@ -25,7 +25,8 @@ var _ store.Observer = (*metrics.Set)(nil)
 func every(t *testing.T) (*metrics.Set, *prometheus.Registry) {
 	t.Helper()
 	one := func() float64 { return 1 }
-	s := metrics.New(metrics.Funcs{CacheEntries: one, CacheEvictions: one, BreakerOpen: one, BreakerOpens: one, WebhookQueue: one})
+	s := metrics.New(metrics.Funcs{CacheEntries: one, CacheEvictions: one, BreakerOpen: one, BreakerOpens: one, WebhookQueue: one,
+		TaskFailures: map[string]func() float64{"dormancy_scan": one, "expiry_scan": func() float64 { return 2 }}})
 	reg := prometheus.NewPedanticRegistry()
 	if err := s.Register(reg); err != nil {
 		t.Fatal(err)
@@ -113,6 +114,8 @@ func TestCounts(t *testing.T) {
 		{"tokengate_cache_entries", nil, 1},
 		{"tokengate_store_breaker_open", nil, 1},
 		{"tokengate_audit_write_failures_total", nil, 1},
+		{"tokengate_background_failures_total", L("task", "dormancy_scan"), 1},
+		{"tokengate_background_failures_total", L("task", "expiry_scan"), 2},
 	} {
 		if got := f.Value(c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)

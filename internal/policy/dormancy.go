@@ -11,6 +11,7 @@ import (
 	"github.com/tokengate/tokengate/internal/audit"
 	"github.com/tokengate/tokengate/internal/events"
 	"github.com/tokengate/tokengate/internal/store"
+	"github.com/tokengate/tokengate/internal/streak"
 )
 
 // Store is what the dormancy scan and the listing read and write.
@@ -63,6 +64,8 @@ type Scanner struct {
 	logger   *zap.Logger
 	audit    *audit.Log
 	wake     chan struct{}
+	// failures follows Run's failed scans.
+	failures streak.Streak
 }
 
 // NewScanner returns a scanner with no policy (it does nothing until
@@ -245,23 +248,17 @@ func (sc *Scanner) pendingOf(owner string) map[string]store.LastUse {
 }
 
 // Run scans at once and then every interval until ctx is done. A failed
-// scan is logged (Warn) once per streak of failures, and the end of the
-// streak once (Info); the next interval tries again.
+// scan is counted (Failures) and logged (Warn) once per streak of
+// failures, and the end of the streak once (Info); the next interval
+// tries again.
 func (sc *Scanner) Run(ctx context.Context) {
-	failing := false
 	for {
 		_, err := sc.Scan(ctx)
 		sc.mu.Lock()
 		interval, logger := sc.interval, sc.logger
 		sc.mu.Unlock()
-		switch {
-		case ctx.Err() != nil:
-		case err != nil && !failing:
-			failing = true
-			logger.Warn("dormancy scan failed; trying again at every interval (logged once until it works)", zap.Error(err))
-		case err == nil && failing:
-			failing = false
-			logger.Info("dormancy scan works again")
+		if ctx.Err() == nil {
+			sc.failures.Record(err, logger, "dormancy scan")
 		}
 		t := time.NewTimer(interval)
 		select {
@@ -274,3 +271,6 @@ func (sc *Scanner) Run(ctx context.Context) {
 		}
 	}
 }
+
+// Failures is how many scans by Run failed.
+func (sc *Scanner) Failures() uint64 { return sc.failures.Failures() }

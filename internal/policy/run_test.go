@@ -67,4 +67,7 @@ func TestRunLogsOncePerStreak(t *testing.T) {
 	if n := logs.FilterMessageSnippet("dormancy scan failed").Len(); n != 2 {
 		t.Fatalf("%d failure lines after a second streak, want 2", n)
 	}
+	if n := sc.Failures(); n < 8 {
+		t.Errorf("Failures = %d after two streaks of at least 5 and 3 failed scans", n)
+	}
 }
