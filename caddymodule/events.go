@@ -47,7 +47,7 @@ type Events struct {
 
 	// ExpiryScanInterval is how often each node looks for tokens to warn
 	// about (each event is claimed in the store, so several nodes send it
-	// once). Default: 1h.
+	// once). At least 1s; default: 1h.
 	ExpiryScanInterval caddy.Duration `json:"expiry_scan_interval,omitempty"`
 
 	// QueueSize bounds the events waiting for delivery; when the queue is
@@ -102,7 +102,9 @@ func (e *Events) validate() error {
 		return fmt.Errorf("events: secret must be at least %d bytes long", events.MinSecretLength)
 	case e.NoExpiryWarnings && len(e.ExpiryWarnings) > 0:
 		return fmt.Errorf("events: expiry_warnings off and a list of warnings are exclusive")
-	case e.ExpiryScanInterval < 0 || e.AddressMemory < 0 || e.Timeout < 0 || e.Backoff < 0 || e.BackoffMax < 0:
+	case e.ExpiryScanInterval != 0 && e.ExpiryScanInterval < caddy.Duration(minScanInterval):
+		return fmt.Errorf("events: expiry_scan_interval must be at least %v (each scan reads every token)", minScanInterval)
+	case e.AddressMemory < 0 || e.Timeout < 0 || e.Backoff < 0 || e.BackoffMax < 0:
 		return fmt.Errorf("events: durations must not be negative")
 	case e.QueueSize < 0 || e.Attempts < 0:
 		return fmt.Errorf("events: queue_size and attempts must not be negative")

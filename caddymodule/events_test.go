@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 )
@@ -39,6 +40,7 @@ func TestEventsValidate(t *testing.T) {
 		{"unset secret", Events{Webhook: "https://h.example/x", Secret: "{env.TG_TEST_UNSET_SECRET}"}, "resolves to nothing"},
 		{"off and list", Events{Webhook: "https://h.example/x", Secret: goodSecret, NoExpiryWarnings: true, ExpiryWarnings: []caddy.Duration{1}}, "exclusive"},
 		{"negative warning", Events{Webhook: "https://h.example/x", Secret: goodSecret, ExpiryWarnings: []caddy.Duration{-1}}, "positive"},
+		{"scan under a second", Events{Webhook: "https://h.example/x", Secret: goodSecret, ExpiryScanInterval: caddy.Duration(time.Millisecond)}, "expiry_scan_interval must be at least 1s"},
 		{"backoff max below", Events{Webhook: "https://h.example/x", Secret: goodSecret, Backoff: 10, BackoffMax: 5}, "maximum"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -49,9 +49,14 @@ type TokenPolicy struct {
 
 	// ScanInterval is how often each node applies the dormancy rule
 	// (each warning and switch-off is decided in one store write, so
-	// several nodes make it once). Default: 1h.
+	// several nodes make it once). At least 1s; default: 1h.
 	ScanInterval caddy.Duration `json:"scan_interval,omitempty"`
 }
+
+// minScanInterval bounds the interval of the scans that read every token
+// (the dormancy rule's, the expiry warnings'): a shorter one would keep
+// the store busy for nothing.
+const minScanInterval = time.Second
 
 // policy is the policy the services apply (nil: none).
 func (p *TokenPolicy) policy() policy.Policy {
@@ -78,8 +83,8 @@ func (p *TokenPolicy) validate(legacyTTL time.Duration) error {
 	if p == nil {
 		return nil
 	}
-	if p.ScanInterval < 0 {
-		return fmt.Errorf("token_policy: scan_interval must not be negative")
+	if p.ScanInterval != 0 && p.ScanInterval < caddy.Duration(minScanInterval) {
+		return fmt.Errorf("token_policy: scan_interval must be at least %v (each scan reads every token)", minScanInterval)
 	}
 	if err := p.policy().Validate(); err != nil {
 		return fmt.Errorf("token_policy: %v", err)

@@ -33,6 +33,7 @@ func TestTokenPolicyValidate(t *testing.T) {
 		{"warning alone", TokenPolicy{DormancyWarning: day}, 0, "needs dormant_after"},
 		{"ttl above max", TokenPolicy{LegacyMaxLifetime: 30 * day}, 31 * day, "legacy_token_ttl (744h0m0s) is above legacy_max_lifetime (720h0m0s)"},
 		{"negative interval", TokenPolicy{ScanInterval: -1}, 0, "scan_interval"},
+		{"interval under a second", TokenPolicy{ScanInterval: caddy.Duration(time.Millisecond)}, 0, "scan_interval must be at least 1s"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.p.validate(time.Duration(tt.legacyTTL))

@@ -99,7 +99,7 @@ func TestTokenPolicyDormancy(t *testing.T) {
 		up := startUpstream(t)
 		g := startGateway(t, kind, up, gatewayConfig{
 			appOptions: eventsOptions(rc.srv.URL+"/hook", "TG_WEBHOOK_SECRET") +
-				"\n\t\ttoken_policy {\n\t\t\tdormant_after 6s\n\t\t\tdormancy_warning 3s\n\t\t\tscan_interval 500ms\n\t\t}",
+				"\n\t\ttoken_policy {\n\t\t\tdormant_after 6s\n\t\t\tdormancy_warning 3s\n\t\t\tscan_interval 1s\n\t\t}",
 			env: []string{"TG_WEBHOOK_SECRET=" + webhookSecret},
 		})
 		g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
