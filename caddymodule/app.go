@@ -638,7 +638,9 @@ func (a *App) Start() error {
 	a.state.webhook.Configure(a.Events.webhookConfig(eventsLogger))
 	a.state.expiry.Configure(a.Events.warnings(), a.Events.scanInterval(), eventsLogger)
 	a.state.addresses.SetMemory(a.Events.addressMemory())
-	a.state.dormancy.Configure(a.TokenPolicy.policy(), a.TokenPolicy.scanInterval(), a.logger.Named("token_policy"), a.audit)
+	dormancy := a.TokenPolicy.policy()
+	dormancy.UseDelay = 2 * time.Duration(a.LastAccessFlush) // uses reach the store in batches
+	a.state.dormancy.Configure(dormancy, a.TokenPolicy.scanInterval(), a.logger.Named("token_policy"), a.audit)
 	if err := a.state.start(time.Duration(a.LastAccessFlush), a.logger); err != nil {
 		return fmt.Errorf("opening store %s: %v", a.storeName, err)
 	}

@@ -47,8 +47,9 @@ const DefaultScanInterval = time.Hour
 // many nodes run.
 //
 // Last uses reach the store in batches (last_access_flush): a use that a
-// node has not written yet is seen by that node only (Pending), so
-// DormantAfter should be much longer than last_access_flush. With Redis,
+// node has not written yet is seen by that node only (Pending), so a
+// switch-off waits Policy.UseDelay past DormantAt: by then a use made
+// before DormantAt on any node has been written. With Redis,
 // the fn sees the token's last use (read in the same transaction, whose
 // WATCH covers the owner's last uses: a use written between that read and
 // the write runs fn again on it).
@@ -174,7 +175,7 @@ func due(p Policy, t store.Token, pending, now time.Time) step {
 		}
 		return none
 	}
-	if !now.Before(p.DormantAt(t, last, now)) {
+	if !now.Before(p.DormantAt(t, last, now).Add(p.UseDelay)) {
 		return switchOff
 	}
 	return none

@@ -177,3 +177,57 @@ type pendingUses map[string]store.LastUse
 func (p pendingUses) Pending(string) map[string]store.LastUse { return p }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestDormancyWaitsForLateUses: a switch-off waits UseDelay past the
+// token's DormantAt, so a use made just before it on another node, which
+// reaches the store in that node's next batch, keeps the token on.
+func TestDormancyWaitsForLateUses(t *testing.T) {
+	for _, backend := range twonodes.Backends {
+		t.Run(backend, func(t *testing.T) {
+			ctx := context.Background()
+			a, b := twonodes.Open(t, backend)
+			t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			if err := a.CreateUser(ctx, store.User{Name: "carol", TokenLogin: true, CreatedAt: t0}); err != nil {
+				t.Fatal(err)
+			}
+			for i, id := range []string{"late", "idle"} {
+				tok := store.Token{ID: id, Owner: "carol", Kind: store.KindPAT, Enabled: true, CreatedAt: t0}
+				tok.Hash[0] = byte(i + 1)
+				if err := a.CreateToken(ctx, tok, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var now atomic.Int64
+			clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
+			scan := func(at time.Time) policy.Result {
+				t.Helper()
+				now.Store(at.UnixNano())
+				sc := policy.NewScanner(a, nil, &collected{}, clock)
+				sc.Configure(policy.Policy{DormantAfter: 30 * day, DormancyWarning: 7 * day, UseDelay: 20 * time.Second}, 0, nil, nil)
+				res, err := sc.Scan(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res
+			}
+			if res := scan(t0.Add(23 * day)); res.Warned != 2 {
+				t.Fatalf("scan at day 23 = %+v, want both warned", res)
+			}
+			dormantAt := t0.Add(30 * day)
+			if res := scan(dormantAt.Add(10 * time.Second)); res.SwitchedOff != 0 {
+				t.Fatalf("switched off %d tokens within UseDelay of their DormantAt", res.SwitchedOff)
+			}
+			// Node b used "late" a second before DormantAt; its batch lands now.
+			if err := b.RecordLastUse(ctx, []store.LastUse{{Owner: "carol", TokenID: "late", At: dormantAt.Add(-time.Second), IP: "192.0.2.9"}}); err != nil {
+				t.Fatal(err)
+			}
+			if res := scan(dormantAt.Add(20 * time.Second)); res.SwitchedOff != 1 {
+				t.Fatalf("scan past UseDelay = %+v, want only the idle token switched off", res)
+			}
+			late, err := a.GetToken(ctx, "carol", "late")
+			if err != nil || !late.Enabled {
+				t.Fatalf("the token used just before its DormantAt: %+v, %v; want it on", late, err)
+			}
+		})
+	}
+}

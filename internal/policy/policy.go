@@ -39,6 +39,11 @@ type Policy struct {
 	// token is warned, at least (0 with DormantAfter: DefaultWarning,
 	// capped to half of DormantAfter).
 	DormancyWarning time.Duration
+	// UseDelay is how late a use may reach the store (the gateway passes
+	// twice its last_access_flush: other nodes write their uses in
+	// batches): a switch-off waits this long past the token's DormantAt,
+	// so that a use just before it, made on another node, is seen.
+	UseDelay time.Duration
 }
 
 // Longest bounds a maximum lifetime: 100 years, the token services' own
