@@ -380,6 +380,37 @@ func TestImportRefusesNonEmpty(t *testing.T) {
 	}
 }
 
+// TestImportCleansHosts: a document whose recorded sites hold terminal
+// escapes, line breaks or a megabyte (written by hand, or exported before
+// sites were cleaned) imports with the sites as the gate records them
+// (store.CleanHost), on both backends.
+func TestImportCleansHosts(t *testing.T) {
+	src := onBolt(t)
+	fill(t, src)
+	data, _ := export(t, src, now)
+	junk := `web\u001b[2J\r\n.example.com ` + strings.Repeat("x", 1<<20) // JSON escapes
+	doc := strings.Replace(string(data), `"host":"web.example.com"`, `"host":"`+junk+`"`, 1)
+	if doc == string(data) {
+		t.Fatal("the export holds no host web.example.com")
+	}
+	for name, open := range map[string]func(t *testing.T) store.Store{"bolt": onBolt, "redis": onRedis(&single)} {
+		t.Run(name, func(t *testing.T) {
+			dst := open(t)
+			if _, err := importInto(t, dst, []byte(doc)); err != nil {
+				t.Fatal(err)
+			}
+			tok, err := dst.GetToken(t.Context(), "alice", "a1")
+			if err != nil || len(tok.RecentAddresses) != 2 {
+				t.Fatalf("imported a1: %+v, %v", tok, err)
+			}
+			want := "web?[2J??.example.com?" + strings.Repeat("x", store.MaxHostLength-22)
+			if got := tok.RecentAddresses[1].Host; got != want {
+				t.Errorf("imported host %.40q (%d bytes), want %.40q (%d bytes)", got, len(got), want, len(want))
+			}
+		})
+	}
+}
+
 // TestImportRefusesInvalid: a document with any problem is refused with a
 // 400 that names the first one, before anything is written.
 func TestImportRefusesInvalid(t *testing.T) {

@@ -369,6 +369,7 @@ func Import(ctx context.Context, dst Store, d *Document) (Counts, error) {
 		n.Users++
 	}
 	for _, t := range d.Tokens {
+		cleanHosts(&t)
 		if err := dst.CreateToken(ctx, t, -1); err != nil {
 			return stop("token %s/%s: %w", t.Owner, t.ID, err)
 		}
@@ -385,7 +386,7 @@ func Import(ctx context.Context, dst Store, d *Document) (Counts, error) {
 
 // checkRecent checks a token's recent addresses as RecordLastUse makes
 // them: at most store.MaxRecentAddresses distinct addresses, each with a
-// time, hosts on one line.
+// time (their hosts are cleaned by cleanHosts).
 func checkRecent(as []store.AddressUse) error {
 	if len(as) > store.MaxRecentAddresses {
 		return fmt.Errorf("more than %d", store.MaxRecentAddresses)
@@ -400,10 +401,20 @@ func checkRecent(as []store.AddressUse) error {
 			return fmt.Errorf("%s appears twice", a.IP)
 		case a.LastUsedAt.IsZero():
 			return fmt.Errorf("%s has no last_used_at", a.IP)
-		case strings.ContainsAny(a.Host, "\r\n"):
-			return fmt.Errorf("the host of %s holds a line break", a.IP)
 		}
 		seen[ip] = true
 	}
 	return nil
+}
+
+// cleanHosts makes t's recorded sites what the gate records
+// (store.CleanHost): a document written by hand, or exported before sites
+// were cleaned, may hold a host of any size with line breaks or terminal
+// escapes, which the listings, the legacy report and the CLI show.
+func cleanHosts(t *store.Token) {
+	t.LastUsedHost = store.CleanHost(t.LastUsedHost)
+	t.RecentAddresses = slices.Clone(t.RecentAddresses)
+	for i := range t.RecentAddresses {
+		t.RecentAddresses[i].Host = store.CleanHost(t.RecentAddresses[i].Host)
+	}
 }
