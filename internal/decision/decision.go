@@ -6,6 +6,7 @@ package decision
 
 import (
 	"encoding/binary"
+	"hash/maphash"
 	"net/netip"
 	"sync/atomic"
 
@@ -92,8 +93,12 @@ func (m *UseMemory) Due(addr uint64, now, every int64) bool {
 }
 
 // AddrPrint is a fingerprint of a client address for UseMemory: 0 for an
-// invalid address, exact for IPv4 (bit 32 set), a mix of the 128 bits for
-// IPv6 (bit 63 set; a collision only delays the record of a use).
+// invalid address, exact for IPv4 (bit 32 set), a keyed hash of the 128
+// bits for IPv6 (bit 63 set). The key is random per process: a client who
+// chooses its IPv6 address (anyone with a /64 can) and has seen a token's
+// recent addresses cannot pick one whose print is that of the token's
+// usual address, which would share its slot and keep the client's uses
+// out of the recent addresses while the usual address is recorded.
 func AddrPrint(a netip.Addr) uint64 {
 	switch {
 	case !a.IsValid():
@@ -102,10 +107,11 @@ func AddrPrint(a netip.Addr) uint64 {
 		b := a.As4()
 		return 1<<32 | uint64(binary.BigEndian.Uint32(b[:]))
 	}
-	b := a.As16()
-	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-	return 1<<63 | (lo ^ hi*0x9E3779B97F4A7C15)
+	return 1<<63 | maphash.Comparable(printSeed, a.As16())
 }
+
+// printSeed keys AddrPrint's hash of IPv6 addresses.
+var printSeed = maphash.MakeSeed()
 
 // Identity returns who the decision says the caller is, with Stable
 // pointing at the decision's own fields, so that setting headers and

@@ -1,6 +1,7 @@
 package decision
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"sync"
 	"testing"
@@ -76,5 +77,28 @@ func TestAddrPrint(t *testing.T) {
 	}
 	if AddrPrint(netip.Addr{}) != 0 {
 		t.Error("no address has a print")
+	}
+}
+
+// TestAddrPrintNotForgeable: a client that chooses the low 64 bits of its
+// IPv6 address (any holder of a /64) cannot compute an address whose
+// print is that of another client's address (here: what collided with an
+// unkeyed mix of the two halves), and computing a print allocates
+// nothing.
+func TestAddrPrintNotForgeable(t *testing.T) {
+	victim := netip.MustParseAddr("2001:db8:1::25")
+	vb := victim.As16()
+	vhi, vlo := binary.BigEndian.Uint64(vb[:8]), binary.BigEndian.Uint64(vb[8:])
+	const k = 0x9E3779B97F4A7C15
+	var ab [16]byte
+	ahi := uint64(0x20010db8_00020000) // the attacker's /64
+	binary.BigEndian.PutUint64(ab[:8], ahi)
+	binary.BigEndian.PutUint64(ab[8:], vlo^vhi*k^ahi*k)
+	attacker := netip.AddrFrom16(ab)
+	if AddrPrint(attacker) == AddrPrint(victim) {
+		t.Errorf("%s, chosen for it, has the print of %s", attacker, victim)
+	}
+	if n := testing.AllocsPerRun(100, func() { AddrPrint(victim) }); n != 0 {
+		t.Errorf("AddrPrint allocates %v times", n)
 	}
 }
