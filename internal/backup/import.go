@@ -177,6 +177,11 @@ func (d *Document) Validate() error {
 		if _, err := iplist.Parse(t.AllowedIPs); err != nil {
 			return invalid("%s: allowed_ips: %v", at, err)
 		}
+		if t.LastUsedIP != "" {
+			if _, err := recordedIP(t.LastUsedIP); err != nil {
+				return invalid("%s: last_used_ip: %v", at, err)
+			}
+		}
 		if err := checkRecent(t.RecentAddresses); err != nil {
 			return invalid("%s: recent_addresses: %v", at, err)
 		}
@@ -393,10 +398,10 @@ func checkRecent(as []store.AddressUse) error {
 	}
 	seen := make(map[netip.Addr]bool, len(as))
 	for _, a := range as {
-		ip, err := netip.ParseAddr(a.IP)
+		ip, err := recordedIP(a.IP)
 		switch {
 		case err != nil:
-			return fmt.Errorf("%s is not an address", apierr.Quote(a.IP))
+			return err
 		case seen[ip]:
 			return fmt.Errorf("%s appears twice", a.IP)
 		case a.LastUsedAt.IsZero():
@@ -417,4 +422,17 @@ func cleanHosts(t *store.Token) {
 	for i := range t.RecentAddresses {
 		t.RecentAddresses[i].Host = store.CleanHost(t.RecentAddresses[i].Host)
 	}
+}
+
+// recordedIP parses a client address as the gate records it: an IP in
+// its canonical form (netip's String), with a zone of printable
+// characters without spaces if any. netip alone takes "0:0::1" and zones
+// with spaces, line breaks or terminal escapes, which the stores' line
+// formats and the CLI's tables cannot hold.
+func recordedIP(s string) (netip.Addr, error) {
+	ip, err := netip.ParseAddr(s)
+	if err != nil || ip.String() != s || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		return netip.Addr{}, fmt.Errorf("%s is not an address in canonical form", apierr.Quote(s))
+	}
+	return ip, nil
 }
