@@ -57,38 +57,54 @@ const useSlots = 4
 
 // UseMemory is a decision's memory of the uses this node recorded: for
 // each of a few client addresses (a fingerprint, see AddrPrint) when it
-// was last recorded. Safe for concurrent use without a lock; a race only
-// records a use once more or once less than the rule says, never blocks.
+// was last recorded. Safe for concurrent use without a lock: each slot is
+// one pointer to an immutable record, swapped by compare-and-swap, so an
+// address and its time always change together. Concurrent uses from one
+// address are recorded once; a use from a new address is always recorded,
+// even when another new address takes a slot at the same instant.
 type UseMemory struct {
-	slots [useSlots]useSlot
+	slots [useSlots]atomic.Pointer[useRecord]
 }
 
-type useSlot struct {
-	addr atomic.Uint64
-	at   atomic.Int64 // Unix nanoseconds; 0: empty
+// useRecord is one slot's address and when a use from it was last
+// recorded (Unix nanoseconds).
+type useRecord struct {
+	addr uint64
+	at   int64
 }
 
 // Due reports whether a use from the address with fingerprint addr at now
 // (Unix nanoseconds) is to be recorded: the address was not recorded
 // within every. If so it is noted as recorded at now, in the address's
-// slot or the one recorded longest ago.
+// slot or the one recorded longest ago (an empty one first). A record is
+// allocated only when a use is due.
 func (m *UseMemory) Due(addr uint64, now, every int64) bool {
-	oldest, oldestAt := 0, int64(0)
-	for i := range m.slots {
-		s := &m.slots[i]
-		at := s.at.Load()
-		if at != 0 && s.addr.Load() == addr {
-			return now-at >= every && s.at.CompareAndSwap(at, now)
+look:
+	for range 2 * useSlots {
+		oldest, oldestRec := 0, (*useRecord)(nil)
+		for i := range m.slots {
+			r := m.slots[i].Load()
+			if r != nil && r.addr == addr {
+				if now-r.at < every {
+					return false
+				}
+				if m.slots[i].CompareAndSwap(r, &useRecord{addr: addr, at: now}) {
+					return true
+				}
+				continue look // recorded or replaced meanwhile
+			}
+			if i == 0 || oldestRec != nil && (r == nil || r.at < oldestRec.at) {
+				oldest, oldestRec = i, r
+			}
 		}
-		if i == 0 || at < oldestAt {
-			oldest, oldestAt = i, at
+		if m.slots[oldest].CompareAndSwap(oldestRec, &useRecord{addr: addr, at: now}) {
+			return true
 		}
+		// Another use took that slot meanwhile: look again, which finds
+		// the address if that use was from it.
 	}
-	s := &m.slots[oldest]
-	if !s.at.CompareAndSwap(oldestAt, now) {
-		return false // another use took the slot at this instant
-	}
-	s.addr.Store(addr)
+	// Slots changing on every look (a fleet larger than the memory, all
+	// at once): record rather than lose a use.
 	return true
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -100,5 +101,32 @@ func TestAddrPrintNotForgeable(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { AddrPrint(victim) }); n != 0 {
 		t.Errorf("AddrPrint allocates %v times", n)
+	}
+}
+
+// TestUseMemoryNewAddressesConcurrent: uses from distinct new addresses
+// at one instant, more than the memory holds, are each due: none is lost
+// to another taking a slot at the same time (a thief's one request
+// racing a fleet's).
+func TestUseMemoryNewAddressesConcurrent(t *testing.T) {
+	for round := range 300 {
+		var m UseMemory
+		var wg sync.WaitGroup
+		var due atomic.Int32
+		start := make(chan struct{})
+		const n = 8
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				if m.Due(AddrPrint(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})), 1000, 1<<40) {
+					due.Add(1)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if due.Load() != n {
+			t.Fatalf("round %d: %d of %d new addresses at one instant were due", round, due.Load(), n)
+		}
 	}
 }
