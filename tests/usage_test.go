@@ -220,3 +220,61 @@ func jsonString(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestRecentAddressesNotSpoofed: the address recorded with a use is
+// Caddy's client IP only: a client on the listener without trusted
+// proxies that sends X-Forwarded-For, Forwarded or X-Real-IP plants none
+// of them in its token's recent addresses or the legacy report; and the
+// site recorded from a long Host is bounded.
+func TestRecentAddressesNotSpoofed(t *testing.T) {
+	up := startUpstream(t)
+	g := startGateway(t, embedded, up, gatewayConfig{})
+	g.mustCLI(alicePassword+"\n", "user", "add", "alice", "--token-login")
+	grantUse(g, "--user", "alice")
+	legacy, legacyID := legacyToken(t, g, "alice", alicePassword)
+	patSecret, patID := createPAT(t, g, "alice", alicePassword, `{"label":"ci"}`)
+	longHost := strings.Repeat("h", 8000) + ".example"
+	for _, tok := range []string{legacy, patSecret} {
+		req, err := http.NewRequest(http.MethodGet, g.base+"/spoof", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = longHost
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("X-Forwarded-For", "203.0.113.66")
+		req.Header.Set("Forwarded", "for=203.0.113.77")
+		req.Header.Set("X-Real-IP", "203.0.113.88")
+		req.Header.Set("Client-IP", "203.0.113.99")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("spoofing request: %d", resp.StatusCode)
+		}
+	}
+	var tokens, report response
+	if !eventually(30*time.Second, func() bool {
+		tokens = do(t, http.MethodGet, g.base+"/api-user/tokens", basic("alice", alicePassword), "")
+		report = do(t, http.MethodGet, "http://"+g.admin+"/tokengate/legacy/tokens", nil, "")
+		pat, row := findToken(t, tokens.json(t), patID), findToken(t, report.json(t), legacyID)
+		return pat != nil && row != nil && len(pat["recent_addresses"].([]any)) > 0 && len(row["recent_addresses"].([]any)) > 0
+	}) {
+		t.Fatalf("the uses were never recorded:\n%s\n%s", tokens.body, report.body)
+	}
+	for what, tok := range map[string]map[string]any{"PAT": findToken(t, tokens.json(t), patID), "legacy": findToken(t, report.json(t), legacyID)} {
+		ips, hosts := recentIPs(t, tok)
+		if !slices.Equal(ips, []string{"127.0.0.1"}) || tok["last_used_ip"] != "127.0.0.1" {
+			t.Errorf("%s token recorded addresses %v (last %v), want only 127.0.0.1", what, ips, tok["last_used_ip"])
+		}
+		for h := range hosts {
+			if len(h) > 270 || !strings.HasPrefix(h, "hhhh") {
+				t.Errorf("%s token recorded a site of %d bytes", what, len(h))
+			}
+		}
+	}
+	if strings.Contains(string(tokens.body)+string(report.body), "203.0.113.") {
+		t.Errorf("a client-sent address was recorded:\n%s\n%s", tokens.body, report.body)
+	}
+}

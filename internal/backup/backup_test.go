@@ -380,6 +380,37 @@ func TestImportRefusesNonEmpty(t *testing.T) {
 	}
 }
 
+// TestImportCleansHosts: a document whose recorded sites hold terminal
+// escapes, line breaks or a megabyte (written by hand, or exported before
+// sites were cleaned) imports with the sites as the gate records them
+// (store.CleanHost), on both backends.
+func TestImportCleansHosts(t *testing.T) {
+	src := onBolt(t)
+	fill(t, src)
+	data, _ := export(t, src, now)
+	junk := `web\u001b[2J\r\n.example.com ` + strings.Repeat("x", 1<<20) // JSON escapes
+	doc := strings.Replace(string(data), `"host":"web.example.com"`, `"host":"`+junk+`"`, 1)
+	if doc == string(data) {
+		t.Fatal("the export holds no host web.example.com")
+	}
+	for name, open := range map[string]func(t *testing.T) store.Store{"bolt": onBolt, "redis": onRedis(&single)} {
+		t.Run(name, func(t *testing.T) {
+			dst := open(t)
+			if _, err := importInto(t, dst, []byte(doc)); err != nil {
+				t.Fatal(err)
+			}
+			tok, err := dst.GetToken(t.Context(), "alice", "a1")
+			if err != nil || len(tok.RecentAddresses) != 2 {
+				t.Fatalf("imported a1: %+v, %v", tok, err)
+			}
+			want := "web?[2J??.example.com?" + strings.Repeat("x", store.MaxHostLength-22)
+			if got := tok.RecentAddresses[1].Host; got != want {
+				t.Errorf("imported host %.40q (%d bytes), want %.40q (%d bytes)", got, len(got), want, len(want))
+			}
+		})
+	}
+}
+
 // TestImportRefusesInvalid: a document with any problem is refused with a
 // 400 that names the first one, before anything is written.
 func TestImportRefusesInvalid(t *testing.T) {
@@ -419,6 +450,10 @@ func TestImportRefusesInvalid(t *testing.T) {
 		{"unknown kind", edit(`"kind":"legacy"`, `"kind":"magic"`), `tokens[2] (alice/a3): kind must be`, 400},
 		{"bad allowed IP", edit(`"10.0.0.0/8"`, `"10.0.0.0/99"`), "tokens[0] (alice/a1): allowed_ips: invalid CIDR", 400},
 		{"bad recent address", edit(`"ip":"192.0.2.8"`, `"ip":"192.0.2.999"`), `tokens[0] (alice/a1): recent_addresses: "192.0.2.999" is not an address`, 400},
+		{"recent address not canonical", edit(`"ip":"192.0.2.8"`, `"ip":"0:0::1"`), `tokens[0] (alice/a1): recent_addresses: "0:0::1" is not an address in canonical form`, 400},
+		{"recent address zone with a space", edit(`"ip":"192.0.2.8"`, `"ip":"fe80::1%a b"`), `tokens[0] (alice/a1): recent_addresses: "fe80::1%a b" is not an address`, 400},
+		{"recent address zone with an escape", edit(`"ip":"192.0.2.8"`, `"ip":"fe80::1%\u001b[2J"`), `tokens[0] (alice/a1): recent_addresses: `, 400},
+		{"last used address with a line break", edit(`"last_used_ip":"`, `"last_used_ip":"fe80::1%x\n`), `tokens[0] (alice/a1): last_used_ip: `, 400},
 		{"repeated recent address", edit(`"ip":"192.0.2.8"`, `"ip":"10.1.2.3"`), "tokens[0] (alice/a1): recent_addresses: 10.1.2.3 appears twice", 400},
 		{"bad client id", edit(`"id":"tgc_fedcba9876543210"`, `"id":"client-2"`), `clients[1]: id must start with "tgc_"`, 400},
 		{"duplicate client", edit(`"id":"tgc_fedcba9876543210"`, `"id":"tgc_0123456789abcdef"`), "clients[1] (tgc_0123456789abcdef): the id appears twice", 400},

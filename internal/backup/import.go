@@ -177,6 +177,11 @@ func (d *Document) Validate() error {
 		if _, err := iplist.Parse(t.AllowedIPs); err != nil {
 			return invalid("%s: allowed_ips: %v", at, err)
 		}
+		if t.LastUsedIP != "" {
+			if _, err := recordedIP(t.LastUsedIP); err != nil {
+				return invalid("%s: last_used_ip: %v", at, err)
+			}
+		}
 		if err := checkRecent(t.RecentAddresses); err != nil {
 			return invalid("%s: recent_addresses: %v", at, err)
 		}
@@ -369,6 +374,7 @@ func Import(ctx context.Context, dst Store, d *Document) (Counts, error) {
 		n.Users++
 	}
 	for _, t := range d.Tokens {
+		cleanHosts(&t)
 		if err := dst.CreateToken(ctx, t, -1); err != nil {
 			return stop("token %s/%s: %w", t.Owner, t.ID, err)
 		}
@@ -385,25 +391,48 @@ func Import(ctx context.Context, dst Store, d *Document) (Counts, error) {
 
 // checkRecent checks a token's recent addresses as RecordLastUse makes
 // them: at most store.MaxRecentAddresses distinct addresses, each with a
-// time, hosts on one line.
+// time (their hosts are cleaned by cleanHosts).
 func checkRecent(as []store.AddressUse) error {
 	if len(as) > store.MaxRecentAddresses {
 		return fmt.Errorf("more than %d", store.MaxRecentAddresses)
 	}
 	seen := make(map[netip.Addr]bool, len(as))
 	for _, a := range as {
-		ip, err := netip.ParseAddr(a.IP)
+		ip, err := recordedIP(a.IP)
 		switch {
 		case err != nil:
-			return fmt.Errorf("%s is not an address", apierr.Quote(a.IP))
+			return err
 		case seen[ip]:
 			return fmt.Errorf("%s appears twice", a.IP)
 		case a.LastUsedAt.IsZero():
 			return fmt.Errorf("%s has no last_used_at", a.IP)
-		case strings.ContainsAny(a.Host, "\r\n"):
-			return fmt.Errorf("the host of %s holds a line break", a.IP)
 		}
 		seen[ip] = true
 	}
 	return nil
+}
+
+// cleanHosts makes t's recorded sites what the gate records
+// (store.CleanHost): a document written by hand, or exported before sites
+// were cleaned, may hold a host of any size with line breaks or terminal
+// escapes, which the listings, the legacy report and the CLI show.
+func cleanHosts(t *store.Token) {
+	t.LastUsedHost = store.CleanHost(t.LastUsedHost)
+	t.RecentAddresses = slices.Clone(t.RecentAddresses)
+	for i := range t.RecentAddresses {
+		t.RecentAddresses[i].Host = store.CleanHost(t.RecentAddresses[i].Host)
+	}
+}
+
+// recordedIP parses a client address as the gate records it: an IP in
+// its canonical form (netip's String), with a zone of printable
+// characters without spaces if any. netip alone takes "0:0::1" and zones
+// with spaces, line breaks or terminal escapes, which the stores' line
+// formats and the CLI's tables cannot hold.
+func recordedIP(s string) (netip.Addr, error) {
+	ip, err := netip.ParseAddr(s)
+	if err != nil || ip.String() != s || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		return netip.Addr{}, fmt.Errorf("%s is not an address in canonical form", apierr.Quote(s))
+	}
+	return ip, nil
 }

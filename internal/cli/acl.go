@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokengate/tokengate/internal/legacy"
+	"github.com/tokengate/tokengate/internal/store"
 )
 
 // AddACLCommands makes cmd the `acl` command: grant or revoke a permission
@@ -121,7 +122,9 @@ func printGrants(w io.Writer, data []byte) error {
 
 // printLegacy prints the migration report: a table of the tokens (ALSO
 // FROM: their recent addresses other than the last one), then the
-// summary and the tables of addresses and sites.
+// summary and the tables of addresses and sites. Addresses and sites go
+// through store.CleanHost: the gate records them so, but a store written
+// before it did may hold a client's tabs or terminal escapes.
 func printLegacy(w io.Writer, data []byte) error {
 	var v legacy.Report
 	if err := json.Unmarshal(data, &v); err != nil {
@@ -138,10 +141,10 @@ func printLegacy(w io.Writer, data []byte) error {
 		var also []string
 		for _, a := range t.RecentAddresses {
 			if a.IP != t.LastUsedIP {
-				also = append(also, a.IP)
+				also = append(also, store.CleanHost(a.IP))
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\n", t.Owner, t.ID, t.Enabled, last, dash(t.LastUsedIP), dash(t.LastUsedHost), dash(strings.Join(also, ",")))
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\n", t.Owner, t.ID, t.Enabled, last, dash(store.CleanHost(t.LastUsedIP)), dash(store.CleanHost(t.LastUsedHost)), dash(strings.Join(also, ",")))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -153,13 +156,13 @@ func printLegacy(w io.Writer, data []byte) error {
 	if len(s.Addresses) > 0 {
 		fmt.Fprintln(tw, "\nADDRESS\tTOKENS\tLAST USED")
 		for _, a := range s.Addresses {
-			fmt.Fprintf(tw, "%s\t%d\t%s\n", a.Address, a.Tokens, a.LastUsedAt.Format(time.RFC3339))
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", store.CleanHost(a.Address), a.Tokens, a.LastUsedAt.Format(time.RFC3339))
 		}
 	}
 	if len(s.Sites) > 0 {
 		fmt.Fprintln(tw, "\nSITE\tTOKENS\tLAST USED")
 		for _, a := range s.Sites {
-			fmt.Fprintf(tw, "%s\t%d\t%s\n", a.Site, a.Tokens, a.LastUsedAt.Format(time.RFC3339))
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", store.CleanHost(a.Site), a.Tokens, a.LastUsedAt.Format(time.RFC3339))
 		}
 	}
 	return tw.Flush()

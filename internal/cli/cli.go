@@ -22,6 +22,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/tokengate/tokengate/internal/store"
 )
 
 // Requester sends one request to the admin API. A status of 400 or more
@@ -335,17 +337,19 @@ func printTokens(w io.Writer, data []byte) error {
 		return t.Format(time.RFC3339)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	// The address and site as store.CleanHost shows them (a store
+	// written before the gate cleaned them may hold a client's escapes).
 	str := func(s *string) string {
 		if s == nil || *s == "" {
 			return "-"
 		}
-		return *s
+		return store.CleanHost(*s)
 	}
 	fmt.Fprintln(tw, "ID\tLABEL\tSCOPES\tENABLED\tCREATED\tEXPIRES\tLAST ACCESS\tFROM\tHOST\tRECENT ADDRESSES")
 	for _, t := range v.Tokens {
 		recent := make([]string, len(t.RecentAddresses))
 		for i, a := range t.RecentAddresses {
-			recent[i] = a.IP
+			recent[i] = store.CleanHost(a.IP)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Label, strings.Join(t.Scopes, " "), t.Enabled,
 			t.CreatedAt.Format(time.RFC3339), when(t.ExpiresAt, "never"), when(t.LastUsedAt, "no access yet"),

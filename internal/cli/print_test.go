@@ -43,3 +43,37 @@ func TestPrintLegacy(t *testing.T) {
 		t.Errorf("no address or site row:\n%s", out)
 	}
 }
+
+// TestPrintCleansAddressesAndSites: a site or address stored before the
+// gate cleaned them (a client's tab, line break or terminal escape) is
+// printed as store.CleanHost shows it: one word, no control character.
+func TestPrintCleansAddressesAndSites(t *testing.T) {
+	const host = `evil\tsite\u001b[2J\r\nFAKE ROW`
+	report := `{"tokens":[{"owner":"alice","id":"t1","enabled":true,"last_used_at":"2026-01-02T03:04:05Z","last_used_ip":"192.0.2.1","last_used_host":"` + host + `",
+	  "recent_addresses":[{"ip":"fe80::1%\u001b]0;x","last_used_at":"2026-01-01T03:04:05Z","host":"` + host + `"}]}],
+	 "summary":{"total":1,"listed":1,"window":"720h0m0s","window_days":30,"used_within":1,"never_used":0,
+	  "addresses":[{"address":"fe80::1%\u001b]0;x","tokens":1,"last_used_at":"2026-01-02T03:04:05Z"}],
+	  "sites":[{"site":"` + host + `","tokens":1,"last_used_at":"2026-01-02T03:04:05Z"}]}}`
+	tokens := `{"tokens":[{"id":"t1","label":"ci","scopes":[],"enabled":true,"created_at":"2026-01-01T00:00:00Z","last_used_at":"2026-01-02T03:04:05Z",
+	  "last_used_ip":"192.0.2.1","last_used_host":"` + host + `","recent_addresses":[{"ip":"fe80::1%\u001b]0;x"}]}]}`
+	for name, print := range map[string]func() (string, error){
+		"legacy tokens": func() (string, error) {
+			var b bytes.Buffer
+			err := printLegacy(&b, []byte(report))
+			return b.String(), err
+		},
+		"user tokens": func() (string, error) {
+			var b bytes.Buffer
+			err := printTokens(&b, []byte(tokens))
+			return b.String(), err
+		},
+	} {
+		out, err := print()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.ContainsAny(out, "\t\r\x1b") || strings.Contains(out, "\nFAKE ROW") || !strings.Contains(out, "evil?site?[2J??FAKE?ROW") {
+			t.Errorf("%s prints a client's control characters:\n%q", name, out)
+		}
+	}
+}

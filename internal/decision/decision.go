@@ -6,6 +6,7 @@ package decision
 
 import (
 	"encoding/binary"
+	"hash/maphash"
 	"net/netip"
 	"sync/atomic"
 
@@ -56,44 +57,64 @@ const useSlots = 4
 
 // UseMemory is a decision's memory of the uses this node recorded: for
 // each of a few client addresses (a fingerprint, see AddrPrint) when it
-// was last recorded. Safe for concurrent use without a lock; a race only
-// records a use once more or once less than the rule says, never blocks.
+// was last recorded. Safe for concurrent use without a lock: each slot is
+// one pointer to an immutable record, swapped by compare-and-swap, so an
+// address and its time always change together. Concurrent uses from one
+// address are recorded once; a use from a new address is always recorded,
+// even when another new address takes a slot at the same instant.
 type UseMemory struct {
-	slots [useSlots]useSlot
+	slots [useSlots]atomic.Pointer[useRecord]
 }
 
-type useSlot struct {
-	addr atomic.Uint64
-	at   atomic.Int64 // Unix nanoseconds; 0: empty
+// useRecord is one slot's address and when a use from it was last
+// recorded (Unix nanoseconds).
+type useRecord struct {
+	addr uint64
+	at   int64
 }
 
 // Due reports whether a use from the address with fingerprint addr at now
 // (Unix nanoseconds) is to be recorded: the address was not recorded
 // within every. If so it is noted as recorded at now, in the address's
-// slot or the one recorded longest ago.
+// slot or the one recorded longest ago (an empty one first). A record is
+// allocated only when a use is due.
 func (m *UseMemory) Due(addr uint64, now, every int64) bool {
-	oldest, oldestAt := 0, int64(0)
-	for i := range m.slots {
-		s := &m.slots[i]
-		at := s.at.Load()
-		if at != 0 && s.addr.Load() == addr {
-			return now-at >= every && s.at.CompareAndSwap(at, now)
+look:
+	for range 2 * useSlots {
+		oldest, oldestRec := 0, (*useRecord)(nil)
+		for i := range m.slots {
+			r := m.slots[i].Load()
+			if r != nil && r.addr == addr {
+				if now-r.at < every {
+					return false
+				}
+				if m.slots[i].CompareAndSwap(r, &useRecord{addr: addr, at: now}) {
+					return true
+				}
+				continue look // recorded or replaced meanwhile
+			}
+			if i == 0 || oldestRec != nil && (r == nil || r.at < oldestRec.at) {
+				oldest, oldestRec = i, r
+			}
 		}
-		if i == 0 || at < oldestAt {
-			oldest, oldestAt = i, at
+		if m.slots[oldest].CompareAndSwap(oldestRec, &useRecord{addr: addr, at: now}) {
+			return true
 		}
+		// Another use took that slot meanwhile: look again, which finds
+		// the address if that use was from it.
 	}
-	s := &m.slots[oldest]
-	if !s.at.CompareAndSwap(oldestAt, now) {
-		return false // another use took the slot at this instant
-	}
-	s.addr.Store(addr)
+	// Slots changing on every look (a fleet larger than the memory, all
+	// at once): record rather than lose a use.
 	return true
 }
 
 // AddrPrint is a fingerprint of a client address for UseMemory: 0 for an
-// invalid address, exact for IPv4 (bit 32 set), a mix of the 128 bits for
-// IPv6 (bit 63 set; a collision only delays the record of a use).
+// invalid address, exact for IPv4 (bit 32 set), a keyed hash of the 128
+// bits for IPv6 (bit 63 set). The key is random per process: a client who
+// chooses its IPv6 address (anyone with a /64 can) and has seen a token's
+// recent addresses cannot pick one whose print is that of the token's
+// usual address, which would share its slot and keep the client's uses
+// out of the recent addresses while the usual address is recorded.
 func AddrPrint(a netip.Addr) uint64 {
 	switch {
 	case !a.IsValid():
@@ -102,10 +123,11 @@ func AddrPrint(a netip.Addr) uint64 {
 		b := a.As4()
 		return 1<<32 | uint64(binary.BigEndian.Uint32(b[:]))
 	}
-	b := a.As16()
-	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-	return 1<<63 | (lo ^ hi*0x9E3779B97F4A7C15)
+	return 1<<63 | maphash.Comparable(printSeed, a.As16())
 }
+
+// printSeed keys AddrPrint's hash of IPv6 addresses.
+var printSeed = maphash.MakeSeed()
 
 // Identity returns who the decision says the caller is, with Stable
 // pointing at the decision's own fields, so that setting headers and

@@ -1,8 +1,10 @@
 package decision
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -76,5 +78,55 @@ func TestAddrPrint(t *testing.T) {
 	}
 	if AddrPrint(netip.Addr{}) != 0 {
 		t.Error("no address has a print")
+	}
+}
+
+// TestAddrPrintNotForgeable: a client that chooses the low 64 bits of its
+// IPv6 address (any holder of a /64) cannot compute an address whose
+// print is that of another client's address (here: what collided with an
+// unkeyed mix of the two halves), and computing a print allocates
+// nothing.
+func TestAddrPrintNotForgeable(t *testing.T) {
+	victim := netip.MustParseAddr("2001:db8:1::25")
+	vb := victim.As16()
+	vhi, vlo := binary.BigEndian.Uint64(vb[:8]), binary.BigEndian.Uint64(vb[8:])
+	const k = 0x9E3779B97F4A7C15
+	var ab [16]byte
+	ahi := uint64(0x20010db8_00020000) // the attacker's /64
+	binary.BigEndian.PutUint64(ab[:8], ahi)
+	binary.BigEndian.PutUint64(ab[8:], vlo^vhi*k^ahi*k)
+	attacker := netip.AddrFrom16(ab)
+	if AddrPrint(attacker) == AddrPrint(victim) {
+		t.Errorf("%s, chosen for it, has the print of %s", attacker, victim)
+	}
+	if n := testing.AllocsPerRun(100, func() { AddrPrint(victim) }); n != 0 {
+		t.Errorf("AddrPrint allocates %v times", n)
+	}
+}
+
+// TestUseMemoryNewAddressesConcurrent: uses from distinct new addresses
+// at one instant, more than the memory holds, are each due: none is lost
+// to another taking a slot at the same time (a thief's one request
+// racing a fleet's).
+func TestUseMemoryNewAddressesConcurrent(t *testing.T) {
+	for round := range 300 {
+		var m UseMemory
+		var wg sync.WaitGroup
+		var due atomic.Int32
+		start := make(chan struct{})
+		const n = 8
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				if m.Due(AddrPrint(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})), 1000, 1<<40) {
+					due.Add(1)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if due.Load() != n {
+			t.Fatalf("round %d: %d of %d new addresses at one instant were due", round, due.Load(), n)
+		}
 	}
 }

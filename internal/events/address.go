@@ -28,8 +28,9 @@ type AddressStore interface {
 // not used from within the memory period (its first use included). It is
 // fed the last-use batches as they are written (lastuse.Recorder.OnWritten),
 // so it sees each token's newest use per address per flush, of up to
-// store.MaxRecentAddresses addresses (the most recent): a token used from
-// two addresses within one last_access_flush interval is seen from both. Each (token, address) is claimed in the store (a record that
+// lastuse.MaxAddresses addresses (the most recent): a token used from
+// several addresses within one last_access_flush interval is seen from
+// each. Each (token, address) is claimed in the store (a record that
 // expires after the memory period, counted from the first use of the
 // period), so with several nodes one event is sent. A per-node memory of
 // recent claims saves the store call for a token that keeps its address.

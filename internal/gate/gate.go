@@ -287,7 +287,8 @@ func (c *Checker) recordUse(e *decision.Decision, now int64, req Request, h [32]
 	}
 	// The hash (the cache key, store.TokenHash's SHA-256 of the token) is
 	// for the "used from a new address" event.
-	u := store.LastUse{Owner: e.Owner, TokenID: e.TokenID, At: time.Unix(0, now).UTC(), Host: req.Host, Hash: h}
+	// The site is the client's Host, bounded and printable (store.CleanHost).
+	u := store.LastUse{Owner: e.Owner, TokenID: e.TokenID, At: time.Unix(0, now).UTC(), Host: store.CleanHost(req.Host), Hash: h}
 	if req.ClientIP.IsValid() {
 		u.IP = req.ClientIP.String()
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -537,6 +538,33 @@ func TestLastUseRecorded(t *testing.T) {
 	stored, err := e.st.GetToken(context.Background(), "alice", c.ID)
 	if err != nil || !stored.LastUsedAt.Equal(first.Add(lastUseEvery)) {
 		t.Fatalf("stored last use = %v, %v", stored.LastUsedAt, err)
+	}
+}
+
+// TestLastUseHostCleaned: the site recorded with a use is the client's
+// Host made printable and bounded (store.CleanHost): a client of a
+// catch-all site cannot store a megabyte or terminal escapes in a token's
+// last use and recent addresses.
+func TestLastUseHostCleaned(t *testing.T) {
+	e := newEnv(t)
+	c := e.newToken(t, pat.CreateRequest{})
+	host := "\x1b[2Jevil\tsite " + strings.Repeat("a", 1<<16)
+	if _, err := e.checker.Check(context.Background(), gate.Request{Token: c.Token, ClientIP: clientIP, Host: host}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.uses.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := e.st.GetToken(context.Background(), "alice", c.ID)
+	if err != nil || len(stored.RecentAddresses) != 1 {
+		t.Fatalf("stored %+v, %v", stored, err)
+	}
+	want := store.CleanHost(host)
+	if !strings.HasPrefix(want, "?[2Jevil?site?aaa") || len(want) != store.MaxHostLength {
+		t.Fatalf("CleanHost = %.40q (%d bytes)", want, len(want))
+	}
+	if stored.LastUsedHost != want || stored.RecentAddresses[0].Host != want {
+		t.Errorf("recorded host %.40q (%d bytes), recent %.40q; want %.40q", stored.LastUsedHost, len(stored.LastUsedHost), stored.RecentAddresses[0].Host, want)
 	}
 }
 

@@ -1,10 +1,11 @@
 // Package lastuse batches "last access" updates so that using a token
 // costs no store write per request: uses are kept in memory and written in
 // one batch per interval. Per token a batch keeps the newest use from each
-// of up to store.MaxRecentAddresses distinct addresses (the most recent
-// ones), so the store's recent addresses see every address of a token used
-// from a few within one interval, and memory stays bounded when a token
-// is used from thousands.
+// of up to MaxAddresses distinct addresses (the most recent ones), so the
+// store's recent addresses and the new-address events (which see each
+// written batch) see every address of a token used from a fleet within
+// one interval, a thief's one use among the fleet's too, and memory stays
+// bounded when a token is used from thousands.
 package lastuse
 
 import (
@@ -45,15 +46,21 @@ func (r *Recorder) OnWritten(fn func(context.Context, []store.LastUse)) {
 
 type key struct{ owner, id string }
 
+// MaxAddresses bounds the distinct addresses a batch keeps per token. The
+// store keeps only the store.MaxRecentAddresses newest, but the batch is
+// also what the new-address events see: with five, a fleet of five
+// addresses using a token after a thief's one use within the same
+// last_access_flush interval would push that use out unannounced.
+const MaxAddresses = 64
+
 // New returns a Recorder that writes to s.
 func New(s store.LastUses) *Recorder {
 	return &Recorder{store: s, pending: make(map[key][]store.LastUse)}
 }
 
 // Record queues a use. Per token and address the newest use wins; of a
-// token's addresses the store.MaxRecentAddresses most recently used are
-// kept (a use older than all of them, when there are that many, is
-// dropped).
+// token's addresses the MaxAddresses most recently used are kept (a use
+// older than all of them, when there are that many, is dropped).
 func (r *Recorder) Record(u store.LastUse) {
 	k := key{u.Owner, u.TokenID}
 	r.mu.Lock()
@@ -61,8 +68,8 @@ func (r *Recorder) Record(u store.LastUse) {
 	r.mu.Unlock()
 }
 
-// merge returns uses (at most one per IP, at most
-// store.MaxRecentAddresses) with u merged in as Record describes.
+// merge returns uses (at most one per IP, at most MaxAddresses) with u
+// merged in as Record describes.
 func merge(uses []store.LastUse, u store.LastUse) []store.LastUse {
 	oldest := -1
 	for i, o := range uses {
@@ -76,7 +83,7 @@ func merge(uses []store.LastUse, u store.LastUse) []store.LastUse {
 			oldest = i
 		}
 	}
-	if len(uses) < store.MaxRecentAddresses {
+	if len(uses) < MaxAddresses {
 		return append(uses, u)
 	}
 	if u.At.After(uses[oldest].At) {

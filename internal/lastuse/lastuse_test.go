@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -404,8 +405,8 @@ func TestAddressesBoundedPerToken(t *testing.T) {
 	r.mu.Lock()
 	queued := len(r.pending[key{"alice", "a"}])
 	r.mu.Unlock()
-	if queued != store.MaxRecentAddresses {
-		t.Fatalf("%d uses queued for one token, want %d", queued, store.MaxRecentAddresses)
+	if queued != MaxAddresses {
+		t.Fatalf("%d uses queued for one token, want %d", queued, MaxAddresses)
 	}
 	if err := r.Flush(ctx); err != nil {
 		t.Fatal(err)
@@ -416,4 +417,31 @@ func TestAddressesBoundedPerToken(t *testing.T) {
 	}
 	wantAddresses(t, "stored", addresses(t, st, "a"), want...)
 	wantUse(t, "stored", stored(t, st), "a", want[0].LastUsedAt, want[0].IP)
+}
+
+// TestThiefAmongFleetWritten: one use from an address among a fleet of
+// more addresses than the store keeps, all after it within one interval,
+// is still in the batch written (so the new-address events see it), while
+// the store keeps the newest five.
+func TestThiefAmongFleetWritten(t *testing.T) {
+	ctx := context.Background()
+	r, st, _ := newEnv(t)
+	var batch []store.LastUse
+	r.OnWritten(func(_ context.Context, b []store.LastUse) { batch = b })
+	r.Record(use("a", t0, "203.0.113.66"))
+	const fleet = 20
+	for round := range 3 {
+		for i := range fleet {
+			r.Record(use("a", t0.Add(time.Duration(1+round*fleet+i)*time.Millisecond), fmt.Sprintf("10.0.0.%d", i)))
+		}
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(batch) != fleet+1 || !slices.ContainsFunc(batch, func(u store.LastUse) bool { return u.IP == "203.0.113.66" }) {
+		t.Errorf("written batch of %d uses, want the fleet's %d and the thief's", len(batch), fleet)
+	}
+	if n := len(addresses(t, st, "a")); n != store.MaxRecentAddresses {
+		t.Errorf("%d recent addresses stored, want %d", n, store.MaxRecentAddresses)
+	}
 }

@@ -224,7 +224,8 @@ type Usage struct {
 	RecentAddresses []store.AddressUse `json:"recent_addresses"`
 }
 
-// Usages lists every legacy token of every user.
+// Usages lists every legacy token of every user (a user deleted while
+// it runs is left out).
 func (s *Service) Usages(ctx context.Context) ([]Usage, error) {
 	us, err := s.store.ListUsers(ctx)
 	if err != nil {
@@ -233,6 +234,10 @@ func (s *Service) Usages(ctx context.Context) ([]Usage, error) {
 	out := []Usage{}
 	for _, u := range us {
 		ts, err := s.store.ListTokens(ctx, u.Name)
+		if errors.Is(err, store.ErrNotFound) {
+			// Deleted since the listing, with its tokens.
+			continue
+		}
 		if err != nil {
 			return nil, apierr.FromStore(err)
 		}

@@ -136,3 +136,42 @@ func TestParseReportFilter(t *testing.T) {
 		})
 	}
 }
+
+// deletingStore is a store whose user listing still names a user deleted
+// right after it was read, as a report racing a user deletion sees.
+type deletingStore struct {
+	legacy.Store
+	gone string
+}
+
+func (s deletingStore) ListUsers(ctx context.Context) ([]store.User, error) {
+	us, err := s.Store.ListUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range us {
+		if u.Name == s.gone {
+			if err := s.Store.DeleteUser(ctx, u.Name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return us, nil
+}
+
+// TestReportUserDeletedMeanwhile: a user deleted while the report runs is
+// left out of it (its tokens are gone), not a failed report.
+func TestReportUserDeletedMeanwhile(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	alice, bob := e.allowedUser(t, "alice"), e.allowedUser(t, "bob")
+	kept := e.issue(t, alice)
+	e.issue(t, bob)
+	svc := legacy.NewService(deletingStore{Store: e.st, gone: "bob"}, e.uses, e.acl, legacy.Cap{}, 0, func() time.Time { return t0 }, nil)
+	r, err := svc.Report(context.Background(), legacy.ReportFilter{})
+	if err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	if len(r.Tokens) != 1 || r.Tokens[0].ID != kept.ID || r.Summary.Total != 1 {
+		t.Errorf("report %+v, want alice's token only", r)
+	}
+}

@@ -183,6 +183,47 @@ func MergeAddress(recent []AddressUse, ip string, at time.Time, host string) []A
 	return out
 }
 
+// MaxHostLength bounds a recorded site (Token.LastUsedHost, AddressUse.Host),
+// in bytes: a DNS name (253) with a port, or a bracketed IPv6 address with
+// a zone and a port, fits.
+const MaxHostLength = 270
+
+// CleanHost returns host (a request's Host, which the client chooses) as
+// it is recorded with a use: every character a Host header may not hold
+// (RFC 3986's reg-name, IP literal and port characters; over HTTP/2 and
+// HTTP/3 a client can send spaces, tabs, non-ASCII and terminal controls)
+// becomes '?', and the result is cut to MaxHostLength bytes. So a site
+// shown in a listing, the legacy report or the CLI's tables is one
+// printable word of bounded size, whatever a catch-all site accepted.
+func CleanHost(host string) string {
+	clean := len(host) <= MaxHostLength
+	for i := 0; clean && i < len(host); i++ {
+		clean = hostByte(host[i])
+	}
+	if clean {
+		return host
+	}
+	var b strings.Builder
+	for _, r := range host {
+		if b.Len() >= MaxHostLength {
+			break
+		}
+		if r < 0x80 && hostByte(byte(r)) {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('?')
+		}
+	}
+	return b.String()
+}
+
+// hostByte reports whether c may appear in a Host header (the set Go's
+// HTTP/1 server accepts).
+func hostByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		strings.IndexByte("!$%&'()*+,-.:;=[]_~", c) >= 0
+}
+
 // PreviousSecret is a secret a token had before a rotation: the hash is
 // still found by LookupToken until Until.
 type PreviousSecret struct {

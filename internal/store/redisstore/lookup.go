@@ -139,7 +139,10 @@ func (s *Store) lookupCluster(ctx context.Context, h store.TokenHash) (rec, used
 // recent addresses (the same rules as store.MergeAddress: one line per
 // distinct IP with its newest use, newest first, at most ARGV[6]).
 // Stamps compare as strings (see stampLayout); they have a fixed width,
-// so a line's IP starts after the stamp and a space.
+// so a line's IP starts after the stamp and a space. A stored line that
+// does not start with a stamp, a space and an IP is dropped, and of two
+// lines of one IP the newer is kept (withAddresses reads them so too), so
+// a damaged value heals at the next use.
 //
 //	KEYS[1] the owner's tokens, KEYS[2] the owner's last uses,
 //	KEYS[3] the owner's recent addresses
@@ -159,18 +162,25 @@ local function ipof(line)
   if sp then return string.sub(line, n + 2, sp - 1) end
   return string.sub(line, n + 2)
 end
-local list, found = {}, false
+local list, at = {}, {}
+local function add(line)
+  local ip = ipof(line)
+  local i = at[ip]
+  if not i then
+    table.insert(list, line)
+    at[ip] = #list
+  elseif string.sub(line, 1, n) > string.sub(list[i], 1, n) then
+    list[i] = line
+  end
+end
 local old = redis.call('HGET', KEYS[3], ARGV[1])
 if old then
   for line in string.gmatch(old, '[^\n]+') do
-    if ipof(line) == ARGV[4] then
-      found = true
-      if string.sub(line, 1, n) < ARGV[2] then line = ARGV[5] end
-    end
-    table.insert(list, line)
+    -- A line not of ours (see withAddresses) is dropped.
+    if string.find(line, '^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%d%d%d%d%d%d%dZ [^ ]') then add(line) end
   end
 end
-if not found then table.insert(list, ARGV[5]) end
+add(ARGV[5])
 table.sort(list, function(a, b)
   local sa, sb = string.sub(a, 1, n), string.sub(b, 1, n)
   if sa ~= sb then return sa > sb end

@@ -1,12 +1,10 @@
 package redisstore
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -137,23 +135,18 @@ func recentAddresses(as []store.AddressUse) string {
 }
 
 // withAddresses sets t's recent addresses from their stored form v ("":
-// none), sorted as store.MergeAddress sorts them.
-func withAddresses(t store.Token, v string) (store.Token, error) {
+// none), as store.MergeAddress keeps them (sorted, one per IP, bounded). A
+// line that does not read as one of addressLine, or has no IP, is
+// skipped, as lastUseScript drops it: a damaged value must not make the
+// token unreadable, which would keep it from being listed or revoked.
+func withAddresses(t store.Token, v string) store.Token {
 	t.RecentAddresses = nil
 	for line := range strings.SplitSeq(v, "\n") {
-		if line == "" {
-			continue
+		if at, ip, host, err := parseLastUse(line); err == nil {
+			t.RecentAddresses = store.MergeAddress(t.RecentAddresses, ip, at, host)
 		}
-		at, ip, host, err := parseLastUse(line)
-		if err != nil {
-			return store.Token{}, fmt.Errorf("redisstore: decode recent addresses of token %s/%s: %w", t.Owner, t.ID, err)
-		}
-		t.RecentAddresses = append(t.RecentAddresses, store.AddressUse{IP: ip, LastUsedAt: at, Host: host})
 	}
-	slices.SortStableFunc(t.RecentAddresses, func(a, b store.AddressUse) int {
-		return cmp.Or(b.LastUsedAt.Compare(a.LastUsedAt), strings.Compare(a.IP, b.IP))
-	})
-	return t, nil
+	return t
 }
 
 // createListed adds a record and lists it: the record first (SETNX, so an

@@ -1082,3 +1082,57 @@ func TestUpdateTokenSeesLastUseWrittenMeanwhile(t *testing.T) {
 		t.Errorf("UpdateToken decided on the stale last use: %+v", got)
 	}
 }
+
+// TestRecentAddressesMalformed: a recent-addresses value that is not what
+// the last-use script writes (an empty string, a line without a space, a
+// bad stamp, a line without an address) neither makes the token
+// unreadable (so it can still be listed, updated and revoked) nor stays:
+// the next use's merge drops what it cannot read, and keeps the rest (of
+// two lines of one address, the newer).
+func TestRecentAddressesMalformed(t *testing.T) { onEach(t, testRecentAddressesMalformed) }
+
+func testRecentAddressesMalformed(t *testing.T, srv *redistest.Server) {
+	s := open(t, srv, Options{})
+	raw := rawClient(t, srv)
+	ctx := t.Context()
+	name := "malformed" + strings.ReplaceAll(t.Name(), "/", "")
+	must(t, s.CreateUser(ctx, newUser(name)))
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	good := store.AddressUse{IP: "2001:db8::1", LastUsedAt: at, Host: "a.example"}
+	for _, v := range []string{
+		"",
+		"garbage",
+		"zzzz " + addressLine(good),
+		stamp(at.Add(time.Hour)) + " ",
+		stamp(at.Add(time.Hour)),
+		"2026-03-01 192.0.2.9 x\n" + addressLine(good),
+		"\n\n" + addressLine(good) + "\n\n9999999999999999999999999999999 192.0.2.8",
+		addressLine(store.AddressUse{IP: good.IP, LastUsedAt: at.Add(-time.Hour), Host: "old"}) + "\n" + addressLine(good),
+	} {
+		tok := newToken(name)
+		must(t, s.CreateToken(ctx, tok, 0))
+		must(t, raw.HSet(ctx, s.keys.addrs(name), tok.ID, v).Err())
+		want := []store.AddressUse(nil)
+		if slices.Contains(strings.Split(v, "\n"), addressLine(good)) {
+			want = []store.AddressUse{good}
+		}
+		got, err := s.GetToken(ctx, name, tok.ID)
+		if err != nil || !slices.Equal(got.RecentAddresses, want) {
+			t.Errorf("stored %q: GetToken = %v, %v; want %v", v, got.RecentAddresses, err, want)
+		}
+		if _, err := s.ListTokens(ctx, name); err != nil {
+			t.Errorf("stored %q: ListTokens: %v", v, err)
+		}
+		use := store.AddressUse{IP: "192.0.2.1", LastUsedAt: at.Add(time.Minute), Host: "b.example"}
+		must(t, s.RecordLastUse(ctx, []store.LastUse{{Owner: name, TokenID: tok.ID, At: use.LastUsedAt, IP: use.IP, Host: use.Host}}))
+		stored, err := raw.HGet(ctx, s.keys.addrs(name), tok.ID).Result()
+		must(t, err)
+		wantStored := recentAddresses(append([]store.AddressUse{use}, want...))
+		if stored != wantStored {
+			t.Errorf("stored %q, after a use: %q, want %q", v, stored, wantStored)
+		}
+		if _, err := s.DeleteToken(ctx, name, tok.ID); err != nil {
+			t.Errorf("stored %q: DeleteToken: %v", v, err)
+		}
+	}
+}

@@ -124,7 +124,7 @@ func (s *Store) readToken(ctx context.Context, c redis.Cmdable, owner, id string
 	if err != nil {
 		return store.Token{}, opErr(err, "get recent addresses")
 	}
-	return withAddresses(t, recent)
+	return withAddresses(t, recent), nil
 }
 
 // tokenOf decodes the replies of reads of a token record and its last
@@ -180,10 +180,7 @@ func (s *Store) readUserTokens(ctx context.Context, c redis.Cmdable, owner strin
 		if err != nil {
 			return nil, err
 		}
-		if t, err = withAddresses(t, addrs.Val()[id]); err != nil {
-			return nil, err
-		}
-		toks = append(toks, t)
+		toks = append(toks, withAddresses(t, addrs.Val()[id]))
 	}
 	return toks, nil
 }
