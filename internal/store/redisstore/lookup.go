@@ -152,8 +152,10 @@ func (s *Store) lookupCluster(ctx context.Context, h store.TokenHash) (rec, used
 var lastUseScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 local n = #ARGV[2]
+local stamped = '^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%d%d%d%d%d%d%dZ'
 local cur = redis.call('HGET', KEYS[2], ARGV[1])
-if not (cur and string.sub(cur, 1, n) >= ARGV[2]) then
+-- A last use not of ours (see decodeToken) is replaced.
+if not (cur and string.find(cur, stamped) and string.sub(cur, 1, n) >= ARGV[2]) then
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 end
 if ARGV[4] == '' then return 1 end
@@ -177,7 +179,7 @@ local old = redis.call('HGET', KEYS[3], ARGV[1])
 if old then
   for line in string.gmatch(old, '[^\n]+') do
     -- A line not of ours (see withAddresses) is dropped.
-    if string.find(line, '^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%d%d%d%d%d%d%dZ [^ ]') then add(line) end
+    if string.find(line, stamped .. ' [^ ]') then add(line) end
   end
 end
 add(ARGV[5])

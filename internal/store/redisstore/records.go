@@ -28,16 +28,18 @@ func encodeToken(t store.Token) (string, error) {
 }
 
 // decodeToken reads a stored token and its last use ("" if never used);
-// the recent addresses are added by withAddresses.
+// the recent addresses are added by withAddresses. A last use that cannot
+// be read counts as none (lastUseScript replaces it at the next use): it
+// is no decision input, and failing would make the token unreadable, so
+// impossible to list or revoke.
 func decodeToken(data, used string) (store.Token, error) {
 	var t store.Token
 	if err := json.Unmarshal([]byte(data), &t); err != nil {
 		return store.Token{}, fmt.Errorf("redisstore: decode token: %w", err)
 	}
 	if used != "" {
-		var err error
-		if t.LastUsedAt, t.LastUsedIP, t.LastUsedHost, err = parseLastUse(used); err != nil {
-			return store.Token{}, fmt.Errorf("redisstore: decode last use of token %s/%s: %w", t.Owner, t.ID, err)
+		if at, ip, host, err := parseLastUse(used); err == nil {
+			t.LastUsedAt, t.LastUsedIP, t.LastUsedHost = at, ip, host
 		}
 	}
 	return t, nil

@@ -1136,3 +1136,38 @@ func testRecentAddressesMalformed(t *testing.T, srv *redistest.Server) {
 		}
 	}
 }
+
+// TestLastUseMalformed: a damaged last-use value (not a stamp, an IP and
+// a host) does not make its token unreadable (so unlistable and
+// unrevocable): it reads as never used, and the next use replaces it,
+// however it compares with the use's stamp.
+func TestLastUseMalformed(t *testing.T) { onEach(t, testLastUseMalformed) }
+
+func testLastUseMalformed(t *testing.T, srv *redistest.Server) {
+	s := open(t, srv, Options{})
+	raw := rawClient(t, srv)
+	ctx := t.Context()
+	name := "lastuse" + strings.ReplaceAll(t.Name(), "/", "")
+	must(t, s.CreateUser(ctx, newUser(name)))
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, v := range []string{"garbage", "zzzz 192.0.2.1 a.example", "2026-03-01 192.0.2.1", "9999 x"} {
+		tok := newToken(name)
+		must(t, s.CreateToken(ctx, tok, 0))
+		must(t, raw.HSet(ctx, s.keys.used(name), tok.ID, v).Err())
+		got, err := s.GetToken(ctx, name, tok.ID)
+		if err != nil || !got.LastUsedAt.IsZero() {
+			t.Errorf("stored %q: GetToken = %v, %v; want the token, never used", v, got.LastUsedAt, err)
+		}
+		if _, err := s.ListTokens(ctx, name); err != nil {
+			t.Errorf("stored %q: ListTokens: %v", v, err)
+		}
+		must(t, s.RecordLastUse(ctx, []store.LastUse{{Owner: name, TokenID: tok.ID, At: at, IP: "192.0.2.7", Host: "b.example"}}))
+		got, err = s.GetToken(ctx, name, tok.ID)
+		if err != nil || !got.LastUsedAt.Equal(at) || got.LastUsedIP != "192.0.2.7" {
+			t.Errorf("stored %q, after a use: %v from %q, %v; want the use", v, got.LastUsedAt, got.LastUsedIP, err)
+		}
+		if _, err := s.DeleteToken(ctx, name, tok.ID); err != nil {
+			t.Errorf("stored %q: DeleteToken: %v", v, err)
+		}
+	}
+}
