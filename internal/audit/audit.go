@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/internal/store"
 )
 
 // Levels.
@@ -135,6 +137,7 @@ func (l *Log) Write(r Record) {
 		return
 	}
 	r.Timestamp = l.now().In(l.loc)
+	r.Hostname = store.CleanHost(r.Hostname) // the client's Host: one bounded printable word
 	if l.records != nil {
 		// "audit_level", not "level": the entry has its own level member.
 		l.records.Info("token request", zap.String("name", r.Name), zap.String("hostname", r.Hostname),

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tokengate/tokengate/internal/audit"
+	"github.com/tokengate/tokengate/internal/store"
 )
 
 var t0 = time.Date(2025, 6, 1, 23, 59, 0, 0, time.UTC)
@@ -117,6 +118,20 @@ func TestRecordLine(t *testing.T) {
 				t.Errorf("response %v", m["response"])
 			}
 		})
+	}
+}
+
+// TestHostnameCleaned: the hostname is the client's Host; a record keeps
+// it as store.CleanHost does (one bounded printable word), in the file.
+func TestHostnameCleaned(t *testing.T) {
+	dir := t.TempDir()
+	l := utcLog(dir, nil, (&clock{t: t0}).Now)
+	defer l.Close()
+	write(t, l, audit.Record{Name: "ci", Hostname: "evil\x1b[2J\nhost " + strings.Repeat("a", 1<<16), Level: audit.LevelInfo})
+	got := lines(t, dayFile(dir, "2025-06-01"))
+	h, _ := got[0]["hostname"].(string)
+	if strings.ContainsAny(h, "\x1b\n ") || len(h) > store.MaxHostLength || !strings.HasPrefix(h, "evil?[2J?host?") {
+		t.Errorf("hostname recorded as %q (%d bytes)", h[:min(len(h), 40)], len(h))
 	}
 }
 
