@@ -189,24 +189,17 @@ func (sc *ExpiryScanner) check(ctx context.Context, t store.Token, warnings []ti
 // failures, and the end of the streak once (Info); the next interval
 // tries again.
 func (sc *ExpiryScanner) Run(ctx context.Context) {
-	for {
+	sc.failures.Repeat(ctx, sc.wake, sc.settings, "expiry scan", func(ctx context.Context) error {
 		_, err := sc.Scan(ctx)
-		sc.mu.Lock()
-		interval, logger := sc.interval, sc.logger
-		sc.mu.Unlock()
-		if ctx.Err() == nil {
-			sc.failures.Record(err, logger, "expiry scan")
-		}
-		t := time.NewTimer(interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-sc.wake:
-			t.Stop()
-		case <-t.C:
-		}
-	}
+		return err
+	})
+}
+
+// settings is the interval and logger the next scan uses.
+func (sc *ExpiryScanner) settings() (time.Duration, *zap.Logger) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.interval, sc.logger
 }
 
 // Failures is how many scans by Run failed.

@@ -253,24 +253,17 @@ func (sc *Scanner) pendingOf(owner string) map[string]store.LastUse {
 // failures, and the end of the streak once (Info); the next interval
 // tries again.
 func (sc *Scanner) Run(ctx context.Context) {
-	for {
+	sc.failures.Repeat(ctx, sc.wake, sc.settings, "dormancy scan", func(ctx context.Context) error {
 		_, err := sc.Scan(ctx)
-		sc.mu.Lock()
-		interval, logger := sc.interval, sc.logger
-		sc.mu.Unlock()
-		if ctx.Err() == nil {
-			sc.failures.Record(err, logger, "dormancy scan")
-		}
-		t := time.NewTimer(interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-sc.wake:
-			t.Stop()
-		case <-t.C:
-		}
-	}
+		return err
+	})
+}
+
+// settings is the interval and logger the next scan uses.
+func (sc *Scanner) settings() (time.Duration, *zap.Logger) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.interval, sc.logger
 }
 
 // Failures is how many scans by Run failed.

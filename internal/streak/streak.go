@@ -6,8 +6,10 @@
 package streak
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -64,4 +66,29 @@ func (s *Streak) Failing() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.current > 0
+}
+
+// Repeat runs task at once and then again every interval until ctx is
+// done, recording each outcome (Record, with msg); a value on wake starts
+// the next run at once. settings gives the interval and the logger before
+// each wait, so a reconfigured task uses them from its next run. A run
+// that ctx cut short is not recorded.
+func (s *Streak) Repeat(ctx context.Context, wake <-chan struct{}, settings func() (time.Duration, *zap.Logger), msg string, task func(context.Context) error) {
+	for {
+		err := task(ctx)
+		interval, logger := settings()
+		if ctx.Err() != nil {
+			return
+		}
+		s.Record(err, logger, msg)
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-wake:
+			t.Stop()
+		case <-t.C:
+		}
+	}
 }

@@ -1,8 +1,10 @@
 package streak
 
 import (
+	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -44,5 +46,39 @@ func TestOncePerStreak(t *testing.T) {
 	none.Record(boom, logger, "x")
 	if none.Failures() != 0 || none.Failing() {
 		t.Error("a nil Streak counted")
+	}
+}
+
+// TestRepeat: the task runs at once, again on a wake (the interval is
+// long), each outcome recorded, and Repeat returns when ctx ends.
+func TestRepeat(t *testing.T) {
+	var s Streak
+	ctx, cancel := context.WithCancel(context.Background())
+	wake := make(chan struct{})
+	runs := make(chan int)
+	n := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Repeat(ctx, wake, func() (time.Duration, *zap.Logger) { return time.Hour, nil }, "task", func(ctx context.Context) error {
+			n++
+			runs <- n
+			if n == 2 {
+				<-ctx.Done() // a run the shutdown cuts short
+			}
+			return errors.New("down")
+		})
+	}()
+	if got := <-runs; got != 1 {
+		t.Fatalf("first run %d", got)
+	}
+	wake <- struct{}{} // received only once the first run was recorded and Repeat waits
+	if got := <-runs; got != 2 {
+		t.Fatalf("second run %d", got)
+	}
+	cancel()
+	<-done
+	if s.Failures() != 1 {
+		t.Errorf("Failures = %d: the first run is recorded, the one cut short by ctx is not", s.Failures())
 	}
 }
