@@ -2,7 +2,8 @@
 // scan, a check no client waits on) the way the gateway reports every
 // failure nobody else sees: each one counted (Failures, exported as a
 // metric), logged at Warn once per streak of failures, and once more, at
-// Info with the streak's length, when the task works again.
+// Info with the streak's length, when the task works again. Repeat runs
+// such a task every interval.
 package streak
 
 import (
