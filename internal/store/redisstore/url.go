@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // redacted replaces passwords in Redacted, as net/url's URL.Redacted does.
@@ -311,7 +312,19 @@ func (p *parsedURL) singleOptions() (*ClientOptions, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.MaintNotificationsConfig = noMaintNotifications()
 	return &ClientOptions{Single: o}, nil
+}
+
+// noMaintNotifications switches off go-redis's maintenance notifications
+// (a Redis Enterprise and Cloud feature: CLIENT MAINT_NOTIFICATIONS). Left
+// at go-redis's default, "auto", every new connection sends that
+// handshake; open-source Redis refuses it, and go-redis then turns the
+// feature off by writing its options from several connections at once (a
+// data race the race detector reports, seen on a cluster's parallel
+// barriers). Failover clients have it off already.
+func noMaintNotifications() *maintnotifications.Config {
+	return &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 }
 
 // sentinelOptions parses a redis-sentinel:// URL: the host list names the
@@ -384,6 +397,7 @@ func (p *parsedURL) clusterOptions() (*ClientOptions, error) {
 		return nil, err
 	}
 	o.Addrs = p.addrs
+	o.MaintNotificationsConfig = noMaintNotifications()
 	clearServerName(o.TLSConfig)
 	return &ClientOptions{Cluster: o}, nil
 }

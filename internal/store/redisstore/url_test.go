@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 func TestParseURL(t *testing.T) {
@@ -282,6 +283,28 @@ func TestRedacted(t *testing.T) {
 	for _, tt := range tests {
 		if got := Redacted(tt.in); got != tt.want {
 			t.Errorf("Redacted(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestNoMaintNotifications: every client the URLs make has go-redis's
+// maintenance notifications off, so no connection sends the handshake
+// open-source Redis refuses (and go-redis's racy fallback never runs).
+func TestNoMaintNotifications(t *testing.T) {
+	for _, u := range []string{"redis://h:6379/0", "rediss://h:6379", "redis-cluster://h1:6379,h2:6379"} {
+		o, err := ParseURL(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m *maintnotifications.Config
+		switch {
+		case o.Single != nil:
+			m = o.Single.MaintNotificationsConfig
+		case o.Cluster != nil:
+			m = o.Cluster.MaintNotificationsConfig
+		}
+		if m == nil || m.Mode != maintnotifications.ModeDisabled {
+			t.Errorf("%s: maintenance notifications %+v, want disabled", u, m)
 		}
 	}
 }
