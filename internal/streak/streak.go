@@ -59,16 +59,6 @@ func (s *Streak) Failures() uint64 {
 	return s.failures.Load()
 }
 
-// Failing says whether the last run recorded failed.
-func (s *Streak) Failing() bool {
-	if s == nil {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.current > 0
-}
-
 // Repeat runs task at once and then again every interval until ctx is
 // done, recording each outcome (Record, with msg); a value on wake starts
 // the next run at once. settings gives the interval and the logger before
